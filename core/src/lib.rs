@@ -14,6 +14,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod alloc;
 pub mod geometry;
 pub mod proto;
+pub mod sched;
+pub mod service;
 pub mod time;

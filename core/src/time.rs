@@ -147,7 +147,10 @@ mod tests {
     fn arithmetic_saturates() {
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
         assert_eq!(Instant(5) - Instant(10), Duration::ZERO);
-        assert_eq!(Instant::from_secs(2) - Instant::from_millis(500), Duration::from_millis(1500));
+        assert_eq!(
+            Instant::from_secs(2) - Instant::from_millis(500),
+            Duration::from_millis(1500)
+        );
         assert_eq!(Duration::from_secs_f64(0.0000015), Duration(2));
         assert_eq!(Duration::from_secs_f64(-3.0), Duration::ZERO);
         assert_eq!(Duration::from_secs_f64(f64::NAN), Duration::ZERO);

@@ -1,0 +1,1279 @@
+//! The allocation service (the reference's `Controller`): jobs with owners and keepalives,
+//! their life cycle, and the board power and link work they cause.
+//!
+//! A job goes queued → power → ready → destroyed. When the [`JobQueue`] allocates it, the
+//! service asks for its boards to be powered on and its peripheral links disabled: one
+//! [`BmpBatch`] per (cabinet, frame), since one BMP controls a frame. When every batch is
+//! acknowledged the job is ready; a failed batch destroys the job with "Machine configuration
+//! failed. Error: …". Destroying a job powers its boards off; the boards go back to the
+//! allocator (through its delayed-free list) only once that power-off has completed.
+//!
+//! Unlike the reference, freeing does not depend on the job still being in the bounded list
+//! of retired jobs (its §11 leak), and malformed requests are refused with an error instead of
+//! leaving a job stuck in the queue.
+//!
+//! Sans-IO: every call takes `now`; BMP work comes out of [`Service::poll_bmp_batch`], its
+//! completion goes in through [`Service::bmp_batch_done`]; what happened to jobs comes out of
+//! [`Service::poll_event`]; [`Service::poll_timeout`] says when to call
+//! [`Service::handle_timeout`] (keepalive expiry, delayed frees).
+
+use crate::alloc::filter::Topology;
+use crate::alloc::spalloc::SpallocPacker;
+use crate::alloc::{Allocator, Packer, Request, Shape};
+use crate::geometry::{Board, Chip, FrameId, JobExtent, Link, Machine, Physical, WhereIs};
+use crate::sched::{Discipline, Fifo, JobId, JobQueue, JobSpec, QueueEvent};
+use crate::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::Ipv4Addr;
+
+/// The reason given to jobs whose keepalive lapsed.
+pub const TIMED_OUT: &str = "Job timed out.";
+/// The reason given to jobs on a machine that was removed.
+pub const MACHINE_REMOVED: &str = "Machine removed.";
+
+/// A job's state, numbered as the reference's `JobState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum JobState {
+    /// Not known (never existed, or forgotten).
+    Unknown = 0,
+    /// Waiting for boards.
+    Queued = 1,
+    /// Boards allocated; power or link commands in progress.
+    Power = 2,
+    /// Boards powered and configured.
+    Ready = 3,
+    /// Destroyed (see the reason).
+    Destroyed = 4,
+}
+
+/// Service settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Delay before freed boards can be reused (reference default 30 s).
+    pub seconds_before_free: Duration,
+    /// How many destroyed jobs' reasons are remembered (reference default 1200).
+    pub max_retired_jobs: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> ServiceConfig {
+        ServiceConfig {
+            seconds_before_free: Duration::from_secs(30),
+            max_retired_jobs: 1200,
+        }
+    }
+}
+
+/// A request to create a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// Who owns it (required).
+    pub owner: String,
+    /// Keepalive period (`None`: never times out; reference default 60 s).
+    pub keepalive: Option<Duration>,
+    /// Run only on this machine.
+    pub machine: Option<String>,
+    /// Run only on machines with all these tags.
+    pub tags: Option<Vec<String>>,
+    /// What to allocate.
+    pub request: Request,
+    /// Expected runtime (for backfilling disciplines).
+    pub estimate: Option<Duration>,
+}
+
+/// One atomic batch of work for one BMP (a frame): power boards on or off and set link
+/// enables, in that order (power on, links, power off), as the reference's `AtomicRequests`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BmpBatch {
+    /// Batch id (for [`Service::bmp_batch_done`]).
+    pub id: u64,
+    /// The job it is for.
+    pub job: JobId,
+    /// Machine name.
+    pub machine: String,
+    /// The frame.
+    pub frame: FrameId,
+    /// The frame's BMP address.
+    pub bmp: Ipv4Addr,
+    /// Boards (numbers within the frame) to power on.
+    pub power_on: Vec<u16>,
+    /// Boards to power off.
+    pub power_off: Vec<u16>,
+    /// (board, link, enable) link settings.
+    pub links: Vec<(u16, Link, bool)>,
+}
+
+/// Something that happened to a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceEvent {
+    /// Created and queued (or about to be allocated).
+    Created {
+        /// The job.
+        job: JobId,
+    },
+    /// Boards allocated; power-on started.
+    Allocated {
+        /// The job.
+        job: JobId,
+        /// Machine name.
+        machine: String,
+        /// Its boards, sorted.
+        boards: Vec<Board>,
+    },
+    /// All power and link work done: the job can use its boards.
+    Ready {
+        /// The job.
+        job: JobId,
+    },
+    /// Destroyed (before or after allocation).
+    Destroyed {
+        /// The job.
+        job: JobId,
+        /// Why.
+        reason: String,
+        /// Whether it had boards.
+        had_boards: bool,
+    },
+    /// A destroyed job's boards have been powered off and handed back to the allocator.
+    BoardsReleased {
+        /// The job.
+        job: JobId,
+        /// Machine name.
+        machine: String,
+        /// How many boards.
+        boards: usize,
+    },
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServiceError {
+    /// No owner given.
+    #[error("owner must be specified for all jobs")]
+    NoOwner,
+    /// The request itself is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No live job with that id.
+    #[error("no live job with id {0}")]
+    UnknownJob(JobId),
+    /// No such machine.
+    #[error("no machine named {0}")]
+    UnknownMachine(String),
+    /// Machine names must be unique.
+    #[error("machine name {0} already in use")]
+    DuplicateMachine(String),
+    /// Two machines share an address.
+    #[error("IP address {ip} is used by machines {a} and {b}")]
+    DuplicateIp {
+        /// The address.
+        ip: Ipv4Addr,
+        /// First machine.
+        a: String,
+        /// Second machine.
+        b: String,
+    },
+    /// No such BMP batch outstanding.
+    #[error("no outstanding BMP batch {0}")]
+    UnknownBatch(u64),
+}
+
+/// What `get_job_state` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStateInfo {
+    /// State.
+    pub state: JobState,
+    /// Whether the boards are (being) powered on; `None` once destroyed.
+    pub power: Option<bool>,
+    /// Keepalive period; `None` if none or destroyed.
+    pub keepalive: Option<Duration>,
+    /// Destruction reason.
+    pub reason: Option<String>,
+    /// Creation time; `None` once destroyed.
+    pub start_time: Option<Instant>,
+    /// Host that last kept the job alive; `None` once destroyed.
+    pub keepalive_host: Option<String>,
+}
+
+/// What `get_job_machine_info` reports for an allocated job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobMachineInfo {
+    /// Chip width of the job's machine.
+    pub width: u32,
+    /// Chip height.
+    pub height: u32,
+    /// Ethernet chips (job coordinates) and their addresses, in chip order.
+    pub connections: Vec<(Chip, Ipv4Addr)>,
+    /// Machine name.
+    pub machine_name: String,
+    /// Boards, sorted.
+    pub boards: Vec<Board>,
+}
+
+/// One row of `list_jobs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSummary {
+    /// Job id.
+    pub job_id: JobId,
+    /// Owner.
+    pub owner: String,
+    /// Creation time.
+    pub start_time: Instant,
+    /// Keepalive period.
+    pub keepalive: Option<Duration>,
+    /// State.
+    pub state: JobState,
+    /// Power.
+    pub power: bool,
+    /// The request.
+    pub request: Request,
+    /// Machine it was allocated on.
+    pub allocated_machine_name: Option<String>,
+    /// Boards, if allocated.
+    pub boards: Vec<Board>,
+    /// Host that last kept it alive.
+    pub keepalive_host: Option<String>,
+}
+
+/// One row of `list_machines`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineSummary {
+    /// Name.
+    pub name: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Width in triads.
+    pub width: u16,
+    /// Height in triads.
+    pub height: u16,
+    /// Dead boards.
+    pub dead_boards: Vec<Board>,
+    /// Dead links.
+    pub dead_links: Vec<(Board, Link)>,
+}
+
+/// A `where_is` query in one of its four forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhereIsQuery {
+    /// By logical board.
+    Board {
+        /// Machine.
+        machine: String,
+        /// Board.
+        board: Board,
+    },
+    /// By physical board.
+    Physical {
+        /// Machine.
+        machine: String,
+        /// Position.
+        position: Physical,
+    },
+    /// By machine chip.
+    Chip {
+        /// Machine.
+        machine: String,
+        /// x.
+        x: i64,
+        /// y.
+        y: i64,
+    },
+    /// By chip within a job.
+    JobChip {
+        /// Job.
+        job: JobId,
+        /// x.
+        x: i64,
+        /// y.
+        y: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Allocated {
+    machine: usize,
+    boards: Vec<Board>,
+    periphery: Vec<(Board, Link)>,
+    width: u32,
+    height: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    owner: String,
+    keepalive: Option<Duration>,
+    keepalive_until: Option<Instant>,
+    host: Option<String>,
+    start_time: Instant,
+    state: JobState,
+    power: bool,
+    request: Request,
+    alloc: Option<Allocated>,
+    outstanding: usize,
+}
+
+/// A job destroyed while BMP work for it is still outstanding: its boards return to the
+/// allocator when the last batch completes.
+#[derive(Debug, Clone)]
+struct Draining {
+    machine: String,
+    boards: usize,
+    outstanding: usize,
+}
+
+#[derive(Debug, Clone)]
+struct ServiceMachine {
+    machine: Machine,
+    topo: Topology,
+}
+
+/// Boards and link settings for one frame.
+type FrameWork = (Vec<u16>, Vec<(u16, Link, bool)>);
+
+/// Builds a packing policy for a machine.
+pub type PackerFactory = Box<dyn Fn(&Machine) -> Box<dyn Packer> + Send>;
+
+/// The allocation service.
+pub struct Service {
+    config: ServiceConfig,
+    queue: JobQueue,
+    machines: Vec<ServiceMachine>,
+    packer_factory: PackerFactory,
+    jobs: BTreeMap<JobId, Job>,
+    retired: VecDeque<JobId>,
+    retired_reasons: BTreeMap<JobId, String>,
+    draining: BTreeMap<JobId, Draining>,
+    next_id: JobId,
+    next_batch: u64,
+    batches: BTreeMap<u64, JobId>,
+    out_batches: VecDeque<BmpBatch>,
+    events: VecDeque<ServiceEvent>,
+    changed_jobs: BTreeSet<JobId>,
+    changed_machines: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("machines", &self.machines.len())
+            .field("jobs", &self.jobs.len())
+            .field("discipline", &self.queue.discipline())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reference packing policy for a machine.
+pub fn spalloc_packer(m: &Machine) -> Box<dyn Packer> {
+    let db: Vec<Board> = m.dead_boards().iter().copied().collect();
+    let dl: Vec<(Board, Link)> = m.dead_links().iter().copied().collect();
+    Box::new(SpallocPacker::new(m.width(), m.height(), &db, &dl))
+}
+
+impl Service {
+    /// A service with the reference policies (`spalloc` packer, FIFO queue).
+    pub fn new(config: ServiceConfig) -> Service {
+        Service::with_policies(config, Box::new(spalloc_packer), Box::new(Fifo))
+    }
+
+    /// A service with the given packing policy and queue discipline.
+    pub fn with_policies(
+        config: ServiceConfig,
+        packer_factory: PackerFactory,
+        discipline: Box<dyn Discipline>,
+    ) -> Service {
+        Service {
+            config,
+            queue: JobQueue::new(discipline),
+            machines: Vec::new(),
+            packer_factory,
+            jobs: BTreeMap::new(),
+            retired: VecDeque::new(),
+            retired_reasons: BTreeMap::new(),
+            draining: BTreeMap::new(),
+            next_id: 1,
+            next_batch: 1,
+            batches: BTreeMap::new(),
+            out_batches: VecDeque::new(),
+            events: VecDeque::new(),
+            changed_jobs: BTreeSet::new(),
+            changed_machines: BTreeSet::new(),
+        }
+    }
+
+    /// The job queue (for inspection).
+    pub fn queue(&self) -> &JobQueue {
+        &self.queue
+    }
+
+    /// Adds a machine at the lowest priority.
+    pub fn add_machine(&mut self, now: Instant, machine: Machine) -> Result<(), ServiceError> {
+        if self.machines.iter().any(|m| m.machine.name() == machine.name()) {
+            return Err(ServiceError::DuplicateMachine(machine.name().to_string()));
+        }
+        let mut ips: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
+        for m in &self.machines {
+            for (_, ip) in m.machine.bmps() {
+                ips.insert(ip, m.machine.name());
+            }
+            for (_, ip) in m.machine.board_ips() {
+                ips.insert(ip, m.machine.name());
+            }
+        }
+        for ip in machine
+            .bmps()
+            .map(|(_, ip)| ip)
+            .chain(machine.board_ips().map(|(_, ip)| ip))
+        {
+            if let Some(a) = ips.get(&ip) {
+                return Err(ServiceError::DuplicateIp {
+                    ip,
+                    a: a.to_string(),
+                    b: machine.name().to_string(),
+                });
+            }
+        }
+        let allocator = Allocator::new((self.packer_factory)(&machine), self.config.seconds_before_free);
+        let topo = topology_of(&machine);
+        let name = machine.name().to_string();
+        let tags = machine.tags().to_vec();
+        self.machines.push(ServiceMachine { machine, topo });
+        self.queue
+            .add_machine(now, &name, &tags, allocator)
+            .map_err(|_| ServiceError::DuplicateMachine(name.clone()))?;
+        self.changed_machines.insert(name);
+        self.drain_queue(now);
+        Ok(())
+    }
+
+    /// Changes a machine's tags and faults (jobs keep their boards; queued jobs are
+    /// re-examined).
+    pub fn modify_machine(&mut self, now: Instant, machine: Machine) -> Result<(), ServiceError> {
+        let i = self.machine_index(machine.name())?;
+        let db: Vec<Board> = machine.dead_boards().iter().copied().collect();
+        let dl: Vec<(Board, Link)> = machine.dead_links().iter().copied().collect();
+        let name = machine.name().to_string();
+        let tags = machine.tags().to_vec();
+        self.machines[i] = ServiceMachine {
+            topo: topology_of(&machine),
+            machine,
+        };
+        self.queue
+            .modify_machine(now, &name, Some(&tags), Some((&db, &dl)))
+            .map_err(|_| ServiceError::UnknownMachine(name.clone()))?;
+        self.changed_machines.insert(name);
+        self.drain_queue(now);
+        Ok(())
+    }
+
+    /// Removes a machine: its jobs are destroyed ("Machine removed."), and queued jobs only
+    /// it could run are cancelled.
+    pub fn remove_machine(&mut self, now: Instant, name: &str) -> Result<(), ServiceError> {
+        let i = self.machine_index(name)?;
+        let on_it: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.alloc.as_ref().is_some_and(|a| a.machine == i))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in on_it {
+            self.destroy_job(now, id, Some(MACHINE_REMOVED.to_string()))?;
+        }
+        self.queue
+            .remove_machine(now, name)
+            .map_err(|_| ServiceError::UnknownMachine(name.to_string()))?;
+        self.machines.remove(i);
+        for j in self.jobs.values_mut() {
+            if let Some(a) = &mut j.alloc
+                && a.machine > i
+            {
+                a.machine -= 1;
+            }
+        }
+        // Boards still draining on the removed machine will never come back: forget them.
+        self.draining.retain(|_, d| d.machine != name);
+        self.changed_machines.insert(name.to_string());
+        self.drain_queue(now);
+        Ok(())
+    }
+
+    fn machine_index(&self, name: &str) -> Result<usize, ServiceError> {
+        self.machines
+            .iter()
+            .position(|m| m.machine.name() == name)
+            .ok_or_else(|| ServiceError::UnknownMachine(name.to_string()))
+    }
+
+    /// The machines, in priority order.
+    pub fn machines(&self) -> impl Iterator<Item = &Machine> {
+        self.machines.iter().map(|m| &m.machine)
+    }
+
+    /// Creates a job; returns its id. It may be allocated or cancelled at once.
+    pub fn create_job(&mut self, now: Instant, host: Option<&str>, new: NewJob) -> Result<JobId, ServiceError> {
+        if new.owner.is_empty() {
+            return Err(ServiceError::NoOwner);
+        }
+        validate(&new.request)?;
+        if new.machine.is_some() && new.tags.is_some() {
+            return Err(ServiceError::BadRequest(
+                "only one of machine and tags may be specified for a job".into(),
+            ));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.jobs.insert(
+            id,
+            Job {
+                owner: new.owner,
+                keepalive: new.keepalive,
+                keepalive_until: new.keepalive.map(|k| now + k),
+                host: host.map(str::to_string),
+                start_time: now,
+                state: JobState::Queued,
+                power: false,
+                request: new.request,
+                alloc: None,
+                outstanding: 0,
+            },
+        );
+        self.changed_jobs.insert(id);
+        self.events.push_back(ServiceEvent::Created { job: id });
+        let spec = JobSpec {
+            machine: new.machine,
+            tags: new.tags,
+            estimate: new.estimate.map(|d| d.as_micros()),
+        };
+        // The id is fresh and machine/tags were checked, so the queue accepts the job.
+        let _ = self.queue.create_job(now, id, new.request, spec);
+        self.drain_queue(now);
+        Ok(id)
+    }
+
+    /// Refreshes a job's keepalive.
+    pub fn job_keepalive(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Result<(), ServiceError> {
+        let j = self.jobs.get_mut(&id).ok_or(ServiceError::UnknownJob(id))?;
+        j.keepalive_until = j.keepalive.map(|k| now + k);
+        if let Some(h) = host {
+            j.host = Some(h.to_string());
+        }
+        Ok(())
+    }
+
+    /// Destroys a job (queued or allocated). Unknown or already destroyed ids are an error.
+    pub fn destroy_job(&mut self, now: Instant, id: JobId, reason: Option<String>) -> Result<(), ServiceError> {
+        if !self.jobs.contains_key(&id) {
+            return Err(ServiceError::UnknownJob(id));
+        }
+        let _ = self.queue.destroy_job(now, id, reason);
+        self.drain_queue(now);
+        Ok(())
+    }
+
+    /// Powers an allocated job's boards on again (and disables its peripheral links).
+    pub fn power_on_job_boards(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
+        self.touch(now, id)?;
+        if self.jobs[&id].alloc.is_some() {
+            self.set_power(id, true, Some(false));
+        }
+        Ok(())
+    }
+
+    /// Powers an allocated job's boards off (links untouched).
+    pub fn power_off_job_boards(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
+        self.touch(now, id)?;
+        if self.jobs[&id].alloc.is_some() {
+            self.set_power(id, false, None);
+        }
+        Ok(())
+    }
+
+    fn touch(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
+        let j = self.jobs.get_mut(&id).ok_or(ServiceError::UnknownJob(id))?;
+        j.keepalive_until = j.keepalive.map(|k| now + k);
+        Ok(())
+    }
+
+    /// A job's state (refreshes its keepalive, as the reference does).
+    pub fn get_job_state(&mut self, now: Instant, id: JobId) -> JobStateInfo {
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.keepalive_until = j.keepalive.map(|k| now + k);
+            return JobStateInfo {
+                state: j.state,
+                power: Some(j.power),
+                keepalive: j.keepalive,
+                reason: None,
+                start_time: Some(j.start_time),
+                keepalive_host: j.host.clone(),
+            };
+        }
+        let reason = self.retired_reasons.get(&id).cloned();
+        JobStateInfo {
+            state: if reason.is_some() {
+                JobState::Destroyed
+            } else {
+                JobState::Unknown
+            },
+            power: None,
+            keepalive: None,
+            reason,
+            start_time: None,
+            keepalive_host: None,
+        }
+    }
+
+    /// Where an allocated job runs (refreshes its keepalive); `None` if not allocated.
+    pub fn get_job_machine_info(&mut self, now: Instant, id: JobId) -> Option<JobMachineInfo> {
+        let j = self.jobs.get_mut(&id)?;
+        j.keepalive_until = j.keepalive.map(|k| now + k);
+        let a = j.alloc.as_ref()?;
+        let m = &self.machines[a.machine].machine;
+        let origin = *a.boards.iter().min()?;
+        let mut connections: Vec<(Chip, Ipv4Addr)> = a
+            .boards
+            .iter()
+            .filter_map(|b| {
+                let (cx, cy) = crate::geometry::board_offset_to_chip(
+                    b.x as i64 - origin.x as i64,
+                    b.y as i64 - origin.y as i64,
+                    b.z as i64 - origin.z as i64,
+                );
+                Some((Chip::new(cx.max(0) as u32, cy.max(0) as u32), m.board_ip(*b)?))
+            })
+            .collect();
+        connections.sort();
+        Some(JobMachineInfo {
+            width: a.width,
+            height: a.height,
+            connections,
+            machine_name: m.name().to_string(),
+            boards: a.boards.clone(),
+        })
+    }
+
+    /// All live jobs in id (creation) order.
+    pub fn list_jobs(&self) -> Vec<JobSummary> {
+        self.jobs
+            .iter()
+            .map(|(id, j)| JobSummary {
+                job_id: *id,
+                owner: j.owner.clone(),
+                start_time: j.start_time,
+                keepalive: j.keepalive,
+                state: j.state,
+                power: j.power,
+                request: j.request,
+                allocated_machine_name: j
+                    .alloc
+                    .as_ref()
+                    .map(|a| self.machines[a.machine].machine.name().to_string()),
+                boards: j.alloc.as_ref().map(|a| a.boards.clone()).unwrap_or_default(),
+                keepalive_host: j.host.clone(),
+            })
+            .collect()
+    }
+
+    /// All machines in priority order.
+    pub fn list_machines(&self) -> Vec<MachineSummary> {
+        self.machines
+            .iter()
+            .map(|m| MachineSummary {
+                name: m.machine.name().to_string(),
+                tags: m.machine.tags().to_vec(),
+                width: m.machine.width(),
+                height: m.machine.height(),
+                dead_boards: m.machine.dead_boards().iter().copied().collect(),
+                dead_links: m.machine.dead_links().iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// The physical position of a board.
+    pub fn get_board_position(&self, machine: &str, board: Board) -> Option<Physical> {
+        self.machines
+            .iter()
+            .find(|m| m.machine.name() == machine)?
+            .machine
+            .location(board)
+    }
+
+    /// The board at a physical position.
+    pub fn get_board_at_position(&self, machine: &str, position: Physical) -> Option<Board> {
+        self.machines
+            .iter()
+            .find(|m| m.machine.name() == machine)?
+            .machine
+            .board_at(position)
+    }
+
+    /// Locates a board or chip in every coordinate form.
+    pub fn where_is(&self, query: &WhereIsQuery) -> Option<WhereIs> {
+        fn extent(id: JobId, j: &Job) -> Option<(usize, JobExtent<'_>)> {
+            let a = j.alloc.as_ref()?;
+            Some((
+                a.machine,
+                JobExtent {
+                    id,
+                    boards: &a.boards,
+                    width: a.width,
+                    height: a.height,
+                },
+            ))
+        }
+        let job_on = |mi: usize| {
+            move |b: Board| {
+                self.jobs
+                    .iter()
+                    .filter_map(|(id, j)| extent(*id, j))
+                    .find(|(m, e)| *m == mi && e.boards.binary_search(&b).is_ok())
+                    .map(|(_, e)| e)
+            }
+        };
+        let machine = |name: &str| self.machines.iter().position(|m| m.machine.name() == name);
+        match query {
+            WhereIsQuery::Board { machine: name, board } => {
+                let i = machine(name)?;
+                self.machines[i].machine.where_is_board(*board, job_on(i))
+            }
+            WhereIsQuery::Physical {
+                machine: name,
+                position,
+            } => {
+                let i = machine(name)?;
+                self.machines[i].machine.where_is_physical(*position, job_on(i))
+            }
+            WhereIsQuery::Chip { machine: name, x, y } => {
+                let i = machine(name)?;
+                self.machines[i].machine.where_is_chip(*x, *y, job_on(i))
+            }
+            WhereIsQuery::JobChip { job, x, y } => {
+                let (i, e) = extent(*job, self.jobs.get(job)?)?;
+                self.machines[i].machine.where_is_job_chip(&e, *x, *y, job_on(i))
+            }
+        }
+    }
+
+    /// Jobs whose state changed since the last call (cleared on read).
+    pub fn take_changed_jobs(&mut self) -> BTreeSet<JobId> {
+        std::mem::take(&mut self.changed_jobs)
+    }
+
+    /// Machines whose allocations or description changed since the last call.
+    pub fn take_changed_machines(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed_machines)
+    }
+
+    /// The next BMP batch to carry out.
+    pub fn poll_bmp_batch(&mut self) -> Option<BmpBatch> {
+        self.out_batches.pop_front()
+    }
+
+    /// The next job event.
+    pub fn poll_event(&mut self) -> Option<ServiceEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Service::handle_timeout`] should next run: the earliest keepalive expiry or
+    /// delayed free.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let keep = self.jobs.values().filter_map(|j| j.keepalive_until).min();
+        // A keepalive times out once strictly past its deadline.
+        let keep = keep.map(|k| k + Duration(1));
+        [keep, self.queue.next_release()].into_iter().flatten().min()
+    }
+
+    /// Destroys timed-out jobs and releases due delayed frees.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.destroy_timed_out_jobs(now);
+        self.check_free(now);
+    }
+
+    /// Destroys jobs whose keepalive deadline has passed ("Job timed out.").
+    pub fn destroy_timed_out_jobs(&mut self, now: Instant) {
+        let expired: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.keepalive_until.is_some_and(|u| u < now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let _ = self.destroy_job(now, id, Some(TIMED_OUT.to_string()));
+        }
+    }
+
+    /// Releases due delayed frees and starts what can start.
+    pub fn check_free(&mut self, now: Instant) {
+        self.queue.check_free(now);
+        self.drain_queue(now);
+    }
+
+    /// Reports a BMP batch's outcome (`Err` carries the failure text, e.g. "Requests failed
+    /// on BMP 10.0.0.0").
+    pub fn bmp_batch_done(&mut self, now: Instant, batch: u64, result: Result<(), String>) -> Result<(), ServiceError> {
+        let id = self.batches.remove(&batch).ok_or(ServiceError::UnknownBatch(batch))?;
+        if let Some(d) = self.draining.get_mut(&id) {
+            d.outstanding -= 1;
+            if d.outstanding == 0 {
+                let d = self.draining.remove(&id).expect("present");
+                self.release(now, id, d);
+            }
+            return Ok(());
+        }
+        let Some(j) = self.jobs.get_mut(&id) else { return Ok(()) };
+        j.outstanding -= 1;
+        match result {
+            Err(e) => {
+                let _ = self
+                    .queue
+                    .destroy_job(now, id, Some(format!("Machine configuration failed. Error: {e}")));
+                self.drain_queue(now);
+            }
+            Ok(()) if j.outstanding == 0 => {
+                j.state = JobState::Ready;
+                self.changed_jobs.insert(id);
+                self.events.push_back(ServiceEvent::Ready { job: id });
+            }
+            Ok(()) => {}
+        }
+        Ok(())
+    }
+
+    /// Acts on everything the queue did.
+    fn drain_queue(&mut self, now: Instant) {
+        while let Some(ev) = self.queue.poll_event() {
+            match ev {
+                QueueEvent::Allocated {
+                    job,
+                    machine,
+                    allocation,
+                } => self.on_allocate(job, &machine, allocation),
+                QueueEvent::Cancelled { job, reason } => {
+                    self.teardown(now, job, format!("Cancelled: {}", reason.unwrap_or_default()));
+                }
+                QueueEvent::Freed { job, reason } => self.teardown(now, job, reason.unwrap_or_default()),
+            }
+        }
+    }
+
+    fn on_allocate(&mut self, id: JobId, machine: &str, allocation: crate::alloc::Allocation) {
+        let Some(mi) = self.machines.iter().position(|m| m.machine.name() == machine) else {
+            return;
+        };
+        let periphery = allocation.periphery(&self.machines[mi].topo);
+        let (width, height) = crate::geometry::job_dimensions(&allocation.boards, allocation.torus).unwrap_or((8, 8));
+        let boards = allocation.boards.clone();
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.alloc = Some(Allocated {
+                machine: mi,
+                boards: allocation.boards,
+                periphery,
+                width,
+                height,
+            });
+        }
+        self.changed_jobs.insert(id);
+        self.changed_machines.insert(machine.to_string());
+        self.events.push_back(ServiceEvent::Allocated {
+            job: id,
+            machine: machine.to_string(),
+            boards,
+        });
+        self.set_power(id, true, Some(false));
+    }
+
+    /// Powers a live job's boards on or off, setting its peripheral links if asked.
+    fn set_power(&mut self, id: JobId, power: bool, link_enable: Option<bool>) {
+        let Some(a) = self.jobs.get(&id).and_then(|j| j.alloc.as_ref()) else {
+            return;
+        };
+        let plan = self.plan_batches(id, a, power, link_enable);
+        let n = self.issue(plan);
+        let j = self.jobs.get_mut(&id).expect("present");
+        j.outstanding += n;
+        j.state = JobState::Power;
+        j.power = power;
+        self.changed_jobs.insert(id);
+        if j.outstanding == 0 {
+            // No BMP work at all (no located boards): ready at once.
+            j.state = JobState::Ready;
+            self.events.push_back(ServiceEvent::Ready { job: id });
+        }
+    }
+
+    /// Groups power and link commands per frame: one batch per BMP (ids assigned by
+    /// [`Service::issue`]).
+    fn plan_batches(&self, id: JobId, a: &Allocated, power: bool, link_enable: Option<bool>) -> Vec<BmpBatch> {
+        let m = &self.machines[a.machine].machine;
+        let mut frames: BTreeMap<FrameId, FrameWork> = BTreeMap::new();
+        for b in &a.boards {
+            if let Some(p) = m.location(*b) {
+                frames.entry(p.frame_id()).or_default().0.push(p.board);
+            }
+        }
+        if let Some(enable) = link_enable {
+            for (b, l) in &a.periphery {
+                if let Some(p) = m.location(*b) {
+                    frames.entry(p.frame_id()).or_default().1.push((p.board, *l, enable));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(frames.len());
+        for (frame, (boards, links)) in frames {
+            let Some(bmp) = m.bmp_ip(frame) else { continue };
+            let (power_on, power_off) = if power {
+                (boards, Vec::new())
+            } else {
+                (Vec::new(), boards)
+            };
+            out.push(BmpBatch {
+                id: 0,
+                job: id,
+                machine: m.name().to_string(),
+                frame,
+                bmp,
+                power_on,
+                power_off,
+                links,
+            });
+        }
+        out
+    }
+
+    /// Numbers planned batches and queues them for the BMPs; returns how many.
+    fn issue(&mut self, plan: Vec<BmpBatch>) -> usize {
+        let n = plan.len();
+        for mut b in plan {
+            b.id = self.next_batch;
+            self.next_batch += 1;
+            self.batches.insert(b.id, b.job);
+            self.out_batches.push_back(b);
+        }
+        n
+    }
+
+    /// Removes a job from the live set, remembers its reason and powers its boards off; the
+    /// boards go back to the allocator once all BMP work for the job has completed.
+    fn teardown(&mut self, now: Instant, id: JobId, reason: String) {
+        let Some(j) = self.jobs.remove(&id) else { return };
+        self.retired.push_back(id);
+        self.retired_reasons.insert(id, reason.clone());
+        while self.retired.len() > self.config.max_retired_jobs {
+            if let Some(old) = self.retired.pop_front() {
+                self.retired_reasons.remove(&old);
+            }
+        }
+        self.changed_jobs.insert(id);
+        self.events.push_back(ServiceEvent::Destroyed {
+            job: id,
+            reason,
+            had_boards: j.alloc.is_some(),
+        });
+        let Some(a) = j.alloc else { return };
+        let machine = self.machines[a.machine].machine.name().to_string();
+        self.changed_machines.insert(machine.clone());
+        let plan = self.plan_batches(id, &a, false, None);
+        let outstanding = j.outstanding + self.issue(plan);
+        let d = Draining {
+            machine,
+            boards: a.boards.len(),
+            outstanding,
+        };
+        if outstanding == 0 {
+            self.release(now, id, d);
+        } else {
+            self.draining.insert(id, d);
+        }
+    }
+
+    /// Hands a destroyed job's boards back to the allocator (its delayed-free list).
+    fn release(&mut self, now: Instant, id: JobId, d: Draining) {
+        self.queue.free(now, id);
+        self.events.push_back(ServiceEvent::BoardsReleased {
+            job: id,
+            machine: d.machine.clone(),
+            boards: d.boards,
+        });
+        self.changed_machines.insert(d.machine);
+        self.drain_queue(now);
+    }
+
+    /// Number of live (not destroyed) jobs.
+    pub fn live_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+}
+
+fn topology_of(m: &Machine) -> Topology {
+    Topology::new(
+        m.width(),
+        m.height(),
+        m.dead_boards().iter().copied(),
+        m.dead_links().iter().copied(),
+    )
+}
+
+/// Refuses requests the reference would mishandle.
+fn validate(req: &Request) -> Result<(), ServiceError> {
+    match req.shape {
+        Shape::Boards { min_ratio, .. } if min_ratio.is_nan() || min_ratio < 0.0 => Err(ServiceError::BadRequest(
+            format!("min_ratio must be a non-negative number, got {min_ratio}"),
+        )),
+        Shape::AnyBoard | Shape::Board { .. } if req.require_torus => Err(ServiceError::BadRequest(
+            "require_torus must be False when allocating boards".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::MachineSpec;
+
+    fn machine(name: &str, w: u16, h: u16) -> Machine {
+        Machine::new(MachineSpec::new(name, w, h)).unwrap()
+    }
+
+    fn job(req: Request) -> NewJob {
+        NewJob {
+            owner: "alice".into(),
+            keepalive: Some(Duration::from_secs(60)),
+            machine: None,
+            tags: None,
+            request: req,
+            estimate: None,
+        }
+    }
+
+    fn ack_all(s: &mut Service, now: Instant) -> Vec<BmpBatch> {
+        let mut done = Vec::new();
+        while let Some(b) = s.poll_bmp_batch() {
+            s.bmp_batch_done(now, b.id, Ok(())).unwrap();
+            done.push(b);
+        }
+        done
+    }
+
+    fn events(s: &mut Service) -> Vec<ServiceEvent> {
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_job_is_powered_configured_then_ready_and_its_boards_come_back_after_power_off() {
+        let t0 = Instant::ZERO;
+        let mut s = Service::new(ServiceConfig::default());
+        s.add_machine(t0, machine("m", 4, 2)).unwrap();
+        let id = s
+            .create_job(t0, Some("10.0.0.9"), job(Request::new(Shape::Triads { w: 1, h: 1 })))
+            .unwrap();
+        assert_eq!(id, 1);
+        assert_eq!(s.get_job_state(t0, id).state, JobState::Power);
+        // A 1 x 1 triad at (0, 0): boards 0, 1, 2 of frame (0, 0) under the standard layout.
+        let batches: Vec<BmpBatch> = std::iter::from_fn(|| s.poll_bmp_batch()).collect();
+        assert_eq!(batches.len(), 1);
+        let b = &batches[0];
+        assert_eq!(b.power_on, vec![0, 1, 2]);
+        assert_eq!(b.links.len(), 12);
+        assert!(b.links.iter().all(|(_, _, enable)| !enable));
+        assert_eq!(b.bmp, Ipv4Addr::new(192, 168, 0, 0));
+        s.bmp_batch_done(t0, b.id, Ok(())).unwrap();
+        assert_eq!(s.get_job_state(t0, id).state, JobState::Ready);
+        let info = s.get_job_machine_info(t0, id).unwrap();
+        assert_eq!((info.width, info.height), (16, 16));
+        assert_eq!(info.connections[0], (Chip::new(0, 0), Ipv4Addr::new(192, 168, 0, 1)));
+        assert_eq!(info.connections.len(), 3);
+
+        // Destroy: power off; the boards return only after the power-off and the delay.
+        let t1 = Instant::from_secs(100);
+        s.destroy_job(t1, id, Some("done".into())).unwrap();
+        assert_eq!(s.get_job_state(t1, id).state, JobState::Destroyed);
+        assert_eq!(s.get_job_state(t1, id).reason.as_deref(), Some("done"));
+        let off: Vec<BmpBatch> = std::iter::from_fn(|| s.poll_bmp_batch()).collect();
+        assert_eq!(off.len(), 1);
+        assert_eq!(off[0].power_off, vec![0, 1, 2]);
+        assert!(off[0].links.is_empty());
+        // The whole machine is wanted next: it must wait for the power-off + 30 s.
+        let big = s
+            .create_job(t1, None, job(Request::new(Shape::Triads { w: 4, h: 2 })))
+            .unwrap();
+        assert_eq!(s.get_job_state(t1, big).state, JobState::Queued);
+        let t2 = Instant::from_secs(110);
+        s.bmp_batch_done(t2, off[0].id, Ok(())).unwrap();
+        assert_eq!(s.poll_timeout(), Some(Instant::from_secs(140)));
+        s.handle_timeout(Instant::from_secs(139));
+        assert_eq!(s.get_job_state(Instant::from_secs(139), big).state, JobState::Queued);
+        s.handle_timeout(Instant::from_secs(140));
+        assert_eq!(s.get_job_state(Instant::from_secs(140), big).state, JobState::Power);
+        let ev = events(&mut s);
+        assert!(ev.contains(&ServiceEvent::BoardsReleased {
+            job: id,
+            machine: "m".into(),
+            boards: 3
+        }));
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, ServiceEvent::Allocated { job, boards, .. } if *job == big && boards.len() == 24))
+        );
+    }
+
+    #[test]
+    fn bmp_failure_destroys_the_job_with_the_reference_reason() {
+        let t0 = Instant::ZERO;
+        let mut s = Service::new(ServiceConfig::default());
+        s.add_machine(t0, machine("m", 2, 2)).unwrap();
+        let id = s.create_job(t0, None, job(Request::new(Shape::AnyBoard))).unwrap();
+        let b = s.poll_bmp_batch().unwrap();
+        s.bmp_batch_done(t0, b.id, Err("Requests failed on BMP 192.168.0.0".into()))
+            .unwrap();
+        let st = s.get_job_state(t0, id);
+        assert_eq!(st.state, JobState::Destroyed);
+        assert_eq!(
+            st.reason.as_deref(),
+            Some("Machine configuration failed. Error: Requests failed on BMP 192.168.0.0")
+        );
+        // The power-off still goes out, and the board comes back after it.
+        let off = s.poll_bmp_batch().unwrap();
+        assert_eq!(off.power_off, vec![0]);
+        s.bmp_batch_done(t0, off.id, Ok(())).unwrap();
+        assert!(
+            events(&mut s)
+                .iter()
+                .any(|e| matches!(e, ServiceEvent::BoardsReleased { .. }))
+        );
+    }
+
+    #[test]
+    fn keepalive_lapse_times_the_job_out() {
+        let mut s = Service::new(ServiceConfig::default());
+        s.add_machine(Instant::ZERO, machine("m", 1, 1)).unwrap();
+        let id = s
+            .create_job(Instant::ZERO, None, job(Request::new(Shape::AnyBoard)))
+            .unwrap();
+        ack_all(&mut s, Instant::ZERO);
+        s.job_keepalive(Instant::from_secs(50), id, Some("h")).unwrap();
+        assert_eq!(s.poll_timeout(), Some(Instant::from_secs(110) + Duration(1)));
+        s.handle_timeout(Instant::from_secs(110));
+        assert_eq!(s.list_jobs()[0].state, JobState::Ready);
+        s.handle_timeout(Instant::from_secs(111));
+        assert!(s.list_jobs().is_empty());
+        assert_eq!(
+            s.get_job_state(Instant::from_secs(111), id).reason.as_deref(),
+            Some(TIMED_OUT)
+        );
+    }
+
+    #[test]
+    fn impossible_and_malformed_requests() {
+        let mut s = Service::new(ServiceConfig::default());
+        s.add_machine(Instant::ZERO, machine("m", 1, 1)).unwrap();
+        let id = s
+            .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 2, h: 1 })))
+            .unwrap();
+        assert_eq!(
+            s.get_job_state(Instant::ZERO, id).reason.as_deref(),
+            Some("Cancelled: No suitable machines available.")
+        );
+        let bad = job(Request::new(Shape::Boards { n: 4, min_ratio: -1.0 }));
+        assert!(matches!(
+            s.create_job(Instant::ZERO, None, bad),
+            Err(ServiceError::BadRequest(_))
+        ));
+        let no_owner = NewJob {
+            owner: String::new(),
+            ..job(Request::new(Shape::AnyBoard))
+        };
+        assert_eq!(s.create_job(Instant::ZERO, None, no_owner), Err(ServiceError::NoOwner));
+        assert_eq!(s.live_jobs(), 0);
+        assert!(s.destroy_job(Instant::ZERO, 99, None).is_err());
+    }
+
+    #[test]
+    fn boards_come_back_even_when_no_retired_job_is_remembered() {
+        // The reference leaks the boards in this configuration (max_retired_jobs = 0).
+        let cfg = ServiceConfig {
+            seconds_before_free: Duration::ZERO,
+            max_retired_jobs: 0,
+        };
+        let mut s = Service::new(cfg);
+        s.add_machine(Instant::ZERO, machine("m", 1, 1)).unwrap();
+        let a = s
+            .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 1, h: 1 })))
+            .unwrap();
+        ack_all(&mut s, Instant::ZERO);
+        s.destroy_job(Instant::ZERO, a, None).unwrap();
+        assert_eq!(s.get_job_state(Instant::ZERO, a).state, JobState::Unknown);
+        let b = s
+            .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 1, h: 1 })))
+            .unwrap();
+        assert_eq!(s.get_job_state(Instant::ZERO, b).state, JobState::Queued);
+        // Acknowledging the power-off releases the triad, which b gets at once.
+        ack_all(&mut s, Instant::ZERO);
+        assert_eq!(s.get_job_state(Instant::ZERO, b).state, JobState::Ready);
+    }
+
+    #[test]
+    fn tags_machines_and_listing() {
+        let t0 = Instant::ZERO;
+        let mut s = Service::new(ServiceConfig::default());
+        let mut spec = MachineSpec::new("big", 2, 2);
+        spec.tags = vec!["default".into(), "big".into()];
+        spec.addressing =
+            crate::geometry::Addressing::Scheme(crate::geometry::IpScheme::standard(Ipv4Addr::new(10, 0, 0, 0)));
+        s.add_machine(t0, Machine::new(spec).unwrap()).unwrap();
+        assert!(matches!(
+            s.add_machine(t0, machine("big", 1, 1)),
+            Err(ServiceError::DuplicateMachine(_))
+        ));
+        s.add_machine(t0, machine("small", 1, 1)).unwrap();
+        let mut spec = MachineSpec::new("clash", 1, 1);
+        spec.addressing =
+            crate::geometry::Addressing::Scheme(crate::geometry::IpScheme::standard(Ipv4Addr::new(10, 0, 0, 0)));
+        assert!(matches!(
+            s.add_machine(t0, Machine::new(spec).unwrap()),
+            Err(ServiceError::DuplicateIp { .. })
+        ));
+        let j = s
+            .create_job(
+                t0,
+                None,
+                NewJob {
+                    tags: Some(vec!["big".into()]),
+                    ..job(Request::new(Shape::AnyBoard))
+                },
+            )
+            .unwrap();
+        assert_eq!(s.get_job_machine_info(t0, j).unwrap().machine_name, "big");
+        let k = s
+            .create_job(
+                t0,
+                None,
+                NewJob {
+                    machine: Some("small".into()),
+                    ..job(Request::new(Shape::AnyBoard))
+                },
+            )
+            .unwrap();
+        assert_eq!(s.get_job_machine_info(t0, k).unwrap().machine_name, "small");
+        assert_eq!(s.list_jobs().len(), 2);
+        assert_eq!(
+            s.list_machines().iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            vec!["big", "small"]
+        );
+        let w = s.where_is(&WhereIsQuery::JobChip { job: k, x: 0, y: 0 }).unwrap();
+        assert_eq!((w.machine.as_str(), w.job_id), ("small", Some(k)));
+        assert!(s.take_changed_jobs().contains(&j));
+        assert!(s.take_changed_jobs().is_empty());
+        // Removing a machine destroys its jobs.
+        s.remove_machine(t0, "small").unwrap();
+        assert_eq!(s.get_job_state(t0, k).reason.as_deref(), Some(MACHINE_REMOVED));
+        assert_eq!(
+            s.get_board_position("big", Board::new(1, 1, 2)),
+            Some(Physical::new(0, 0, 11))
+        );
+        assert_eq!(
+            s.get_board_at_position("big", Physical::new(0, 0, 11)),
+            Some(Board::new(1, 1, 2))
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! Reading the user's input files: machine descriptions, traces and scenarios.
+//!
+//! Every reader reports bad input as an [`InputError`] that names the file, the line and the
+//! field, so that a user can go straight to the mistake.
+
+pub mod machine_json;
+pub mod replay_csv;
+
+use std::fmt;
+use std::path::Path;
+
+/// Something wrong in an input file, located as precisely as the format allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The file (as the user named it).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field or key path, when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl InputError {
+    /// An error at a line and field.
+    pub fn at(file: &str, line: Option<usize>, field: Option<&str>, message: impl Into<String>) -> InputError {
+        InputError {
+            file: file.to_string(),
+            line,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ": line {l}")?;
+        }
+        if let Some(k) = &self.field {
+            write!(f, ": {k}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Reads a text file, transparently gunzipping it when it starts with the gzip magic bytes.
+pub fn read_text(path: &Path) -> Result<String, InputError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| InputError::at(&name, None, None, format!("cannot read: {e}")))?;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .map_err(|e| InputError::at(&name, None, None, format!("bad gzip data: {e}")))?;
+        out
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        let upto = e.utf8_error().valid_up_to();
+        InputError::at(&name, None, None, format!("not UTF-8 text (bad byte at offset {upto})"))
+    })
+}
+
+/// The 1-based line of a byte offset in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
