@@ -64,11 +64,13 @@ pub fn replay(
 
     let requests: Vec<Request> = jobs.iter().map(TraceJob::request).collect();
     let index: BTreeMap<u64, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
-    let mut heap: BinaryHeap<Reverse<(u64, u8, u64, u64)>> = jobs
+    // Submissions are already in order: merge them with a heap of the events scheduled later.
+    let mut submits = jobs
         .iter()
         .enumerate()
-        .map(|(seq, j)| Reverse((j.submit_ms, SUBMIT, seq as u64, j.id)))
-        .collect();
+        .map(|(seq, j)| (j.submit_ms, SUBMIT, seq as u64, j.id))
+        .peekable();
+    let mut heap: BinaryHeap<Reverse<(u64, u8, u64, u64)>> = BinaryHeap::new();
     let mut seq = jobs.len() as u64;
     let mut start_ms: Vec<Option<u64>> = vec![None; jobs.len()];
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
@@ -76,7 +78,18 @@ pub fn replay(
     let (mut board_ms, mut total_wait, mut max_wait, mut max_end) = (0u64, 0u64, 0u64, None::<u64>);
 
     let t0 = std::time::Instant::now();
-    while let Some(Reverse((t, prio, _, id))) = heap.pop() {
+    loop {
+        let take_submit = match (submits.peek(), heap.peek()) {
+            (Some(s), Some(Reverse(h))) => s < h,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let (t, prio, _, id) = if take_submit {
+            submits.next().expect("peeked")
+        } else {
+            heap.pop().expect("peeked").0
+        };
         let now = Instant::from_millis(t);
         match prio {
             SUBMIT => {

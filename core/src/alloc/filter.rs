@@ -311,9 +311,20 @@ impl CandidateFilter {
         if !st.accepts(w, h, params) {
             return None;
         }
+        let torus = st.torus;
+        let full = st.alive as usize == w as usize * h as usize * 3;
+        if full {
+            // Every board of the rectangle is live and reachable: no search needed.
+            let mut boards = Vec::with_capacity(st.alive as usize);
+            for xx in x..x + w {
+                for yy in y..y + h {
+                    boards.extend((0..3).map(|z| Board::new(xx, yy, z)));
+                }
+            }
+            return Some(Accepted { boards, torus });
+        }
         self.enumerate(x, y, w, h);
         let topo = &self.topo;
-        let torus = st.torus;
         // Scanning the rectangle in (x, y, z) order yields the members already sorted.
         let mut boards = Vec::with_capacity(self.members.len());
         let hh = topo.height as u32;
