@@ -659,8 +659,10 @@ pub struct Machine {
     height: u16,
     dead_boards: std::collections::BTreeSet<Board>,
     dead_links: std::collections::BTreeSet<(Board, Link)>,
-    locations: std::collections::BTreeMap<Board, Physical>,
-    positions: std::collections::BTreeMap<Physical, Board>,
+    /// Dense by board index `(x · height + y) · 3 + z`.
+    locations: Vec<Option<Physical>>,
+    /// Boards by physical position: per frame, indexed by board number.
+    positions: std::collections::BTreeMap<FrameId, Vec<Option<Board>>>,
     bmp_ips: std::collections::BTreeMap<FrameId, core::net::Ipv4Addr>,
     board_ips: std::collections::BTreeMap<Board, core::net::Ipv4Addr>,
 }
@@ -844,6 +846,18 @@ impl Machine {
                 });
             }
         }
+        let mut dense = vec![None; width as usize * height as usize * 3];
+        for (b, p) in locations {
+            dense[(b.x as usize * height as usize + b.y as usize) * 3 + b.z as usize] = Some(p);
+        }
+        let mut by_frame: BTreeMap<FrameId, Vec<Option<Board>>> = BTreeMap::new();
+        for (p, b) in positions {
+            let v = by_frame.entry(p.frame_id()).or_default();
+            if v.len() <= p.board as usize {
+                v.resize(p.board as usize + 1, None);
+            }
+            v[p.board as usize] = Some(b);
+        }
         Ok(Machine {
             name,
             tags,
@@ -851,8 +865,8 @@ impl Machine {
             height,
             dead_boards,
             dead_links,
-            locations,
-            positions,
+            locations: dense,
+            positions: by_frame,
             bmp_ips,
             board_ips,
         })
@@ -924,15 +938,26 @@ impl Machine {
     }
     /// The physical position of a board (the reference's `get_board_position`).
     pub fn location(&self, b: Board) -> Option<Physical> {
-        self.locations.get(&b).copied()
+        if !self.contains(b) {
+            return None;
+        }
+        self.locations[self.board_index(b)]
+    }
+    /// The dense index of a board inside the machine: `(x · height + y) · 3 + z`.
+    pub fn board_index(&self, b: Board) -> usize {
+        (b.x as usize * self.height as usize + b.y as usize) * 3 + b.z as usize
     }
     /// The board at a physical position (the reference's `get_board_at_position`).
     pub fn board_at(&self, p: Physical) -> Option<Board> {
-        self.positions.get(&p).copied()
+        self.positions
+            .get(&p.frame_id())?
+            .get(p.board as usize)
+            .copied()
+            .flatten()
     }
     /// Every located board with its position, in board order.
     pub fn locations(&self) -> impl Iterator<Item = (Board, Physical)> + '_ {
-        self.locations.iter().map(|(b, p)| (*b, *p))
+        self.boards().filter_map(|b| Some((b, self.location(b)?)))
     }
     /// BMP address of a frame.
     pub fn bmp_ip(&self, f: FrameId) -> Option<core::net::Ipv4Addr> {

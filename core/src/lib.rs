@@ -16,6 +16,7 @@
 
 pub mod alloc;
 pub mod geometry;
+pub mod host;
 pub mod proto;
 pub mod sched;
 pub mod service;

@@ -1,2 +1,220 @@
-//! spinnbed-reports: charts and an HTML page per run. Filled in by the reports issue.
+//! spinnbed-reports: charts (PNG and SVG, 1200 × 800) and a static HTML page for a run's output
+//! files (`docs/outputs.md`), a side-by-side comparison of several runs, and the SCP windowing
+//! study chart.
+//!
+//! Reads plain files only; needs no system fonts (DejaVu Sans is embedded) and no network. All
+//! charts use colour-blind-safe palettes (Okabe–Ito for categories, viridis for magnitudes).
+//!
+//! ```no_run
+//! let summary = spinnbed_reports::generate(std::path::Path::new("out/busy-week"))?;
+//! for f in &summary.files {
+//!     println!("{}", f.display());
+//! }
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod charts;
+pub mod data;
+pub mod format;
+pub mod html;
+pub mod stats;
+mod style;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use charts::machine::{BoardsCompare, MachineMap};
+use charts::scp::{Scp, ScpCompare};
+use charts::utilisation::{Utilisation, UtilisationCompare};
+use charts::waits::{Waits, WaitsCompare};
+use charts::windowing::Windowing;
+pub use data::{InputError, RunData};
+use html::Figure;
+use style::render;
+
+/// What a report wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportSummary {
+    /// Every file written, in a fixed order: each chart's PNG then SVG, then `index.html`.
+    pub files: Vec<PathBuf>,
+}
+
+/// Writes `run_dir/report/`: `utilisation`, `waits`, one `machine_<name>` per machine and (when
+/// the run has `scp.csv`) `scp`, each as PNG and SVG, and `index.html`.
+///
+/// Reads `summary.json`, `jobs.csv`, `timeline.csv` and `boards.csv` (all required) and
+/// `scp.csv` (optional). Malformed input is an error naming the file and line.
+pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
+    let run = RunData::load(run_dir)?;
+    let out = run_dir.join("report");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut files = Vec::new();
+    let mut figs = Vec::new();
+
+    render(&Utilisation { run: &run }, &out, "utilisation", &mut files)?;
+    figs.push(Figure {
+        stem: "utilisation".into(),
+        alt: "Stacked area chart of allocated, powered, idle and dead boards over time, with the queue length below"
+            .into(),
+        caption: "Boards allocated, powered but not allocated, idle and dead over time; queued jobs below.".into(),
+    });
+    render(&Waits { run: &run }, &out, "waits", &mut files)?;
+    figs.push(Figure {
+        stem: "waits".into(),
+        alt: "Cumulative distribution of wait times per size class".into(),
+        caption: "Share of started jobs that waited at most t, per size class (mean ●, 95th percentile ▲).".into(),
+    });
+    let mut stems: Vec<String> = Vec::new();
+    for name in run.machine_names() {
+        let mut stem = charts::machine::file_stem(&name);
+        if stems.contains(&stem) {
+            stem = format!("{stem}_{}", stems.len() + 1);
+        }
+        render(
+            &MachineMap {
+                run: &run,
+                machine: &name,
+            },
+            &out,
+            &stem,
+            &mut files,
+        )?;
+        figs.push(Figure {
+            stem: stem.clone(),
+            alt: format!("Map of machine {name}: boards coloured by how long they were allocated"),
+            caption: format!(
+                "Machine {name}: share of the run each board was allocated; dead boards black with a cross, dead links vermillion."
+            ),
+        });
+        stems.push(stem);
+    }
+    if let Some(rows) = &run.scp {
+        render(&Scp { run: &run, rows }, &out, "scp", &mut files)?;
+        figs.push(Figure {
+            stem: "scp".into(),
+            alt: "SCP goodput, retries and timeouts over time".into(),
+            caption: "SCP goodput per sample period; retries, timeouts and failed requests below.".into(),
+        });
+    }
+    let index = out.join("index.html");
+    fs::write(&index, html::run_index(&run, &figs)).with_context(|| format!("writing {}", index.display()))?;
+    files.push(index);
+    Ok(ReportSummary { files })
+}
+
+/// Names for the runs of a comparison: the scenario, with the directory name added where two
+/// runs share a scenario name (and a number if that is still ambiguous).
+fn run_names(runs: &[RunData]) -> Vec<String> {
+    let base: Vec<String> = runs.iter().map(RunData::name).collect();
+    let mut names: Vec<String> = base
+        .iter()
+        .zip(runs)
+        .map(|(b, r)| {
+            if base.iter().filter(|x| *x == b).count() > 1 {
+                let dir = r
+                    .dir
+                    .file_name()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if dir.is_empty() || dir == *b {
+                    b.clone()
+                } else {
+                    format!("{b} ({dir})")
+                }
+            } else {
+                b.clone()
+            }
+        })
+        .collect();
+    let first = names.clone();
+    for (i, name) in names.iter_mut().enumerate() {
+        if first.iter().filter(|n| *n == name).count() > 1 {
+            *name = format!("{name} #{}", i + 1);
+        }
+    }
+    names
+}
+
+/// Writes `out_dir/` with the charts of several runs overlaid (one colour per run: allocated
+/// boards and queue over time, waits per class, how evenly boards were used, and SCP traffic if
+/// any run has it) and `index.html` with the summary metrics side by side and the differences
+/// from the first run.
+pub fn compare(run_dirs: &[PathBuf], out_dir: &Path) -> Result<()> {
+    if run_dirs.is_empty() {
+        bail!("compare needs at least one run directory");
+    }
+    let loaded: Vec<RunData> = run_dirs.iter().map(|d| RunData::load(d)).collect::<Result<_, _>>()?;
+    let runs: Vec<(String, RunData)> = run_names(&loaded).into_iter().zip(loaded).collect();
+    fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut files = Vec::new();
+    let mut figs = Vec::new();
+    render(&UtilisationCompare { runs: &runs }, out_dir, "utilisation", &mut files)?;
+    figs.push(Figure {
+        stem: "utilisation".into(),
+        alt: "Allocated share of live boards and queue length over time, one line per run".into(),
+        caption: "Allocated boards as a share of live boards, and queued jobs, per run.".into(),
+    });
+    render(&WaitsCompare { runs: &runs }, out_dir, "waits", &mut files)?;
+    figs.push(Figure {
+        stem: "waits".into(),
+        alt: "Cumulative distributions of wait times, per class, one line per run".into(),
+        caption: "Share of started jobs that waited at most t: all jobs, then per size class.".into(),
+    });
+    render(&BoardsCompare { runs: &runs }, out_dir, "boards", &mut files)?;
+    figs.push(Figure {
+        stem: "boards".into(),
+        alt: "Per-board allocated time, sorted, one line per run".into(),
+        caption: "Every live board's allocated share of the run, busiest first.".into(),
+    });
+    if runs.iter().any(|(_, r)| r.scp.is_some()) {
+        render(&ScpCompare { runs: &runs }, out_dir, "scp", &mut files)?;
+        figs.push(Figure {
+            stem: "scp".into(),
+            alt: "SCP goodput, retries and timeouts over time, per run".into(),
+            caption: "SCP goodput per run; retries (solid) and timeouts (dashed) below.".into(),
+        });
+    }
+    let index = out_dir.join("index.html");
+    fs::write(&index, html::compare_index(&runs, &figs)).with_context(|| format!("writing {}", index.display()))?;
+    Ok(())
+}
+
+/// Draws the SCP windowing study (`policy,op,loss,rtt_ms,goodput_mbps,bound_mbps,retries,timeouts`)
+/// as `out_dir/windowing.{png,svg}`: goodput against loss, a line per (policy, RTT), bounds dashed.
+pub fn windowing_chart(scp_study_csv: &Path, out_dir: &Path) -> Result<()> {
+    let rows = data::read_windowing(scp_study_csv)?;
+    fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut files = Vec::new();
+    render(&Windowing { rows: &rows }, out_dir, "windowing", &mut files)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &str, scenario: &str) -> RunData {
+        RunData {
+            dir: PathBuf::from(dir),
+            summary: data::Summary {
+                scenario: Some(scenario.into()),
+                ..Default::default()
+            },
+            jobs: vec![],
+            timeline: vec![],
+            boards: vec![],
+            scp: None,
+        }
+    }
+
+    #[test]
+    fn names_are_disambiguated() {
+        let names = run_names(&[run("out/a", "busy"), run("out/b", "busy"), run("out/c", "quiet")]);
+        assert_eq!(names, ["busy (a)", "busy (b)", "quiet"]);
+        let names = run_names(&[run("x/a", "busy"), run("y/a", "busy")]);
+        assert_eq!(names, ["busy (a) #1", "busy (a) #2"]);
+    }
+}

@@ -4,6 +4,16 @@
 //! - [`replay`]: `sim replay`, a trace against the scheduling core alone.
 #![forbid(unsafe_code)]
 
+pub mod emulate;
+pub mod engine;
+pub mod hardware;
 pub mod input;
+pub mod netsim;
+pub mod outputs;
 pub mod replay;
+pub mod run;
+pub mod scenario;
 pub mod tracegen;
+pub mod udp;
+pub mod workload;
+pub mod world;

@@ -20,6 +20,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario under the discrete-event clock and write its output directory.
+    Run {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory (default: out/<scenario name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress bar and no summary table.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Do not write the charts and HTML report.
+        #[arg(long)]
+        no_report: bool,
+    },
+    /// Write the charts and HTML report of a run directory, or compare several runs.
+    Report {
+        /// Run directories (one: its report/; several with --compare).
+        runs: Vec<PathBuf>,
+        /// Overlay the runs and compare their summaries side by side.
+        #[arg(long)]
+        compare: bool,
+        /// Output directory for a comparison (default: out/compare).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Serve the scenario's machines over real UDP (one address per BMP and board).
+    Emulate {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Allow binding addresses outside 127.0.0.0/8.
+        #[arg(long)]
+        allow_non_loopback: bool,
+        /// Apply the scenario's network model (latency, loss, …) on the emulator side.
+        #[arg(long)]
+        impair: bool,
+        /// Write this file once every socket is bound.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// No log lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a scenario (and build its workload) without running it.
+    Check {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+    },
     /// Replay an allocation trace against the scheduling core alone (replay-parity format).
     Replay {
         /// Machine description (JSON).
@@ -90,6 +143,65 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Run {
+            scenario,
+            seed,
+            out,
+            quiet,
+            no_report,
+        } => cmd_run(&scenario, seed, out, quiet, no_report),
+        Command::Report { runs, compare, out } => {
+            if runs.is_empty() {
+                return Err(Failure::Input(anyhow::anyhow!("give at least one run directory")));
+            }
+            if compare || runs.len() > 1 {
+                let out = out.unwrap_or_else(|| PathBuf::from("out/compare"));
+                spinnbed_reports::compare(&runs, &out).map_err(Failure::Input)?;
+                println!("{}", out.join("index.html").display());
+            } else {
+                spinnbed_reports::generate(&runs[0]).map_err(Failure::Input)?;
+                println!("{}", runs[0].join("report/index.html").display());
+            }
+            Ok(())
+        }
+        Command::Emulate {
+            scenario,
+            allow_non_loopback,
+            impair,
+            ready_file,
+            duration,
+            quiet,
+        } => {
+            let sc = spinnbed_sim::scenario::load(&scenario)?;
+            let opts = spinnbed_sim::emulate::EmulateOptions {
+                allow_non_loopback,
+                impair,
+                ready_file,
+                duration: duration.map(std::time::Duration::from_secs_f64),
+                quiet,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start tokio")
+                .map_err(Failure::Other)?;
+            rt.block_on(spinnbed_sim::emulate::emulate(&sc, &opts))
+                .map_err(Failure::Input)?;
+            Ok(())
+        }
+        Command::Check { scenario } => {
+            let sc = spinnbed_sim::scenario::load(&scenario)?;
+            let (jobs, report) = sc.workload()?;
+            println!(
+                "{}: ok: scenario {:?}, {} machine(s), {} jobs over {} ({report})",
+                scenario.display(),
+                sc.run.name,
+                sc.machines.len(),
+                jobs.len(),
+                spinnbed_sim::scenario::units::format_duration(sc.run.horizon)
+            );
+            Ok(())
+        }
         Command::Replay {
             machine,
             trace,
@@ -150,5 +262,135 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(Failure::Input)?;
             Ok(())
         }
+    }
+}
+
+fn cmd_run(
+    path: &std::path::Path,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    quiet: bool,
+    no_report: bool,
+) -> Result<(), Failure> {
+    use spinnbed_sim::run::{Perf, RunSpec, simulate, write_outputs};
+    let mut sc = spinnbed_sim::scenario::load(path)?;
+    if let Some(s) = seed {
+        sc = sc.with_seed(s);
+    }
+    let (jobs, report) = sc.workload()?;
+    let dir = out.unwrap_or_else(|| PathBuf::from("out").join(&sc.run.name));
+    check_writable(&dir).map_err(Failure::Input)?;
+    let spec = RunSpec::from_scenario(&sc, jobs);
+    let total = (sc.run.horizon.as_micros() / 1_000_000).max(1);
+    let bar = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} simulated {msg:>9} [{wide_bar}] {percent:>3}% ({elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    };
+    if !quiet {
+        println!("{}: {report}", sc.run.name);
+    }
+    let t0 = std::time::Instant::now();
+    let (result, meta) = simulate(&spec, |t| {
+        let s = t.as_micros() / 1_000_000;
+        bar.set_position(s.min(total));
+        bar.set_message(format!("{:.1}d", s as f64 / 86400.0));
+    })
+    .map_err(|e| Failure::Input(anyhow::anyhow!("{}: {e}", path.display())))?;
+    let wall = t0.elapsed();
+    bar.finish_and_clear();
+    let perf = Perf::new(&result, wall);
+    let summary = write_outputs(&dir, &result, &meta, &sc.to_resolved_toml(), &perf)
+        .with_context(|| format!("cannot write the output directory {}", dir.display()))
+        .map_err(Failure::Input)?;
+    if !no_report {
+        report_hook(&dir);
+    }
+    if !quiet {
+        print_summary(&summary, &perf, &dir);
+        if !no_report {
+            println!("  report: {}", dir.join("report/index.html").display());
+        }
+    }
+    Ok(())
+}
+
+/// Fails early, with one clear line, if the output directory cannot be created or written.
+fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let probe = parent.join(format!(".sim-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("cannot write in {}", parent.display()))?;
+    let _ = std::fs::remove_file(probe);
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("{} exists and is not a directory", dir.display());
+    }
+    Ok(())
+}
+
+/// Writes the report of a run directory; a report failure does not fail the run (the data
+/// files are complete), it is reported on stderr.
+fn report_hook(dir: &std::path::Path) {
+    if let Err(e) = spinnbed_reports::generate(dir) {
+        eprintln!(
+            "sim: warning: the report of {} could not be written: {e:#}",
+            dir.display()
+        );
+    }
+}
+
+fn print_summary(s: &spinnbed_sim::outputs::Summary, perf: &spinnbed_sim::run::Perf, dir: &std::path::Path) {
+    println!(
+        "scenario {}  seed {}  packer {}  queue {}",
+        s.scenario, s.seed, s.policy.packer, s.policy.queue
+    );
+    println!(
+        "  jobs {:>7}  started {:>7}  completed {:>7}  cancelled {:>5}  timed out {:>5}  failed {:>5}  never started {:>5}",
+        s.jobs, s.started, s.completed, s.cancelled, s.timed_out, s.failed, s.never_started
+    );
+    println!(
+        "  utilisation {:>5.1}%  powered {:>5.1}%  board-hours {:.0}",
+        s.utilisation * 100.0,
+        s.powered_utilisation * 100.0,
+        s.board_hours_allocated
+    );
+    println!(
+        "  wait  mean {}  p50 {}  p95 {}  p99 {}  max {}   bounded slowdown {:.2}",
+        human(s.wait_s.mean),
+        human(s.wait_s.p50),
+        human(s.wait_s.p95),
+        human(s.wait_s.p99),
+        human(s.wait_s.max),
+        s.mean_bounded_slowdown
+    );
+    println!(
+        "  simulated {:.2} days in {:.2} s ({:.0} events/s, {:.1} days/s)  ->  {}",
+        perf.simulated_s / 86400.0,
+        perf.wall_s,
+        perf.events_per_s,
+        perf.sim_days_per_wall_s,
+        dir.display()
+    );
+}
+
+fn human(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0}s")
+    } else if s < 7200.0 {
+        format!("{:.1}m", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1}h", s / 3600.0)
+    } else {
+        format!("{:.1}d", s / 86400.0)
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::geometry::{Board, Link, WrapAround, board_down_link};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// One step across a link.
 #[derive(Debug, Clone, Copy, Default)]
@@ -222,12 +223,24 @@ impl Stats {
     }
 }
 
+/// Per shape (w, h): the stats of every position, index `x · height + y`.
+type StatsCache = BTreeMap<(u16, u16), Vec<Stats>>;
+
+/// Member boards of searched rectangles, by (x, y, w, h).
+type MembersCache = BTreeMap<(u16, u16, u16, u16), Arc<Vec<Board>>>;
+
 /// Evaluates candidates against a machine's [`Topology`], caching what each rectangle holds.
+///
+/// Clones share the (immutable) topology and the cache — a clone is cheap, which what-if
+/// planning (backfilling) relies on; the cache stays valid for all of them because it depends
+/// only on the topology.
 #[derive(Debug, Clone)]
 pub struct CandidateFilter {
-    topo: Topology,
-    /// Per shape (w, h): the stats of every position, index `x · height + y`.
-    cache: BTreeMap<(u16, u16), Vec<Stats>>,
+    topo: Arc<Topology>,
+    cache: Arc<Mutex<StatsCache>>,
+    /// Member boards of rectangles that are not entirely live (found by search), by
+    /// (x, y, w, h).
+    members_cache: Arc<Mutex<MembersCache>>,
     stamp: Vec<u32>,
     current: u32,
     queue: Vec<u32>,
@@ -238,8 +251,9 @@ impl CandidateFilter {
     /// A filter for a machine.
     pub fn new(topo: Topology) -> CandidateFilter {
         CandidateFilter {
-            topo,
-            cache: BTreeMap::new(),
+            topo: Arc::new(topo),
+            cache: Arc::new(Mutex::new(BTreeMap::new())),
+            members_cache: Arc::new(Mutex::new(BTreeMap::new())),
             stamp: Vec::new(),
             current: 0,
             queue: Vec::new(),
@@ -254,21 +268,26 @@ impl CandidateFilter {
 
     /// Replaces the machine's graph (new faults) and forgets every cached result.
     pub fn set_topology(&mut self, topo: Topology) {
-        self.topo = topo;
-        self.cache.clear();
+        self.topo = Arc::new(topo);
+        self.cache = Arc::new(Mutex::new(BTreeMap::new()));
+        self.members_cache = Arc::new(Mutex::new(BTreeMap::new()));
     }
 
     fn stats(&mut self, x: u16, y: u16, w: u16, h: u16) -> Stats {
         let topo = &self.topo;
         let slot = x as usize * topo.height as usize + y as usize;
-        if let Some(v) = self.cache.get(&(w, h))
-            && v[slot].known
-        {
-            return v[slot];
-        }
         let n = topo.width as usize * topo.height as usize;
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = cache.get(&(w, h))
+                && v[slot].known
+            {
+                return v[slot];
+            }
+        }
         let st = self.compute(x, y, w, h);
-        let v = self.cache.entry((w, h)).or_insert_with(|| vec![Stats::default(); n]);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let v = cache.entry((w, h)).or_insert_with(|| vec![Stats::default(); n]);
         v[slot] = st;
         st
     }
@@ -323,6 +342,17 @@ impl CandidateFilter {
             }
             return Some(Accepted { boards, torus });
         }
+        if let Some(m) = self
+            .members_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(x, y, w, h))
+        {
+            return Some(Accepted {
+                boards: m.as_ref().clone(),
+                torus,
+            });
+        }
         self.enumerate(x, y, w, h);
         let topo = &self.topo;
         // Scanning the rectangle in (x, y, z) order yields the members already sorted.
@@ -338,6 +368,10 @@ impl CandidateFilter {
                 }
             }
         }
+        self.members_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((x, y, w, h), Arc::new(boards.clone()));
         Some(Accepted { boards, torus })
     }
 

@@ -11,6 +11,7 @@
 //! (`seconds_before_free`, FIFO release, checked at the start of every allocation) that every
 //! policy shares.
 
+pub mod anywhere;
 pub mod area;
 pub mod filter;
 pub mod packtree;
@@ -212,6 +213,7 @@ pub struct Allocator {
     to_free: VecDeque<PendingFree>,
     delay: Duration,
     pending_boards: usize,
+    version: u64,
 }
 
 impl Allocator {
@@ -222,6 +224,7 @@ impl Allocator {
             to_free: VecDeque::new(),
             delay: seconds_before_free,
             pending_boards: 0,
+            version: 0,
         }
     }
 
@@ -232,7 +235,13 @@ impl Allocator {
 
     /// Mutable access to the packing policy.
     pub fn packer_mut(&mut self) -> &mut dyn Packer {
+        self.version += 1;
         self.packer.as_mut()
+    }
+
+    /// A counter that changes whenever anything is allocated, freed or released.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The release delay.
@@ -248,7 +257,9 @@ impl Allocator {
     /// Releases what is due, then tries to place the request.
     pub fn alloc(&mut self, now: Instant, req: &Request) -> Option<Allocation> {
         self.check_free(now);
-        self.packer.alloc(req)
+        let a = self.packer.alloc(req);
+        self.version += u64::from(a.is_some());
+        a
     }
 
     /// Like [`Allocator::alloc`], but skips the attempt when the packer's generation still
@@ -263,7 +274,9 @@ impl Allocator {
         if known_failure == Some(self.packer.generation()) {
             return None;
         }
-        self.packer.alloc(req)
+        let a = self.packer.alloc(req);
+        self.version += u64::from(a.is_some());
+        a
     }
 
     /// Queues an allocation for release (`boards` is its size, for accounting).
@@ -288,6 +301,7 @@ impl Allocator {
             self.to_free.pop_front();
             self.pending_boards -= p.boards as usize;
             self.packer.release(p.id);
+            self.version += 1;
             changed = true;
         }
         changed

@@ -11,6 +11,10 @@
 //! Sans-IO: every call takes `now`; what happened comes out as [`QueueEvent`]s drained with
 //! [`JobQueue::poll_event`].
 
+pub mod easy;
+
+pub use easy::Easy;
+
 use crate::alloc::{AllocId, Allocation, Allocator, Request};
 use crate::time::Instant;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -93,8 +97,9 @@ pub struct BlockedMachine<'a> {
     pub allocator: &'a Allocator,
     /// Pending jobs in queue order, head first: (id, request, runtime estimate in µs).
     pub queue: Vec<(JobId, &'a Request, Option<u64>)>,
-    /// Jobs running on this machine: (allocation id, expected end).
-    pub running: Vec<(AllocId, Instant)>,
+    /// Jobs running on this machine: (allocation id, boards, expected end; `None` if the job
+    /// gave no estimate).
+    pub running: Vec<(AllocId, usize, Option<Instant>)>,
 }
 
 /// The reference discipline: strict FIFO per machine, no backfilling.
@@ -142,6 +147,7 @@ pub struct JobQueue {
     /// Job creation order (sequence → id), for queue regeneration.
     order: BTreeMap<u64, JobId>,
     next_seq: u64,
+    pending_count: usize,
     postpone: u32,
     discipline: Box<dyn Discipline>,
     events: VecDeque<QueueEvent>,
@@ -178,6 +184,7 @@ impl JobQueue {
             jobs: BTreeMap::new(),
             order: BTreeMap::new(),
             next_seq: 0,
+            pending_count: 0,
             postpone: 0,
             discipline,
             events: VecDeque::new(),
@@ -210,7 +217,7 @@ impl JobQueue {
 
     /// Number of pending (queued) jobs.
     pub fn pending_jobs(&self) -> usize {
-        self.jobs.values().filter(|j| j.pending).count()
+        self.pending_count
     }
 
     /// Pending job ids in creation order.
@@ -357,6 +364,7 @@ impl JobQueue {
             },
         );
         self.order.insert(seq, id);
+        self.pending_count += 1;
         self.enqueue(now, id);
         Ok(())
     }
@@ -395,6 +403,7 @@ impl JobQueue {
         let job = self.jobs.get_mut(&id).ok_or(QueueError::UnknownJob(id))?;
         if job.pending {
             job.pending = false;
+            self.pending_count -= 1;
             let seq = job.seq;
             self.jobs.remove(&id);
             self.order.remove(&seq);
@@ -467,6 +476,7 @@ impl JobQueue {
                 machine.blocked = None;
                 let job = self.jobs.get_mut(&id).expect("present");
                 job.pending = false;
+                self.pending_count -= 1;
                 job.machine = Some(m);
                 job.allocation = Some((allocation.id, allocation.boards.len()));
                 job.started = Some(now);
@@ -529,14 +539,14 @@ impl JobQueue {
                     .map(|j| (*id, &j.request, j.estimate))
             })
             .collect();
-        let running: Vec<(AllocId, Instant)> = self
+        let running: Vec<(AllocId, usize, Option<Instant>)> = self
             .jobs
             .values()
             .filter(|j| j.machine == Some(m))
             .filter_map(|j| {
-                let (a, _) = j.allocation?;
-                let end = j.started? + crate::time::Duration(j.estimate.unwrap_or(u64::MAX / 4));
-                Some((a, end))
+                let (a, boards) = j.allocation?;
+                let end = j.estimate.and_then(|e| Some(j.started? + crate::time::Duration(e)));
+                Some((a, boards, end))
             })
             .collect();
         let view = BlockedMachine {

@@ -55,6 +55,8 @@ pub struct ServiceConfig {
     pub seconds_before_free: Duration,
     /// How many destroyed jobs' reasons are remembered (reference default 1200).
     pub max_retired_jobs: usize,
+    /// Disable the links leaving an allocation when it is powered on (the reference does).
+    pub disable_peripheral_links: bool,
 }
 
 impl Default for ServiceConfig {
@@ -62,6 +64,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             seconds_before_free: Duration::from_secs(30),
             max_retired_jobs: 1200,
+            disable_peripheral_links: true,
         }
     }
 }
@@ -344,6 +347,8 @@ pub struct Service {
     jobs: BTreeMap<JobId, Job>,
     retired: VecDeque<JobId>,
     retired_reasons: BTreeMap<JobId, String>,
+    /// Keepalive deadlines of live jobs, earliest first.
+    deadlines: BTreeSet<(Instant, JobId)>,
     draining: BTreeMap<JobId, Draining>,
     next_id: JobId,
     next_batch: u64,
@@ -391,6 +396,7 @@ impl Service {
             jobs: BTreeMap::new(),
             retired: VecDeque::new(),
             retired_reasons: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             draining: BTreeMap::new(),
             next_id: 1,
             next_batch: 1,
@@ -538,6 +544,9 @@ impl Service {
                 outstanding: 0,
             },
         );
+        if let Some(k) = new.keepalive {
+            self.deadlines.insert((now + k, id));
+        }
         self.changed_jobs.insert(id);
         self.events.push_back(ServiceEvent::Created { job: id });
         let spec = JobSpec {
@@ -554,10 +563,33 @@ impl Service {
     /// Refreshes a job's keepalive.
     pub fn job_keepalive(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Result<(), ServiceError> {
         let j = self.jobs.get_mut(&id).ok_or(ServiceError::UnknownJob(id))?;
-        j.keepalive_until = j.keepalive.map(|k| now + k);
+        refresh(&mut self.deadlines, id, j, now);
         if let Some(h) = host {
             j.host = Some(h.to_string());
         }
+        Ok(())
+    }
+
+    /// Records a client's keepalive stream as a lease: the client has sent, or will send,
+    /// keepalives up to and including `last_sent`, so the job's deadline becomes
+    /// `last_sent + keepalive` (never earlier than it already is). `Instant::MAX` means the
+    /// client keeps the job alive for as long as it exists.
+    ///
+    /// A simulator uses this to stand for a periodic stream of [`Service::job_keepalive`] calls
+    /// whose timing it already knows: the job times out at exactly the same instant as with
+    /// the individual calls, without one event per keepalive.
+    pub fn job_keepalive_lease(&mut self, id: JobId, last_sent: Instant) -> Result<(), ServiceError> {
+        let j = self.jobs.get_mut(&id).ok_or(ServiceError::UnknownJob(id))?;
+        let Some(k) = j.keepalive else { return Ok(()) };
+        let until = last_sent.saturating_add(k);
+        if j.keepalive_until.is_some_and(|u| u >= until) {
+            return Ok(());
+        }
+        if let Some(u) = j.keepalive_until {
+            self.deadlines.remove(&(u, id));
+        }
+        j.keepalive_until = Some(until);
+        self.deadlines.insert((until, id));
         Ok(())
     }
 
@@ -575,7 +607,8 @@ impl Service {
     pub fn power_on_job_boards(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
         self.touch(now, id)?;
         if self.jobs[&id].alloc.is_some() {
-            self.set_power(id, true, Some(false));
+            let links = self.config.disable_peripheral_links.then_some(false);
+            self.set_power(id, true, links);
         }
         Ok(())
     }
@@ -591,14 +624,14 @@ impl Service {
 
     fn touch(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
         let j = self.jobs.get_mut(&id).ok_or(ServiceError::UnknownJob(id))?;
-        j.keepalive_until = j.keepalive.map(|k| now + k);
+        refresh(&mut self.deadlines, id, j, now);
         Ok(())
     }
 
     /// A job's state (refreshes its keepalive, as the reference does).
     pub fn get_job_state(&mut self, now: Instant, id: JobId) -> JobStateInfo {
         if let Some(j) = self.jobs.get_mut(&id) {
-            j.keepalive_until = j.keepalive.map(|k| now + k);
+            refresh(&mut self.deadlines, id, j, now);
             return JobStateInfo {
                 state: j.state,
                 power: Some(j.power),
@@ -626,7 +659,7 @@ impl Service {
     /// Where an allocated job runs (refreshes its keepalive); `None` if not allocated.
     pub fn get_job_machine_info(&mut self, now: Instant, id: JobId) -> Option<JobMachineInfo> {
         let j = self.jobs.get_mut(&id)?;
-        j.keepalive_until = j.keepalive.map(|k| now + k);
+        refresh(&mut self.deadlines, id, j, now);
         let a = j.alloc.as_ref()?;
         let m = &self.machines[a.machine].machine;
         let origin = *a.boards.iter().min()?;
@@ -777,9 +810,14 @@ impl Service {
     /// When [`Service::handle_timeout`] should next run: the earliest keepalive expiry or
     /// delayed free.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let keep = self.jobs.values().filter_map(|j| j.keepalive_until).min();
-        // A keepalive times out once strictly past its deadline.
-        let keep = keep.map(|k| k + Duration(1));
+        // A keepalive times out once strictly past its deadline; a lease to the end of time
+        // never does.
+        let keep = self
+            .deadlines
+            .first()
+            .map(|(t, _)| *t)
+            .filter(|t| *t < Instant::MAX)
+            .map(|k| k + Duration(1));
         [keep, self.queue.next_release()].into_iter().flatten().min()
     }
 
@@ -792,10 +830,10 @@ impl Service {
     /// Destroys jobs whose keepalive deadline has passed ("Job timed out.").
     pub fn destroy_timed_out_jobs(&mut self, now: Instant) {
         let expired: Vec<JobId> = self
-            .jobs
+            .deadlines
             .iter()
-            .filter(|(_, j)| j.keepalive_until.is_some_and(|u| u < now))
-            .map(|(id, _)| *id)
+            .take_while(|(u, _)| *u < now)
+            .map(|(_, id)| *id)
             .collect();
         for id in expired {
             let _ = self.destroy_job(now, id, Some(TIMED_OUT.to_string()));
@@ -956,6 +994,9 @@ impl Service {
     /// boards go back to the allocator once all BMP work for the job has completed.
     fn teardown(&mut self, now: Instant, id: JobId, reason: String) {
         let Some(j) = self.jobs.remove(&id) else { return };
+        if let Some(u) = j.keepalive_until {
+            self.deadlines.remove(&(u, id));
+        }
         self.retired.push_back(id);
         self.retired_reasons.insert(id, reason.clone());
         while self.retired.len() > self.config.max_retired_jobs {
@@ -1002,6 +1043,21 @@ impl Service {
     pub fn live_jobs(&self) -> usize {
         self.jobs.len()
     }
+}
+
+/// Restarts a job's keepalive period from `now`, keeping the deadline index in step.
+fn refresh(deadlines: &mut BTreeSet<(Instant, JobId)>, id: JobId, j: &mut Job, now: Instant) {
+    let Some(k) = j.keepalive else { return };
+    let until = now + k;
+    if let Some(u) = j.keepalive_until {
+        if u >= until {
+            // A lease already runs longer (see `job_keepalive_lease`).
+            return;
+        }
+        deadlines.remove(&(u, id));
+    }
+    j.keepalive_until = Some(until);
+    deadlines.insert((until, id));
 }
 
 fn topology_of(m: &Machine) -> Topology {
@@ -1194,6 +1250,7 @@ mod tests {
         let cfg = ServiceConfig {
             seconds_before_free: Duration::ZERO,
             max_retired_jobs: 0,
+            ..ServiceConfig::default()
         };
         let mut s = Service::new(cfg);
         s.add_machine(Instant::ZERO, machine("m", 1, 1)).unwrap();

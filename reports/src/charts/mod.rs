@@ -1,0 +1,8 @@
+//! One module per chart; each has the single-run chart and, where it makes sense, the
+//! `compare` version that overlays several runs.
+
+pub mod machine;
+pub mod scp;
+pub mod utilisation;
+pub mod waits;
+pub mod windowing;

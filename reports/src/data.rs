@@ -1,0 +1,473 @@
+//! Readers for a run's output files (`docs/outputs.md`).
+//!
+//! Every reader names the file — and for CSV the line and column — of anything it cannot use, and
+//! none of them panics on odd input: unknown columns are ignored, empty optional fields are `None`,
+//! numbers must be finite.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Malformed or unreadable input, naming the file (and for CSV files the line).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but its content is not what `docs/outputs.md` describes.
+    #[error("{path}: line {line}: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong, naming the column where known.
+        message: String,
+    },
+}
+
+impl InputError {
+    fn malformed(path: &Path, line: u64, message: impl Into<String>) -> Self {
+        InputError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// `summary.json`. Every field is optional so that older or partial summaries still render
+/// (a missing value shows as "–").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    pub scenario: Option<String>,
+    pub seed: Option<serde_json::Value>,
+    pub policy: Option<serde_json::Value>,
+    pub horizon_s: Option<f64>,
+    pub end_s: Option<f64>,
+    pub makespan_s: Option<f64>,
+    pub jobs: Option<u64>,
+    pub started: Option<u64>,
+    pub completed: Option<u64>,
+    pub cancelled: Option<u64>,
+    pub timed_out: Option<u64>,
+    pub failed: Option<u64>,
+    pub never_started: Option<u64>,
+    pub live_boards: Option<u64>,
+    pub dead_boards: Option<u64>,
+    pub utilisation: Option<f64>,
+    pub powered_utilisation: Option<f64>,
+    pub board_hours_allocated: Option<f64>,
+    pub board_hours_powered: Option<f64>,
+    pub wait_s: Option<WaitSummary>,
+    pub mean_bounded_slowdown: Option<f64>,
+    pub classes: Vec<ClassSummary>,
+    pub machines: Vec<MachineSummary>,
+    pub scp: Option<ScpSummary>,
+}
+
+/// `summary.json` `wait_s`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct WaitSummary {
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// One entry of `summary.json` `classes`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ClassSummary {
+    pub class: String,
+    pub jobs: Option<u64>,
+    pub started: Option<u64>,
+    pub mean_wait_s: Option<f64>,
+    pub p50_wait_s: Option<f64>,
+    pub p95_wait_s: Option<f64>,
+}
+
+/// One entry of `summary.json` `machines`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MachineSummary {
+    pub name: String,
+    pub live_boards: Option<u64>,
+    pub dead_boards: Option<u64>,
+    pub utilisation: Option<f64>,
+}
+
+/// `summary.json` `scp` (packet-level runs only).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ScpSummary {
+    pub requests: Option<u64>,
+    pub retries: Option<u64>,
+    pub timeouts: Option<u64>,
+    pub failures: Option<u64>,
+    pub bytes: Option<u64>,
+    pub goodput_mbps: Option<f64>,
+}
+
+/// The columns of `jobs.csv` the report uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Job {
+    #[serde(default)]
+    pub class: String,
+    pub wait_s: Option<f64>,
+    #[serde(default)]
+    pub outcome: String,
+}
+
+/// One row of `timeline.csv`. Counts are read as numbers so that `12` and `12.0` both work.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct TimelineRow {
+    pub t_s: f64,
+    pub queued: f64,
+    pub running: f64,
+    pub allocated_boards: f64,
+    pub powered_boards: f64,
+    pub idle_boards: f64,
+    pub dead_boards: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawBoard {
+    #[serde(default)]
+    machine: String,
+    x: u32,
+    y: u32,
+    z: u32,
+    dead: String,
+    #[serde(default)]
+    allocated_s: Option<f64>,
+    #[serde(default)]
+    powered_s: Option<f64>,
+    #[serde(default)]
+    dead_links: Option<String>,
+}
+
+/// The six board links, in hardware order (east = 0 … south = 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Link {
+    East,
+    NorthEast,
+    North,
+    West,
+    SouthWest,
+    South,
+}
+
+impl Link {
+    fn parse(s: &str) -> Option<Link> {
+        let s = s.trim().to_ascii_lowercase().replace('-', "_");
+        Some(match s.as_str() {
+            "east" | "e" | "0" => Link::East,
+            "north_east" | "northeast" | "ne" | "1" => Link::NorthEast,
+            "north" | "n" | "2" => Link::North,
+            "west" | "w" | "3" => Link::West,
+            "south_west" | "southwest" | "sw" | "4" => Link::SouthWest,
+            "south" | "s" | "5" => Link::South,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of `boards.csv`.
+#[derive(Debug, Clone)]
+pub struct Board {
+    pub machine: String,
+    pub x: u32,
+    pub y: u32,
+    pub z: u32,
+    pub dead: bool,
+    pub allocated_s: f64,
+    pub powered_s: f64,
+    pub dead_links: Vec<Link>,
+}
+
+/// One row of `scp.csv`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ScpRow {
+    pub t_s: f64,
+    pub requests: f64,
+    pub retries: f64,
+    pub timeouts: f64,
+    pub failures: f64,
+    pub bytes: f64,
+    pub goodput_mbps: f64,
+}
+
+/// One row of the SCP windowing study file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WindowingRow {
+    pub policy: String,
+    #[serde(default)]
+    pub op: String,
+    pub loss: f64,
+    pub rtt_ms: f64,
+    pub goodput_mbps: f64,
+    pub bound_mbps: Option<f64>,
+    #[serde(default)]
+    pub retries: Option<f64>,
+    #[serde(default)]
+    pub timeouts: Option<f64>,
+}
+
+/// Everything the report needs from one run directory.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub dir: PathBuf,
+    pub summary: Summary,
+    pub jobs: Vec<Job>,
+    pub timeline: Vec<TimelineRow>,
+    pub boards: Vec<Board>,
+    /// `None` when the run has no `scp.csv`.
+    pub scp: Option<Vec<ScpRow>>,
+}
+
+impl RunData {
+    /// Reads `summary.json`, `jobs.csv`, `timeline.csv`, `boards.csv` and, if present, `scp.csv`.
+    pub fn load(dir: &Path) -> Result<RunData, InputError> {
+        let summary = read_summary(&dir.join("summary.json"))?;
+        let jobs: Vec<Job> = read_csv(&dir.join("jobs.csv"), |j: &Job| match j.wait_s {
+            Some(w) => finite(&[("wait_s", w)]),
+            None => Ok(()),
+        })?;
+        let timeline: Vec<TimelineRow> = read_csv(&dir.join("timeline.csv"), |r: &TimelineRow| {
+            finite(&[
+                ("t_s", r.t_s),
+                ("queued", r.queued),
+                ("running", r.running),
+                ("allocated_boards", r.allocated_boards),
+                ("powered_boards", r.powered_boards),
+                ("idle_boards", r.idle_boards),
+                ("dead_boards", r.dead_boards),
+            ])
+        })?;
+        let boards = read_boards(&dir.join("boards.csv"))?;
+        let scp_path = dir.join("scp.csv");
+        let scp = if scp_path.is_file() {
+            Some(read_csv(&scp_path, |r: &ScpRow| {
+                finite(&[
+                    ("t_s", r.t_s),
+                    ("requests", r.requests),
+                    ("retries", r.retries),
+                    ("timeouts", r.timeouts),
+                    ("failures", r.failures),
+                    ("bytes", r.bytes),
+                    ("goodput_mbps", r.goodput_mbps),
+                ])
+            })?)
+        } else {
+            None
+        };
+        Ok(RunData {
+            dir: dir.to_path_buf(),
+            summary,
+            jobs,
+            timeline,
+            boards,
+            scp,
+        })
+    }
+
+    /// The scenario name (or "run" when the summary has none).
+    pub fn name(&self) -> String {
+        match &self.summary.scenario {
+            Some(s) if !s.trim().is_empty() => s.clone(),
+            _ => "run".to_string(),
+        }
+    }
+
+    /// Length of the run in seconds: `end_s` if given, else the latest time seen in the data;
+    /// never zero.
+    pub fn duration_s(&self) -> f64 {
+        if let Some(e) = self.summary.end_s.filter(|e| e.is_finite() && *e > 0.0) {
+            return e;
+        }
+        let mut d = 0.0f64;
+        d = d.max(self.summary.makespan_s.unwrap_or(0.0));
+        d = d.max(self.timeline.iter().map(|r| r.t_s).fold(0.0, f64::max));
+        if let Some(scp) = &self.scp {
+            d = d.max(scp.iter().map(|r| r.t_s).fold(0.0, f64::max));
+        }
+        d = d.max(
+            self.boards
+                .iter()
+                .map(|b| b.allocated_s.max(b.powered_s))
+                .fold(0.0, f64::max),
+        );
+        if d.is_finite() && d > 0.0 { d } else { 1.0 }
+    }
+
+    /// Total board positions (live + dead) over all machines.
+    pub fn total_boards(&self) -> f64 {
+        if !self.boards.is_empty() {
+            return self.boards.len() as f64;
+        }
+        match (self.summary.live_boards, self.summary.dead_boards) {
+            (Some(l), d) => (l + d.unwrap_or(0)) as f64,
+            _ => 0.0,
+        }
+    }
+
+    /// Machine names: those of `boards.csv` in order of first appearance, then any only named in
+    /// the summary.
+    pub fn machine_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for b in &self.boards {
+            if names.last() != Some(&b.machine) && !names.contains(&b.machine) {
+                names.push(b.machine.clone());
+            }
+        }
+        for m in &self.summary.machines {
+            if !names.contains(&m.name) {
+                names.push(m.name.clone());
+            }
+        }
+        names
+    }
+}
+
+fn finite(fields: &[(&str, f64)]) -> Result<(), String> {
+    for (name, v) in fields {
+        if !v.is_finite() {
+            return Err(format!("column `{name}`: {v} is not a finite number"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads `summary.json`.
+pub fn read_summary(path: &Path) -> Result<Summary, InputError> {
+    let text = fs::read_to_string(path).map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| InputError::malformed(path, e.line() as u64, e.to_string()))
+}
+
+/// Reads a headed CSV file into rows of `T`, checking each row with `check`.
+pub fn read_csv<T: DeserializeOwned>(
+    path: &Path,
+    check: impl Fn(&T) -> Result<(), String>,
+) -> Result<Vec<T>, InputError> {
+    let bytes = fs::read(path).map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(&bytes[..]);
+    let headers = rdr.headers().map_err(|e| csv_error(path, &e, None))?.clone();
+    let mut out = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, &e, Some(&headers))),
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let row: T = record
+            .deserialize(Some(&headers))
+            .map_err(|e| csv_error(path, &e, Some(&headers)))?;
+        check(&row).map_err(|m| InputError::malformed(path, line, m))?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+fn csv_error(path: &Path, e: &csv::Error, headers: Option<&csv::StringRecord>) -> InputError {
+    let line = e.position().map_or(1, |p| p.line());
+    let message = match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let column = err.field().and_then(|i| headers.and_then(|h| h.get(i as usize)));
+            match column {
+                Some(c) => format!("column `{c}`: {}", err.kind()),
+                None => err.kind().to_string(),
+            }
+        }
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("{len} fields where the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_string(),
+        _ => e.to_string(),
+    };
+    InputError::malformed(path, line, message)
+}
+
+fn read_boards(path: &Path) -> Result<Vec<Board>, InputError> {
+    let raw: Vec<RawBoard> = read_csv(path, |r: &RawBoard| {
+        if r.z > 2 {
+            return Err(format!("column `z`: {} is not 0, 1 or 2", r.z));
+        }
+        if !matches!(r.dead.to_ascii_lowercase().as_str(), "0" | "1" | "true" | "false" | "") {
+            return Err(format!("column `dead`: {:?} is not 0 or 1", r.dead));
+        }
+        for (name, v) in [("allocated_s", r.allocated_s), ("powered_s", r.powered_s)] {
+            if let Some(v) = v
+                && !v.is_finite()
+            {
+                return Err(format!("column `{name}`: {v} is not a finite number"));
+            }
+        }
+        if let Some(links) = &r.dead_links {
+            for l in links.split(';').filter(|l| !l.trim().is_empty()) {
+                if Link::parse(l).is_none() {
+                    return Err(format!("column `dead_links`: unknown link {l:?}"));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(raw
+        .into_iter()
+        .map(|r| {
+            let mut dead_links: Vec<Link> = r
+                .dead_links
+                .as_deref()
+                .unwrap_or("")
+                .split(';')
+                .filter_map(Link::parse)
+                .collect();
+            dead_links.sort();
+            dead_links.dedup();
+            Board {
+                machine: r.machine,
+                x: r.x,
+                y: r.y,
+                z: r.z,
+                dead: matches!(r.dead.to_ascii_lowercase().as_str(), "1" | "true"),
+                allocated_s: r.allocated_s.unwrap_or(0.0).max(0.0),
+                powered_s: r.powered_s.unwrap_or(0.0).max(0.0),
+                dead_links,
+            }
+        })
+        .collect())
+}
+
+/// Reads the SCP windowing study file.
+pub fn read_windowing(path: &Path) -> Result<Vec<WindowingRow>, InputError> {
+    read_csv(path, |r: &WindowingRow| {
+        finite(&[("loss", r.loss), ("rtt_ms", r.rtt_ms), ("goodput_mbps", r.goodput_mbps)])?;
+        if let Some(b) = r.bound_mbps {
+            finite(&[("bound_mbps", b)])?;
+        }
+        Ok(())
+    })
+}

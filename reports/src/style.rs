@@ -1,0 +1,547 @@
+//! The look shared by every chart: the embedded font, the colour-blind-safe palettes
+//! (Okabe–Ito for categories, viridis for magnitudes), text sizes, the time axis, legends drawn
+//! in their own strip, and the `Chart` trait that renders one drawing to both PNG and SVG.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// Every chart is drawn at this size, in pixels.
+pub const WIDTH: u32 = 1200;
+pub const HEIGHT: u32 = 800;
+
+pub const FONT: &str = "sans-serif";
+pub const TITLE_PX: f64 = 30.0;
+pub const SUBTITLE_PX: f64 = 19.0;
+pub const AXIS_DESC_PX: f64 = 20.0;
+pub const TICK_PX: f64 = 17.0;
+pub const LEGEND_PX: f64 = 18.0;
+pub const NOTE_PX: f64 = 16.0;
+
+/// Okabe–Ito colours.
+pub const OI_BLACK: RGBColor = RGBColor(0, 0, 0);
+pub const OI_ORANGE: RGBColor = RGBColor(0xE6, 0x9F, 0x00);
+pub const OI_SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
+pub const OI_GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);
+pub const OI_BLUE: RGBColor = RGBColor(0x00, 0x72, 0xB2);
+pub const OI_VERMILLION: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
+pub const OI_PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
+
+pub const GREY_TEXT: RGBColor = RGBColor(0x55, 0x55, 0x55);
+pub const GRID: RGBColor = RGBColor(0xE4, 0xE4, 0xE4);
+pub const IDLE_GREY: RGBColor = RGBColor(0xD4, 0xD4, 0xD4);
+pub const DEAD_GREY: RGBColor = RGBColor(0x3A, 0x3A, 0x3A);
+
+/// Series colours in order: Okabe–Ito without its yellow (#F0E442, too pale for lines on white).
+pub const SERIES: [RGBColor; 7] = [OI_BLUE, OI_ORANGE, OI_GREEN, OI_VERMILLION, OI_PURPLE, OI_SKY, OI_BLACK];
+
+/// `c` at opacity `a` over white, as an opaque colour (for legend swatches of shaded bands).
+pub fn tint(c: RGBColor, a: f64) -> RGBColor {
+    let m = |v: u8| (v as f64 * a + 255.0 * (1.0 - a)).round() as u8;
+    RGBColor(m(c.0), m(c.1), m(c.2))
+}
+
+pub fn series_colour(i: usize) -> RGBColor {
+    SERIES[i % SERIES.len()]
+}
+
+/// Viridis, sampled at nine points; `viridis(t)` interpolates linearly for `t` in 0..=1.
+const VIRIDIS: [(u8, u8, u8); 9] = [
+    (0x44, 0x01, 0x54),
+    (0x47, 0x2c, 0x7a),
+    (0x3b, 0x51, 0x8b),
+    (0x2c, 0x71, 0x8e),
+    (0x21, 0x90, 0x8d),
+    (0x27, 0xad, 0x81),
+    (0x5c, 0xc8, 0x63),
+    (0xaa, 0xdc, 0x32),
+    (0xfd, 0xe7, 0x25),
+];
+
+pub fn viridis(t: f64) -> RGBColor {
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let pos = t * (VIRIDIS.len() - 1) as f64;
+    let i = (pos.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = pos - i as f64;
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Registers the embedded DejaVu Sans as the `sans-serif` family (regular and bold) once per
+/// process. Plotters is built without system-font support, so text needs this.
+pub fn ensure_fonts() -> Result<()> {
+    static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| "embedded DejaVu Sans is not a valid font".to_string())?;
+        plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold())
+            .map_err(|_| "embedded DejaVu Sans Bold is not a valid font".to_string())?;
+        Ok(())
+    })
+    .clone()
+    .map_err(|e| anyhow!(e))
+}
+
+pub fn text(px: f64) -> TextStyle<'static> {
+    (FONT, px).into_font().color(&BLACK)
+}
+
+pub fn bold(px: f64) -> TextStyle<'static> {
+    (FONT, px, FontStyle::Bold).into_font().color(&BLACK)
+}
+
+pub fn grey(px: f64) -> TextStyle<'static> {
+    (FONT, px).into_font().color(&GREY_TEXT)
+}
+
+/// Turns a plotters error (whose type depends on the backend) into an `anyhow` error.
+pub trait DrawOk<T> {
+    fn ok_draw(self) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> DrawOk<T> for std::result::Result<T, E> {
+    fn ok_draw(self) -> Result<T> {
+        self.map_err(|e| anyhow!("drawing failed: {e}"))
+    }
+}
+
+/// A chart that can draw itself on any plotters backend.
+pub trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+/// Draws `chart` into `dir/stem.png` and `dir/stem.svg` (1200 × 800) and records both paths.
+pub fn render(chart: &impl Chart, dir: &Path, stem: &str, files: &mut Vec<PathBuf>) -> Result<()> {
+    ensure_fonts()?;
+    let png = dir.join(format!("{stem}.png"));
+    {
+        let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).ok_draw()?;
+        chart
+            .draw(&root)
+            .with_context(|| format!("drawing {}", png.display()))?;
+        root.present()
+            .ok_draw()
+            .with_context(|| format!("writing {}", png.display()))?;
+    }
+    let svg = dir.join(format!("{stem}.svg"));
+    {
+        let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).ok_draw()?;
+        chart
+            .draw(&root)
+            .with_context(|| format!("drawing {}", svg.display()))?;
+        root.present()
+            .ok_draw()
+            .with_context(|| format!("writing {}", svg.display()))?;
+    }
+    files.push(png);
+    files.push(svg);
+    Ok(())
+}
+
+/// Draws the title (and an optional grey subtitle) across the top of `root` and returns the rest.
+pub fn header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+) -> Result<DrawingArea<DB, Shift>> {
+    let h = if subtitle.is_empty() { 56 } else { 86 };
+    let (top, rest) = root.split_vertically(h);
+    let (w, _) = top.dim_in_pixel();
+    let centre = (w / 2) as i32;
+    top.draw_text(
+        title,
+        &bold(TITLE_PX).pos(Pos::new(HPos::Center, VPos::Top)),
+        (centre, 14),
+    )
+    .ok_draw()?;
+    if !subtitle.is_empty() {
+        let sub = fit_text(&top, subtitle, SUBTITLE_PX, w.saturating_sub(40));
+        top.draw_text(
+            &sub,
+            &grey(SUBTITLE_PX).pos(Pos::new(HPos::Center, VPos::Top)),
+            (centre, 54),
+        )
+        .ok_draw()?;
+    }
+    Ok(rest)
+}
+
+/// Shortens `s` with an ellipsis until it fits in `max_px` at `px`.
+pub fn fit_text<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, s: &str, px: f64, max_px: u32) -> String {
+    let width = |t: &str| area.estimate_text_size(t, &text(px)).map(|(w, _)| w).unwrap_or(0);
+    if width(s) <= max_px {
+        return s.to_string();
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut n = chars.len();
+    while n > 1 {
+        n -= 1;
+        let t: String = chars[..n].iter().collect::<String>() + "…";
+        if width(&t) <= max_px {
+            return t;
+        }
+    }
+    "…".to_string()
+}
+
+/// What a legend entry shows before its label.
+#[derive(Debug, Clone, Copy)]
+pub enum Key {
+    /// A filled square.
+    Swatch(RGBColor),
+    /// A solid line.
+    Line(RGBColor),
+    /// A dashed line.
+    Dashed(RGBColor),
+    /// A marker.
+    Marker(Marker, RGBColor),
+    /// A black square with a white cross (a dead board).
+    DeadBoard,
+}
+
+/// Point markers, distinguishable without colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Circle,
+    Triangle,
+    Square,
+    Diamond,
+    Cross,
+}
+
+pub const MARKERS: [Marker; 5] = [
+    Marker::Circle,
+    Marker::Triangle,
+    Marker::Square,
+    Marker::Diamond,
+    Marker::Cross,
+];
+
+/// Draws a marker centred on a pixel position.
+pub fn draw_marker<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    m: Marker,
+    (x, y): (i32, i32),
+    r: i32,
+    colour: RGBColor,
+) -> Result<()> {
+    let fill = colour.filled();
+    let edge = ShapeStyle {
+        color: WHITE.to_rgba(),
+        filled: false,
+        stroke_width: 1,
+    };
+    match m {
+        Marker::Circle => {
+            area.draw(&Circle::new((x, y), r, fill)).ok_draw()?;
+            area.draw(&Circle::new((x, y), r, edge)).ok_draw()?;
+        }
+        Marker::Triangle => {
+            let pts = vec![(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)];
+            area.draw(&Polygon::new(pts.clone(), fill)).ok_draw()?;
+            area.draw(&PathElement::new(closed(pts), edge)).ok_draw()?;
+        }
+        Marker::Square => {
+            area.draw(&Rectangle::new([(x - r, y - r), (x + r, y + r)], fill))
+                .ok_draw()?;
+            area.draw(&Rectangle::new([(x - r, y - r), (x + r, y + r)], edge))
+                .ok_draw()?;
+        }
+        Marker::Diamond => {
+            let r = r + 1;
+            let pts = vec![(x, y - r), (x + r, y), (x, y + r), (x - r, y)];
+            area.draw(&Polygon::new(pts.clone(), fill)).ok_draw()?;
+            area.draw(&PathElement::new(closed(pts), edge)).ok_draw()?;
+        }
+        Marker::Cross => {
+            let s = colour.stroke_width(3);
+            area.draw(&PathElement::new(vec![(x - r, y - r), (x + r, y + r)], s))
+                .ok_draw()?;
+            area.draw(&PathElement::new(vec![(x - r, y + r), (x + r, y - r)], s))
+                .ok_draw()?;
+        }
+    }
+    Ok(())
+}
+
+pub fn closed<T: Copy>(mut pts: Vec<T>) -> Vec<T> {
+    if let Some(&first) = pts.first() {
+        pts.push(first);
+    }
+    pts
+}
+
+/// Draws a key symbol in the 28 × 20 px box whose left-centre is `(x, y)`.
+pub fn draw_key<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, key: Key, (x, y): (i32, i32)) -> Result<()> {
+    match key {
+        Key::Swatch(c) => {
+            area.draw(&Rectangle::new([(x + 2, y - 9), (x + 26, y + 9)], c.filled()))
+                .ok_draw()?;
+            area.draw(&Rectangle::new(
+                [(x + 2, y - 9), (x + 26, y + 9)],
+                RGBColor(0x88, 0x88, 0x88).stroke_width(1),
+            ))
+            .ok_draw()?;
+        }
+        Key::Line(c) => {
+            area.draw(&PathElement::new(vec![(x, y), (x + 28, y)], c.stroke_width(4)))
+                .ok_draw()?;
+        }
+        Key::Dashed(c) => {
+            for k in 0..3 {
+                let x0 = x + k * 11;
+                area.draw(&PathElement::new(vec![(x0, y), (x0 + 6, y)], c.stroke_width(3)))
+                    .ok_draw()?;
+            }
+        }
+        Key::Marker(m, c) => draw_marker(area, m, (x + 14, y), 7, c)?,
+        Key::DeadBoard => {
+            area.draw(&Rectangle::new([(x + 4, y - 10), (x + 24, y + 10)], DEAD_GREY.filled()))
+                .ok_draw()?;
+            let s = WHITE.stroke_width(2);
+            area.draw(&PathElement::new(vec![(x + 8, y - 6), (x + 20, y + 6)], s))
+                .ok_draw()?;
+            area.draw(&PathElement::new(vec![(x + 8, y + 6), (x + 20, y - 6)], s))
+                .ok_draw()?;
+        }
+    }
+    Ok(())
+}
+
+/// Height needed for a legend strip of these entries in an area `width` pixels wide.
+pub fn legend_height<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[(Key, String)], width: u32) -> u32 {
+    let rows = legend_rows(area, items, width);
+    (rows.len() as u32).max(1) * 30 + 8
+}
+
+fn legend_rows<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[(Key, String)],
+    width: u32,
+) -> Vec<Vec<usize>> {
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut used = 0u32;
+    let max = width.saturating_sub(40).max(100);
+    for (i, (_, label)) in items.iter().enumerate() {
+        let w = item_width(area, label);
+        if used > 0 && used + w > max {
+            rows.push(Vec::new());
+            used = 0;
+        }
+        used += w;
+        rows.last_mut().expect("rows is never empty").push(i);
+    }
+    rows
+}
+
+fn item_width<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, label: &str) -> u32 {
+    let tw = area
+        .estimate_text_size(label, &text(LEGEND_PX))
+        .map(|(w, _)| w)
+        .unwrap_or(8 * label.len() as u32);
+    34 + tw + 30
+}
+
+/// Draws legend entries centred in rows across `area`.
+pub fn legend_strip<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[(Key, String)]) -> Result<()> {
+    let (w, _) = area.dim_in_pixel();
+    for (r, row) in legend_rows(area, items, w).iter().enumerate() {
+        let total: u32 = row
+            .iter()
+            .map(|&i| item_width(area, &items[i].1))
+            .sum::<u32>()
+            .saturating_sub(30);
+        let mut x = (w.saturating_sub(total) / 2) as i32;
+        let y = 18 + 30 * r as i32;
+        for &i in row {
+            let (key, label) = &items[i];
+            draw_key(area, *key, (x, y))?;
+            area.draw_text(
+                label,
+                &text(LEGEND_PX).pos(Pos::new(HPos::Left, VPos::Center)),
+                (x + 34, y),
+            )
+            .ok_draw()?;
+            x += item_width(area, label) as i32;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a message in the middle of a chart's plotting area ("no data").
+pub fn centre_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, msg: &str) -> Result<()> {
+    let (w, h) = area.dim_in_pixel();
+    area.draw_text(
+        msg,
+        &grey(26.0).pos(Pos::new(HPos::Center, VPos::Center)),
+        ((w / 2) as i32, (h / 2) as i32),
+    )
+    .ok_draw()
+}
+
+/// How a time axis is labelled: hours, or days for runs longer than two days.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeAxis {
+    pub seconds_per_unit: f64,
+    pub unit: &'static str,
+}
+
+impl TimeAxis {
+    pub fn for_span(span_s: f64) -> TimeAxis {
+        if span_s > 2.0 * 86_400.0 {
+            TimeAxis {
+                seconds_per_unit: 86_400.0,
+                unit: "days",
+            }
+        } else {
+            TimeAxis {
+                seconds_per_unit: 3600.0,
+                unit: "h",
+            }
+        }
+    }
+    pub fn to_unit(self, s: f64) -> f64 {
+        s / self.seconds_per_unit
+    }
+    pub fn label(&self) -> String {
+        format!("time since start of run ({})", self.unit)
+    }
+    /// Upper end of the axis, in axis units, for a span in seconds: at least 0.05 units (3 min),
+    /// so that three-decimal tick labels stay distinct.
+    pub fn end(&self, span_s: f64) -> f64 {
+        let e = self.to_unit(span_s);
+        if e.is_finite() { e.max(0.05) } else { 1.0 }
+    }
+}
+
+/// Upper end for a count or rate axis: a little headroom above `max`, never an empty range.
+pub fn y_end(max: f64) -> f64 {
+    if !max.is_finite() || max <= 0.0 {
+        return 1.0;
+    }
+    let m = max * 1.08;
+    let p = 10f64.powf(m.log10().floor());
+    for step in [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
+        if step * p >= m {
+            return step * p;
+        }
+    }
+    10.0 * p
+}
+
+/// The sample series `(t, v)` drawn as steps: each value holds until the next sample, the last
+/// one until `t_end`.
+pub fn steps(points: &[(f64, f64)], t_end: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2 + 1);
+    for (i, &(t, v)) in points.iter().enumerate() {
+        if i > 0 {
+            out.push((t, points[i - 1].1));
+        }
+        out.push((t, v));
+    }
+    if let Some(&(t, v)) = points.last()
+        && t < t_end
+    {
+        out.push((t_end, v));
+    }
+    out
+}
+
+/// Above this many samples a time series is drawn as a per-bucket envelope instead of steps.
+pub const DENSE: usize = 500;
+
+/// Buckets a dense series into `n` equal time slices of `0..x_end`: (centre, min, mean, max)
+/// per non-empty slice.
+pub fn envelope(points: &[(f64, f64)], x_end: f64, n: usize) -> Vec<(f64, f64, f64, f64)> {
+    let n = n.max(1);
+    let mut acc: Vec<(f64, f64, f64, usize)> = vec![(f64::MAX, 0.0, f64::MIN, 0); n];
+    for &(x, y) in points {
+        let i = ((x / x_end * n as f64).floor().max(0.0) as usize).min(n - 1);
+        let a = &mut acc[i];
+        a.0 = a.0.min(y);
+        a.1 += y;
+        a.2 = a.2.max(y);
+        a.3 += 1;
+    }
+    acc.iter()
+        .enumerate()
+        .filter(|(_, a)| a.3 > 0)
+        .map(|(i, a)| (x_end * (i as f64 + 0.5) / n as f64, a.0, a.1 / a.3 as f64, a.2))
+        .collect()
+}
+
+/// Line width for run `i` of `n` overlaid runs: earlier runs are drawn wider, so that identical
+/// curves of later runs show on top of them instead of hiding them.
+pub fn run_stroke(i: usize, n: usize) -> u32 {
+    if n <= 1 {
+        2
+    } else {
+        (2 + 2 * (n - 1 - i.min(n - 1)) as u32).min(6)
+    }
+}
+
+/// How `draw_time_series` draws one series.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesStyle {
+    pub colour: RGBColor,
+    pub stroke: u32,
+    /// A light fill down to zero (sparse series only).
+    pub fill: bool,
+    /// The min–max band of each slice (dense series only).
+    pub band: bool,
+}
+
+impl SeriesStyle {
+    pub fn line(colour: RGBColor) -> SeriesStyle {
+        SeriesStyle {
+            colour,
+            stroke: 2,
+            fill: false,
+            band: true,
+        }
+    }
+}
+
+/// Draws a time series on a plain `f64 × f64` chart: as steps when there are few samples, or —
+/// past `DENSE` samples — as the mean per slice of the time axis (400 slices) with the slice's
+/// min–max range shaded, which stays readable for thousands of noisy samples.
+pub fn draw_time_series<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    points: &[(f64, f64)],
+    x_end: f64,
+    style: SeriesStyle,
+) -> Result<()> {
+    let line = style.colour.stroke_width(style.stroke);
+    if points.len() > DENSE {
+        let env = envelope(points, x_end, 400);
+        if style.band {
+            let mut band: Vec<(f64, f64)> = env.iter().map(|e| (e.0, e.3)).collect();
+            band.extend(env.iter().rev().map(|e| (e.0, e.1)));
+            chart
+                .draw_series([Polygon::new(band, style.colour.mix(0.25).filled())])
+                .ok_draw()?;
+        }
+        let mean: Vec<(f64, f64)> = env.iter().map(|e| (e.0, e.2)).collect();
+        chart.draw_series(LineSeries::new(mean, line)).ok_draw()?;
+        return Ok(());
+    }
+    let pts = steps(points, x_end);
+    if style.fill {
+        chart
+            .draw_series(AreaSeries::new(pts.clone(), 0.0, style.colour.mix(0.18).filled()))
+            .ok_draw()?;
+    }
+    chart.draw_series(LineSeries::new(pts, line)).ok_draw()?;
+    Ok(())
+}

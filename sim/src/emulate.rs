@@ -1,0 +1,181 @@
+//! `sim emulate`: the scenario's machines served over real UDP, in real time.
+//!
+//! Every BMP and every board listens on its own address from the scenario's IP scheme (SCP on
+//! 17893, boot on 54321) and answers from the address the request was sent to. One loop owns
+//! the sans-IO [`Emulator`]: it feeds it the datagrams the socket tasks receive, sends what it
+//! emits, and sleeps until its next timer (power-on, boot, tag expiry, EIEIO). With `--impair`
+//! the scenario's network model (latency, loss, bursts, duplication, reordering) is applied on
+//! the emulator side, seeded.
+
+use crate::netsim::Network;
+use crate::scenario::Scenario;
+use crate::udp::{SocketSet, check_loopback};
+use anyhow::Context as _;
+use spinnbed_core::time::Instant;
+use spinnbed_emulator::{Datagram, Emulator};
+use std::path::PathBuf;
+
+/// Options of `sim emulate`.
+#[derive(Debug, Clone, Default)]
+pub struct EmulateOptions {
+    /// Allow binding addresses outside 127.0.0.0/8.
+    pub allow_non_loopback: bool,
+    /// Apply the scenario's network model on the emulator side.
+    pub impair: bool,
+    /// Written (atomically) once every socket is bound.
+    pub ready_file: Option<PathBuf>,
+    /// Stop after this long (for tests and demos); `None`: until Ctrl-C / SIGTERM.
+    pub duration: Option<std::time::Duration>,
+    /// No per-event log lines.
+    pub quiet: bool,
+}
+
+/// The emulator settings a scenario implies (timings of its first machine).
+pub fn emulator_config(sc: &Scenario) -> spinnbed_emulator::Config {
+    let mut c = spinnbed_emulator::Config::default();
+    if let Some(m) = sc.machines.first() {
+        c.power_on = m.timing.power_on;
+        c.power_off = m.timing.power_off;
+        c.boot = m.timing.boot;
+    }
+    c
+}
+
+/// Microseconds since `start` as an [`Instant`].
+fn now_since(start: tokio::time::Instant) -> Instant {
+    Instant(start.elapsed().as_micros() as u64)
+}
+
+/// Serves the scenario's machines until stopped.
+pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spinnbed_emulator::Stats> {
+    let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
+    let mut emu = Emulator::new(&machines, emulator_config(sc));
+    let endpoints = emu.endpoints();
+    check_loopback(&endpoints, opts.allow_non_loopback)?;
+    let (socks, mut rx) = SocketSet::bind(&endpoints).await?;
+    let machine_ips: Vec<_> = endpoints.iter().map(|a| *a.ip()).collect();
+    let mut net = opts
+        .impair
+        .then(|| Network::new(sc.network.clone(), sc.run.seed, machine_ips));
+    if let Some(path) = &opts.ready_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{} sockets\n", socks.len()))
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !opts.quiet {
+        eprintln!(
+            "sim emulate: {} machine(s), {} sockets bound; Ctrl-C stops",
+            machines.len(),
+            socks.len()
+        );
+    }
+    let start = tokio::time::Instant::now();
+    let stop_at = opts.duration.map(|d| start + d);
+    let mut sigterm = signal_stream();
+    let mut log = EventLog;
+    loop {
+        let now = now_since(start);
+        // Everything the emulator (and the impaired network) has to say goes out now.
+        while let Some(d) = emu.poll_transmit() {
+            match net.as_mut() {
+                Some(n) => n.send(now, d),
+                None => {
+                    socks.try_send(d.src, d.dst, &d.payload);
+                }
+            }
+        }
+        if let Some(n) = net.as_mut() {
+            while let Some(d) = n.poll_deliver(now) {
+                if endpoints.binary_search(&d.dst).is_ok() {
+                    emu.handle_datagram(now, d);
+                } else {
+                    socks.try_send(d.src, d.dst, &d.payload);
+                }
+            }
+        }
+        log.report(&mut emu, opts.quiet);
+        let wake = [emu.poll_timeout(), net.as_ref().and_then(|n| n.poll_timeout())]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep_until = wake
+            .map(|t| start + std::time::Duration::from_micros(t.0))
+            .unwrap_or(start + std::time::Duration::from_secs(3600));
+        let sleep_until = stop_at.map_or(sleep_until, |s| sleep_until.min(s));
+        tokio::select! {
+            r = rx.recv() => {
+                let Some(r) = r else { break };
+                let mut batch = vec![r];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                    if batch.len() >= 1024 { break; }
+                }
+                let now = now_since(start);
+                for r in batch {
+                    let d = Datagram { src: r.peer, dst: r.local, payload: r.payload };
+                    match net.as_mut() {
+                        Some(n) => n.send(now, d),
+                        None => emu.handle_datagram(now, d),
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(sleep_until) => {
+                emu.handle_timeout(now_since(start));
+                if stop_at.is_some_and(|s| tokio::time::Instant::now() >= s) { break; }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    let stats = emu.stats();
+    if !opts.quiet {
+        eprintln!("sim emulate: stopped: {stats:?}");
+    }
+    Ok(stats)
+}
+
+/// SIGTERM as a stream (a receiver that never fires where signals are unavailable).
+fn signal_stream() -> SignalStream {
+    SignalStream(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
+}
+
+struct SignalStream(Option<tokio::signal::unix::Signal>);
+
+impl SignalStream {
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Turns the emulator's power and boot changes into log lines.
+#[derive(Debug, Default)]
+pub struct EventLog;
+
+impl EventLog {
+    /// Prints (to stderr) one line per power or boot change since the last call.
+    pub fn report(&mut self, emu: &mut Emulator, quiet: bool) {
+        use spinnbed_emulator::Event;
+        while let Some(ev) = emu.poll_event() {
+            if quiet {
+                continue;
+            }
+            let line = match ev {
+                Event::PoweredOn { machine, board } => format!("{machine} board {board}: power on"),
+                Event::PoweredOff { machine, board } => format!("{machine} board {board}: power off"),
+                Event::BootStarted { machine, root, boards } => {
+                    format!("{machine} board {root}: boot image received, booting {boards} board(s)")
+                }
+                Event::Booted { machine, root, width, height } => {
+                    format!("{machine} board {root}: SC&MP running ({width} x {height} chips)")
+                }
+            };
+            eprintln!("sim emulate: {line}");
+        }
+    }
+}

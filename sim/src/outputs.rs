@@ -1,0 +1,438 @@
+//! The files a run writes (docs/outputs.md): `summary.json`, `jobs.csv`, `timeline.csv`,
+//! `boards.csv`, and the metrics behind them. Everything here is a pure function of the run
+//! result, so the same run gives byte-identical files.
+
+use crate::world::{Outcome, RunResult};
+use serde::Serialize;
+use spinnbed_core::alloc::{Request, Shape};
+use spinnbed_core::geometry::Link;
+use spinnbed_core::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+/// Run facts that are not in the result itself.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Packing policy name.
+    pub packer: String,
+    /// Queue discipline name.
+    pub queue: String,
+    /// Release delay.
+    pub seconds_before_free: Duration,
+    /// Arrival horizon.
+    pub horizon: Instant,
+}
+
+/// Wait statistics.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct WaitStats {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// Per size class.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassStats {
+    /// Class label.
+    pub class: String,
+    /// Jobs.
+    pub jobs: usize,
+    /// Started.
+    pub started: usize,
+    /// Mean wait.
+    pub mean_wait_s: f64,
+    /// Median wait.
+    pub p50_wait_s: f64,
+    /// 95th-percentile wait.
+    pub p95_wait_s: f64,
+}
+
+/// Per machine.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MachineStats {
+    /// Name.
+    pub name: String,
+    /// Live boards.
+    pub live_boards: usize,
+    /// Dead boards.
+    pub dead_boards: usize,
+    /// Allocated board-time over live board-time over the makespan.
+    pub utilisation: f64,
+}
+
+/// Policy names.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PolicyNames {
+    /// Packer.
+    pub packer: String,
+    /// Queue discipline.
+    pub queue: String,
+    /// Release delay in seconds.
+    pub seconds_before_free_s: f64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Policies.
+    pub policy: PolicyNames,
+    /// Arrival horizon.
+    pub horizon_s: f64,
+    /// When the run stopped.
+    pub end_s: f64,
+    /// Last end − first submission.
+    pub makespan_s: f64,
+    /// Jobs.
+    pub jobs: usize,
+    /// Allocated at some point.
+    pub started: usize,
+    /// Destroyed by their users.
+    pub completed: usize,
+    /// Never allocated.
+    pub cancelled: usize,
+    /// Keepalive lapsed.
+    pub timed_out: usize,
+    /// Hardware failures.
+    pub failed: usize,
+    /// Queued at the end.
+    pub never_started: usize,
+    /// Holding boards at the end.
+    pub unfinished: usize,
+    /// Live boards.
+    pub live_boards: usize,
+    /// Dead boards.
+    pub dead_boards: usize,
+    /// Allocated board-time / (live boards × makespan).
+    pub utilisation: f64,
+    /// Powered board-time / (live boards × makespan).
+    pub powered_utilisation: f64,
+    /// Board-hours allocated.
+    pub board_hours_allocated: f64,
+    /// Board-hours powered.
+    pub board_hours_powered: f64,
+    /// Waits of started jobs.
+    pub wait_s: WaitStats,
+    /// Mean bounded slowdown (10 s threshold) of completed jobs.
+    pub mean_bounded_slowdown: f64,
+    /// Per class.
+    pub classes: Vec<ClassStats>,
+    /// Per machine.
+    pub machines: Vec<MachineStats>,
+    /// SCP statistics (packet-level runs only).
+    pub scp: Option<serde_json::Value>,
+}
+
+/// Rounds to 3 decimals (stable JSON numbers).
+fn r3(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
+fn secs(t: Instant) -> f64 {
+    t.as_micros() as f64 / 1e6
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn wait_stats(mut w: Vec<f64>) -> WaitStats {
+    w.sort_by(f64::total_cmp);
+    let mean = if w.is_empty() {
+        0.0
+    } else {
+        w.iter().sum::<f64>() / w.len() as f64
+    };
+    WaitStats {
+        mean: r3(mean),
+        p50: r3(percentile(&w, 50.0)),
+        p95: r3(percentile(&w, 95.0)),
+        p99: r3(percentile(&w, 99.0)),
+        max: r3(w.last().copied().unwrap_or(0.0)),
+    }
+}
+
+/// Computes `summary.json`.
+pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) -> Summary {
+    let count = |o: Outcome| r.records.iter().filter(|x| x.outcome == o).count();
+    let first_submit = r.records.iter().map(|x| x.submit).min().unwrap_or(Instant::ZERO);
+    let last_end = r
+        .records
+        .iter()
+        .filter_map(|x| x.end.or(x.start.map(|_| r.end)))
+        .max()
+        .unwrap_or(first_submit);
+    let makespan = secs(last_end) - secs(first_submit);
+    let live: usize = r
+        .machines
+        .iter()
+        .map(|m| m.board_positions() - m.dead_boards().len())
+        .sum();
+    let dead: usize = r.machines.iter().map(|m| m.dead_boards().len()).sum();
+    let alloc_s: f64 = r
+        .boards
+        .iter()
+        .flatten()
+        .map(|u| u.allocated.as_micros() as f64 / 1e6)
+        .sum();
+    let power_s: f64 = r
+        .boards
+        .iter()
+        .flatten()
+        .map(|u| u.powered.as_micros() as f64 / 1e6)
+        .sum();
+    let util = |x: f64, live: usize| {
+        if live == 0 || makespan <= 0.0 {
+            0.0
+        } else {
+            x / (live as f64 * makespan)
+        }
+    };
+    let waits: Vec<f64> = r
+        .records
+        .iter()
+        .filter_map(|x| Some(secs(x.start?) - secs(x.submit)))
+        .collect();
+    let slowdowns: Vec<f64> = r
+        .records
+        .iter()
+        .filter(|x| x.outcome == Outcome::Completed)
+        .filter_map(|x| {
+            let wait = secs(x.start?) - secs(x.submit);
+            let run = secs(x.end?) - secs(x.start?);
+            Some(((wait + run) / run.max(10.0)).max(1.0))
+        })
+        .collect();
+    let mut class_order: Vec<String> = Vec::new();
+    for j in &r.jobs {
+        if !class_order.contains(&j.class) {
+            class_order.push(j.class.clone());
+        }
+    }
+    let classes = class_order
+        .into_iter()
+        .map(|c| {
+            let recs: Vec<_> = r.records.iter().filter(|x| r.jobs[x.index].class == c).collect();
+            let w = wait_stats(
+                recs.iter()
+                    .filter_map(|x| Some(secs(x.start?) - secs(x.submit)))
+                    .collect(),
+            );
+            ClassStats {
+                jobs: recs.len(),
+                started: recs.iter().filter(|x| x.start.is_some()).count(),
+                mean_wait_s: w.mean,
+                p50_wait_s: w.p50,
+                p95_wait_s: w.p95,
+                class: c,
+            }
+        })
+        .collect();
+    let machines = r
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            let live = m.board_positions() - m.dead_boards().len();
+            let a: f64 = r.boards[mi].iter().map(|u| u.allocated.as_micros() as f64 / 1e6).sum();
+            MachineStats {
+                name: m.name().to_string(),
+                live_boards: live,
+                dead_boards: m.dead_boards().len(),
+                utilisation: r3(util(a, live)),
+            }
+        })
+        .collect();
+    Summary {
+        scenario: meta.scenario.clone(),
+        seed: meta.seed,
+        policy: PolicyNames {
+            packer: meta.packer.clone(),
+            queue: meta.queue.clone(),
+            seconds_before_free_s: r3(meta.seconds_before_free.as_secs_f64()),
+        },
+        horizon_s: r3(secs(meta.horizon)),
+        end_s: r3(secs(r.end)),
+        makespan_s: r3(makespan),
+        jobs: r.records.len(),
+        started: r.records.iter().filter(|x| x.start.is_some()).count(),
+        completed: count(Outcome::Completed),
+        cancelled: count(Outcome::Cancelled),
+        timed_out: count(Outcome::TimedOut),
+        failed: count(Outcome::Failed),
+        never_started: count(Outcome::NeverStarted),
+        unfinished: count(Outcome::Unfinished),
+        live_boards: live,
+        dead_boards: dead,
+        utilisation: r3(util(alloc_s, live)),
+        powered_utilisation: r3(util(power_s, live)),
+        board_hours_allocated: r3(alloc_s / 3600.0),
+        board_hours_powered: r3(power_s / 3600.0),
+        wait_s: wait_stats(waits),
+        mean_bounded_slowdown: r3(if slowdowns.is_empty() {
+            0.0
+        } else {
+            slowdowns.iter().sum::<f64>() / slowdowns.len() as f64
+        }),
+        classes,
+        machines,
+        scp,
+    }
+}
+
+/// Seconds with at most three decimals (`12.5`, `30`, `0.007`).
+pub fn fmt_t(t: Instant) -> String {
+    fmt_us(t.as_micros())
+}
+
+fn fmt_us(us: u64) -> String {
+    let ms = (us + 500) / 1000;
+    let (w, f) = (ms / 1000, ms % 1000);
+    if f == 0 {
+        return w.to_string();
+    }
+    let mut s = format!("{w}.{f:03}");
+    while s.ends_with('0') {
+        s.pop();
+    }
+    s
+}
+
+/// A request as written in `jobs.csv`.
+pub fn request_label(r: &Request) -> String {
+    match r.shape {
+        Shape::AnyBoard => "board".to_string(),
+        Shape::Board { board } => format!("board({},{},{})", board.x, board.y, board.z),
+        Shape::Boards { n, min_ratio } => format!("boards({n},{min_ratio})"),
+        Shape::Triads { w, h } => format!("rect({w}x{h})"),
+    }
+}
+
+/// `jobs.csv`.
+pub fn jobs_csv(r: &RunResult) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "id", "owner", "class", "request", "machine", "submit_s", "start_s", "ready_s", "end_s", "wait_s", "boards",
+        "triads", "outcome", "reason",
+    ]);
+    for x in &r.records {
+        let j = &r.jobs[x.index];
+        let opt = |t: Option<Instant>| t.map(fmt_t).unwrap_or_default();
+        let wait = x
+            .start
+            .map(|s| fmt_us(s.as_micros().saturating_sub(x.submit.as_micros())))
+            .unwrap_or_default();
+        let triads: BTreeSet<(u16, u16)> = x.boards.iter().map(|b| (b.x, b.y)).collect();
+        let _ = w.write_record([
+            j.id.to_string(),
+            j.owner.clone(),
+            j.class.clone(),
+            request_label(&j.request),
+            x.machine.clone().unwrap_or_default(),
+            fmt_t(x.submit),
+            opt(x.start),
+            opt(x.ready),
+            opt(x.end),
+            wait,
+            x.boards.len().to_string(),
+            triads.len().to_string(),
+            x.outcome.name().to_string(),
+            x.reason.clone(),
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// `timeline.csv`.
+pub fn timeline_csv(r: &RunResult) -> String {
+    let mut s = String::from("t_s,queued,running,allocated_boards,powered_boards,idle_boards,dead_boards\n");
+    for x in &r.samples {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{}",
+            fmt_t(x.t),
+            x.queued,
+            x.running,
+            x.allocated,
+            x.powered,
+            x.idle,
+            x.dead
+        );
+    }
+    s
+}
+
+/// `boards.csv`.
+pub fn boards_csv(r: &RunResult) -> String {
+    let mut s = String::from("machine,x,y,z,cabinet,frame,board,dead,allocated_s,powered_s,dead_links\n");
+    for (mi, m) in r.machines.iter().enumerate() {
+        for b in m.boards() {
+            let u = r.boards[mi][m.board_index(b)];
+            let p = m.location(b);
+            let links: Vec<&str> = Link::ALL
+                .iter()
+                .filter(|l| m.dead_links().contains(&(b, **l)))
+                .map(|l| l.name())
+                .collect();
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{},{},{},{}",
+                m.name(),
+                b.x,
+                b.y,
+                b.z,
+                p.map(|p| p.cabinet.to_string()).unwrap_or_default(),
+                p.map(|p| p.frame.to_string()).unwrap_or_default(),
+                p.map(|p| p.board.to_string()).unwrap_or_default(),
+                u8::from(m.dead_boards().contains(&b)),
+                fmt_us(u.allocated.as_micros()),
+                fmt_us(u.powered.as_micros()),
+                links.join(";")
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_percentiles() {
+        assert_eq!(fmt_us(12_500_000), "12.5");
+        assert_eq!(fmt_us(30_000_000), "30");
+        assert_eq!(fmt_us(7_000), "0.007");
+        assert_eq!(fmt_us(1_499), "0.001");
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 95.0), 95.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+        assert_eq!(wait_stats(vec![3.0, 1.0, 2.0]).mean, 2.0);
+    }
+}

@@ -1,0 +1,339 @@
+//! `sim run`: a scenario under the discrete-event clock, and its output directory.
+//!
+//! [`RunSpec`] is everything a simulated run needs, already resolved (the scenario module
+//! builds it from a TOML file). [`simulate`] builds the service with the chosen policies and
+//! the hardware, runs the [`World`] and returns the result; [`write_outputs`] writes the files of
+//! docs/outputs.md into a fresh temporary directory and renames it into place, so an output
+//! directory is either complete or absent.
+
+use crate::hardware::{BmpTiming, FixedDelays};
+use crate::outputs::{self, RunMeta};
+use crate::workload::WorkloadJob;
+use crate::world::{Limits, RunResult, World};
+use spinnbed_core::alloc::Packer;
+use spinnbed_core::geometry::Machine;
+use spinnbed_core::sched::{Discipline, Easy, Fifo};
+use spinnbed_core::service::{Service, ServiceConfig, spalloc_packer};
+use spinnbed_core::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+
+/// Which packing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackerChoice {
+    /// The reference (`spalloc`).
+    Spalloc,
+    /// Place rectangles anywhere, fragmentation-aware (`anywhere`).
+    Anywhere {
+        /// Allocate exactly n boards for "at least n boards" requests.
+        exact_boards: bool,
+    },
+}
+
+impl PackerChoice {
+    /// The policy's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PackerChoice::Spalloc => "spalloc",
+            PackerChoice::Anywhere { exact_boards: false } => "anywhere",
+            PackerChoice::Anywhere { exact_boards: true } => "anywhere-exact",
+        }
+    }
+
+    /// A packer of this policy for a machine.
+    pub fn build(self, m: &Machine) -> Box<dyn Packer> {
+        match self {
+            PackerChoice::Spalloc => spalloc_packer(m),
+            PackerChoice::Anywhere { exact_boards } => anywhere_packer(m, exact_boards),
+        }
+    }
+}
+
+fn anywhere_packer(m: &Machine, exact_boards: bool) -> Box<dyn Packer> {
+    let db: Vec<_> = m.dead_boards().iter().copied().collect();
+    let dl: Vec<_> = m.dead_links().iter().copied().collect();
+    Box::new(spinnbed_core::alloc::anywhere::AnywherePacker::new(
+        m.width(),
+        m.height(),
+        &db,
+        &dl,
+        exact_boards,
+    ))
+}
+
+/// Which queue discipline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueChoice {
+    /// Strict FIFO per machine (the reference).
+    Fifo,
+    /// EASY backfilling over the next `depth` queued jobs.
+    Easy {
+        /// Jobs considered behind the head.
+        depth: usize,
+    },
+}
+
+impl QueueChoice {
+    /// The discipline's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueChoice::Fifo => "fifo",
+            QueueChoice::Easy { .. } => "easy",
+        }
+    }
+
+    fn build(self) -> Box<dyn Discipline> {
+        match self {
+            QueueChoice::Fifo => Box::new(Fifo),
+            QueueChoice::Easy { depth } => Box::new(Easy::new(depth)),
+        }
+    }
+}
+
+/// A fully resolved simulated run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Scenario name.
+    pub name: String,
+    /// Seed (for the record; the workload is already generated from it).
+    pub seed: u64,
+    /// Jobs arrive until here.
+    pub horizon: Duration,
+    /// Timeline sampling period.
+    pub sample_period: Duration,
+    /// The run stops this long after the horizon even if jobs remain.
+    pub drain_limit: Duration,
+    /// Machines in priority order, with their BMP timing.
+    pub machines: Vec<(Machine, BmpTiming)>,
+    /// Service settings.
+    pub service: ServiceConfig,
+    /// Packing policy.
+    pub packer: PackerChoice,
+    /// Queue discipline.
+    pub queue: QueueChoice,
+    /// The jobs, in submission order.
+    pub jobs: Vec<WorkloadJob>,
+}
+
+impl RunSpec {
+    /// The run a scenario describes, with its jobs (from [`crate::scenario::Scenario::workload`]).
+    pub fn from_scenario(sc: &crate::scenario::Scenario, mut jobs: Vec<WorkloadJob>) -> RunSpec {
+        use crate::scenario::{EstimateSource, PackerKind, QueueKind};
+        if sc.policy.estimate == EstimateSource::Actual {
+            for j in &mut jobs {
+                j.estimate = Some(j.runtime);
+            }
+        }
+        RunSpec {
+            name: sc.run.name.clone(),
+            seed: sc.run.seed,
+            horizon: sc.run.horizon,
+            sample_period: sc.run.sample_period,
+            drain_limit: sc.run.drain_limit,
+            machines: sc
+                .machines
+                .iter()
+                .map(|m| {
+                    let t = BmpTiming {
+                        power_on: m.timing.power_on,
+                        power_off: m.timing.power_off,
+                        link_write: m.timing.link_write,
+                    };
+                    (m.machine.clone(), t)
+                })
+                .collect(),
+            service: ServiceConfig {
+                seconds_before_free: sc.policy.seconds_before_free,
+                max_retired_jobs: usize::try_from(sc.policy.max_retired_jobs).unwrap_or(usize::MAX),
+                disable_peripheral_links: sc.policy.disable_peripheral_links,
+            },
+            packer: match sc.policy.packer {
+                PackerKind::Spalloc => PackerChoice::Spalloc,
+                PackerKind::Anywhere => PackerChoice::Anywhere {
+                    exact_boards: sc.policy.exact_boards,
+                },
+            },
+            queue: match sc.policy.queue {
+                QueueKind::Fifo => QueueChoice::Fifo,
+                QueueKind::Easy => QueueChoice::Easy {
+                    depth: sc.policy.backfill_depth as usize,
+                },
+            },
+            jobs,
+        }
+    }
+}
+
+/// Runs a spec to completion; `progress` gets the simulated time now and then.
+pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunResult, RunMeta), String> {
+    let packer = spec.packer;
+    let mut service = Service::with_policies(
+        spec.service,
+        Box::new(move |m: &Machine| packer.build(m)),
+        spec.queue.build(),
+    );
+    for (m, _) in &spec.machines {
+        service
+            .add_machine(Instant::ZERO, m.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    let hw = FixedDelays::new(spec.machines.iter().map(|(m, t)| (m.name().to_string(), *t)));
+    let limits = Limits {
+        horizon: Instant::ZERO + spec.horizon,
+        stop: Instant::ZERO + spec.horizon + spec.drain_limit,
+        sample_period: spec.sample_period.max(Duration::from_secs(1)),
+    };
+    let world = World::new(service, hw, spec.jobs.clone(), limits);
+    let result = world.run(progress);
+    let meta = RunMeta {
+        scenario: spec.name.clone(),
+        seed: spec.seed,
+        packer: spec.packer.name().to_string(),
+        queue: spec.queue.name().to_string(),
+        seconds_before_free: spec.service.seconds_before_free,
+        horizon: limits.horizon,
+    };
+    Ok((result, meta))
+}
+
+/// Wall-clock figures of a run (`perf.json`; not deterministic).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Perf {
+    /// Wall time of the simulation loop.
+    pub wall_s: f64,
+    /// Events handled.
+    pub events: u64,
+    /// Events per wall second.
+    pub events_per_s: f64,
+    /// Simulated seconds.
+    pub simulated_s: f64,
+    /// Simulated days per wall second.
+    pub sim_days_per_wall_s: f64,
+}
+
+impl Perf {
+    /// From a run and its wall time.
+    pub fn new(r: &RunResult, wall: std::time::Duration) -> Perf {
+        let w = wall.as_secs_f64().max(1e-9);
+        let sim = r.end.as_micros() as f64 / 1e6;
+        Perf {
+            wall_s: (w * 1000.0).round() / 1000.0,
+            events: r.events,
+            events_per_s: (r.events as f64 / w).round(),
+            simulated_s: sim,
+            sim_days_per_wall_s: ((sim / 86400.0 / w) * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
+/// Writes every output file into `dir` (replacing it): first into a sibling temporary
+/// directory, then renamed into place.
+pub fn write_outputs(
+    dir: &Path,
+    result: &RunResult,
+    meta: &RunMeta,
+    resolved_scenario: &str,
+    perf: &Perf,
+) -> std::io::Result<outputs::Summary> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "run".into());
+    let tmp: PathBuf = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    let summary = outputs::summary(result, meta, result.scp.clone());
+    let mut json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
+    json.push('\n');
+    std::fs::write(tmp.join("summary.json"), json)?;
+    std::fs::write(tmp.join("jobs.csv"), outputs::jobs_csv(result))?;
+    std::fs::write(tmp.join("timeline.csv"), outputs::timeline_csv(result))?;
+    std::fs::write(tmp.join("boards.csv"), outputs::boards_csv(result))?;
+    std::fs::write(tmp.join("scenario.toml"), resolved_scenario)?;
+    let mut pj = serde_json::to_string_pretty(perf).map_err(std::io::Error::other)?;
+    pj.push('\n');
+    std::fs::write(tmp.join("perf.json"), pj)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::rename(&tmp, dir)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spinnbed_core::alloc::{Request, Shape};
+    use spinnbed_core::geometry::MachineSpec;
+
+    fn job(id: u64, t: u64, shape: Shape, run_s: u64, keepalive: Option<u64>, lapse: Option<u64>) -> WorkloadJob {
+        WorkloadJob {
+            id,
+            submit: Instant::from_secs(t),
+            owner: "u".into(),
+            class: "c".into(),
+            request: Request::new(shape),
+            machine: None,
+            tags: None,
+            runtime: Duration::from_secs(run_s),
+            estimate: Some(Duration::from_secs(run_s)),
+            keepalive: keepalive.map(Duration::from_secs),
+            lapse_after: lapse.map(Duration::from_secs),
+            data_in: 0,
+            data_out: 0,
+        }
+    }
+
+    pub(crate) fn spec(jobs: Vec<WorkloadJob>) -> RunSpec {
+        RunSpec {
+            name: "t".into(),
+            seed: 1,
+            horizon: Duration::from_secs(3600),
+            sample_period: Duration::from_secs(60),
+            drain_limit: Duration::from_secs(86400),
+            machines: vec![(Machine::new(MachineSpec::new("m", 2, 2)).unwrap(), BmpTiming::default())],
+            service: ServiceConfig::default(),
+            packer: PackerChoice::Spalloc,
+            queue: QueueChoice::Fifo,
+            jobs,
+        }
+    }
+
+    #[test]
+    fn jobs_run_complete_time_out_and_are_cancelled() {
+        let jobs = vec![
+            job(1, 0, Shape::Triads { w: 2, h: 2 }, 100, Some(60), None),
+            job(2, 10, Shape::AnyBoard, 50, Some(60), None),
+            job(3, 20, Shape::Triads { w: 3, h: 1 }, 50, None, None),
+            job(4, 30, Shape::AnyBoard, 1000, Some(60), Some(200)),
+        ];
+        let (r, meta) = simulate(&spec(jobs), |_| {}).unwrap();
+        let rec = |i: usize| &r.records[i];
+        // Job 1 takes the whole machine: ready after the 5 s power-on and link writes.
+        assert_eq!(rec(0).start, Some(Instant::ZERO));
+        assert_eq!(rec(0).outcome, crate::world::Outcome::Completed);
+        let ready = rec(0).ready.unwrap();
+        assert!(ready >= Instant::from_secs(5), "{ready:?}");
+        assert_eq!(rec(0).end, Some(ready + Duration::from_secs(100)));
+        // Job 2 waits for job 1's boards: destroy, 1 s power-off, 30 s before free.
+        assert_eq!(rec(1).start, Some(rec(0).end.unwrap() + Duration::from_secs(31)));
+        assert_eq!(rec(2).outcome, crate::world::Outcome::Cancelled);
+        assert_eq!(rec(2).reason, "Cancelled: No suitable machines available.");
+        // Job 4's client dies 200 s after submission (t = 230): its last keepalive went out at
+        // t = 210 (every 30 s), so the job times out just after 210 + 60 s.
+        assert_eq!(rec(3).outcome, crate::world::Outcome::TimedOut);
+        assert_eq!(rec(3).end, Some(Instant::from_secs(270) + Duration(1)));
+        let s = outputs::summary(&r, &meta, None);
+        assert_eq!((s.completed, s.cancelled, s.timed_out), (2, 1, 1));
+        assert!(s.utilisation > 0.0 && s.utilisation <= 1.0);
+        let tl = outputs::timeline_csv(&r);
+        assert!(tl.lines().count() > 3);
+        assert!(outputs::jobs_csv(&r).contains("timed_out"));
+    }
+}

@@ -1,0 +1,776 @@
+//! Random distributions of durations, byte sizes and counts, as written in scenarios.
+//!
+//! `{ dist = "lognormal", median = "10m", sigma = 1.2, max = "2d" }`: one inline table per
+//! distribution, the same laws for every quantity. A bare number or string is a fixed value.
+//! Sampling uses its own small formulas over `next_u64` (Box–Muller, inversion), so a seed gives
+//! the same numbers whatever version of `rand` is linked.
+
+use super::units;
+use rand::Rng;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use spinnbed_core::time::Duration;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// A byte size (a distinct type so that scenarios read `"4MiB"` for it and not seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+/// A value a distribution can produce: how it is read, printed and sampled.
+pub trait Quantity: Copy + PartialEq + PartialOrd + fmt::Debug {
+    /// What a value looks like, for error messages.
+    const EXPECTED: &'static str;
+    /// True for integer counts (sampled on whole numbers, at least 1).
+    const DISCRETE: bool = false;
+    /// From a TOML integer.
+    fn from_int(v: i64) -> Result<Self, String>;
+    /// From a TOML float.
+    fn from_float(v: f64) -> Result<Self, String>;
+    /// From a TOML string.
+    fn from_text(s: &str) -> Result<Self, String>;
+    /// The value in its base unit (µs, bytes, count).
+    fn to_f64(self) -> f64;
+    /// A sampled base-unit value, rounded and clamped into the type.
+    fn from_sample(x: f64) -> Self;
+    /// The TOML literal that reads back to exactly this value.
+    fn to_toml(self) -> String;
+}
+
+impl Quantity for Duration {
+    const EXPECTED: &'static str = "a duration (seconds, or a string such as \"30s\", \"5m\", \"1.5h\")";
+    fn from_int(v: i64) -> Result<Self, String> {
+        if v < 0 {
+            return Err(format!("a duration must not be negative (got {v})"));
+        }
+        Ok(Duration::from_secs(v as u64))
+    }
+    fn from_float(v: f64) -> Result<Self, String> {
+        units::duration_from_secs(v)
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        units::parse_duration(s)
+    }
+    fn to_f64(self) -> f64 {
+        self.0 as f64
+    }
+    fn from_sample(x: f64) -> Self {
+        if x.is_nan() || x <= 0.0 {
+            Duration(0)
+        } else if x >= u64::MAX as f64 {
+            Duration::MAX
+        } else {
+            Duration(x.round() as u64)
+        }
+    }
+    fn to_toml(self) -> String {
+        format!("\"{}\"", units::format_duration(self))
+    }
+}
+
+impl Quantity for ByteSize {
+    const EXPECTED: &'static str = "a byte size (bytes, or a string such as \"64KiB\", \"10MB\")";
+    fn from_int(v: i64) -> Result<Self, String> {
+        u64::try_from(v)
+            .map(ByteSize)
+            .map_err(|_| format!("a byte size must not be negative (got {v})"))
+    }
+    fn from_float(v: f64) -> Result<Self, String> {
+        units::bytes_from_number(v).map(ByteSize)
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        units::parse_bytes(s).map(ByteSize)
+    }
+    fn to_f64(self) -> f64 {
+        self.0 as f64
+    }
+    fn from_sample(x: f64) -> Self {
+        if x.is_nan() || x <= 0.0 {
+            ByteSize(0)
+        } else if x >= u64::MAX as f64 {
+            ByteSize(u64::MAX)
+        } else {
+            ByteSize(x.round() as u64)
+        }
+    }
+    fn to_toml(self) -> String {
+        format!("\"{}\"", units::format_bytes(self.0))
+    }
+}
+
+/// Counts (boards, triads) are written as plain numbers; parameters may be fractional (a mean
+/// of 3.5 boards), samples are whole numbers of at least 1.
+impl Quantity for f64 {
+    const EXPECTED: &'static str = "a number";
+    const DISCRETE: bool = true;
+    fn from_int(v: i64) -> Result<Self, String> {
+        if v < 0 {
+            return Err(format!("a count must not be negative (got {v})"));
+        }
+        Ok(v as f64)
+    }
+    fn from_float(v: f64) -> Result<Self, String> {
+        if !v.is_finite() || v < 0.0 {
+            return Err(format!("a count must be a non-negative number (got {v})"));
+        }
+        Ok(v)
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        Err(format!("expected a number, not the string {s:?}"))
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_sample(x: f64) -> Self {
+        if x.is_nan() {
+            1.0
+        } else {
+            x.round().clamp(1.0, u32::MAX as f64)
+        }
+    }
+    fn to_toml(self) -> String {
+        fmt_f64(self)
+    }
+}
+
+/// Small non-negative integers (limits such as `max_dead_boards`).
+impl Quantity for u32 {
+    const EXPECTED: &'static str = "a non-negative integer";
+    const DISCRETE: bool = true;
+    fn from_int(v: i64) -> Result<Self, String> {
+        u32::try_from(v).map_err(|_| format!("must be an integer from 0 to {} (got {v})", u32::MAX))
+    }
+    fn from_float(v: f64) -> Result<Self, String> {
+        Err(format!("expected an integer (got {v})"))
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        Err(format!("expected an integer, not the string {s:?}"))
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_sample(x: f64) -> Self {
+        x.round().clamp(0.0, u32::MAX as f64) as u32
+    }
+    fn to_toml(self) -> String {
+        self.to_string()
+    }
+}
+
+/// A float as a TOML literal that reads back to the same `f64` (`1.0`, not `1`).
+pub fn fmt_f64(v: f64) -> String {
+    format!("{v:?}")
+}
+
+/// A deserialised [`Quantity`] (number or string).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Q<T>(pub T);
+
+struct QVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Quantity> Visitor<'de> for QVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(T::EXPECTED)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        T::from_int(v).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        T::from_int(i64::try_from(v).unwrap_or(i64::MAX)).map_err(E::custom)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        T::from_float(v).map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        T::from_text(v).map_err(E::custom)
+    }
+}
+
+impl<'de, T: Quantity> serde::Deserialize<'de> for Q<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(QVisitor(PhantomData)).map(Q)
+    }
+}
+
+/// A [`Quantity`] or the string `"none"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoneOr<T>(pub Option<T>);
+
+struct NoneOrVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Quantity> Visitor<'de> for NoneOrVisitor<T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} or \"none\"", T::EXPECTED)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<T>, E> {
+        T::from_int(v).map(Some).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<T>, E> {
+        T::from_int(i64::try_from(v).unwrap_or(i64::MAX))
+            .map(Some)
+            .map_err(E::custom)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<T>, E> {
+        T::from_float(v).map(Some).map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<T>, E> {
+        if v == "none" {
+            Ok(None)
+        } else {
+            T::from_text(v)
+                .map(Some)
+                .map_err(|e| E::custom(format!("{e}, or \"none\"")))
+        }
+    }
+}
+
+impl<'de, T: Quantity> serde::Deserialize<'de> for NoneOr<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoneOrVisitor(PhantomData)).map(NoneOr)
+    }
+}
+
+/// The shape of a distribution (its parameters; `min`/`max` live on [`Dist`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Law<T> {
+    /// Always `value`.
+    Fixed(T),
+    /// Uniform between the distribution's `min` and `max` (both required).
+    Uniform,
+    /// Log-uniform between `min` and `max` (both required, `min > 0`).
+    LogUniform,
+    /// Exponential with this mean.
+    Exponential {
+        /// Mean.
+        mean: T,
+    },
+    /// Log-normal: `median · exp(sigma · N(0, 1))`.
+    LogNormal {
+        /// Median (the scale).
+        median: T,
+        /// Standard deviation of the logarithm.
+        sigma: f64,
+    },
+    /// One of `values`, with probabilities proportional to `weights`.
+    Choice {
+        /// The values.
+        values: Vec<T>,
+        /// One weight per value (equal if not written).
+        weights: Vec<f64>,
+    },
+}
+
+/// A distribution: a law plus optional clamps (`min`/`max` are the range itself for `uniform`
+/// and `loguniform`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dist<T> {
+    /// The law.
+    pub law: Law<T>,
+    /// Lower clamp (lower bound for uniform laws).
+    pub min: Option<T>,
+    /// Upper clamp (upper bound for uniform laws).
+    pub max: Option<T>,
+}
+
+impl<T: Quantity> Dist<T> {
+    /// Always `v`.
+    pub fn fixed(v: T) -> Dist<T> {
+        Dist {
+            law: Law::Fixed(v),
+            min: None,
+            max: None,
+        }
+    }
+
+    /// Uniform on `[min, max]`.
+    pub fn uniform(min: T, max: T) -> Dist<T> {
+        Dist {
+            law: Law::Uniform,
+            min: Some(min),
+            max: Some(max),
+        }
+    }
+
+    /// Log-uniform on `[min, max]`.
+    pub fn log_uniform(min: T, max: T) -> Dist<T> {
+        Dist {
+            law: Law::LogUniform,
+            min: Some(min),
+            max: Some(max),
+        }
+    }
+
+    /// Exponential with this mean.
+    pub fn exponential(mean: T) -> Dist<T> {
+        Dist {
+            law: Law::Exponential { mean },
+            min: None,
+            max: None,
+        }
+    }
+
+    /// Log-normal with this median and sigma.
+    pub fn log_normal(median: T, sigma: f64) -> Dist<T> {
+        Dist {
+            law: Law::LogNormal { median, sigma },
+            min: None,
+            max: None,
+        }
+    }
+
+    /// The same law with clamps.
+    pub fn clamped(mut self, min: Option<T>, max: Option<T>) -> Dist<T> {
+        self.min = min;
+        self.max = max;
+        self
+    }
+
+    /// The law's name as written in scenarios.
+    pub fn name(&self) -> &'static str {
+        match self.law {
+            Law::Fixed(_) => "fixed",
+            Law::Uniform => "uniform",
+            Law::LogUniform => "loguniform",
+            Law::Exponential { .. } => "exponential",
+            Law::LogNormal { .. } => "lognormal",
+            Law::Choice { .. } => "choice",
+        }
+    }
+
+    /// Checks the parameters; the error is `(sub-key, message)` (`""` for the table itself).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let pos = |v: T, key: &'static str| -> Result<(), (&'static str, String)> {
+            if v.to_f64() > 0.0 {
+                Ok(())
+            } else {
+                Err((key, format!("must be greater than zero (got {})", v.to_toml())))
+            }
+        };
+        match &self.law {
+            Law::Fixed(_) => {}
+            Law::Uniform | Law::LogUniform => {
+                let (Some(lo), Some(hi)) = (self.min, self.max) else {
+                    unreachable!("uniform laws are read with both bounds")
+                };
+                if matches!(self.law, Law::LogUniform) {
+                    pos(lo, "min")?;
+                }
+                if lo > hi {
+                    return Err((
+                        "min",
+                        format!("min {} is greater than max {}", lo.to_toml(), hi.to_toml()),
+                    ));
+                }
+            }
+            Law::Exponential { mean } => pos(*mean, "mean")?,
+            Law::LogNormal { median, sigma } => {
+                pos(*median, "median")?;
+                if !sigma.is_finite() || *sigma < 0.0 {
+                    return Err(("sigma", format!("must be a non-negative number (got {sigma})")));
+                }
+            }
+            Law::Choice { values, weights } => {
+                if values.is_empty() {
+                    return Err(("values", "must list at least one value".into()));
+                }
+                if weights.len() != values.len() {
+                    return Err((
+                        "weights",
+                        format!("has {} weights for {} values", weights.len(), values.len()),
+                    ));
+                }
+                if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
+                    return Err(("weights", format!("weights must be non-negative numbers (got {w})")));
+                }
+                if weights.iter().all(|w| *w == 0.0) {
+                    return Err(("weights", "weights are all zero".into()));
+                }
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max)
+            && lo > hi
+        {
+            return Err((
+                "min",
+                format!("min {} is greater than max {}", lo.to_toml(), hi.to_toml()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The smallest value the distribution can produce (for "could it ever fit" checks).
+    pub fn lower_bound(&self) -> f64 {
+        let law_min = match &self.law {
+            Law::Fixed(v) => v.to_f64(),
+            Law::Choice { values, weights } => values
+                .iter()
+                .zip(weights)
+                .filter(|(_, w)| **w > 0.0)
+                .map(|(v, _)| v.to_f64())
+                .fold(f64::INFINITY, f64::min),
+            _ => 0.0,
+        };
+        let lo = self.min.map_or(law_min, |m| law_min.max(m.to_f64()));
+        match self.max {
+            Some(hi) => lo.min(hi.to_f64()),
+            None => lo,
+        }
+    }
+
+    /// Draws one value.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> T {
+        let lo = self.min.map(Quantity::to_f64);
+        let hi = self.max.map(Quantity::to_f64);
+        let x = match &self.law {
+            Law::Fixed(v) => v.to_f64(),
+            Law::Uniform => {
+                let (a, b) = (lo.unwrap_or(0.0), hi.unwrap_or(0.0));
+                if T::DISCRETE {
+                    // Whole numbers a..=b, each equally likely.
+                    (a.ceil() + (unit(rng) * (b.floor() - a.ceil() + 1.0)).floor()).min(b.floor())
+                } else {
+                    a + unit(rng) * (b - a)
+                }
+            }
+            Law::LogUniform => {
+                let (a, b) = (lo.unwrap_or(1.0), hi.unwrap_or(1.0));
+                if T::DISCRETE {
+                    // n with probability ∝ ln((n + 1) / n) on a..=b.
+                    let (a, b) = (a.ceil().max(1.0), b.floor().max(1.0));
+                    let v = (a.ln() + unit(rng) * ((b + 1.0).ln() - a.ln())).exp().floor();
+                    v.clamp(a, b)
+                } else {
+                    (a.ln() + unit(rng) * (b.ln() - a.ln())).exp()
+                }
+            }
+            Law::Exponential { mean } => -mean.to_f64() * (1.0 - unit(rng)).ln(),
+            Law::LogNormal { median, sigma } => median.to_f64() * (sigma * normal(rng)).exp(),
+            Law::Choice { values, weights } => {
+                let total: f64 = weights.iter().sum();
+                let mut u = unit(rng) * total;
+                let mut pick = values.len() - 1;
+                for (i, w) in weights.iter().enumerate() {
+                    if u < *w {
+                        pick = i;
+                        break;
+                    }
+                    u -= w;
+                }
+                values[pick].to_f64()
+            }
+        };
+        let x = match lo {
+            Some(l) if x < l => l,
+            _ => x,
+        };
+        let x = match hi {
+            Some(h) if x > h => h,
+            _ => x,
+        };
+        T::from_sample(x)
+    }
+
+    /// The inline-table TOML form: `{ dist = "lognormal", median = "10m", sigma = 1.2 }`.
+    pub fn to_toml(&self) -> String {
+        let mut parts = vec![format!("dist = \"{}\"", self.name())];
+        match &self.law {
+            Law::Fixed(v) => parts.push(format!("value = {}", v.to_toml())),
+            Law::Uniform | Law::LogUniform => {}
+            Law::Exponential { mean } => parts.push(format!("mean = {}", mean.to_toml())),
+            Law::LogNormal { median, sigma } => {
+                parts.push(format!("median = {}", median.to_toml()));
+                parts.push(format!("sigma = {}", fmt_f64(*sigma)));
+            }
+            Law::Choice { values, weights } => {
+                let v: Vec<String> = values.iter().map(|v| v.to_toml()).collect();
+                let w: Vec<String> = weights.iter().map(|w| fmt_f64(*w)).collect();
+                parts.push(format!("values = [{}]", v.join(", ")));
+                parts.push(format!("weights = [{}]", w.join(", ")));
+            }
+        }
+        if let Some(m) = self.min {
+            parts.push(format!("min = {}", m.to_toml()));
+        }
+        if let Some(m) = self.max {
+            parts.push(format!("max = {}", m.to_toml()));
+        }
+        format!("{{ {} }}", parts.join(", "))
+    }
+}
+
+/// A uniform float in [0, 1) from the top 53 bits of one draw.
+pub fn unit<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A standard normal variate (Box–Muller, two draws).
+pub fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    let u1 = unit(rng).max(f64::MIN_POSITIVE);
+    let u2 = unit(rng);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+const DIST_KEYS: &str = "dist, value, min, max, mean, median, sigma, values, weights";
+
+struct DistVisitor<T>(PhantomData<T>);
+
+/// A list of quantities.
+struct QList<T>(Vec<T>);
+
+impl<'de, T: Quantity> serde::Deserialize<'de> for QList<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Quantity> Visitor<'de> for V<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "an array of values ({})", T::EXPECTED)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Q(v)) = seq.next_element::<Q<T>>()? {
+                    out.push(v);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V(PhantomData)).map(QList)
+    }
+}
+
+impl<'de, T: Quantity> Visitor<'de> for DistVisitor<T> {
+    type Value = Dist<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "{} or a distribution table such as {{ dist = \"lognormal\", median = …, sigma = … }}",
+            T::EXPECTED
+        )
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dist<T>, E> {
+        T::from_int(v).map(Dist::fixed).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dist<T>, E> {
+        T::from_int(i64::try_from(v).unwrap_or(i64::MAX))
+            .map(Dist::fixed)
+            .map_err(E::custom)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dist<T>, E> {
+        T::from_float(v).map(Dist::fixed).map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Dist<T>, E> {
+        T::from_text(v).map(Dist::fixed).map_err(E::custom)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Dist<T>, A::Error> {
+        let mut dist: Option<String> = None;
+        let (mut value, mut min, mut max, mut mean, mut median) = (None, None, None, None, None);
+        let mut sigma: Option<f64> = None;
+        let mut values: Option<Vec<T>> = None;
+        let mut weights: Option<Vec<f64>> = None;
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+            }
+            match key.as_str() {
+                "dist" => dist = Some(map.next_value()?),
+                "value" => value = Some(map.next_value::<Q<T>>()?.0),
+                "min" => min = Some(map.next_value::<Q<T>>()?.0),
+                "max" => max = Some(map.next_value::<Q<T>>()?.0),
+                "mean" => mean = Some(map.next_value::<Q<T>>()?.0),
+                "median" => median = Some(map.next_value::<Q<T>>()?.0),
+                "sigma" => sigma = Some(map.next_value()?),
+                "values" => values = Some(map.next_value::<QList<T>>()?.0),
+                "weights" => weights = Some(map.next_value()?),
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key `{other}` in a distribution (expected {DIST_KEYS})"
+                    )));
+                }
+            }
+            seen.push(key);
+        }
+        let Some(dist) = dist else {
+            return Err(de::Error::custom(
+                "a distribution table needs `dist` (fixed, uniform, loguniform, exponential, lognormal or choice)",
+            ));
+        };
+        let allowed: &[&str] = match dist.as_str() {
+            "fixed" => &["value"],
+            "uniform" | "loguniform" => &[],
+            "exponential" => &["mean"],
+            "lognormal" => &["median", "sigma"],
+            "choice" => &["values", "weights"],
+            other => {
+                return Err(de::Error::custom(format!(
+                    "unknown distribution `{other}` (expected fixed, uniform, loguniform, exponential, lognormal or choice)"
+                )));
+            }
+        };
+        for k in &seen {
+            if !matches!(k.as_str(), "dist" | "min" | "max") && !allowed.contains(&k.as_str()) {
+                return Err(de::Error::custom(format!("key `{k}` is not used by dist = \"{dist}\"")));
+            }
+        }
+        let need = |what: &str| de::Error::custom(format!("dist = \"{dist}\" needs `{what}`"));
+        let law = match dist.as_str() {
+            "fixed" => Law::Fixed(value.ok_or_else(|| need("value"))?),
+            "uniform" | "loguniform" => {
+                if min.is_none() {
+                    return Err(need("min"));
+                }
+                if max.is_none() {
+                    return Err(need("max"));
+                }
+                if dist == "uniform" {
+                    Law::Uniform
+                } else {
+                    Law::LogUniform
+                }
+            }
+            "exponential" => Law::Exponential {
+                mean: mean.ok_or_else(|| need("mean"))?,
+            },
+            "lognormal" => Law::LogNormal {
+                median: median.ok_or_else(|| need("median"))?,
+                sigma: sigma.ok_or_else(|| need("sigma"))?,
+            },
+            _ => {
+                let values = values.ok_or_else(|| need("values"))?;
+                let weights = weights.unwrap_or_else(|| vec![1.0; values.len()]);
+                Law::Choice { values, weights }
+            }
+        };
+        Ok(Dist { law, min, max })
+    }
+}
+
+impl<'de, T: Quantity> serde::Deserialize<'de> for Dist<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DistVisitor(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn parse<T: Quantity>(text: &str) -> Result<Dist<T>, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(bound = "T: Quantity")]
+        struct W<T: Quantity> {
+            d: Dist<T>,
+        }
+        toml::from_str::<W<T>>(&format!("d = {text}"))
+            .map(|w| w.d)
+            .map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn reads_every_law_and_prints_it_back() {
+        let cases = [
+            "{ dist = \"fixed\", value = \"5m\" }",
+            "{ dist = \"uniform\", min = \"1s\", max = \"2h\" }",
+            "{ dist = \"loguniform\", min = \"1s\", max = \"2h\" }",
+            "{ dist = \"exponential\", mean = \"30m\", max = \"1d\" }",
+            "{ dist = \"lognormal\", median = \"10m\", sigma = 1.2, min = \"10s\" }",
+            "{ dist = \"choice\", values = [\"1m\", \"1h\"], weights = [3.0, 1.0] }",
+        ];
+        for c in cases {
+            let d: Dist<Duration> = parse(c).unwrap();
+            assert_eq!(d.to_toml(), c);
+            assert_eq!(d.validate(), Ok(()));
+        }
+        assert_eq!(parse::<Duration>("\"5m\""), Ok(Dist::fixed(Duration::from_secs(300))));
+        assert_eq!(parse::<Duration>("1.5"), Ok(Dist::fixed(Duration(1_500_000))));
+        assert_eq!(parse::<f64>("4"), Ok(Dist::fixed(4.0)));
+        assert_eq!(parse::<ByteSize>("\"1MiB\""), Ok(Dist::fixed(ByteSize(1 << 20))));
+        let c: Dist<f64> = parse("{ dist = \"choice\", values = [1, 2, 4] }").unwrap();
+        assert_eq!(
+            c.to_toml(),
+            "{ dist = \"choice\", values = [1.0, 2.0, 4.0], weights = [1.0, 1.0, 1.0] }"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_tables() {
+        let cases = [
+            ("{ value = 1 }", "needs `dist`"),
+            ("{ dist = \"gauss\" }", "unknown distribution `gauss`"),
+            ("{ dist = \"fixed\" }", "needs `value`"),
+            ("{ dist = \"uniform\", min = 1 }", "needs `max`"),
+            (
+                "{ dist = \"lognormal\", median = 1, mean = 2, sigma = 1 }",
+                "`mean` is not used",
+            ),
+            ("{ dist = \"fixed\", value = 1, colour = 2 }", "unknown key `colour`"),
+            ("{ dist = \"fixed\", value = -1 }", "must not be negative"),
+            ("[1, 2]", "a duration"),
+        ];
+        for (text, want) in cases {
+            let e = parse::<Duration>(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let bad = [
+            ("{ dist = \"uniform\", min = 5, max = 1 }", "min"),
+            ("{ dist = \"loguniform\", min = 0, max = 1 }", "min"),
+            ("{ dist = \"exponential\", mean = 0 }", "mean"),
+            ("{ dist = \"lognormal\", median = 1, sigma = -1 }", "sigma"),
+            ("{ dist = \"choice\", values = [1, 2], weights = [0, 0] }", "weights"),
+            ("{ dist = \"choice\", values = [1, 2], weights = [1] }", "weights"),
+            ("{ dist = \"exponential\", mean = 5, min = 9, max = 3 }", "min"),
+        ];
+        for (text, key) in bad {
+            let d = parse::<Duration>(text).unwrap();
+            assert_eq!(d.validate().unwrap_err().0, key, "{text}");
+        }
+    }
+
+    #[test]
+    fn samples_respect_laws_and_clamps() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let d = Dist::log_normal(Duration::from_secs(600), 1.5)
+            .clamped(Some(Duration::from_secs(60)), Some(Duration::from_secs(3600)));
+        let mut below = 0;
+        for _ in 0..2000 {
+            let v = d.sample(&mut rng);
+            assert!(v >= Duration::from_secs(60) && v <= Duration::from_secs(3600));
+            if v < Duration::from_secs(600) {
+                below += 1;
+            }
+        }
+        assert!((800..1200).contains(&below), "median: {below} of 2000 below");
+        // Discrete uniform covers both ends evenly.
+        let c: Dist<f64> = Dist::uniform(2.0, 4.0);
+        let mut counts = [0; 5];
+        for _ in 0..3000 {
+            counts[c.sample(&mut rng) as usize] += 1;
+        }
+        assert_eq!(counts[0] + counts[1], 0);
+        assert!(counts[2..].iter().all(|n| (900..1100).contains(n)), "{counts:?}");
+        // Discrete log-uniform: small values more likely, bounds respected.
+        let c: Dist<f64> = Dist::log_uniform(2.0, 24.0);
+        let xs: Vec<f64> = (0..3000).map(|_| c.sample(&mut rng)).collect();
+        assert!(xs.iter().all(|x| (2.0..=24.0).contains(x) && x.fract() == 0.0));
+        assert!(xs.iter().filter(|x| **x == 2.0).count() > xs.iter().filter(|x| **x == 20.0).count() * 3);
+        assert!(xs.contains(&24.0));
+        // Exponential mean.
+        let e: Dist<Duration> = Dist::exponential(Duration::from_secs(100));
+        let mean = (0..4000).map(|_| e.sample(&mut rng).as_secs_f64()).sum::<f64>() / 4000.0;
+        assert!((90.0..110.0).contains(&mean), "{mean}");
+        // Choice follows the weights.
+        let ch: Dist<f64> = Dist {
+            law: Law::Choice {
+                values: vec![1.0, 8.0],
+                weights: vec![3.0, 1.0],
+            },
+            min: None,
+            max: None,
+        };
+        let ones = (0..4000).filter(|_| ch.sample(&mut rng) == 1.0).count();
+        assert!((2800..3200).contains(&ones), "{ones}");
+        assert_eq!(ch.lower_bound(), 1.0);
+    }
+}

@@ -1,0 +1,488 @@
+//! Scenarios: one TOML file describes one experiment — the run, the machines, the workload, the
+//! scheduling policy, the host and network, and the faults.
+//!
+//! [`load`] reads a file (relative paths inside it are resolved against its directory) into a
+//! fully resolved [`Scenario`]: every default filled in, every value checked. Mistakes are
+//! [`InputError`]s naming the file, the line and the key path (`machine[0].dead_boards[3]`).
+//! [`Scenario::to_resolved_toml`] prints the resolved scenario back (it parses to an equal
+//! value), and [`Scenario::jobs`] builds the workload. `scenarios/README.md` documents every
+//! key.
+//!
+//! Reading happens in two steps: serde structures (module `raw`) reject unknown keys and wrong types
+//! (with `serde_path_to_error` giving the key path and toml's span the line), then `resolve`
+//! checks ranges and references and fills in defaults, locating each key path's line in the
+//! parsed document.
+
+pub mod dist;
+mod emit;
+mod locate;
+mod raw;
+mod resolve;
+pub mod units;
+
+#[cfg(test)]
+mod tests;
+
+use crate::input::InputError;
+use crate::workload::WorkloadJob;
+use crate::workload::swf::SwfSpec;
+use crate::workload::synthetic::{Calendar, SyntheticSpec};
+use crate::workload::trace::TraceSpec;
+use dist::Dist;
+use spinnbed_core::geometry::{Board, FrameId, Link, Machine, MachineSpec};
+use spinnbed_core::time::Duration;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Weekday {
+    /// Monday (day 0).
+    Monday,
+    /// Tuesday.
+    Tuesday,
+    /// Wednesday.
+    Wednesday,
+    /// Thursday.
+    Thursday,
+    /// Friday.
+    Friday,
+    /// Saturday.
+    Saturday,
+    /// Sunday (day 6).
+    Sunday,
+}
+
+impl Weekday {
+    /// Monday … Sunday.
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ];
+    /// 0 for Monday … 6 for Sunday.
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+    /// The lowercase name used in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            Weekday::Monday => "monday",
+            Weekday::Tuesday => "tuesday",
+            Weekday::Wednesday => "wednesday",
+            Weekday::Thursday => "thursday",
+            Weekday::Friday => "friday",
+            Weekday::Saturday => "saturday",
+            Weekday::Sunday => "sunday",
+        }
+    }
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// Run name (outputs go to `out/<name>/`).
+    pub name: String,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Jobs arrive during `[0, horizon)`; then the run drains.
+    pub horizon: Duration,
+    /// Period of the time-series samples.
+    pub sample_period: Duration,
+    /// The run stops this long after the horizon even if jobs remain.
+    pub drain_limit: Duration,
+    /// Weekday at t = 0.
+    pub start_weekday: Weekday,
+    /// Hour of the day at t = 0 (0 … 23).
+    pub start_hour: u8,
+}
+
+impl RunConfig {
+    /// The calendar of the workload generators.
+    pub fn calendar(&self) -> Calendar {
+        Calendar {
+            horizon: self.horizon,
+            start_weekday: self.start_weekday.index(),
+            start_hour: self.start_hour,
+        }
+    }
+}
+
+/// `[machine.timing]`: how long the hardware takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineTiming {
+    /// A BMP powering boards on and loading their FPGAs.
+    pub power_on: Duration,
+    /// A BMP powering boards off.
+    pub power_off: Duration,
+    /// One FPGA register write.
+    pub link_write: Duration,
+    /// A board booting (used by the emulator).
+    pub boot: Duration,
+    /// Wait before retrying a BMP request that got no answer.
+    pub bmp_retry_delay: Duration,
+    /// Attempts per BMP request.
+    pub bmp_tries: u32,
+}
+
+impl Default for MachineTiming {
+    fn default() -> MachineTiming {
+        MachineTiming {
+            power_on: Duration::from_secs(5),
+            power_off: Duration::from_secs(1),
+            link_write: Duration::from_millis(10),
+            boot: Duration::from_secs(3),
+            bmp_retry_delay: Duration::from_secs(15),
+            bmp_tries: 2,
+        }
+    }
+}
+
+/// One `[[machine]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineConfig {
+    /// The validated machine.
+    pub machine: Machine,
+    /// The description it was built from (layout and addressing as given; a SpiNNer CSV is
+    /// already expanded into an explicit layout).
+    pub spec: MachineSpec,
+    /// Hardware timings.
+    pub timing: MachineTiming,
+}
+
+/// `[workload]`.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per scenario: boxing would only cost readability
+pub enum WorkloadConfig {
+    /// Generated jobs.
+    Synthetic(SyntheticSpec),
+    /// A replay-CSV trace.
+    Trace(TraceSpec),
+    /// A Standard Workload Format log.
+    Swf(SwfSpec),
+}
+
+/// Which packer places jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackerKind {
+    /// The reference spalloc packer.
+    Spalloc,
+    /// The "anywhere" packer.
+    Anywhere,
+}
+
+/// Queue discipline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Strict first-come first-served (the reference).
+    Fifo,
+    /// EASY backfilling.
+    Easy,
+}
+
+/// Which runtime the scheduler believes when backfilling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EstimateSource {
+    /// The job's declared estimate.
+    Declared,
+    /// The job's real runtime (an oracle).
+    Actual,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfig {
+    /// Packer.
+    pub packer: PackerKind,
+    /// Give exactly the boards asked for (anywhere packer only).
+    pub exact_boards: bool,
+    /// Queue discipline.
+    pub queue: QueueKind,
+    /// How many queued jobs a backfilling pass looks at.
+    pub backfill_depth: u32,
+    /// Runtime estimates used for backfilling.
+    pub estimate: EstimateSource,
+    /// Delay before freed boards can be reallocated.
+    pub seconds_before_free: Duration,
+    /// Destroyed jobs remembered by the service.
+    pub max_retired_jobs: u64,
+    /// Disable the links on an allocation's periphery.
+    pub disable_peripheral_links: bool,
+    /// Take a board out of service after this many failures (0: never).
+    pub avoid_failing_boards: u32,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        PolicyConfig {
+            packer: PackerKind::Spalloc,
+            exact_boards: false,
+            queue: QueueKind::Fifo,
+            backfill_depth: 64,
+            estimate: EstimateSource::Declared,
+            seconds_before_free: Duration::from_secs(30),
+            max_retired_jobs: 1200,
+            disable_peripheral_links: true,
+            avoid_failing_boards: 0,
+        }
+    }
+}
+
+/// The host's SCP retry and window policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScpPolicy {
+    /// As SpiNNMan does.
+    Spinnman,
+    /// As Rig does.
+    Rig,
+    /// Adapting to the observed loss.
+    Adaptive,
+}
+
+/// `[host]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostConfig {
+    /// SCP policy.
+    pub scp_policy: ScpPolicy,
+    /// Simulated users boot their boards and move their data.
+    pub boot_users: bool,
+    /// Boot attempts before giving up.
+    pub boot_tries: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> HostConfig {
+        HostConfig {
+            scp_policy: ScpPolicy::Spinnman,
+            boot_users: false,
+            boot_tries: 3,
+        }
+    }
+}
+
+/// Gilbert–Elliott burst loss: a good and a bad state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurstLoss {
+    /// Per-packet probability of entering the bad state.
+    pub p_enter: f64,
+    /// Per-packet probability of leaving it.
+    pub p_leave: f64,
+    /// Loss probability in the bad state.
+    pub loss: f64,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkConfig {
+    /// One-way delay.
+    pub latency: Dist<Duration>,
+    /// Independent loss probability.
+    pub loss: f64,
+    /// Burst loss on top.
+    pub burst: Option<BurstLoss>,
+    /// Duplication probability.
+    pub duplicate: f64,
+    /// Reordering probability.
+    pub reorder: f64,
+    /// Link bandwidth.
+    pub bandwidth_mbps: f64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> NetworkConfig {
+        NetworkConfig {
+            latency: Dist::fixed(Duration(150)),
+            loss: 0.0,
+            burst: None,
+            duplicate: 0.0,
+            reorder: 0.0,
+            bandwidth_mbps: 100.0,
+        }
+    }
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// A board dies.
+    BoardDies {
+        /// Machine name.
+        machine: String,
+        /// The board.
+        board: Board,
+    },
+    /// A link stops working (leaving `board` through `link`).
+    LinkFails {
+        /// Machine name.
+        machine: String,
+        /// The board.
+        board: Board,
+        /// The link.
+        link: Link,
+    },
+    /// A frame's BMP stops answering.
+    BmpSilent {
+        /// Machine name.
+        machine: String,
+        /// The frame.
+        frame: FrameId,
+    },
+    /// The network loses this fraction of packets.
+    LossBurst {
+        /// Loss probability.
+        loss: f64,
+    },
+}
+
+impl FaultKind {
+    /// The `kind` name in scenarios.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::BoardDies { .. } => "board_dies",
+            FaultKind::LinkFails { .. } => "link_fails",
+            FaultKind::BmpSilent { .. } => "bmp_silent",
+            FaultKind::LossBurst { .. } => "loss_burst",
+        }
+    }
+}
+
+/// One `[[faults]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultConfig {
+    /// When it happens.
+    pub at: Duration,
+    /// What happens.
+    pub kind: FaultKind,
+    /// It heals after this long (`None`: never).
+    pub duration: Option<Duration>,
+}
+
+/// A fully resolved scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// `[run]`.
+    pub run: RunConfig,
+    /// `[[machine]]`, in file order (at least one).
+    pub machines: Vec<MachineConfig>,
+    /// `[workload]`.
+    pub workload: WorkloadConfig,
+    /// `[policy]`.
+    pub policy: PolicyConfig,
+    /// `[host]`.
+    pub host: HostConfig,
+    /// `[network]`.
+    pub network: NetworkConfig,
+    /// `[[faults]]`, in file order.
+    pub faults: Vec<FaultConfig>,
+    /// The file it came from (as named).
+    pub file: PathBuf,
+}
+
+/// What building a workload did: how many jobs, what it skipped and why.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkloadReport {
+    /// `synthetic`, `trace` or `swf`.
+    pub source: &'static str,
+    /// Jobs produced.
+    pub jobs: usize,
+    /// `(reason, count)` of dropped records, in a fixed order, zero counts left out.
+    pub skipped: Vec<(String, u64)>,
+    /// Facts worth printing (e.g. the processors-per-board mapping of an SWF log).
+    pub notes: Vec<String>,
+}
+
+impl WorkloadReport {
+    /// An empty report for a source.
+    pub fn new(source: &'static str) -> WorkloadReport {
+        WorkloadReport {
+            source,
+            ..WorkloadReport::default()
+        }
+    }
+    /// Records `n` records dropped for `reason` (nothing if `n` is 0).
+    pub fn skip(&mut self, reason: &str, n: u64) {
+        if n > 0 {
+            self.skipped.push((reason.to_string(), n));
+        }
+    }
+    /// Records dropped in total.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl fmt::Display for WorkloadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} jobs from the {} workload", self.jobs, self.source)?;
+        if !self.skipped.is_empty() {
+            let parts: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            write!(f, "; skipped {} jobs: {}", self.skipped_total(), parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and resolves a scenario file; relative paths inside it are resolved against the
+/// file's directory.
+pub fn load(path: &Path) -> Result<Scenario, InputError> {
+    let file = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| InputError::at(&file, None, None, format!("cannot read: {e}")))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    parse(&file, &text, dir)
+}
+
+/// Parses and resolves scenario text named `file`; relative paths are resolved against
+/// `base_dir` (made absolute, so the resolved scenario does not depend on the working
+/// directory).
+pub fn parse(file: &str, text: &str, base_dir: &Path) -> Result<Scenario, InputError> {
+    resolve::parse(file, text, base_dir)
+}
+
+impl Scenario {
+    /// The same scenario with another seed.
+    pub fn with_seed(mut self, seed: u64) -> Scenario {
+        self.run.seed = seed;
+        self
+    }
+
+    /// The fully resolved scenario as TOML (every default written out); [`parse`] reads it back
+    /// to an equal scenario.
+    pub fn to_resolved_toml(&self) -> String {
+        emit::scenario(self)
+    }
+
+    /// Builds the workload: jobs in submission order, deterministic given the seed.
+    pub fn jobs(&self) -> Result<Vec<WorkloadJob>, InputError> {
+        self.workload().map(|(jobs, _)| jobs)
+    }
+
+    /// Builds the workload and reports what it skipped (trace and SWF sources).
+    pub fn workload(&self) -> Result<(Vec<WorkloadJob>, WorkloadReport), InputError> {
+        match &self.workload {
+            WorkloadConfig::Synthetic(spec) => {
+                let jobs = crate::workload::synthetic::generate(spec, &self.run.calendar(), self.run.seed);
+                let mut report = WorkloadReport::new("synthetic");
+                report.jobs = jobs.len();
+                Ok((jobs, report))
+            }
+            WorkloadConfig::Trace(spec) => crate::workload::trace::generate(spec, self.run.horizon),
+            WorkloadConfig::Swf(spec) => {
+                let machine = &self.machines.first().expect("a scenario has a machine").machine;
+                crate::workload::swf::generate(spec, self.run.horizon, machine)
+            }
+        }
+    }
+
+    /// The machine named `name`.
+    pub fn machine(&self, name: &str) -> Option<&MachineConfig> {
+        self.machines.iter().find(|m| m.machine.name() == name)
+    }
+}

@@ -1,0 +1,388 @@
+//! The scenario file as written: serde structures that reject unknown keys and wrong types.
+//! Ranges, cross-references and defaults are checked and filled in by `resolve`.
+
+use super::dist::{ByteSize, Dist, NoneOr, Q};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use spinnbed_core::time::Duration;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub run: RawRun,
+    #[serde(default)]
+    pub machine: Vec<RawMachine>,
+    pub workload: Option<RawWorkload>,
+    pub policy: Option<RawPolicy>,
+    pub host: Option<RawHost>,
+    pub network: Option<RawNetwork>,
+    #[serde(default)]
+    pub faults: Vec<RawFault>,
+}
+
+/// A seed: a TOML integer, or a string of digits for seeds above 2^63 − 1.
+pub struct Seed(pub u64);
+
+impl<'de> Deserialize<'de> for Seed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = u64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-negative integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| E::custom(format!("a seed must not be negative (got {v})")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+                Ok(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                v.parse()
+                    .map_err(|_| E::custom(format!("expected a non-negative integer (got {v:?})")))
+            }
+        }
+        d.deserialize_any(V).map(Seed)
+    }
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawWeekday {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    pub name: String,
+    pub seed: Option<Seed>,
+    pub horizon: Q<Duration>,
+    pub sample_period: Option<Q<Duration>>,
+    pub drain_limit: Option<Q<Duration>>,
+    pub start_weekday: Option<RawWeekday>,
+    pub start_hour: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMachine {
+    pub name: String,
+    pub tags: Option<Vec<String>>,
+    pub width: i64,
+    pub height: i64,
+    #[serde(default)]
+    pub dead_boards: Vec<(i64, i64, i64)>,
+    #[serde(default)]
+    pub dead_links: Vec<(i64, i64, i64, String)>,
+    pub layout: Option<RawLayout>,
+    pub ip: Option<RawIp>,
+    pub timing: Option<RawTiming>,
+}
+
+/// `"standard"`, `{ spinner_csv = "path" }` or `{ boards = [[x, y, z, c, f, b], …] }`.
+pub enum RawLayout {
+    Standard,
+    Table(RawLayoutTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayoutTable {
+    pub spinner_csv: Option<String>,
+    pub boards: Option<Vec<LocatedBoard>>,
+}
+
+/// `[x, y, z, cabinet, frame, board]`.
+pub type LocatedBoard = (i64, i64, i64, i64, i64, i64);
+
+impl<'de> Deserialize<'de> for RawLayout {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawLayout;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "\"standard\", { spinner_csv = \"path\" } or { boards = [[x, y, z, cabinet, frame, board], …] }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawLayout, E> {
+                if v == "standard" {
+                    Ok(RawLayout::Standard)
+                } else {
+                    Err(E::custom(format!(
+                        "unknown layout {v:?} (expected \"standard\", {{ spinner_csv = \"path\" }} or {{ boards = [...] }})"
+                    )))
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawLayout, A::Error> {
+                RawLayoutTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawLayout::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIp {
+    pub base: Option<Ipv4Addr>,
+    pub cabinet_stride: Option<Ipv4Addr>,
+    pub frame_stride: Option<Ipv4Addr>,
+    pub board_stride: Option<Ipv4Addr>,
+    pub bmp_offset: Option<Ipv4Addr>,
+    pub spinnaker_offset: Option<Ipv4Addr>,
+    pub bmps: Option<Vec<(i64, i64, Ipv4Addr)>>,
+    pub boards: Option<Vec<(i64, i64, i64, Ipv4Addr)>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTiming {
+    pub power_on: Option<Q<Duration>>,
+    pub power_off: Option<Q<Duration>>,
+    pub link_write: Option<Q<Duration>>,
+    pub boot: Option<Q<Duration>>,
+    pub bmp_retry_delay: Option<Q<Duration>>,
+    pub bmp_tries: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawSource {
+    Synthetic,
+    Trace,
+    Swf,
+}
+
+/// `[workload]`: the keys of every source; `resolve` rejects those the chosen source does not
+/// use.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    pub source: Option<RawSource>,
+    // synthetic
+    pub jobs: Option<i64>,
+    pub rate_per_hour: Option<f64>,
+    pub daily: Option<Vec<f64>>,
+    pub weekly: Option<Vec<f64>>,
+    pub owners: Option<i64>,
+    pub lapse_probability: Option<f64>,
+    pub lapse_after: Option<Dist<Duration>>,
+    pub data_in: Option<Dist<ByteSize>>,
+    pub data_out: Option<Dist<ByteSize>>,
+    pub class: Option<Vec<RawClass>>,
+    // every source
+    pub keepalive: Option<NoneOr<Duration>>,
+    // trace and swf
+    pub path: Option<String>,
+    pub time_scale: Option<f64>,
+    pub estimate: Option<String>,
+    // trace
+    pub owner: Option<String>,
+    // swf
+    pub procs_per_board: Option<AutoOr>,
+    pub skip: Option<Q<Duration>>,
+    pub limit: Option<i64>,
+    pub min_ratio: Option<f64>,
+    pub max_dead_boards: Option<NoneOr<u32>>,
+}
+
+impl RawWorkload {
+    /// The keys present, with the sources that use them.
+    pub fn present_keys(&self) -> Vec<(&'static str, &'static [RawSource])> {
+        use RawSource::*;
+        const SYN: &[RawSource] = &[Synthetic];
+        const FILES: &[RawSource] = &[Trace, Swf];
+        const TRACE: &[RawSource] = &[Trace];
+        const SWF: &[RawSource] = &[Swf];
+        let mut out = Vec::new();
+        let mut add = |present: bool, key: &'static str, who: &'static [RawSource]| {
+            if present {
+                out.push((key, who));
+            }
+        };
+        add(self.jobs.is_some(), "jobs", SYN);
+        add(self.rate_per_hour.is_some(), "rate_per_hour", SYN);
+        add(self.daily.is_some(), "daily", SYN);
+        add(self.weekly.is_some(), "weekly", SYN);
+        add(self.owners.is_some(), "owners", SYN);
+        add(self.lapse_probability.is_some(), "lapse_probability", SYN);
+        add(self.lapse_after.is_some(), "lapse_after", SYN);
+        add(self.data_in.is_some(), "data_in", SYN);
+        add(self.data_out.is_some(), "data_out", SYN);
+        add(self.class.is_some(), "class", SYN);
+        add(self.path.is_some(), "path", FILES);
+        add(self.time_scale.is_some(), "time_scale", FILES);
+        add(self.estimate.is_some(), "estimate", FILES);
+        add(self.owner.is_some(), "owner", TRACE);
+        add(self.procs_per_board.is_some(), "procs_per_board", SWF);
+        add(self.skip.is_some(), "skip", SWF);
+        add(self.limit.is_some(), "limit", SWF);
+        add(self.min_ratio.is_some(), "min_ratio", SWF);
+        add(self.max_dead_boards.is_some(), "max_dead_boards", SWF);
+        out
+    }
+}
+
+/// A positive number or `"auto"`.
+pub struct AutoOr(pub Option<f64>);
+
+impl<'de> Deserialize<'de> for AutoOr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Option<f64>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a positive number or \"auto\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<f64>, E> {
+                Ok(Some(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<f64>, E> {
+                Ok(Some(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<f64>, E> {
+                Ok(Some(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<f64>, E> {
+                if v == "auto" {
+                    Ok(None)
+                } else {
+                    Err(E::custom(format!("expected a positive number or \"auto\" (got {v:?})")))
+                }
+            }
+        }
+        d.deserialize_any(V).map(AutoOr)
+    }
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawKind {
+    Board,
+    Boards,
+    Rect,
+    Specific,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    pub name: String,
+    pub weight: f64,
+    pub kind: Option<RawKind>,
+    pub boards: Option<Dist<f64>>,
+    pub min_ratio: Option<f64>,
+    pub max_dead_boards: Option<NoneOr<u32>>,
+    pub max_dead_links: Option<NoneOr<u32>>,
+    pub require_torus: Option<bool>,
+    pub width: Option<Dist<f64>>,
+    pub height: Option<Dist<f64>>,
+    pub specific: Option<Vec<(i64, i64, i64)>>,
+    pub duration: Dist<Duration>,
+    pub estimate_factor: Option<f64>,
+    pub estimate: Option<String>,
+    pub machine: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPacker {
+    Spalloc,
+    Anywhere,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawQueue {
+    Fifo,
+    Easy,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPolicyEstimate {
+    Declared,
+    Actual,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub packer: Option<RawPacker>,
+    pub exact_boards: Option<bool>,
+    pub queue: Option<RawQueue>,
+    pub backfill_depth: Option<i64>,
+    pub estimate: Option<RawPolicyEstimate>,
+    pub seconds_before_free: Option<Q<Duration>>,
+    pub max_retired_jobs: Option<i64>,
+    pub disable_peripheral_links: Option<bool>,
+    pub avoid_failing_boards: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawScp {
+    Spinnman,
+    Rig,
+    Adaptive,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub scp_policy: Option<RawScp>,
+    pub boot_users: Option<bool>,
+    pub boot_tries: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBurst {
+    pub p_enter: f64,
+    pub p_leave: f64,
+    pub loss: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub latency: Option<Dist<Duration>>,
+    pub loss: Option<f64>,
+    pub burst: Option<RawBurst>,
+    pub duplicate: Option<f64>,
+    pub reorder: Option<f64>,
+    pub bandwidth_mbps: Option<f64>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFaultKind {
+    BoardDies,
+    LinkFails,
+    BmpSilent,
+    LossBurst,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    pub at: Q<Duration>,
+    pub kind: RawFaultKind,
+    pub machine: Option<String>,
+    pub board: Option<(i64, i64, i64)>,
+    pub link: Option<String>,
+    pub frame: Option<(i64, i64)>,
+    pub duration: Option<Q<Duration>>,
+    pub loss: Option<f64>,
+}

@@ -1,0 +1,1010 @@
+//! From the raw file to a resolved [`Scenario`]: ranges, cross-references, defaults.
+//!
+//! Every error names the key path; its line comes from the parsed document ([`Locator`]).
+
+use super::dist::{Dist, NoneOr, Quantity};
+use super::locate::Locator;
+use super::raw::*;
+use super::*;
+use crate::input::line_of;
+use crate::workload::swf::SwfEstimate;
+use crate::workload::synthetic::{Arrivals, ClassShape, JobClass, Profile, default_classes};
+use crate::workload::trace::TraceEstimate;
+use spinnbed_core::geometry::{Addressing, IpScheme, Layout, MachineError, Physical, board_locations_from_spinner_csv};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Component;
+
+type R<T> = Result<T, InputError>;
+
+/// Reads and resolves scenario text.
+pub fn parse(file: &str, text: &str, base_dir: &Path) -> R<Scenario> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, None, &e))?;
+    let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        toml_error(file, text, Some(path), e.inner())
+    })?;
+    let base = normalize(&std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf()));
+    let ctx = Ctx {
+        file,
+        loc: Locator::new(text),
+        base,
+    };
+    ctx.scenario(raw)
+}
+
+/// A toml/serde error as an [`InputError`]: the line from toml's span (or the key path), the
+/// path from `serde_path_to_error` (plus the missing key for "missing field" errors).
+fn toml_error(file: &str, text: &str, path: Option<String>, e: &toml::de::Error) -> InputError {
+    let msg = e.message().trim().to_string();
+    let mut field = path.filter(|p| p != "." && !p.is_empty());
+    if let Some(missing) = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        field = Some(match field {
+            Some(p) => format!("{p}.{missing}"),
+            None => missing.to_string(),
+        });
+    }
+    let line = match e.span() {
+        Some(span) => Some(line_of(text, span.start)),
+        None => field.as_deref().and_then(|f| Locator::new(text).line(f)),
+    };
+    InputError {
+        file: file.to_string(),
+        line,
+        field,
+        message: msg,
+    }
+}
+
+/// Removes `.` and resolves `..` lexically.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    loc: Locator<'a>,
+    base: PathBuf,
+}
+
+const LINKS: &str = "east, north_east, north, west, south_west or south";
+
+impl Ctx<'_> {
+    fn err(&self, path: &str, msg: impl Into<String>) -> InputError {
+        InputError::at(self.file, self.loc.line(path), Some(path), msg)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        normalize(&self.base.join(p))
+    }
+
+    fn positive(&self, path: &str, v: f64) -> R<f64> {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(self.err(path, format!("must be a number greater than zero (got {v})")))
+        }
+    }
+
+    fn non_negative(&self, path: &str, v: f64) -> R<f64> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(self.err(path, format!("must be a non-negative number (got {v})")))
+        }
+    }
+
+    /// A probability in [0, 1] (or [0, 1) when `below_one`).
+    fn prob(&self, path: &str, v: f64, below_one: bool) -> R<f64> {
+        let ok = v.is_finite() && v >= 0.0 && if below_one { v < 1.0 } else { v <= 1.0 };
+        if ok {
+            Ok(v)
+        } else if below_one {
+            Err(self.err(path, format!("must be a probability with 0 <= p < 1 (got {v})")))
+        } else {
+            Err(self.err(path, format!("must be a probability with 0 <= p <= 1 (got {v})")))
+        }
+    }
+
+    fn int<T: TryFrom<i64>>(&self, path: &str, v: i64, lo: i64, hi: i64) -> R<T> {
+        if v < lo || v > hi {
+            return Err(self.err(path, format!("must be an integer from {lo} to {hi} (got {v})")));
+        }
+        T::try_from(v).map_err(|_| self.err(path, format!("must be an integer from {lo} to {hi} (got {v})")))
+    }
+
+    fn nonzero(&self, path: &str, d: Duration) -> R<Duration> {
+        if d.0 == 0 {
+            Err(self.err(path, "must be longer than zero"))
+        } else {
+            Ok(d)
+        }
+    }
+
+    fn dist<T: Quantity>(&self, path: &str, d: Dist<T>) -> R<Dist<T>> {
+        d.validate().map_err(|(key, msg)| {
+            let p = if key.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            self.err(&p, msg)
+        })?;
+        Ok(d)
+    }
+
+    fn board(&self, path: &str, (x, y, z): (i64, i64, i64), width: u16, height: u16) -> R<Board> {
+        if x < 0 || y < 0 || z < 0 || x >= width as i64 || y >= height as i64 || z > 2 {
+            return Err(self.err(
+                path,
+                format!(
+                    "board ({x}, {y}, {z}) is outside the {width} x {height} triad machine (0 <= x < {width}, 0 <= y < {height}, 0 <= z <= 2)"
+                ),
+            ));
+        }
+        Ok(Board::new(x as u16, y as u16, z as u8))
+    }
+
+    fn link(&self, path: &str, name: &str) -> R<Link> {
+        Link::parse(name).ok_or_else(|| self.err(path, format!("unknown link {name:?} (expected {LINKS})")))
+    }
+
+    fn existing_file(&self, path: &str, p: &str) -> R<PathBuf> {
+        let full = self.path(p);
+        match std::fs::metadata(&full) {
+            Ok(m) if m.is_file() => Ok(full),
+            Ok(_) => Err(self.err(path, format!("{} is not a file", full.display()))),
+            Err(e) => Err(self.err(path, format!("cannot read {}: {e}", full.display()))),
+        }
+    }
+
+    fn scenario(&self, raw: RawScenario) -> R<Scenario> {
+        let run = self.run(raw.run)?;
+        if raw.machine.is_empty() {
+            return Err(InputError::at(
+                self.file,
+                None,
+                Some("machine"),
+                "at least one [[machine]] is required",
+            ));
+        }
+        let mut machines = Vec::new();
+        for (i, m) in raw.machine.into_iter().enumerate() {
+            machines.push(self.machine(i, m)?);
+        }
+        self.machines_together(&machines)?;
+        let workload = self.workload(raw.workload.unwrap_or_default(), &run, &machines)?;
+        let policy = self.policy(raw.policy)?;
+        let host = self.host(raw.host)?;
+        let network = self.network(raw.network)?;
+        let mut faults = Vec::new();
+        for (i, f) in raw.faults.into_iter().enumerate() {
+            faults.push(self.fault(i, f, &run, &machines)?);
+        }
+        Ok(Scenario {
+            run,
+            machines,
+            workload,
+            policy,
+            host,
+            network,
+            faults,
+            file: PathBuf::from(self.file),
+        })
+    }
+
+    fn run(&self, r: RawRun) -> R<RunConfig> {
+        let name_ok = !r.name.is_empty()
+            && !r.name.starts_with('.')
+            && r.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !name_ok {
+            return Err(self.err(
+                "run.name",
+                format!(
+                    "{:?} is not a usable run name (letters, digits, '.', '_' and '-', not starting with '.'; it names the output directory)",
+                    r.name
+                ),
+            ));
+        }
+        let weekday = match r.start_weekday.unwrap_or(RawWeekday::Monday) {
+            RawWeekday::Monday => Weekday::Monday,
+            RawWeekday::Tuesday => Weekday::Tuesday,
+            RawWeekday::Wednesday => Weekday::Wednesday,
+            RawWeekday::Thursday => Weekday::Thursday,
+            RawWeekday::Friday => Weekday::Friday,
+            RawWeekday::Saturday => Weekday::Saturday,
+            RawWeekday::Sunday => Weekday::Sunday,
+        };
+        Ok(RunConfig {
+            name: r.name,
+            seed: r.seed.map_or(1, |s| s.0),
+            horizon: self.nonzero("run.horizon", r.horizon.0)?,
+            sample_period: self.nonzero(
+                "run.sample_period",
+                r.sample_period.map_or(Duration::from_secs(300), |d| d.0),
+            )?,
+            drain_limit: r.drain_limit.map_or(Duration::from_secs(30 * 86_400), |d| d.0),
+            start_weekday: weekday,
+            start_hour: self.int("run.start_hour", r.start_hour.unwrap_or(0), 0, 23)?,
+        })
+    }
+
+    fn machine(&self, i: usize, m: RawMachine) -> R<MachineConfig> {
+        let p = format!("machine[{i}]");
+        if m.name.is_empty() {
+            return Err(self.err(&format!("{p}.name"), "must not be empty"));
+        }
+        let width: u16 = self.int(&format!("{p}.width"), m.width, 1, u16::MAX as i64)?;
+        let height: u16 = self.int(&format!("{p}.height"), m.height, 1, u16::MAX as i64)?;
+        let tags = m.tags.unwrap_or_else(|| vec!["default".to_string()]);
+        for (k, t) in tags.iter().enumerate() {
+            if t.is_empty() {
+                return Err(self.err(&format!("{p}.tags[{k}]"), "a tag must not be empty"));
+            }
+        }
+        let mut dead_boards = Vec::new();
+        for (k, b) in m.dead_boards.iter().enumerate() {
+            dead_boards.push(self.board(&format!("{p}.dead_boards[{k}]"), *b, width, height)?);
+        }
+        let mut dead_links = Vec::new();
+        for (k, (x, y, z, name)) in m.dead_links.iter().enumerate() {
+            let b = self.board(&format!("{p}.dead_links[{k}]"), (*x, *y, *z), width, height)?;
+            dead_links.push((b, self.link(&format!("{p}.dead_links[{k}][3]"), name)?));
+        }
+        let layout = match m.layout {
+            None | Some(RawLayout::Standard) => Layout::Standard,
+            Some(RawLayout::Table(t)) => self.layout(&format!("{p}.layout"), t, width, height)?,
+        };
+        let addressing = match m.ip {
+            None => Addressing::default(),
+            Some(ip) => self.addressing(&format!("{p}.ip"), ip, width, height)?,
+        };
+        let timing = self.timing(&format!("{p}.timing"), m.timing)?;
+        let spec = MachineSpec {
+            name: m.name,
+            tags,
+            width,
+            height,
+            dead_boards,
+            dead_links,
+            layout,
+            addressing,
+        };
+        let machine = Machine::new(spec.clone()).map_err(|e| {
+            let key = match &e {
+                MachineError::Empty { .. } => "width",
+                MachineError::Outside { what, .. } => match *what {
+                    "addressed" => "ip.boards",
+                    "dead" => "dead_boards",
+                    "dead-link" => "dead_links",
+                    _ => "layout",
+                },
+                MachineError::DuplicateLocation { .. } => "layout",
+                MachineError::Missing { what, .. } if what.contains("IP") => "ip",
+                MachineError::Missing { .. } => "layout",
+                MachineError::MissingBmp { .. } | MachineError::DuplicateIp { .. } | MachineError::Ip { .. } => "ip",
+            };
+            let key = format!("{p}.{key}");
+            // Point at the key if it is written, else at the machine.
+            let path = if self.loc.line(&key) == self.loc.line(&p) {
+                p.clone()
+            } else {
+                key
+            };
+            self.err(&path, e.to_string())
+        })?;
+        Ok(MachineConfig { machine, spec, timing })
+    }
+
+    fn layout(&self, p: &str, t: RawLayoutTable, width: u16, height: u16) -> R<Layout> {
+        match (t.spinner_csv, t.boards) {
+            (Some(_), Some(_)) => Err(self.err(p, "give either spinner_csv or boards, not both")),
+            (None, None) => Err(self.err(
+                p,
+                "a layout table needs spinner_csv = \"path\" or boards = [[x, y, z, cabinet, frame, board], ...]",
+            )),
+            (Some(csv), None) => {
+                let key = format!("{p}.spinner_csv");
+                let path = self.existing_file(&key, &csv)?;
+                let text = crate::input::read_text(&path).map_err(|e| self.err(&key, e.to_string()))?;
+                let (_, _, list) = board_locations_from_spinner_csv(&text)
+                    .map_err(|e| self.err(&key, format!("{}: {e}", path.display())))?;
+                Ok(Layout::Explicit(list))
+            }
+            (None, Some(boards)) => {
+                let mut list = Vec::new();
+                for (k, &(x, y, z, c, f, b)) in boards.iter().enumerate() {
+                    let path = format!("{p}.boards[{k}]");
+                    let board = self.board(&path, (x, y, z), width, height)?;
+                    let range = |v: i64| (0..=u16::MAX as i64).contains(&v);
+                    if !(range(c) && range(f) && range(b)) {
+                        return Err(self.err(
+                            &path,
+                            format!("cabinet, frame and board must be integers from 0 to 65535 (got {c}, {f}, {b})"),
+                        ));
+                    }
+                    list.push((board, Physical::new(c as u16, f as u16, b as u16)));
+                }
+                Ok(Layout::Explicit(list))
+            }
+        }
+    }
+
+    fn addressing(&self, p: &str, ip: RawIp, width: u16, height: u16) -> R<Addressing> {
+        let scheme_keys = [
+            ("base", ip.base),
+            ("cabinet_stride", ip.cabinet_stride),
+            ("frame_stride", ip.frame_stride),
+            ("board_stride", ip.board_stride),
+            ("bmp_offset", ip.bmp_offset),
+            ("spinnaker_offset", ip.spinnaker_offset),
+        ];
+        let explicit = ip.bmps.is_some() || ip.boards.is_some();
+        if explicit {
+            if let Some((k, _)) = scheme_keys.iter().find(|(_, v)| v.is_some()) {
+                return Err(self.err(
+                    &format!("{p}.{k}"),
+                    "give either an address scheme (base, strides, offsets) or explicit bmps and boards, not both",
+                ));
+            }
+            let (Some(bmps), Some(boards)) = (ip.bmps, ip.boards) else {
+                return Err(self.err(p, "explicit addressing needs both bmps and boards"));
+            };
+            let mut out_bmps = Vec::new();
+            for (k, &(c, f, addr)) in bmps.iter().enumerate() {
+                let path = format!("{p}.bmps[{k}]");
+                let range = |v: i64| (0..=u16::MAX as i64).contains(&v);
+                if !(range(c) && range(f)) {
+                    return Err(self.err(
+                        &path,
+                        format!("cabinet and frame must be integers from 0 to 65535 (got {c}, {f})"),
+                    ));
+                }
+                out_bmps.push((
+                    FrameId {
+                        cabinet: c as u16,
+                        frame: f as u16,
+                    },
+                    addr,
+                ));
+            }
+            let mut out_boards = Vec::new();
+            for (k, &(x, y, z, addr)) in boards.iter().enumerate() {
+                let b = self.board(&format!("{p}.boards[{k}]"), (x, y, z), width, height)?;
+                out_boards.push((b, addr));
+            }
+            return Ok(Addressing::Explicit {
+                bmps: out_bmps,
+                boards: out_boards,
+            });
+        }
+        let d = IpScheme::default();
+        Ok(Addressing::Scheme(IpScheme {
+            base: ip.base.unwrap_or(d.base),
+            cabinet_stride: ip.cabinet_stride.unwrap_or(d.cabinet_stride),
+            frame_stride: ip.frame_stride.unwrap_or(d.frame_stride),
+            board_stride: ip.board_stride.unwrap_or(d.board_stride),
+            bmp_offset: ip.bmp_offset.unwrap_or(d.bmp_offset),
+            spinnaker_offset: ip.spinnaker_offset.unwrap_or(d.spinnaker_offset),
+        }))
+    }
+
+    fn timing(&self, p: &str, t: Option<RawTiming>) -> R<MachineTiming> {
+        let d = MachineTiming::default();
+        let Some(t) = t else { return Ok(d) };
+        Ok(MachineTiming {
+            power_on: t.power_on.map_or(d.power_on, |v| v.0),
+            power_off: t.power_off.map_or(d.power_off, |v| v.0),
+            link_write: t.link_write.map_or(d.link_write, |v| v.0),
+            boot: t.boot.map_or(d.boot, |v| v.0),
+            bmp_retry_delay: t.bmp_retry_delay.map_or(d.bmp_retry_delay, |v| v.0),
+            bmp_tries: match t.bmp_tries {
+                Some(v) => self.int(&format!("{p}.bmp_tries"), v, 1, 1000)?,
+                None => d.bmp_tries,
+            },
+        })
+    }
+
+    /// Names unique; no IP address shared between machines.
+    fn machines_together(&self, machines: &[MachineConfig]) -> R<()> {
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut ips: BTreeMap<Ipv4Addr, (usize, String)> = BTreeMap::new();
+        for (j, m) in machines.iter().enumerate() {
+            if let Some(i) = names.insert(m.machine.name(), j) {
+                return Err(self.err(
+                    &format!("machine[{j}].name"),
+                    format!("machine name {:?} is already used by machine[{i}]", m.machine.name()),
+                ));
+            }
+            let mut mine: Vec<(Ipv4Addr, String)> = m
+                .machine
+                .bmps()
+                .map(|(f, ip)| (ip, format!("the BMP of cabinet {} frame {}", f.cabinet, f.frame)))
+                .collect();
+            mine.extend(m.machine.board_ips().map(|(b, ip)| (ip, format!("board {b}"))));
+            for (ip, who) in &mine {
+                if let Some((i, other)) = ips.get(ip) {
+                    let key = format!("machine[{j}].ip");
+                    let path = if self.loc.line(&key) == self.loc.line(&format!("machine[{j}]")) {
+                        format!("machine[{j}]")
+                    } else {
+                        key
+                    };
+                    return Err(self.err(
+                        &path,
+                        format!(
+                            "IP address {ip} of {who} is also used by machine {:?} ({other}); give each machine its own [machine.ip] base",
+                            machines[*i].machine.name()
+                        ),
+                    ));
+                }
+            }
+            for (ip, who) in mine {
+                ips.insert(ip, (j, who));
+            }
+        }
+        Ok(())
+    }
+
+    fn workload(&self, w: RawWorkload, run: &RunConfig, machines: &[MachineConfig]) -> R<WorkloadConfig> {
+        let source = w.source.unwrap_or(RawSource::Synthetic);
+        let source_name = |s: RawSource| match s {
+            RawSource::Synthetic => "synthetic",
+            RawSource::Trace => "trace",
+            RawSource::Swf => "swf",
+        };
+        for (key, who) in w.present_keys() {
+            if !who.contains(&source) {
+                let users: Vec<&str> = who.iter().map(|s| source_name(*s)).collect();
+                return Err(self.err(
+                    &format!("workload.{key}"),
+                    format!(
+                        "`{key}` is not used by source = \"{}\" (only by {})",
+                        source_name(source),
+                        users.join(" and ")
+                    ),
+                ));
+            }
+        }
+        let default_tagged = machines.iter().any(|m| m.machine.tags().iter().any(|t| t == "default"));
+        let untagged_jobs = source != RawSource::Synthetic || w.class.is_none();
+        if untagged_jobs && !default_tagged {
+            return Err(self.err(
+                "workload",
+                "the jobs of this workload ask for a machine tagged \"default\", and no machine has that tag",
+            ));
+        }
+        match source {
+            RawSource::Synthetic => self.synthetic(w, run, machines).map(WorkloadConfig::Synthetic),
+            RawSource::Trace => {
+                let path = self.required_path(&w)?;
+                let estimate = match w.estimate.as_deref() {
+                    None | Some("none") => TraceEstimate::None,
+                    Some("actual") => TraceEstimate::Actual,
+                    Some(other) => {
+                        return Err(self.err(
+                            "workload.estimate",
+                            format!("unknown estimate {other:?} for a trace (expected \"none\" or \"actual\")"),
+                        ));
+                    }
+                };
+                let owner = w.owner.unwrap_or_else(|| "trace".into());
+                if owner.is_empty() {
+                    return Err(self.err("workload.owner", "must not be empty"));
+                }
+                Ok(WorkloadConfig::Trace(TraceSpec {
+                    path,
+                    time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                    keepalive: self.keepalive(w.keepalive, None)?,
+                    owner,
+                    estimate,
+                }))
+            }
+            RawSource::Swf => {
+                let path = self.required_path(&w)?;
+                let estimate = match w.estimate.as_deref() {
+                    None | Some("requested") => SwfEstimate::Requested,
+                    Some("actual") => SwfEstimate::Actual,
+                    Some("none") => SwfEstimate::None,
+                    Some(other) => {
+                        return Err(self.err(
+                            "workload.estimate",
+                            format!("unknown estimate {other:?} for an SWF log (expected \"requested\", \"actual\" or \"none\")"),
+                        ));
+                    }
+                };
+                let procs_per_board = match w.procs_per_board {
+                    None | Some(AutoOr(None)) => None,
+                    Some(AutoOr(Some(v))) => Some(self.positive("workload.procs_per_board", v)?),
+                };
+                let limit = match w.limit {
+                    None => None,
+                    Some(v) => Some(self.int("workload.limit", v, 1, i64::MAX)?),
+                };
+                Ok(WorkloadConfig::Swf(SwfSpec {
+                    path,
+                    procs_per_board,
+                    time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                    skip: w.skip.map_or(Duration::ZERO, |d| d.0),
+                    limit,
+                    min_ratio: self.non_negative("workload.min_ratio", w.min_ratio.unwrap_or(0.333))?,
+                    max_dead_boards: w.max_dead_boards.map_or(Some(0), |v| v.0),
+                    estimate,
+                    keepalive: self.keepalive(w.keepalive, None)?,
+                }))
+            }
+        }
+    }
+
+    fn required_path(&self, w: &RawWorkload) -> R<PathBuf> {
+        match &w.path {
+            None => Err(self.err("workload", "this source needs `path` (the workload file)")),
+            Some(p) => self.existing_file("workload.path", p),
+        }
+    }
+
+    fn keepalive(&self, k: Option<NoneOr<Duration>>, default: Option<Duration>) -> R<Option<Duration>> {
+        match k {
+            None => Ok(default),
+            Some(NoneOr(None)) => Ok(None),
+            Some(NoneOr(Some(d))) => self.nonzero("workload.keepalive", d).map(Some).map_err(|e| InputError {
+                message: "must be longer than zero (or \"none\" for no keepalive)".into(),
+                ..e
+            }),
+        }
+    }
+
+    fn weights<const N: usize>(&self, path: &str, v: Option<Vec<f64>>, default: [f64; N]) -> R<[f64; N]> {
+        let Some(v) = v else { return Ok(default) };
+        let arr: [f64; N] = v
+            .clone()
+            .try_into()
+            .map_err(|_| self.err(path, format!("needs exactly {N} weights (got {})", v.len())))?;
+        for (i, w) in arr.iter().enumerate() {
+            if !w.is_finite() || *w < 0.0 {
+                return Err(self.err(
+                    &format!("{path}[{i}]"),
+                    format!("weights must be non-negative numbers (got {w})"),
+                ));
+            }
+        }
+        if arr.iter().all(|w| *w == 0.0) {
+            return Err(self.err(path, "weights are all zero"));
+        }
+        Ok(arr)
+    }
+
+    fn synthetic(&self, w: RawWorkload, run: &RunConfig, machines: &[MachineConfig]) -> R<SyntheticSpec> {
+        let arrivals = match (w.jobs, w.rate_per_hour) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    "workload.rate_per_hour",
+                    "give either `jobs` or `rate_per_hour`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    "workload",
+                    "a synthetic workload needs `jobs` (how many) or `rate_per_hour` (mean arrival rate)",
+                ));
+            }
+            (Some(n), None) => Arrivals::Jobs(self.int("workload.jobs", n, 1, i64::MAX)?),
+            (None, Some(r)) => Arrivals::RatePerHour(self.positive("workload.rate_per_hour", r)?),
+        };
+        let mut spec = SyntheticSpec::new(arrivals);
+        spec.daily = self.weights("workload.daily", w.daily, spec.daily)?;
+        spec.weekly = self.weights("workload.weekly", w.weekly, spec.weekly)?;
+        if let Some(n) = w.owners {
+            spec.owners = self.int("workload.owners", n, 1, 1_000_000)?;
+        }
+        spec.keepalive = self.keepalive(w.keepalive, spec.keepalive)?;
+        if let Some(p) = w.lapse_probability {
+            spec.lapse_probability = self.prob("workload.lapse_probability", p, false)?;
+        }
+        if let Some(d) = w.lapse_after {
+            spec.lapse_after = self.dist("workload.lapse_after", d)?;
+        }
+        if let Some(d) = w.data_in {
+            spec.data_in = self.dist("workload.data_in", d)?;
+        }
+        if let Some(d) = w.data_out {
+            spec.data_out = self.dist("workload.data_out", d)?;
+        }
+        spec.classes = match w.class {
+            None => default_classes(),
+            Some(list) if list.is_empty() => {
+                return Err(self.err("workload.class", "at least one [[workload.class]] is required"));
+            }
+            Some(list) => {
+                let mut out: Vec<JobClass> = Vec::new();
+                for (k, c) in list.into_iter().enumerate() {
+                    let class = self.class(k, c, machines)?;
+                    if let Some(i) = out.iter().position(|o| o.name == class.name) {
+                        return Err(self.err(
+                            &format!("workload.class[{k}].name"),
+                            format!("class name {:?} is already used by workload.class[{i}]", class.name),
+                        ));
+                    }
+                    out.push(class);
+                }
+                out
+            }
+        };
+        if matches!(spec.arrivals, Arrivals::Jobs(_)) {
+            let profile = Profile::new(&spec.daily, &spec.weekly).expect("weights checked");
+            let mean = profile.mean_over(&run.calendar());
+            if mean.is_nan() || mean <= 0.0 {
+                return Err(self.err(
+                    "workload.daily",
+                    "the arrival profile (daily x weekly weights) is zero throughout the horizon, so no job can arrive",
+                ));
+            }
+        }
+        Ok(spec)
+    }
+
+    fn class(&self, k: usize, c: RawClass, machines: &[MachineConfig]) -> R<JobClass> {
+        let p = format!("workload.class[{k}]");
+        let key = |name: &str| format!("{p}.{name}");
+        if c.name.is_empty() {
+            return Err(self.err(&key("name"), "must not be empty"));
+        }
+        let weight = self.positive(&key("weight"), c.weight)?;
+        // Which machines could run it.
+        let eligible: Vec<&Machine> = match (&c.machine, &c.tags) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(&key("tags"), "give either `machine` or `tags`, not both"));
+            }
+            (Some(name), None) => match machines.iter().find(|m| m.machine.name() == name) {
+                Some(m) => vec![&m.machine],
+                None => {
+                    let names: Vec<&str> = machines.iter().map(|m| m.machine.name()).collect();
+                    return Err(self.err(
+                        &key("machine"),
+                        format!("no machine named {name:?} (machines: {})", names.join(", ")),
+                    ));
+                }
+            },
+            (None, tags) => {
+                let want: Vec<String> = tags.clone().unwrap_or_else(|| vec!["default".into()]);
+                let found: Vec<&Machine> = machines
+                    .iter()
+                    .map(|m| &m.machine)
+                    .filter(|m| want.iter().all(|t| m.tags().contains(t)))
+                    .collect();
+                if found.is_empty() {
+                    let what = if tags.is_some() { key("tags") } else { key("name") };
+                    return Err(self.err(
+                        &what,
+                        format!("no machine has all the tags {want:?}, so these jobs could never run"),
+                    ));
+                }
+                found
+            }
+        };
+        if let Some(t) = &c.tags
+            && t.is_empty()
+        {
+            return Err(self.err(&key("tags"), "must list at least one tag"));
+        }
+        // The kind, given or inferred from the keys present.
+        let groups = [
+            (RawKind::Boards, c.boards.is_some()),
+            (RawKind::Rect, c.width.is_some() || c.height.is_some()),
+            (RawKind::Specific, c.specific.is_some()),
+        ];
+        let kind = match c.kind {
+            Some(kind) => kind,
+            None => {
+                let present: Vec<RawKind> = groups.iter().filter(|(_, p)| *p).map(|(k, _)| *k).collect();
+                match present.as_slice() {
+                    [] => RawKind::Board,
+                    [one] => *one,
+                    _ => {
+                        return Err(self.err(
+                            &p,
+                            "cannot tell the kind from the keys: add kind = \"boards\", \"rect\" or \"specific\"",
+                        ));
+                    }
+                }
+            }
+        };
+        let kind_name = match kind {
+            RawKind::Board => "board",
+            RawKind::Boards => "boards",
+            RawKind::Rect => "rect",
+            RawKind::Specific => "specific",
+        };
+        let present = [
+            ("boards", c.boards.is_some(), &[RawKind::Boards][..]),
+            ("min_ratio", c.min_ratio.is_some(), &[RawKind::Boards][..]),
+            ("width", c.width.is_some(), &[RawKind::Rect][..]),
+            ("height", c.height.is_some(), &[RawKind::Rect][..]),
+            ("specific", c.specific.is_some(), &[RawKind::Specific][..]),
+            (
+                "max_dead_boards",
+                c.max_dead_boards.is_some(),
+                &[RawKind::Boards, RawKind::Rect][..],
+            ),
+            (
+                "max_dead_links",
+                c.max_dead_links.is_some(),
+                &[RawKind::Boards, RawKind::Rect][..],
+            ),
+            (
+                "require_torus",
+                c.require_torus.is_some(),
+                &[RawKind::Boards, RawKind::Rect][..],
+            ),
+        ];
+        for (name, is, kinds) in present {
+            if is && !kinds.contains(&kind) {
+                return Err(self.err(&key(name), format!("`{name}` is not used by kind = \"{kind_name}\"")));
+            }
+        }
+        let shape = match kind {
+            RawKind::Board => ClassShape::Board,
+            RawKind::Boards => ClassShape::Boards {
+                boards: self.dist(
+                    &key("boards"),
+                    c.boards
+                        .ok_or_else(|| self.err(&p, "kind = \"boards\" needs `boards` (a board count distribution)"))?,
+                )?,
+                min_ratio: self.non_negative(&key("min_ratio"), c.min_ratio.unwrap_or(0.333))?,
+            },
+            RawKind::Rect => ClassShape::Rect {
+                width: self.dist(
+                    &key("width"),
+                    c.width
+                        .ok_or_else(|| self.err(&p, "kind = \"rect\" needs `width` (in triads)"))?,
+                )?,
+                height: self.dist(
+                    &key("height"),
+                    c.height
+                        .ok_or_else(|| self.err(&p, "kind = \"rect\" needs `height` (in triads)"))?,
+                )?,
+            },
+            RawKind::Specific => {
+                let list = c
+                    .specific
+                    .ok_or_else(|| self.err(&p, "kind = \"specific\" needs `specific` = [[x, y, z], ...]"))?;
+                if list.is_empty() {
+                    return Err(self.err(&key("specific"), "must list at least one board"));
+                }
+                let mut boards = Vec::new();
+                for (j, &(x, y, z)) in list.iter().enumerate() {
+                    let path = format!("{p}.specific[{j}]");
+                    let inside = eligible.iter().any(|m| {
+                        x >= 0 && y >= 0 && (0..3).contains(&z) && x < m.width() as i64 && y < m.height() as i64
+                    });
+                    if !inside {
+                        return Err(self.err(
+                            &path,
+                            format!("board ({x}, {y}, {z}) is outside every machine these jobs may run on"),
+                        ));
+                    }
+                    boards.push(Board::new(x as u16, y as u16, z as u8));
+                }
+                ClassShape::Specific { boards }
+            }
+        };
+        let estimate_factor = match (c.estimate_factor, c.estimate.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    &key("estimate"),
+                    "give either `estimate_factor` or `estimate = \"none\"`, not both",
+                ));
+            }
+            (Some(f), None) => Some(self.positive(&key("estimate_factor"), f)?),
+            (None, Some("none")) => None,
+            (None, Some(other)) => {
+                return Err(self.err(
+                    &key("estimate"),
+                    format!("unknown estimate {other:?} (only \"none\"; use estimate_factor for declared estimates)"),
+                ));
+            }
+            (None, None) => Some(1.0),
+        };
+        Ok(JobClass {
+            name: c.name,
+            weight,
+            shape,
+            max_dead_boards: c.max_dead_boards.and_then(|v| v.0),
+            max_dead_links: c.max_dead_links.and_then(|v| v.0),
+            require_torus: c.require_torus.unwrap_or(false),
+            duration: self.dist(&key("duration"), c.duration)?,
+            estimate_factor,
+            machine: c.machine,
+            tags: c.tags,
+        })
+    }
+
+    fn policy(&self, p: Option<RawPolicy>) -> R<PolicyConfig> {
+        let d = PolicyConfig::default();
+        let Some(p) = p else { return Ok(d) };
+        let packer = match p.packer {
+            None | Some(RawPacker::Spalloc) => PackerKind::Spalloc,
+            Some(RawPacker::Anywhere) => PackerKind::Anywhere,
+        };
+        let exact_boards = p.exact_boards.unwrap_or(false);
+        if exact_boards && packer != PackerKind::Anywhere {
+            return Err(self.err("policy.exact_boards", "exact_boards needs packer = \"anywhere\""));
+        }
+        Ok(PolicyConfig {
+            packer,
+            exact_boards,
+            queue: match p.queue {
+                None | Some(RawQueue::Fifo) => QueueKind::Fifo,
+                Some(RawQueue::Easy) => QueueKind::Easy,
+            },
+            backfill_depth: match p.backfill_depth {
+                Some(v) => self.int("policy.backfill_depth", v, 1, u32::MAX as i64)?,
+                None => d.backfill_depth,
+            },
+            estimate: match p.estimate {
+                None | Some(RawPolicyEstimate::Declared) => EstimateSource::Declared,
+                Some(RawPolicyEstimate::Actual) => EstimateSource::Actual,
+            },
+            seconds_before_free: p.seconds_before_free.map_or(d.seconds_before_free, |v| v.0),
+            max_retired_jobs: match p.max_retired_jobs {
+                Some(v) => self.int("policy.max_retired_jobs", v, 0, i64::MAX)?,
+                None => d.max_retired_jobs,
+            },
+            disable_peripheral_links: p.disable_peripheral_links.unwrap_or(d.disable_peripheral_links),
+            avoid_failing_boards: match p.avoid_failing_boards {
+                Some(v) => self.int("policy.avoid_failing_boards", v, 0, u32::MAX as i64)?,
+                None => d.avoid_failing_boards,
+            },
+        })
+    }
+
+    fn host(&self, h: Option<RawHost>) -> R<HostConfig> {
+        let d = HostConfig::default();
+        let Some(h) = h else { return Ok(d) };
+        Ok(HostConfig {
+            scp_policy: match h.scp_policy {
+                None | Some(RawScp::Spinnman) => ScpPolicy::Spinnman,
+                Some(RawScp::Rig) => ScpPolicy::Rig,
+                Some(RawScp::Adaptive) => ScpPolicy::Adaptive,
+            },
+            boot_users: h.boot_users.unwrap_or(d.boot_users),
+            boot_tries: match h.boot_tries {
+                Some(v) => self.int("host.boot_tries", v, 1, 1000)?,
+                None => d.boot_tries,
+            },
+        })
+    }
+
+    fn network(&self, n: Option<RawNetwork>) -> R<NetworkConfig> {
+        let d = NetworkConfig::default();
+        let Some(n) = n else { return Ok(d) };
+        let burst = match n.burst {
+            None => None,
+            Some(b) => Some(BurstLoss {
+                p_enter: self.prob("network.burst.p_enter", b.p_enter, false)?,
+                p_leave: self.prob("network.burst.p_leave", b.p_leave, false)?,
+                loss: self.prob("network.burst.loss", b.loss, false)?,
+            }),
+        };
+        Ok(NetworkConfig {
+            latency: match n.latency {
+                Some(l) => self.dist("network.latency", l)?,
+                None => d.latency,
+            },
+            loss: self.prob("network.loss", n.loss.unwrap_or(d.loss), true)?,
+            burst,
+            duplicate: self.prob("network.duplicate", n.duplicate.unwrap_or(d.duplicate), true)?,
+            reorder: self.prob("network.reorder", n.reorder.unwrap_or(d.reorder), true)?,
+            bandwidth_mbps: self.positive("network.bandwidth_mbps", n.bandwidth_mbps.unwrap_or(d.bandwidth_mbps))?,
+        })
+    }
+
+    fn fault(&self, i: usize, f: RawFault, run: &RunConfig, machines: &[MachineConfig]) -> R<FaultConfig> {
+        let p = format!("faults[{i}]");
+        let key = |name: &str| format!("{p}.{name}");
+        let end = run.horizon + run.drain_limit;
+        if f.at.0 > end {
+            return Err(self.err(
+                &key("at"),
+                format!(
+                    "the fault happens after the end of the run (horizon {} + drain_limit {})",
+                    units::format_duration(run.horizon),
+                    units::format_duration(run.drain_limit)
+                ),
+            ));
+        }
+        let kind_name = match f.kind {
+            RawFaultKind::BoardDies => "board_dies",
+            RawFaultKind::LinkFails => "link_fails",
+            RawFaultKind::BmpSilent => "bmp_silent",
+            RawFaultKind::LossBurst => "loss_burst",
+        };
+        use RawFaultKind::*;
+        let uses = [
+            ("machine", f.machine.is_some(), &[BoardDies, LinkFails, BmpSilent][..]),
+            ("board", f.board.is_some(), &[BoardDies, LinkFails][..]),
+            ("link", f.link.is_some(), &[LinkFails][..]),
+            ("frame", f.frame.is_some(), &[BmpSilent][..]),
+            ("loss", f.loss.is_some(), &[LossBurst][..]),
+        ];
+        for (name, present, kinds) in uses {
+            if kinds.contains(&f.kind) && !present {
+                return Err(self.err(&p, format!("kind = \"{kind_name}\" needs `{name}`")));
+            }
+            if present && !kinds.contains(&f.kind) {
+                return Err(self.err(&key(name), format!("`{name}` is not used by kind = \"{kind_name}\"")));
+            }
+        }
+        let machine = |name: &str| -> R<&Machine> {
+            machines
+                .iter()
+                .map(|m| &m.machine)
+                .find(|m| m.name() == name)
+                .ok_or_else(|| self.err(&key("machine"), format!("no machine named {name:?}")))
+        };
+        let kind = match f.kind {
+            BoardDies | LinkFails => {
+                let name = f.machine.expect("checked");
+                let m = machine(&name)?;
+                let board = self.board(&key("board"), f.board.expect("checked"), m.width(), m.height())?;
+                if m.dead_boards().contains(&board) {
+                    return Err(self.err(
+                        &key("board"),
+                        format!("board {board} of machine {name:?} is already dead"),
+                    ));
+                }
+                if f.kind == BoardDies {
+                    FaultKind::BoardDies { machine: name, board }
+                } else {
+                    let link = self.link(&key("link"), f.link.as_deref().expect("checked"))?;
+                    FaultKind::LinkFails {
+                        machine: name,
+                        board,
+                        link,
+                    }
+                }
+            }
+            BmpSilent => {
+                let name = f.machine.expect("checked");
+                let m = machine(&name)?;
+                let (c, fr) = f.frame.expect("checked");
+                let frame = u16::try_from(c)
+                    .ok()
+                    .zip(u16::try_from(fr).ok())
+                    .map(|(cabinet, frame)| FrameId { cabinet, frame })
+                    .filter(|fid| m.bmp_ip(*fid).is_some())
+                    .ok_or_else(|| {
+                        self.err(
+                            &key("frame"),
+                            format!("machine {name:?} has no frame (cabinet {c}, frame {fr})"),
+                        )
+                    })?;
+                FaultKind::BmpSilent { machine: name, frame }
+            }
+            LossBurst => FaultKind::LossBurst {
+                loss: self.prob(&key("loss"), f.loss.expect("checked"), false)?,
+            },
+        };
+        let duration = match f.duration {
+            None => None,
+            Some(d) => Some(self.nonzero(&key("duration"), d.0)?),
+        };
+        Ok(FaultConfig {
+            at: f.at.0,
+            kind,
+            duration,
+        })
+    }
+}

@@ -1,0 +1,1049 @@
+//! Scenario tests: defaults, the resolved round trip, precise errors, determinism, the shipped
+//! scenarios.
+
+use super::*;
+use crate::workload::swf::SwfEstimate;
+use crate::workload::synthetic::{Arrivals, ClassShape};
+use crate::workload::trace::TraceEstimate;
+use spinnbed_core::alloc::Shape;
+use spinnbed_core::geometry::{Addressing, IpScheme, Layout, Physical};
+use std::net::Ipv4Addr;
+
+const BASE: &str = "\
+[run]
+name = \"t\"
+horizon = \"2h\"
+
+[[machine]]
+name = \"m\"
+width = 2
+height = 2
+";
+
+fn parse_ok(text: &str) -> Scenario {
+    parse("s.toml", text, Path::new("/tmp")).unwrap_or_else(|e| panic!("{e}\n--- text ---\n{text}"))
+}
+
+fn parse_err(text: &str) -> InputError {
+    match parse("s.toml", text, Path::new("/tmp")) {
+        Ok(_) => panic!("should fail:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// Parses, prints, re-parses: the scenario and the printed text are both stable.
+fn round_trip(sc: &Scenario) {
+    let text = sc.to_resolved_toml();
+    let again = parse(&sc.file.display().to_string(), &text, Path::new("/elsewhere"))
+        .unwrap_or_else(|e| panic!("resolved TOML does not parse: {e}\n{text}"));
+    assert_eq!(&again, sc, "resolved TOML reads back differently:\n{text}");
+    assert_eq!(again.to_resolved_toml(), text);
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spinnbed-scenario-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_minimal_scenario_gets_every_default() {
+    let sc = parse_ok(&format!("{BASE}\n[workload]\njobs = 10\n"));
+    assert_eq!(sc.file, PathBuf::from("s.toml"));
+    let r = &sc.run;
+    assert_eq!((r.name.as_str(), r.seed), ("t", 1));
+    assert_eq!(r.horizon, Duration::from_secs(7200));
+    assert_eq!(r.sample_period, Duration::from_secs(300));
+    assert_eq!(r.drain_limit, Duration::from_secs(30 * 86_400));
+    assert_eq!((r.start_weekday, r.start_hour), (Weekday::Monday, 0));
+    let m = &sc.machines[0];
+    assert_eq!(m.machine.name(), "m");
+    assert_eq!(m.machine.tags(), ["default".to_string()]);
+    assert_eq!(m.spec.layout, Layout::Standard);
+    assert_eq!(m.spec.addressing, Addressing::Scheme(IpScheme::default()));
+    assert_eq!(m.timing, MachineTiming::default());
+    assert_eq!(m.timing.power_on, Duration::from_secs(5));
+    assert_eq!(m.timing.link_write, Duration::from_millis(10));
+    let WorkloadConfig::Synthetic(w) = &sc.workload else {
+        panic!()
+    };
+    assert_eq!(w.arrivals, Arrivals::Jobs(10));
+    assert_eq!(w.owners, 40);
+    assert_eq!(w.keepalive, Some(Duration::from_secs(60)));
+    assert_eq!(w.lapse_probability, 0.01);
+    assert_eq!(w.classes.len(), 5);
+    assert_eq!(w.weekly, [1.0, 1.0, 1.0, 1.0, 1.0, 0.35, 0.3]);
+    assert_eq!(sc.policy, PolicyConfig::default());
+    assert_eq!(sc.policy.backfill_depth, 64);
+    assert_eq!(sc.host, HostConfig::default());
+    assert_eq!(sc.network, NetworkConfig::default());
+    assert_eq!(sc.network.latency, Dist::fixed(Duration(150)));
+    assert!(sc.faults.is_empty());
+    round_trip(&sc);
+    // No [workload] at all: a synthetic workload needs a size.
+    let e = parse_err(BASE);
+    assert_eq!(e.field.as_deref(), Some("workload"));
+    assert!(e.message.contains("`jobs`"), "{e}");
+}
+
+const FULL: &str = r#"
+[run]
+name = "full-1"
+seed = 18446744073709551615
+horizon = "1.5d"
+sample_period = 90
+drain_limit = "12h"
+start_weekday = "friday"
+start_hour = 17
+
+[[machine]]
+name = "big"
+tags = ["default", "room"]
+width = 3
+height = 2
+dead_boards = [[0, 0, 1], [2, 1, 2]]
+dead_links = [[1, 1, 0, "north"], [0, 1, 2, "south_west"]]
+[machine.ip]
+base = "10.0.0.0"
+board_stride = "0.0.0.4"
+[machine.timing]
+power_on = "7.5s"
+bmp_tries = 4
+
+[[machine]]
+name = "small"
+tags = ["lab"]
+width = 1
+height = 1
+dead_boards = [[0, 0, 1], [0, 0, 2]]
+layout = { boards = [[0, 0, 0, 0, 0, 3]] }
+[machine.ip]
+bmps = [[0, 0, "172.16.0.1"]]
+boards = [[0, 0, 0, "172.16.0.2"]]
+
+[workload]
+rate_per_hour = 50
+daily = [1, 1, 1, 1, 1, 1, 1, 1, 2, 3, 4, 4, 4, 4, 4, 4, 3, 2, 1, 1, 1, 1, 1, 1]
+weekly = [1, 1, 1, 1, 1, 0, 0]
+owners = 7
+keepalive = "none"
+lapse_probability = 0.5
+lapse_after = { dist = "uniform", min = "1m", max = "2m" }
+data_in = "64KiB"
+data_out = { dist = "choice", values = ["1MiB", "1.5GiB"], weights = [3, 1] }
+
+[[workload.class]]
+name = "single"
+weight = 5
+duration = { dist = "lognormal", median = "10m", sigma = 1.1, min = "30s", max = "2h" }
+estimate_factor = 1.5
+
+[[workload.class]]
+name = "group"
+weight = 3
+kind = "boards"
+boards = { dist = "loguniform", min = 2, max = 9 }
+min_ratio = 0.5
+max_dead_boards = 1
+max_dead_links = "none"
+require_torus = true
+duration = { dist = "exponential", mean = "20m" }
+estimate = "none"
+tags = ["room"]
+
+[[workload.class]]
+name = "block"
+weight = 1
+width = { dist = "uniform", min = 1, max = 2 }
+height = 1
+duration = "45m"
+machine = "big"
+
+[[workload.class]]
+name = "pinned"
+weight = 0.5
+specific = [[0, 0, 0], [2, 1, 1]]
+duration = 600
+
+[policy]
+packer = "anywhere"
+exact_boards = true
+queue = "easy"
+backfill_depth = 8
+estimate = "actual"
+seconds_before_free = "0.5s"
+max_retired_jobs = 10
+disable_peripheral_links = false
+avoid_failing_boards = 3
+
+[host]
+scp_policy = "adaptive"
+boot_users = true
+boot_tries = 5
+
+[network]
+latency = { dist = "lognormal", median = "0.2ms", sigma = 0.3, max = "5ms" }
+loss = 0.001
+burst = { p_enter = 0.01, p_leave = 0.3, loss = 0.5 }
+duplicate = 0.0001
+reorder = 0.002
+bandwidth_mbps = 1000
+
+[[faults]]
+at = "3h"
+kind = "board_dies"
+machine = "big"
+board = [1, 0, 2]
+
+[[faults]]
+at = "4h"
+kind = "link_fails"
+machine = "big"
+board = [2, 0, 0]
+link = "north_east"
+duration = "30m"
+
+[[faults]]
+at = "5h"
+kind = "bmp_silent"
+machine = "small"
+frame = [0, 0]
+duration = "10m"
+
+[[faults]]
+at = "6h"
+kind = "loss_burst"
+loss = 0.2
+duration = "1m"
+"#;
+
+#[test]
+fn every_key_is_read_and_printed_back() {
+    let sc = parse_ok(FULL);
+    assert_eq!(sc.run.seed, u64::MAX);
+    assert_eq!(sc.run.horizon, Duration::from_secs(36 * 3600));
+    assert_eq!(sc.run.sample_period, Duration::from_secs(90));
+    assert_eq!((sc.run.start_weekday, sc.run.start_hour), (Weekday::Friday, 17));
+    let big = &sc.machines[0];
+    assert_eq!(
+        big.machine.board_ip(Board::new(0, 0, 2)),
+        Some(Ipv4Addr::new(10, 0, 0, 9))
+    );
+    assert_eq!(big.timing.power_on, Duration::from_millis(7500));
+    assert_eq!(big.timing.bmp_tries, 4);
+    assert!(
+        big.machine
+            .dead_links()
+            .contains(&(Board::new(0, 1, 2), Link::SouthWest))
+    );
+    let small = &sc.machines[1];
+    assert_eq!(
+        small.machine.location(Board::new(0, 0, 0)),
+        Some(Physical::new(0, 0, 3))
+    );
+    assert_eq!(
+        small.machine.bmp_ip(FrameId { cabinet: 0, frame: 0 }),
+        Some(Ipv4Addr::new(172, 16, 0, 1))
+    );
+    let WorkloadConfig::Synthetic(w) = &sc.workload else {
+        panic!()
+    };
+    assert_eq!(w.arrivals, Arrivals::RatePerHour(50.0));
+    assert_eq!(w.keepalive, None);
+    assert_eq!(w.data_in, Dist::fixed(dist::ByteSize(65_536)));
+    assert_eq!(w.classes[0].shape, ClassShape::Board);
+    assert_eq!(w.classes[0].estimate_factor, Some(1.5));
+    assert_eq!(w.classes[1].estimate_factor, None);
+    assert_eq!(
+        (w.classes[1].max_dead_boards, w.classes[1].max_dead_links),
+        (Some(1), None)
+    );
+    assert!(w.classes[1].require_torus);
+    assert!(matches!(w.classes[2].shape, ClassShape::Rect { .. }));
+    assert_eq!(w.classes[2].machine.as_deref(), Some("big"));
+    assert_eq!(
+        w.classes[3].shape,
+        ClassShape::Specific {
+            boards: vec![Board::new(0, 0, 0), Board::new(2, 1, 1)]
+        }
+    );
+    assert_eq!(w.classes[3].duration, Dist::fixed(Duration::from_secs(600)));
+    assert_eq!(sc.policy.packer, PackerKind::Anywhere);
+    assert_eq!(sc.policy.seconds_before_free, Duration::from_millis(500));
+    assert_eq!(sc.host.scp_policy, ScpPolicy::Adaptive);
+    assert_eq!(
+        sc.network.burst,
+        Some(BurstLoss {
+            p_enter: 0.01,
+            p_leave: 0.3,
+            loss: 0.5
+        })
+    );
+    assert_eq!(sc.faults.len(), 4);
+    assert_eq!(
+        sc.faults[1].kind,
+        FaultKind::LinkFails {
+            machine: "big".into(),
+            board: Board::new(2, 0, 0),
+            link: Link::NorthEast
+        }
+    );
+    assert_eq!(sc.faults[3].kind, FaultKind::LossBurst { loss: 0.2 });
+    round_trip(&sc);
+    let text = sc.to_resolved_toml();
+    for line in [
+        "seed = \"18446744073709551615\"",
+        "horizon = \"36h\"",
+        "sample_period = \"90s\"",
+        "power_on = \"7.5s\"",
+        "seconds_before_free = \"500ms\"",
+        "latency = { dist = \"lognormal\", median = \"0.2ms\", sigma = 0.3, max = \"5ms\" }",
+        "data_out = { dist = \"choice\", values = [\"1MiB\", \"1.5GiB\"], weights = [3.0, 1.0] }",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // Jobs: every class appears, the lapse draws and data volumes follow the spec.
+    let jobs = sc.jobs().unwrap();
+    assert!(jobs.len() > 150, "{}", jobs.len());
+    for class in ["single", "group", "block", "pinned"] {
+        assert!(jobs.iter().any(|j| j.class == class), "{class}");
+    }
+    for j in &jobs {
+        assert_eq!(j.keepalive, None);
+        assert_eq!(j.lapse_after, None);
+        assert!(j.data_out == 1 << 20 || j.data_out == 3 << 29);
+        match j.class.as_str() {
+            "group" => {
+                assert!(matches!(j.request.shape, Shape::Boards { n, .. } if (2..=9).contains(&n)));
+                assert_eq!(j.tags, Some(vec!["room".to_string()]));
+                assert_eq!(j.estimate, None);
+            }
+            "block" => assert_eq!(j.machine.as_deref(), Some("big")),
+            "single" => assert_eq!(j.estimate, Some(Duration::from_secs_f64(j.runtime.as_secs_f64() * 1.5))),
+            _ => {}
+        }
+    }
+    // Nothing arrives on the weekend (weight 0): the run starts Friday 17:00.
+    let weekend_start = Duration::from_secs(7 * 3600);
+    assert!(jobs.iter().all(|j| j.submit.0 < weekend_start.0));
+}
+
+/// (text, a substring of the line the error must point at (None: no line), key path, message).
+fn malformed_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>, &'static str)> {
+    let w = |extra: &str| format!("{BASE}\n[workload]\njobs = 10\n{extra}");
+    let class = |body: &str| w(&format!("\n[[workload.class]]\nname = \"c\"\nweight = 1\n{body}\n"));
+    let classes3 = |body: &str| {
+        w(&format!(
+            "\n[[workload.class]]\nname = \"a\"\nweight = 1\nduration = \"1m\"\n\
+             \n[[workload.class]]\nname = \"b\"\nweight = 1\nduration = \"1m\"\n\
+             \n[[workload.class]]\nname = \"c\"\nweight = 1\n{body}\n"
+        ))
+    };
+    let fault = |body: &str| w(&format!("\n[[faults]]\n{body}\n"));
+    vec![
+        (
+            "[run]\nname = \"t\"\nhorizn = \"1h\"\n".into(),
+            Some("horizn"),
+            Some("run.horizn"),
+            "unknown field `horizn`",
+        ),
+        (
+            "[run]\nname = \"t\"\n".into(),
+            Some("[run]"),
+            Some("run.horizon"),
+            "missing field `horizon`",
+        ),
+        (
+            "[run]\nname = \"t\"\nhorizon = \"-5m\"\n".into(),
+            Some("horizon"),
+            Some("run.horizon"),
+            "must not be negative",
+        ),
+        (
+            "[run]\nname = \"t\"\nhorizon = \"0s\"\n[[machine]]\nname=\"m\"\nwidth=1\nheight=1\n".into(),
+            Some("horizon"),
+            Some("run.horizon"),
+            "longer than zero",
+        ),
+        (
+            "[run]\nname = \"t\"\nhorizon = \"1h\"\n".into(),
+            None,
+            Some("machine"),
+            "at least one [[machine]]",
+        ),
+        (
+            "[run]\nname = \"a/b\"\nhorizon = \"1h\"\n[[machine]]\nname=\"m\"\nwidth=1\nheight=1\n".into(),
+            Some("a/b"),
+            Some("run.name"),
+            "not a usable run name",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\nstart = 1"),
+            Some("start = 1"),
+            Some("machine[0].start"),
+            "unknown field",
+        ),
+        (
+            w("").replace("width = 2", "width = \"wide\""),
+            Some("wide"),
+            Some("machine[0].width"),
+            "invalid type",
+        ),
+        (
+            w("").replace("width = 2", "width = 0"),
+            Some("width = 0"),
+            Some("machine[0].width"),
+            "from 1 to 65535",
+        ),
+        (
+            w("").replace(
+                "height = 2",
+                "height = 2\ndead_boards = [\n  [0, 0, 0],\n  [0, 0, 1],\n  [0, 0, 2],\n  [5, 0, 0],\n]",
+            ),
+            Some("[5, 0, 0]"),
+            Some("machine[0].dead_boards[3]"),
+            "board (5, 0, 0) is outside the 2 x 2 triad machine",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\ndead_links = [[0, 0, 0, \"up\"]]"),
+            Some("\"up\""),
+            Some("machine[0].dead_links[0][3]"),
+            "unknown link \"up\"",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\ndead_boards = [[0, 0]]"),
+            Some("dead_boards"),
+            Some("machine[0].dead_boards[0]"),
+            "invalid length 2",
+        ),
+        (
+            format!(
+                "{}\n[[machine]]\nname = \"m\" # again\nwidth = 1\nheight = 1\n[machine.ip]\nbase = \"10.0.0.0\"\n",
+                w("")
+            ),
+            Some("# again"),
+            Some("machine[1].name"),
+            "already used by machine[0]",
+        ),
+        (
+            format!("{}\n[[machine]] # second\nname = \"n\"\nwidth = 1\nheight = 1\n", w("")),
+            Some("# second"),
+            Some("machine[1]"),
+            "IP address 192.168.0.0 of the BMP of cabinet 0 frame 0 is also used by machine \"m\"",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\n[machine.ip]\nbase = \"10.0.0.300\""),
+            Some("10.0.0.300"),
+            Some("machine[0].ip.base"),
+            "invalid IPv4 address",
+        ),
+        (
+            w("").replace(
+                "height = 2",
+                "height = 2\n[machine.ip]\nbase = \"10.0.0.0\"\nbmps = []\nboards = []",
+            ),
+            Some("base ="),
+            Some("machine[0].ip.base"),
+            "not both",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\n[machine.ip]\nbase = \"255.255.255.200\""),
+            Some("[machine.ip]"),
+            Some("machine[0].ip"),
+            "overflows",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\nlayout = { boards = [[0, 0, 0, 0, 0, 0]] }"),
+            Some("layout ="),
+            Some("machine[0].layout"),
+            "has no physical location",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\nlayout = \"folded\""),
+            Some("folded"),
+            Some("machine[0].layout"),
+            "unknown layout \"folded\"",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\nlayout = { spinner_csv = \"nope.csv\" }"),
+            Some("spinner_csv"),
+            Some("machine[0].layout.spinner_csv"),
+            "cannot read /tmp/nope.csv",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\n[machine.timing]\nbmp_tries = 0"),
+            Some("bmp_tries"),
+            Some("machine[0].timing.bmp_tries"),
+            "from 1 to 1000",
+        ),
+        (
+            format!("{BASE}\n[workload]\nrate_per_hour = -5\n"),
+            Some("rate_per_hour"),
+            Some("workload.rate_per_hour"),
+            "greater than zero",
+        ),
+        (
+            format!("{BASE}\n[workload]\nrate_per_hour = 5\njobs = 3\n"),
+            Some("rate_per_hour"),
+            Some("workload.rate_per_hour"),
+            "not both",
+        ),
+        (
+            w("weekly = [0, 0, 0, 0, 0, 0, 0]"),
+            Some("weekly"),
+            Some("workload.weekly"),
+            "all zero",
+        ),
+        (
+            w("daily = [1, 2, 3]"),
+            Some("daily"),
+            Some("workload.daily"),
+            "exactly 24 weights (got 3)",
+        ),
+        (
+            w("weekly = [1, 1, -1, 1, 1, 1, 1]"),
+            Some("weekly"),
+            Some("workload.weekly[2]"),
+            "non-negative",
+        ),
+        (
+            w("keepalive = \"0s\""),
+            Some("keepalive"),
+            Some("workload.keepalive"),
+            "longer than zero",
+        ),
+        (
+            w("keepalive = \"soon\""),
+            Some("keepalive"),
+            Some("workload.keepalive"),
+            "or \"none\"",
+        ),
+        (
+            w("lapse_probability = 1.5"),
+            Some("lapse_probability"),
+            Some("workload.lapse_probability"),
+            "probability",
+        ),
+        (
+            w("owner = \"x\""),
+            Some("owner"),
+            Some("workload.owner"),
+            "not used by source = \"synthetic\"",
+        ),
+        (
+            w("source = \"csv\""),
+            Some("source"),
+            Some("workload.source"),
+            "unknown variant `csv`",
+        ),
+        (
+            w("daily = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]"),
+            Some("daily"),
+            Some("workload.daily"),
+            "zero throughout the horizon",
+        ),
+        (
+            classes3("duration = { dist = \"lognormal\", median = \"-5m\", sigma = 1 }"),
+            Some("median = \"-5m\""),
+            Some("workload.class[2].duration.median"),
+            "must not be negative",
+        ),
+        (
+            classes3("duration = { dist = \"uniform\",\n  min = \"2h\",\n  max = \"1h\" }"),
+            Some("min = \"2h\""),
+            Some("workload.class[2].duration.min"),
+            "min \"2h\" is greater than max \"1h\"",
+        ),
+        (
+            classes3("duration = { dist = \"gamma\", shape = 2 }"),
+            Some("gamma"),
+            Some("workload.class[2].duration"),
+            "unknown key `shape`",
+        ),
+        (
+            class("duration = { dist = \"normal\", mean = 2 }"),
+            Some("normal"),
+            Some("workload.class[0].duration"),
+            "unknown distribution `normal`",
+        ),
+        (
+            class("kind = \"board\""),
+            Some("[[workload.class]]"),
+            Some("workload.class[0].duration"),
+            "missing field `duration`",
+        ),
+        (
+            class("duration = \"1m\"\nweight = 2"),
+            Some("weight = 2"),
+            None,
+            "duplicate key",
+        ),
+        (
+            class("duration = \"1m\"\nkind = \"board\"\nboards = 4"),
+            Some("boards = 4"),
+            Some("workload.class[0].boards"),
+            "not used by kind = \"board\"",
+        ),
+        (
+            class("duration = \"1m\"\nkind = \"boards\""),
+            Some("[[workload.class]]"),
+            Some("workload.class[0]"),
+            "needs `boards`",
+        ),
+        (
+            class("duration = \"1m\"\nboards = 4\nwidth = 2"),
+            Some("[[workload.class]]"),
+            Some("workload.class[0]"),
+            "cannot tell the kind",
+        ),
+        (
+            class("duration = \"1m\"\nkind = \"hexagon\""),
+            Some("hexagon"),
+            Some("workload.class[0].kind"),
+            "unknown variant `hexagon`",
+        ),
+        (
+            class("duration = \"1m\"\nboards = { dist = \"uniform\", min = 9, max = 3 }"),
+            Some("boards ="),
+            Some("workload.class[0].boards.min"),
+            "greater than max",
+        ),
+        (
+            class("duration = \"1m\"\nspecific = [[0, 0, 0],\n [2, 0, 0]]"),
+            Some("[2, 0, 0]"),
+            Some("workload.class[0].specific[1]"),
+            "outside every machine",
+        ),
+        (
+            class("duration = \"1m\"\nmachine = \"other\""),
+            Some("machine = \"other\""),
+            Some("workload.class[0].machine"),
+            "no machine named \"other\"",
+        ),
+        (
+            class("duration = \"1m\"\ntags = [\"gpu\"]"),
+            Some("tags"),
+            Some("workload.class[0].tags"),
+            "no machine has all the tags",
+        ),
+        (
+            class("duration = \"1m\"\ntags = [\"default\"]\nmachine = \"m\""),
+            Some("tags"),
+            Some("workload.class[0].tags"),
+            "not both",
+        ),
+        (
+            class("duration = \"1m\"\nestimate_factor = -1"),
+            Some("estimate_factor"),
+            Some("workload.class[0].estimate_factor"),
+            "greater than zero",
+        ),
+        (
+            class("duration = \"1m\"\nweight = 0").replace("weight = 1\n", ""),
+            Some("weight = 0"),
+            Some("workload.class[0].weight"),
+            "greater than zero",
+        ),
+        (
+            w(
+                "\n[[workload.class]]\nname = \"c\"\nweight = 1\nduration = 1\n[[workload.class]]\nname = \"c\" # dup\nweight = 1\nduration = 1\n",
+            ),
+            Some("# dup"),
+            Some("workload.class[1].name"),
+            "already used",
+        ),
+        (
+            format!("{BASE}\n[workload]\nsource = \"trace\"\n"),
+            Some("[workload]"),
+            Some("workload"),
+            "needs `path`",
+        ),
+        (
+            format!("{BASE}\n[workload]\nsource = \"trace\"\npath = \"missing.csv\"\n"),
+            Some("path"),
+            Some("workload.path"),
+            "cannot read /tmp/missing.csv",
+        ),
+        (
+            format!("{BASE}\n[workload]\nsource = \"trace\"\njobs = 5\n"),
+            Some("jobs"),
+            Some("workload.jobs"),
+            "not used by source = \"trace\" (only by synthetic)",
+        ),
+        (
+            w("[policy]\npacker = \"tetris\""),
+            Some("tetris"),
+            Some("policy.packer"),
+            "unknown variant `tetris`",
+        ),
+        (
+            w("[policy]\nexact_boards = true"),
+            Some("exact_boards"),
+            Some("policy.exact_boards"),
+            "anywhere",
+        ),
+        (
+            w("[policy]\nbackfill_depth = 0"),
+            Some("backfill_depth"),
+            Some("policy.backfill_depth"),
+            "from 1",
+        ),
+        (
+            w("[host]\nboot_tries = 0"),
+            Some("boot_tries"),
+            Some("host.boot_tries"),
+            "from 1",
+        ),
+        (
+            w("[network]\nloss = 1.0"),
+            Some("loss"),
+            Some("network.loss"),
+            "0 <= p < 1",
+        ),
+        (
+            w("[network]\nburst = { p_enter = 2, p_leave = 0.1, loss = 1 }"),
+            Some("burst"),
+            Some("network.burst.p_enter"),
+            "probability",
+        ),
+        (
+            w("[network]\nbandwidth_mbps = 0"),
+            Some("bandwidth_mbps"),
+            Some("network.bandwidth_mbps"),
+            "greater than zero",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"board_dies\"\nmachine = \"m\"\nboard = [0, 3, 0]"),
+            Some("board = [0, 3, 0]"),
+            Some("faults[0].board"),
+            "outside the 2 x 2 triad machine",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"board_dies\"\nmachine = \"x\"\nboard = [0, 0, 0]"),
+            Some("machine = \"x\""),
+            Some("faults[0].machine"),
+            "no machine named \"x\"",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"link_fails\"\nmachine = \"m\"\nboard = [0, 0, 0]"),
+            Some("[[faults]]"),
+            Some("faults[0]"),
+            "needs `link`",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"link_fails\"\nmachine = \"m\"\nboard = [0, 0, 0]\nlink = \"sideways\""),
+            Some("sideways"),
+            Some("faults[0].link"),
+            "unknown link",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"bmp_silent\"\nmachine = \"m\"\nframe = [3, 0]"),
+            Some("frame"),
+            Some("faults[0].frame"),
+            "no frame (cabinet 3, frame 0)",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"loss_burst\"\nloss = 0.5\nboard = [0, 0, 0]"),
+            Some("board"),
+            Some("faults[0].board"),
+            "not used by kind = \"loss_burst\"",
+        ),
+        (
+            fault("at = \"60d\"\nkind = \"loss_burst\"\nloss = 0.5"),
+            Some("60d"),
+            Some("faults[0].at"),
+            "after the end of the run",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"meteor\""),
+            Some("meteor"),
+            Some("faults[0].kind"),
+            "unknown variant `meteor`",
+        ),
+        ("[run\nname = 1\n".into(), Some("[run"), None, ""),
+    ]
+}
+
+#[test]
+fn malformed_scenarios_name_file_line_and_key() {
+    for (text, at, field, msg) in malformed_cases() {
+        let e = parse_err(&text);
+        assert_eq!(e.file, "s.toml");
+        let want_line = at.map(|needle| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("needle {needle:?} not in\n{text}"))
+                + 1
+        });
+        assert_eq!(e.line, want_line, "wrong line for {e}\n--- text ---\n{text}");
+        assert_eq!(e.field.as_deref(), field, "wrong field for {e}\n--- text ---\n{text}");
+        assert!(e.message.contains(msg), "message {:?} lacks {msg:?}\n{text}", e.message);
+    }
+}
+
+#[test]
+fn errors_display_as_file_line_key_message() {
+    let text = BASE.replace("height = 2", "height = 2\ndead_boards = [[0, 0, 0],\n  [2, 0, 0]]");
+    let e = parse_err(&format!("{text}\n[workload]\njobs = 1\n"));
+    assert_eq!(
+        e.to_string(),
+        "s.toml: line 10: machine[0].dead_boards[1]: board (2, 0, 0) is outside the 2 x 2 triad machine (0 <= x < 2, 0 <= y < 2, 0 <= z <= 2)"
+    );
+}
+
+#[test]
+fn same_seed_same_jobs_other_seed_other_jobs() {
+    let sc = parse_ok(&format!("{BASE}\n[workload]\nrate_per_hour = 100\n"));
+    let a = sc.jobs().unwrap();
+    assert_eq!(a, sc.jobs().unwrap());
+    let b = sc.clone().with_seed(2).jobs().unwrap();
+    assert_eq!(sc.clone().with_seed(2).run.seed, 2);
+    assert_ne!(a, b);
+    assert!(!a.is_empty() && !b.is_empty());
+}
+
+#[test]
+fn streams_keep_purposes_apart() {
+    let mix = |weights: [u32; 2], median: &str, data: &str| {
+        parse_ok(&format!(
+            "{BASE}\n[workload]\njobs = 300\ndata_in = {data}\n\
+             [[workload.class]]\nname = \"one\"\nweight = {}\nduration = {{ dist = \"lognormal\", median = \"{median}\", sigma = 1 }}\n\
+             [[workload.class]]\nname = \"many\"\nweight = {}\nboards = {{ dist = \"uniform\", min = 2, max = 12 }}\nduration = {{ dist = \"lognormal\", median = \"{median}\", sigma = 1 }}\n",
+            weights[0], weights[1]
+        ))
+        .jobs()
+        .unwrap()
+    };
+    let base = mix([1, 1], "10m", "\"1MiB\"");
+    // Another class mix: same arrivals and owners.
+    let other_mix = mix([1, 5], "10m", "\"1MiB\"");
+    let submits = |j: &[WorkloadJob]| j.iter().map(|j| j.submit).collect::<Vec<_>>();
+    let owners = |j: &[WorkloadJob]| j.iter().map(|j| j.owner.clone()).collect::<Vec<_>>();
+    assert_eq!(submits(&base), submits(&other_mix));
+    assert_eq!(owners(&base), owners(&other_mix));
+    assert_ne!(
+        base.iter().map(|j| j.class.clone()).collect::<Vec<_>>(),
+        other_mix.iter().map(|j| j.class.clone()).collect::<Vec<_>>()
+    );
+    // Other durations: same sizes, classes and arrivals; different runtimes.
+    let longer = mix([1, 1], "1h", "\"1MiB\"");
+    let requests = |j: &[WorkloadJob]| j.iter().map(|j| (j.class.clone(), j.request)).collect::<Vec<_>>();
+    assert_eq!(requests(&base), requests(&longer));
+    assert_eq!(submits(&base), submits(&longer));
+    assert_ne!(
+        base.iter().map(|j| j.runtime).collect::<Vec<_>>(),
+        longer.iter().map(|j| j.runtime).collect::<Vec<_>>()
+    );
+    // Other data volumes: nothing else moves.
+    let data = mix([1, 1], "10m", "{ dist = \"uniform\", min = \"1KiB\", max = \"1GiB\" }");
+    let strip = |j: &[WorkloadJob]| {
+        j.iter()
+            .map(|j| WorkloadJob {
+                data_in: 0,
+                ..j.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&base), strip(&data));
+}
+
+#[test]
+fn relative_paths_follow_the_scenario_file() {
+    let dir = temp_dir("relative");
+    std::fs::create_dir_all(dir.join("traces")).unwrap();
+    std::fs::write(
+        dir.join("traces/t.csv"),
+        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n1,0,board,,,,,,10\n2,5,boards,4,,,,,20\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("layout.csv"),
+        "cabinet,frame,board,x,y\n0,0,0,0,0\n0,0,1,8,4\n0,0,2,4,8\n",
+    )
+    .unwrap();
+    let text = "[run]\nname = \"rel\"\nhorizon = \"1h\"\n\n[[machine]]\nname = \"m\"\nwidth = 1\nheight = 1\n\
+                layout = { spinner_csv = \"layout.csv\" }\n\n[workload]\nsource = \"trace\"\npath = \"traces/t.csv\"\n\
+                time_scale = 2\nestimate = \"actual\"\n";
+    std::fs::write(dir.join("s.toml"), text).unwrap();
+    let sc = load(&dir.join("s.toml")).unwrap();
+    let WorkloadConfig::Trace(t) = &sc.workload else {
+        panic!()
+    };
+    assert_eq!(t.path, normalize_for_test(&dir.join("traces/t.csv")));
+    assert!(t.path.is_absolute());
+    assert_eq!(
+        (t.owner.as_str(), t.keepalive, t.estimate),
+        ("trace", None, TraceEstimate::Actual)
+    );
+    assert_eq!(
+        sc.machines[0].machine.location(Board::new(0, 0, 1)),
+        Some(Physical::new(0, 0, 1))
+    );
+    assert!(matches!(sc.machines[0].spec.layout, Layout::Explicit(_)));
+    let (jobs, report) = sc.workload().unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[1].submit, spinnbed_core::time::Instant::from_secs(10));
+    assert_eq!(jobs[1].class, "2-24 boards");
+    assert_eq!(report.to_string(), "2 jobs from the trace workload");
+    round_trip(&sc);
+    // The resolved copy works from anywhere.
+    let copy = temp_dir("relative-copy").join("resolved.toml");
+    std::fs::write(&copy, sc.to_resolved_toml()).unwrap();
+    let again = load(&copy).unwrap();
+    assert_eq!(again.jobs().unwrap(), jobs);
+    assert!(
+        load(&dir.join("absent.toml"))
+            .unwrap_err()
+            .message
+            .contains("cannot read")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(copy.parent().unwrap()).unwrap();
+}
+
+fn normalize_for_test(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[test]
+fn swf_source_reads_a_small_log() {
+    let dir = temp_dir("swf");
+    std::fs::write(
+        dir.join("log.swf"),
+        "; MaxProcs: 24\n\
+         1 0 0 100 12 -1 -1 12 200 -1 1 4 1 -1 0 -1 -1 -1\n\
+         2 60 0 -1 12 -1 -1 12 200 -1 1 4 1 -1 0 -1 -1 -1\n\
+         3 120 0 50 2 -1 -1 2 -1 -1 1 5 1 -1 0 -1 -1 -1\n",
+    )
+    .unwrap();
+    let text = format!(
+        "{BASE}\n[workload]\nsource = \"swf\"\npath = \"{}\"\nmax_dead_boards = \"none\"\nkeepalive = \"1m\"\n",
+        dir.join("log.swf").display()
+    );
+    let sc = parse_ok(&text);
+    let WorkloadConfig::Swf(s) = &sc.workload else { panic!() };
+    assert_eq!(s.procs_per_board, None);
+    assert_eq!((s.time_scale, s.skip, s.limit), (1.0, Duration::ZERO, None));
+    assert_eq!(
+        (s.min_ratio, s.max_dead_boards, s.estimate),
+        (0.333, None, SwfEstimate::Requested)
+    );
+    round_trip(&sc);
+    let (jobs, report) = sc.workload().unwrap();
+    // 12 live boards, MaxProcs 24 → 2 procs per board: 12 procs → 6 boards, 2 procs → 1 board.
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].request.shape, Shape::Boards { n: 6, min_ratio: 0.333 });
+    assert_eq!(jobs[0].request.max_dead_boards, None);
+    assert_eq!(jobs[1].request.shape, Shape::AnyBoard);
+    assert_eq!(jobs[1].owner, "u5");
+    assert_eq!(jobs[1].keepalive, Some(Duration::from_secs(60)));
+    assert_eq!(report.skipped_total(), 1);
+    assert!(report.notes[0].contains("auto: MaxProcs 24 / 12 live boards"));
+    let fixed = parse_ok(&format!("{text}procs_per_board = 12\nlimit = 1\nskip = 30\n"));
+    let WorkloadConfig::Swf(s) = &fixed.workload else {
+        panic!()
+    };
+    assert_eq!(
+        (s.procs_per_board, s.limit, s.skip),
+        (Some(12.0), Some(1), Duration::from_secs(30))
+    );
+    round_trip(&fixed);
+    let e = parse_err(&format!("{text}procs_per_board = -2\n"));
+    assert_eq!(e.field.as_deref(), Some("workload.procs_per_board"));
+    let e = parse_err(&format!("{text}estimate = \"guess\"\n"));
+    assert_eq!(e.field.as_deref(), Some("workload.estimate"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every shipped scenario loads, prints back and builds its workload.
+#[test]
+fn shipped_scenarios_load_and_build_their_jobs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3, "{names:?}");
+    for path in names {
+        let sc = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        round_trip(&sc);
+        if let WorkloadConfig::Swf(s) = &sc.workload
+            && !s.path.exists()
+        {
+            eprintln!("{}: {} is absent, not building jobs", path.display(), s.path.display());
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let (jobs, report) = sc.workload().unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("{}: {report} in {:?}", path.display(), started.elapsed());
+        assert!(!jobs.is_empty());
+        assert!(jobs.windows(2).all(|w| w[0].submit <= w[1].submit));
+        assert!(jobs.iter().all(|j| j.submit.0 < sc.run.horizon.0));
+        match sc.run.name.as_str() {
+            "quick" => {
+                assert!((150..=300).contains(&jobs.len()), "{}", jobs.len());
+                assert!(sc.machines[0].machine.board_positions() <= 12);
+            }
+            "busy-week" => {
+                assert!(jobs.len() >= 20_000, "{}", jobs.len());
+                let m = &sc.machines[0].machine;
+                assert_eq!((m.name(), m.width(), m.height()), ("SpiNNaker1M", 20, 20));
+                assert_eq!(m.dead_boards().len(), 6);
+                assert_eq!(m.dead_links().len(), 4);
+                assert_eq!(m.tags(), ["default".to_string(), "machine-room".to_string()]);
+                assert_eq!(
+                    m.bmp_ip(FrameId { cabinet: 0, frame: 0 }),
+                    Some(Ipv4Addr::new(10, 11, 193, 0))
+                );
+                assert_eq!(sc.run.horizon, Duration::from_secs(7 * 86_400));
+            }
+            "swf-kth" => assert!(jobs.len() > 1000, "{}", jobs.len()),
+            _ => {}
+        }
+    }
+}
+
+/// The SpiNNaker1M machine of `busy-week.toml` is the one of `machines/spinnaker1m.json`.
+#[test]
+fn busy_week_matches_the_machine_json() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let sc = load(&root.join("busy-week.toml")).unwrap();
+    let json = std::fs::read_to_string(root.join("machines/spinnaker1m.json")).unwrap();
+    let m = crate::input::machine_json::parse("spinnaker1m.json", &json).unwrap();
+    assert_eq!(sc.machines[0].machine.dead_boards(), m.dead_boards());
+    assert_eq!(sc.machines[0].machine.dead_links(), m.dead_links());
+}
+
+/// The complete example of `scenarios/README.md` is a valid scenario.
+#[test]
+fn the_readme_example_parses() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/README.md")).unwrap();
+    let example = readme
+        .split("## A complete example")
+        .nth(1)
+        .expect("the section exists");
+    let toml = example
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|t| t.split("```").next())
+        .expect("a toml block");
+    let sc = parse_ok(toml);
+    assert_eq!(sc.machines.len(), 2);
+    assert_eq!(sc.faults.len(), 3);
+    assert_eq!(sc.policy.queue, QueueKind::Easy);
+    round_trip(&sc);
+    let jobs = sc.jobs().unwrap();
+    assert!(jobs.iter().any(|j| j.machine.as_deref() == Some("bench")));
+}

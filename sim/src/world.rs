@@ -1,0 +1,682 @@
+//! A simulated run: the workload's users, the allocation service and the hardware, driven by
+//! the discrete-event engine.
+//!
+//! The world owns the clock ([`EventQueue`]). Users submit jobs, keep them alive every half
+//! keepalive period (until their client dies, if it does), use their boards for the job's
+//! runtime once ready and destroy the job. The service decides; the [`Hardware`] carries out
+//! its BMP batches. After every event the world moves work between them until nothing is
+//! left to move, then arms the service's and the hardware's timers. It records what happened to
+//! every job and samples the machine for the outputs.
+
+use crate::engine::EventQueue;
+use crate::hardware::{Hardware, Session, SessionEvent};
+use crate::workload::WorkloadJob;
+use spinnbed_core::geometry::{Board, Machine, Physical};
+use spinnbed_core::sched::JobId;
+use spinnbed_core::service::{NewJob, Service, ServiceEvent};
+use spinnbed_core::time::{Duration, Instant};
+use std::collections::BTreeMap;
+
+/// What finally happened to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Ran and was destroyed by its user.
+    Completed,
+    /// Never allocated: no machine could run it, or the request was refused.
+    Cancelled,
+    /// Its keepalive lapsed.
+    TimedOut,
+    /// Hardware configuration (or boot) failed.
+    Failed,
+    /// Still queued when the run stopped.
+    NeverStarted,
+    /// Still holding boards when the run stopped.
+    Unfinished,
+}
+
+impl Outcome {
+    /// The name used in `jobs.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Failed => "failed",
+            Outcome::NeverStarted => "never_started",
+            Outcome::Unfinished => "unfinished",
+        }
+    }
+}
+
+/// Everything recorded about one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// Index in the workload.
+    pub index: usize,
+    /// The service's id (None if the service refused the request).
+    pub service_id: Option<JobId>,
+    /// Submission.
+    pub submit: Instant,
+    /// Allocation.
+    pub start: Option<Instant>,
+    /// All power/link work done.
+    pub ready: Option<Instant>,
+    /// Destruction.
+    pub end: Option<Instant>,
+    /// Boards held.
+    pub boards: Vec<Board>,
+    /// Machine it ran on.
+    pub machine: Option<String>,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Destruction reason.
+    pub reason: String,
+}
+
+/// One sample of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// When.
+    pub t: Instant,
+    /// Jobs queued.
+    pub queued: usize,
+    /// Jobs holding boards.
+    pub running: usize,
+    /// Boards allocated (from allocation until released after power-off).
+    pub allocated: usize,
+    /// Boards powered.
+    pub powered: usize,
+    /// Live boards neither allocated nor powered.
+    pub idle: usize,
+    /// Dead boards.
+    pub dead: usize,
+}
+
+/// Per-board usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BoardUse {
+    /// Time allocated.
+    pub allocated: Duration,
+    /// Time powered.
+    pub powered: Duration,
+    alloc_since: Option<Instant>,
+    powered_since: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ev {
+    Arrival(usize),
+    UserDone(JobId),
+    ServiceTimer,
+    HardwareTimer,
+    Sample,
+}
+
+/// How a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Jobs stop arriving after this (the workload already respects it).
+    pub horizon: Instant,
+    /// The run stops here even if jobs remain.
+    pub stop: Instant,
+    /// Sampling period.
+    pub sample_period: Duration,
+}
+
+struct MachineInfo {
+    machine: Machine,
+    live: usize,
+}
+
+/// A simulated run in progress.
+pub struct World<H: Hardware> {
+    q: EventQueue<Ev>,
+    service: Service,
+    hw: H,
+    jobs: Vec<WorkloadJob>,
+    records: Vec<JobRecord>,
+    by_sid: BTreeMap<JobId, usize>,
+    machines: Vec<MachineInfo>,
+    /// Per machine, dense by board index.
+    boards: Vec<Vec<BoardUse>>,
+    samples: Vec<Sample>,
+    limits: Limits,
+    user: UserBehaviour,
+    failures: BTreeMap<(usize, Board), u32>,
+    retired_boards: Vec<(String, Board)>,
+    service_timer: Option<Instant>,
+    hw_timer: Option<Instant>,
+    arrived: usize,
+    open: usize,
+    allocated: usize,
+    powered: usize,
+    running: usize,
+}
+
+impl<H: Hardware> std::fmt::Debug for World<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("now", &self.q.now())
+            .field("jobs", &self.jobs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a finished run hands to the outputs.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The workload.
+    pub jobs: Vec<WorkloadJob>,
+    /// What happened to each job (same order).
+    pub records: Vec<JobRecord>,
+    /// Samples.
+    pub samples: Vec<Sample>,
+    /// Per-board usage: per machine, dense by [`Machine::board_index`].
+    pub boards: Vec<Vec<BoardUse>>,
+    /// The machines.
+    pub machines: Vec<Machine>,
+    /// When the run stopped.
+    pub end: Instant,
+    /// Events handled.
+    pub events: u64,
+    /// SCP statistics of packet-level hardware.
+    pub scp: Option<serde_json::Value>,
+}
+
+impl<H: Hardware> World<H> {
+    /// A world whose service already has its machines.
+    pub fn new(service: Service, hw: H, jobs: Vec<WorkloadJob>, limits: Limits) -> World<H> {
+        let machines: Vec<MachineInfo> = service
+            .machines()
+            .map(|m| MachineInfo {
+                live: m.board_positions() - m.dead_boards().len(),
+                machine: m.clone(),
+            })
+            .collect();
+        let boards = machines
+            .iter()
+            .map(|m| vec![BoardUse::default(); m.machine.board_positions()])
+            .collect();
+        let mut q = EventQueue::default();
+        for (i, j) in jobs.iter().enumerate() {
+            q.schedule(j.submit, Ev::Arrival(i));
+        }
+        q.schedule(Instant::ZERO, Ev::Sample);
+        let records = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| JobRecord {
+                index: i,
+                service_id: None,
+                submit: j.submit,
+                start: None,
+                ready: None,
+                end: None,
+                boards: Vec::new(),
+                machine: None,
+                outcome: Outcome::NeverStarted,
+                reason: String::new(),
+            })
+            .collect();
+        World {
+            q,
+            service,
+            hw,
+            jobs,
+            records,
+            by_sid: BTreeMap::new(),
+            machines,
+            boards,
+            samples: Vec::new(),
+            limits,
+            user: UserBehaviour::default(),
+            failures: BTreeMap::new(),
+            retired_boards: Vec::new(),
+            service_timer: None,
+            hw_timer: None,
+            arrived: 0,
+            open: 0,
+            allocated: 0,
+            powered: 0,
+            running: 0,
+        }
+    }
+
+    /// Sets what simulated users do with their boards.
+    pub fn with_users(mut self, user: UserBehaviour) -> World<H> {
+        self.user = user;
+        self
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> Instant {
+        self.q.now()
+    }
+
+    /// True when every job has arrived and finished, and all boards are back.
+    fn finished(&self) -> bool {
+        self.arrived == self.jobs.len() && self.open == 0 && self.allocated == 0 && self.powered == 0
+    }
+
+    /// Runs until everything is done or the stop time; `progress` is called now and then with
+    /// the simulated time.
+    pub fn run(mut self, mut progress: impl FnMut(Instant)) -> RunResult {
+        let mut last_report = Instant::ZERO;
+        while let Some(t) = self.next_deadline() {
+            if t > self.limits.stop {
+                break;
+            }
+            self.advance(t);
+            if t >= last_report + Duration::from_secs(3600) {
+                progress(t);
+                last_report = t;
+            }
+            if self.is_done() {
+                break;
+            }
+        }
+        let end = self.q.now().min(self.limits.stop);
+        progress(end);
+        self.into_result(end)
+    }
+
+    /// When the world next has something to do (real-time drivers sleep until then).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.q.peek_time()
+    }
+
+    /// Handles every event due at or before `now`, in order, each at its own time, then
+    /// moves the clock to `now`.
+    pub fn advance(&mut self, now: Instant) {
+        while let Some((t, ev)) = self.q.pop_due(now) {
+            self.handle(t, ev);
+            self.pump(t);
+        }
+        self.q.advance_to(now);
+    }
+
+    /// Lets a driver act on the hardware at `now` (e.g. hand it a datagram that arrived), then
+    /// moves the resulting work along.
+    pub fn with_hardware<R>(&mut self, now: Instant, f: impl FnOnce(&mut H, Instant) -> R) -> R {
+        self.q.advance_to(now);
+        let r = f(&mut self.hw, now);
+        self.pump(now);
+        r
+    }
+
+    /// True when every job has arrived and finished and every board is back, or the stop time
+    /// has passed.
+    pub fn is_done(&self) -> bool {
+        (self.finished() && self.q.now() >= self.limits.horizon) || self.q.now() > self.limits.stop
+    }
+
+    /// Ends the run at `end`: closes open intervals, marks unfinished jobs, and hands over what
+    /// was recorded.
+    pub fn into_result(mut self, end: Instant) -> RunResult {
+        self.close(end);
+        let scp = self.hw.scp_stats();
+        RunResult {
+            jobs: self.jobs,
+            records: self.records,
+            samples: self.samples,
+            boards: self.boards,
+            machines: self.machines.into_iter().map(|m| m.machine).collect(),
+            end,
+            events: self.q.handled(),
+            scp,
+        }
+    }
+
+    fn handle(&mut self, now: Instant, ev: Ev) {
+        match ev {
+            Ev::Arrival(i) => self.arrive(now, i),
+            Ev::UserDone(sid) => {
+                let live = self.by_sid.get(&sid).is_some_and(|&i| self.records[i].end.is_none());
+                if live {
+                    self.hw.finish_session(now, sid);
+                }
+            }
+            Ev::ServiceTimer => {
+                self.service_timer = None;
+                self.service.handle_timeout(now);
+            }
+            Ev::HardwareTimer => {
+                self.hw_timer = None;
+                self.hw.handle_timeout(now);
+            }
+            Ev::Sample => {
+                self.sample(now);
+                let next = now + self.limits.sample_period;
+                if !(self.finished() && now >= self.limits.horizon) && next <= self.limits.stop {
+                    self.q.schedule(next, Ev::Sample);
+                }
+            }
+        }
+    }
+
+    fn arrive(&mut self, now: Instant, i: usize) {
+        self.arrived += 1;
+        let j = &self.jobs[i];
+        let new = NewJob {
+            owner: j.owner.clone(),
+            keepalive: j.keepalive,
+            machine: j.machine.clone(),
+            tags: j.tags.clone(),
+            request: j.request,
+            estimate: j.estimate,
+        };
+        let lease = keepalive_lease(j);
+        match self.service.create_job(now, None, new) {
+            Ok(sid) => {
+                self.records[i].service_id = Some(sid);
+                self.by_sid.insert(sid, i);
+                self.open += 1;
+                if let Some(last) = lease {
+                    let _ = self.service.job_keepalive_lease(sid, last);
+                }
+            }
+            Err(e) => {
+                let r = &mut self.records[i];
+                r.outcome = Outcome::Cancelled;
+                r.reason = e.to_string();
+                r.end = Some(now);
+            }
+        }
+    }
+
+    /// Moves work between the service and the hardware until neither has anything new.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(b) = self.service.poll_bmp_batch() {
+                self.hw.submit(now, b);
+                moved = true;
+            }
+            while let Some((batch, result)) = self.hw.poll_done() {
+                if result.is_ok() {
+                    self.account_power(now, &batch.machine, batch.frame, &batch.power_on, true);
+                    self.account_power(now, &batch.machine, batch.frame, &batch.power_off, false);
+                }
+                let _ = self.service.bmp_batch_done(now, batch.id, result);
+                moved = true;
+            }
+            while let Some(ev) = self.service.poll_event() {
+                self.on_service_event(now, ev);
+                moved = true;
+            }
+            while let Some((job, ev)) = self.hw.poll_session() {
+                self.on_session_event(now, job, ev);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        if let Some(t) = self.service.poll_timeout()
+            && self.service_timer.is_none_or(|s| t < s)
+        {
+            self.service_timer = Some(t);
+            self.q.schedule(t, Ev::ServiceTimer);
+        }
+        if let Some(t) = self.hw.poll_timeout()
+            && self.hw_timer.is_none_or(|s| t < s)
+        {
+            self.hw_timer = Some(t);
+            self.q.schedule(t, Ev::HardwareTimer);
+        }
+    }
+
+    fn machine_index(&self, name: &str) -> Option<usize> {
+        self.machines.iter().position(|m| m.machine.name() == name)
+    }
+
+    fn account_power(
+        &mut self,
+        now: Instant,
+        machine: &str,
+        frame: spinnbed_core::geometry::FrameId,
+        boards: &[u16],
+        on: bool,
+    ) {
+        let Some(mi) = self.machine_index(machine) else { return };
+        for &b in boards {
+            let m = &self.machines[mi].machine;
+            let Some(board) = m.board_at(Physical::new(frame.cabinet, frame.frame, b)) else {
+                continue;
+            };
+            let u = &mut self.boards[mi][m.board_index(board)];
+            match (on, u.powered_since) {
+                (true, None) => {
+                    u.powered_since = Some(now);
+                    self.powered += 1;
+                }
+                (false, Some(since)) => {
+                    u.powered = u.powered + (now - since);
+                    u.powered_since = None;
+                    self.powered -= 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_service_event(&mut self, now: Instant, ev: ServiceEvent) {
+        match ev {
+            ServiceEvent::Created { .. } => {}
+            ServiceEvent::Allocated { job, machine, boards } => {
+                let Some(&i) = self.by_sid.get(&job) else { return };
+                let mi = self.machine_index(&machine);
+                if let Some(mi) = mi {
+                    for b in &boards {
+                        let k = self.machines[mi].machine.board_index(*b);
+                        self.boards[mi][k].alloc_since = Some(now);
+                    }
+                }
+                self.allocated += boards.len();
+                self.running += 1;
+                let r = &mut self.records[i];
+                r.start = Some(now);
+                r.machine = Some(machine);
+                r.boards = boards;
+            }
+            ServiceEvent::Ready { job } => {
+                let Some(&i) = self.by_sid.get(&job) else { return };
+                if self.records[i].ready.is_none() {
+                    self.records[i].ready = Some(now);
+                    let j = &self.jobs[i];
+                    let session = Session {
+                        job,
+                        machine: self.records[i].machine.clone().unwrap_or_default(),
+                        boards: self.records[i].boards.clone(),
+                        boot: self.user.boot,
+                        boot_tries: self.user.boot_tries,
+                        data_in: j.data_in,
+                        data_out: j.data_out,
+                    };
+                    self.hw.start_session(now, session);
+                }
+            }
+            ServiceEvent::Destroyed { job, reason, .. } => {
+                let Some(&i) = self.by_sid.get(&job) else { return };
+                self.open -= 1;
+                self.hw.end_session(job);
+                let r = &mut self.records[i];
+                r.end = Some(now);
+                r.outcome = classify(&reason);
+                r.reason = reason;
+            }
+            ServiceEvent::BoardsReleased { job, machine, .. } => {
+                let Some(&i) = self.by_sid.get(&job) else { return };
+                let mi = self.machine_index(&machine);
+                let n = self.records[i].boards.len();
+                if let Some(mi) = mi {
+                    for b in &self.records[i].boards {
+                        let u = &mut self.boards[mi][self.machines[mi].machine.board_index(*b)];
+                        if let Some(since) = u.alloc_since.take() {
+                            u.allocated = u.allocated + (now - since);
+                        }
+                    }
+                }
+                self.allocated -= n;
+                self.running -= 1;
+            }
+        }
+    }
+
+    fn on_session_event(&mut self, now: Instant, job: JobId, ev: SessionEvent) {
+        let Some(&i) = self.by_sid.get(&job) else { return };
+        if self.records[i].end.is_some() {
+            return;
+        }
+        match ev {
+            SessionEvent::Running => {
+                let runtime = self.jobs[i].runtime;
+                self.q.schedule(now + runtime, Ev::UserDone(job));
+            }
+            SessionEvent::Finished => {
+                let _ = self.service.destroy_job(now, job, Some(USER_DONE.to_string()));
+            }
+            SessionEvent::Failed(why) => {
+                self.note_failure(now, i);
+                let _ = self.service.destroy_job(now, job, Some(format!("{USER_FAILED}{why}")));
+            }
+        }
+    }
+
+    /// Counts a user failure against the job's boards; with a health policy, boards that keep
+    /// failing are taken out of service (marked dead for new allocations).
+    fn note_failure(&mut self, now: Instant, i: usize) {
+        let Some(limit) = self.user.avoid_after.filter(|l| *l > 0) else {
+            return;
+        };
+        let Some(machine) = self.records[i].machine.clone() else {
+            return;
+        };
+        let Some(mi) = self.machine_index(&machine) else { return };
+        let mut retire = Vec::new();
+        for b in &self.records[i].boards {
+            let n = self.failures.entry((mi, *b)).or_insert(0);
+            *n += 1;
+            if *n == limit {
+                retire.push(*b);
+            }
+        }
+        if retire.is_empty() {
+            return;
+        }
+        let m = &self.machines[mi].machine;
+        let mut spec = spinnbed_core::geometry::MachineSpec::new(m.name(), m.width(), m.height());
+        spec.tags = m.tags().to_vec();
+        spec.dead_boards = m.dead_boards().iter().copied().chain(retire.iter().copied()).collect();
+        spec.dead_links = m.dead_links().iter().copied().collect();
+        spec.layout = spinnbed_core::geometry::Layout::Explicit(m.locations().collect());
+        spec.addressing = spinnbed_core::geometry::Addressing::Explicit {
+            bmps: m.bmps().collect(),
+            boards: m.board_ips().collect(),
+        };
+        if let Ok(new) = Machine::new(spec) {
+            self.retired_boards.extend(retire.iter().map(|b| (machine.clone(), *b)));
+            let _ = self.service.modify_machine(now, new);
+        }
+    }
+
+    /// Boards the health policy took out of service, by machine name.
+    pub fn retired_boards(&self) -> &[(String, Board)] {
+        &self.retired_boards
+    }
+
+    fn sample(&mut self, now: Instant) {
+        let live: usize = self.machines.iter().map(|m| m.live).sum();
+        let dead: usize = self.machines.iter().map(|m| m.machine.dead_boards().len()).sum();
+        // Boards allocated or powered (or both) are busy; the rest of the live boards are idle.
+        let busy = self
+            .boards
+            .iter()
+            .flatten()
+            .filter(|u| u.alloc_since.is_some() || u.powered_since.is_some())
+            .count();
+        self.samples.push(Sample {
+            t: now,
+            queued: self.service.queue().pending_jobs(),
+            running: self.running,
+            allocated: self.allocated,
+            powered: self.powered,
+            idle: live.saturating_sub(busy),
+            dead,
+        });
+    }
+
+    /// Closes open intervals at the end of the run and marks unfinished jobs.
+    fn close(&mut self, end: Instant) {
+        for u in self.boards.iter_mut().flatten() {
+            if let Some(s) = u.alloc_since.take() {
+                u.allocated = u.allocated + (end - s);
+            }
+            if let Some(s) = u.powered_since.take() {
+                u.powered = u.powered + (end - s);
+            }
+        }
+        for r in &mut self.records {
+            if r.end.is_none() {
+                r.outcome = if r.start.is_some() {
+                    Outcome::Unfinished
+                } else {
+                    Outcome::NeverStarted
+                };
+            }
+        }
+        if self.samples.last().is_none_or(|s| s.t < end) {
+            self.sample(end);
+        }
+    }
+}
+
+/// The last keepalive a job's client sends. Clients send one every half keepalive period from
+/// submission (as the spalloc client does) until their job ends or the client dies; the stream
+/// is handed to the service as one lease instead of one event per keepalive. `None`: no
+/// keepalive at all (or none before the client died).
+fn keepalive_lease(j: &WorkloadJob) -> Option<Instant> {
+    let k = j.keepalive?;
+    let Some(lapse) = j.lapse_after else {
+        return Some(Instant::MAX);
+    };
+    let half = (k.as_micros() / 2).max(1);
+    let ticks = lapse.as_micros() / half;
+    (ticks > 0).then(|| j.submit + Duration(ticks * half))
+}
+
+/// The prefix of the reason a simulated user gives when it gives up on its boards.
+pub const USER_FAILED: &str = "User gave up: ";
+
+/// What simulated users do with their boards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserBehaviour {
+    /// Boot the boards before using them.
+    pub boot: bool,
+    /// Boot attempts before giving up.
+    pub boot_tries: u32,
+    /// Health policy: take a board out of service after this many user failures on it.
+    pub avoid_after: Option<u32>,
+}
+
+/// The reason a simulated user gives when destroying a finished job.
+pub const USER_DONE: &str = "Job finished by its user.";
+
+/// Outcome from a destruction reason.
+pub fn classify(reason: &str) -> Outcome {
+    // Queued jobs' reasons carry the reference's "Cancelled: " prefix.
+    let bare = reason.strip_prefix("Cancelled: ").unwrap_or(reason);
+    if reason.starts_with(USER_FAILED) {
+        Outcome::Failed
+    } else if reason == USER_DONE {
+        Outcome::Completed
+    } else if bare == spinnbed_core::service::TIMED_OUT {
+        Outcome::TimedOut
+    } else if bare.starts_with("Machine configuration failed") {
+        Outcome::Failed
+    } else if reason.starts_with("Cancelled:") {
+        Outcome::Cancelled
+    } else {
+        Outcome::Failed
+    }
+}

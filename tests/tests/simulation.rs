@@ -1,0 +1,121 @@
+//! The simulator end to end: determinism of every output file, snapshots of the run summaries
+//! of the shipped scenarios, and the policy scenarios sharing busy-week's workload.
+
+use spinnbed_sim::run::{Perf, RunSpec, simulate, write_outputs};
+use spinnbed_sim::scenario;
+use std::path::{Path, PathBuf};
+
+fn scenario_path(name: &str) -> PathBuf {
+    spinnbed_tests::repo_root()
+        .join("scenarios")
+        .join(format!("{name}.toml"))
+}
+
+/// Runs a scenario into `dir` exactly as `sim run` does (report included).
+fn run_into(name: &str, dir: &Path) -> spinnbed_sim::outputs::Summary {
+    let sc = scenario::load(&scenario_path(name)).unwrap();
+    let jobs = sc.jobs().unwrap();
+    let spec = RunSpec::from_scenario(&sc, jobs);
+    let (result, meta) = simulate(&spec, |_| {}).unwrap();
+    let perf = Perf::new(&result, std::time::Duration::from_secs(1));
+    let summary = write_outputs(dir, &result, &meta, &sc.to_resolved_toml(), &perf).unwrap();
+    spinnbed_reports::generate(dir).unwrap();
+    summary
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// FNV-1a 64 of a file's bytes, as a short digest for snapshots.
+fn digest(bytes: &[u8]) -> String {
+    format!(
+        "{:016x}",
+        spinnbed_sim::engine::fnv1a64(&String::from_utf8_lossy(bytes))
+    )
+}
+
+#[test]
+fn same_scenario_and_seed_give_byte_identical_outputs() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    run_into("quick", &a.path().join("run"));
+    run_into("quick", &b.path().join("run"));
+    let fa = files(&a.path().join("run"));
+    let fb = files(&b.path().join("run"));
+    let rel = |base: &Path, v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.strip_prefix(base).unwrap().to_path_buf())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rel(&a.path().join("run"), &fa), rel(&b.path().join("run"), &fb));
+    let mut compared = 0;
+    for (x, y) in fa.iter().zip(&fb) {
+        if x.file_name().unwrap() == "perf.json" {
+            continue;
+        }
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{} differs between runs",
+            x.display()
+        );
+        compared += 1;
+    }
+    // summary, jobs, timeline, boards, scenario + the report's charts and page.
+    assert!(compared >= 10, "only {compared} files compared");
+}
+
+#[test]
+fn a_different_seed_changes_the_run() {
+    let sc = scenario::load(&scenario_path("quick")).unwrap();
+    let j1 = sc.jobs().unwrap();
+    let j2 = sc.clone().with_seed(2).jobs().unwrap();
+    assert_ne!(j1, j2);
+}
+
+#[test]
+fn policy_scenarios_share_busy_weeks_workload() {
+    let base = scenario::load(&scenario_path("busy-week")).unwrap();
+    let jobs = base.jobs().unwrap();
+    assert!(jobs.len() >= 20_000);
+    for name in ["backfill", "packers"] {
+        let sc = scenario::load(&scenario_path(name)).unwrap();
+        assert_eq!(
+            sc.workload, base.workload,
+            "{name}: workload section differs from busy-week"
+        );
+        assert_eq!(sc.machines, base.machines, "{name}: machines differ from busy-week");
+        assert_eq!(sc.run.seed, base.run.seed);
+        assert_ne!(sc.policy, base.policy, "{name}: same policy as busy-week");
+        assert_eq!(sc.jobs().unwrap(), jobs);
+    }
+}
+
+#[test]
+fn summaries_of_the_shipped_scenarios() {
+    for name in ["quick", "busy-week", "backfill", "packers"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join(name);
+        let summary = run_into(name, &out);
+        let jobs_csv = std::fs::read(out.join("jobs.csv")).unwrap();
+        let lines = jobs_csv.iter().filter(|b| **b == b'\n').count();
+        let snapshot = serde_json::json!({
+            "summary": summary,
+            "jobs_csv": { "rows": lines - 1, "fnv1a64": digest(&jobs_csv) },
+        });
+        insta::with_settings!({ snapshot_suffix => name }, {
+            insta::assert_json_snapshot!("summary", snapshot);
+        });
+    }
+}
