@@ -171,7 +171,12 @@ impl EventLog {
                 Event::BootStarted { machine, root, boards } => {
                     format!("{machine} board {root}: boot image received, booting {boards} board(s)")
                 }
-                Event::Booted { machine, root, width, height } => {
+                Event::Booted {
+                    machine,
+                    root,
+                    width,
+                    height,
+                } => {
                     format!("{machine} board {root}: SC&MP running ({width} x {height} chips)")
                 }
             };

@@ -36,6 +36,21 @@ impl Default for BmpTiming {
 /// A completed batch and its outcome (`Err` carries the failure text).
 pub type Completion = (BmpBatch, Result<(), String>);
 
+/// SCP counters of packet-level hardware, for `summary.json` and `scp.csv`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScpCounters {
+    /// Requests submitted.
+    pub requests: u64,
+    /// Resends (timeouts and retry codes).
+    pub retries: u64,
+    /// Receive timeouts.
+    pub timeouts: u64,
+    /// Requests that failed after all retries.
+    pub failures: u64,
+    /// Payload bytes the users moved (input written plus results read).
+    pub bytes: u64,
+}
+
 /// What a job's user does with its boards once the service says they are ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -90,13 +105,24 @@ pub trait Hardware {
     fn scp_stats(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Running SCP counters, if this hardware speaks SCP.
+    fn counters(&self) -> Option<ScpCounters> {
+        None
+    }
+    /// A scheduled fault strikes (`on`) or heals.
+    fn apply_fault(&mut self, now: Instant, kind: &crate::scenario::FaultKind, on: bool);
 }
 
 #[derive(Debug, Default)]
 struct Bmp {
     queue: VecDeque<BmpBatch>,
     busy: Option<(Instant, BmpBatch)>,
+    silent: bool,
 }
+
+/// How long the reference takes to give up on a silent BMP: two tries of a power-on that
+/// times out (10 s each), 15 s apart.
+const SILENT_BMP_FAILURE: Duration = Duration::from_secs(35);
 
 /// Hardware whose BMPs take fixed times (per machine) and never fail; user sessions take no
 /// time (boards are usable as soon as they are ready).
@@ -138,7 +164,12 @@ impl FixedDelays {
             return;
         }
         let Some(next) = bmp.queue.front() else { return };
-        let at = now + self.duration(next);
+        let at = now
+            + if bmp.silent {
+                SILENT_BMP_FAILURE
+            } else {
+                self.duration(next)
+            };
         let bmp = self.bmps.get_mut(key).expect("present");
         let b = bmp.queue.pop_front().expect("present");
         bmp.busy = Some((at, b));
@@ -171,8 +202,15 @@ impl Hardware for FixedDelays {
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
-            let (_, batch) = self.bmps.get_mut(&key).and_then(|b| b.busy.take()).expect("due");
-            self.done.push_back((batch, Ok(())));
+            let bmp = self.bmps.get_mut(&key).expect("due");
+            let silent = bmp.silent;
+            let (_, batch) = bmp.busy.take().expect("due");
+            let result = if silent {
+                Err(format!("Requests failed on BMP {}", batch.bmp))
+            } else {
+                Ok(())
+            };
+            self.done.push_back((batch, result));
             self.start_next(&key, now);
         }
     }
@@ -191,6 +229,14 @@ impl Hardware for FixedDelays {
 
     fn end_session(&mut self, job: spinnbed_core::sched::JobId) {
         self.sessions.retain(|(j, _)| *j != job);
+    }
+
+    /// Only a silent BMP affects fixed-delay hardware (its batches fail as the reference's
+    /// would); the other faults need packet-level hardware.
+    fn apply_fault(&mut self, _now: Instant, kind: &crate::scenario::FaultKind, on: bool) {
+        if let crate::scenario::FaultKind::BmpSilent { machine, frame } = kind {
+            self.bmps.entry((machine.clone(), *frame)).or_default().silent = on;
+        }
     }
 
     fn poll_session(&mut self) -> Option<(spinnbed_core::sched::JobId, SessionEvent)> {

@@ -277,9 +277,12 @@ fn cmd_run(
     if let Some(s) = seed {
         sc = sc.with_seed(s);
     }
-    let (jobs, report) = sc.workload()?;
     let dir = out.unwrap_or_else(|| PathBuf::from("out").join(&sc.run.name));
     check_writable(&dir).map_err(Failure::Input)?;
+    if sc.study.is_some() {
+        return cmd_study(&sc, &dir, quiet, no_report);
+    }
+    let (jobs, report) = sc.workload()?;
     let spec = RunSpec::from_scenario(&sc, jobs);
     let total = (sc.run.horizon.as_micros() / 1_000_000).max(1);
     let bar = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -393,4 +396,66 @@ fn human(s: f64) -> String {
     } else {
         format!("{:.1}d", s / 86400.0)
     }
+}
+
+fn cmd_study(
+    sc: &spinnbed_sim::scenario::Scenario,
+    dir: &std::path::Path,
+    quiet: bool,
+    no_report: bool,
+) -> Result<(), Failure> {
+    let bar = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(1);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} study cells [{wide_bar}] {pos}/{len} ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let t0 = std::time::Instant::now();
+    let (cells, verdict) = spinnbed_sim::study::run_into(sc, dir, |n, total| {
+        bar.set_length(total as u64);
+        bar.set_position(n as u64);
+    })
+    .with_context(|| format!("cannot write the output directory {}", dir.display()))
+    .map_err(Failure::Input)?;
+    bar.finish_and_clear();
+    if !no_report && let Err(e) = spinnbed_reports::windowing_chart(&dir.join("scp.csv"), &dir.join("report")) {
+        eprintln!("sim: warning: the windowing chart could not be written: {e:#}");
+    }
+    if !quiet {
+        println!(
+            "{:<9} {:<5} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8}",
+            "policy", "op", "loss", "rtt_ms", "goodput", "bound", "retries", "timeouts"
+        );
+        for c in &cells {
+            println!(
+                "{:<9} {:<5} {:>6} {:>7} {:>10.2} {:>8.2} {:>8.1} {:>8.1}{}",
+                c.policy,
+                c.op,
+                c.loss,
+                c.rtt_ms,
+                c.goodput_mbps,
+                c.bound_mbps,
+                c.retries,
+                c.timeouts,
+                if c.failed > 0 {
+                    format!("  ({} failed)", c.failed)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        println!(
+            "adaptive: {:.0}% of the bound at 0 loss, {:.1}x spinnman at 5% loss, worse than a reference in {} cell(s); {:.1} s  ->  {}",
+            verdict.adaptive_vs_bound_at_zero_loss * 100.0,
+            verdict.adaptive_vs_spinnman_at_5pct,
+            verdict.cells_worse_than_a_reference.len(),
+            t0.elapsed().as_secs_f64(),
+            dir.display()
+        );
+    }
+    Ok(())
 }

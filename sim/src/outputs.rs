@@ -418,6 +418,42 @@ pub fn boards_csv(r: &RunResult) -> String {
     s
 }
 
+/// `scp.csv`: per sample period, the SCP traffic of packet-level runs.
+pub fn scp_csv(r: &RunResult) -> String {
+    let mut s = String::from("t_s,requests,retries,timeouts,failures,bytes,goodput_mbps\n");
+    let mut prev: Option<(Instant, crate::hardware::ScpCounters)> = None;
+    for (x, c) in r.samples.iter().zip(&r.scp_samples) {
+        let Some(c) = c else { continue };
+        let (dt, d) = match prev {
+            Some((t0, p)) => (
+                (x.t - t0).as_micros() as f64 / 1e6,
+                crate::hardware::ScpCounters {
+                    requests: c.requests - p.requests,
+                    retries: c.retries - p.retries,
+                    timeouts: c.timeouts - p.timeouts,
+                    failures: c.failures - p.failures,
+                    bytes: c.bytes - p.bytes,
+                },
+            ),
+            None => (0.0, *c),
+        };
+        let goodput = if dt > 0.0 { d.bytes as f64 * 8.0 / dt / 1e6 } else { 0.0 };
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{}",
+            fmt_t(x.t),
+            d.requests,
+            d.retries,
+            d.timeouts,
+            d.failures,
+            d.bytes,
+            crate::scenario::dist::fmt_f64(r3(goodput))
+        );
+        prev = Some((x.t, *c));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

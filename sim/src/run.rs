@@ -112,6 +112,28 @@ pub struct RunSpec {
     pub queue: QueueChoice,
     /// The jobs, in submission order.
     pub jobs: Vec<WorkloadJob>,
+    /// What carries out the hardware work.
+    pub hardware: HardwareChoice,
+    /// What users do with their boards.
+    pub users: crate::world::UserBehaviour,
+    /// Scheduled faults.
+    pub faults: Vec<crate::scenario::FaultConfig>,
+}
+
+/// The hardware of a simulated run.
+#[derive(Debug, Clone)]
+pub enum HardwareChoice {
+    /// Fixed BMP timings ([`FixedDelays`]).
+    FixedDelay,
+    /// Packet level ([`crate::packet::PacketHardware`]).
+    Emulator {
+        /// Emulated machine settings.
+        emulator: Box<spinnbed_emulator::Config>,
+        /// The simulated network.
+        network: crate::scenario::NetworkConfig,
+        /// SCP policy name (`spinnman`, `rig`, `adaptive`).
+        policy: String,
+    },
 }
 
 impl RunSpec {
@@ -159,6 +181,20 @@ impl RunSpec {
                 },
             },
             jobs,
+            hardware: match sc.host.hardware {
+                crate::scenario::HardwareModel::FixedDelay => HardwareChoice::FixedDelay,
+                crate::scenario::HardwareModel::Emulator => HardwareChoice::Emulator {
+                    emulator: Box::new(crate::emulate::emulator_config(sc)),
+                    network: sc.network.clone(),
+                    policy: sc.host.scp_policy.name().to_string(),
+                },
+            },
+            users: crate::world::UserBehaviour {
+                boot: sc.host.boot_users,
+                boot_tries: sc.host.boot_tries,
+                avoid_after: (sc.policy.avoid_failing_boards > 0).then_some(sc.policy.avoid_failing_boards),
+            },
+            faults: sc.faults.clone(),
         }
     }
 }
@@ -176,14 +212,27 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
             .add_machine(Instant::ZERO, m.clone())
             .map_err(|e| e.to_string())?;
     }
-    let hw = FixedDelays::new(spec.machines.iter().map(|(m, t)| (m.name().to_string(), *t)));
     let limits = Limits {
         horizon: Instant::ZERO + spec.horizon,
         stop: Instant::ZERO + spec.horizon + spec.drain_limit,
         sample_period: spec.sample_period.max(Duration::from_secs(1)),
     };
-    let world = World::new(service, hw, spec.jobs.clone(), limits);
-    let result = world.run(progress);
+    let result = match &spec.hardware {
+        HardwareChoice::FixedDelay => {
+            let hw = FixedDelays::new(spec.machines.iter().map(|(m, t)| (m.name().to_string(), *t)));
+            run_world(spec, service, hw, limits, progress)
+        }
+        HardwareChoice::Emulator {
+            emulator,
+            network,
+            policy,
+        } => {
+            let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
+            let hw =
+                crate::packet::PacketHardware::new(&machines, (**emulator).clone(), network.clone(), spec.seed, policy);
+            run_world(spec, service, hw, limits, progress)
+        }
+    };
     let meta = RunMeta {
         scenario: spec.name.clone(),
         seed: spec.seed,
@@ -193,6 +242,19 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
         horizon: limits.horizon,
     };
     Ok((result, meta))
+}
+
+fn run_world<H: crate::hardware::Hardware>(
+    spec: &RunSpec,
+    service: Service,
+    hw: H,
+    limits: Limits,
+    progress: impl FnMut(Instant),
+) -> RunResult {
+    World::new(service, hw, spec.jobs.clone(), limits)
+        .with_users(spec.users)
+        .with_faults(spec.faults.clone())
+        .run(progress)
 }
 
 /// Wall-clock figures of a run (`perf.json`; not deterministic).
@@ -255,6 +317,9 @@ pub fn write_outputs(
     std::fs::write(tmp.join("jobs.csv"), outputs::jobs_csv(result))?;
     std::fs::write(tmp.join("timeline.csv"), outputs::timeline_csv(result))?;
     std::fs::write(tmp.join("boards.csv"), outputs::boards_csv(result))?;
+    if result.scp_samples.iter().any(Option::is_some) {
+        std::fs::write(tmp.join("scp.csv"), outputs::scp_csv(result))?;
+    }
     std::fs::write(tmp.join("scenario.toml"), resolved_scenario)?;
     let mut pj = serde_json::to_string_pretty(perf).map_err(std::io::Error::other)?;
     pj.push('\n');
@@ -302,6 +367,9 @@ mod tests {
             packer: PackerChoice::Spalloc,
             queue: QueueChoice::Fifo,
             jobs,
+            hardware: HardwareChoice::FixedDelay,
+            users: Default::default(),
+            faults: Vec::new(),
         }
     }
 

@@ -110,6 +110,8 @@ enum Ev {
     ServiceTimer,
     HardwareTimer,
     Sample,
+    /// Fault `i` strikes (true) or heals (false).
+    Fault(usize, bool),
 }
 
 /// How a run ends.
@@ -142,6 +144,8 @@ pub struct World<H: Hardware> {
     samples: Vec<Sample>,
     limits: Limits,
     user: UserBehaviour,
+    faults: Vec<crate::scenario::FaultConfig>,
+    scp_samples: Vec<Option<crate::hardware::ScpCounters>>,
     failures: BTreeMap<(usize, Board), u32>,
     retired_boards: Vec<(String, Board)>,
     service_timer: Option<Instant>,
@@ -181,6 +185,10 @@ pub struct RunResult {
     pub events: u64,
     /// SCP statistics of packet-level hardware.
     pub scp: Option<serde_json::Value>,
+    /// SCP counters at each sample (packet-level hardware).
+    pub scp_samples: Vec<Option<crate::hardware::ScpCounters>>,
+    /// Boards the health policy took out of service.
+    pub retired_boards: Vec<(String, Board)>,
 }
 
 impl<H: Hardware> World<H> {
@@ -230,6 +238,8 @@ impl<H: Hardware> World<H> {
             samples: Vec::new(),
             limits,
             user: UserBehaviour::default(),
+            faults: Vec::new(),
+            scp_samples: Vec::new(),
             failures: BTreeMap::new(),
             retired_boards: Vec::new(),
             service_timer: None,
@@ -245,6 +255,20 @@ impl<H: Hardware> World<H> {
     /// Sets what simulated users do with their boards.
     pub fn with_users(mut self, user: UserBehaviour) -> World<H> {
         self.user = user;
+        self
+    }
+
+    /// Schedules the scenario's faults (each strikes at its time and heals after its
+    /// duration, if it has one).
+    pub fn with_faults(mut self, faults: Vec<crate::scenario::FaultConfig>) -> World<H> {
+        for (i, f) in faults.iter().enumerate() {
+            let at = Instant::ZERO + f.at;
+            self.q.schedule(at, Ev::Fault(i, true));
+            if let Some(d) = f.duration {
+                self.q.schedule(at + d, Ev::Fault(i, false));
+            }
+        }
+        self.faults = faults;
         self
     }
 
@@ -324,6 +348,8 @@ impl<H: Hardware> World<H> {
             end,
             events: self.q.handled(),
             scp,
+            scp_samples: self.scp_samples,
+            retired_boards: self.retired_boards,
         }
     }
 
@@ -343,6 +369,11 @@ impl<H: Hardware> World<H> {
             Ev::HardwareTimer => {
                 self.hw_timer = None;
                 self.hw.handle_timeout(now);
+            }
+            Ev::Fault(i, on) => {
+                if let Some(f) = self.faults.get(i).cloned() {
+                    self.hw.apply_fault(now, &f.kind, on);
+                }
             }
             Ev::Sample => {
                 self.sample(now);
@@ -595,6 +626,7 @@ impl<H: Hardware> World<H> {
             .flatten()
             .filter(|u| u.alloc_since.is_some() || u.powered_since.is_some())
             .count();
+        self.scp_samples.push(self.hw.counters());
         self.samples.push(Sample {
             t: now,
             queued: self.service.queue().pending_jobs(),

@@ -25,6 +25,7 @@ fn key(v: f64) -> i64 {
 }
 
 /// One measured line: RTT colour index, policy marker index, points.
+#[derive(Clone)]
 struct PanelLine {
     colour: usize,
     marker: usize,
@@ -32,6 +33,7 @@ struct PanelLine {
 }
 
 /// What one panel draws.
+#[derive(Clone)]
 struct PanelData {
     lines: Vec<PanelLine>,
     /// (RTT colour index, bound curve), each distinct curve once.
@@ -61,8 +63,9 @@ impl Chart for Windowing<'_> {
         let x_end = if x_max > 0.0 { x_max * 1.04 } else { 1.0 };
         let values = || rows.iter().flat_map(|r| [Some(r.goodput_mbps), r.bound_mbps]).flatten();
         let y_max = values().fold(0.0, f64::max);
-        let y_min = values().fold(f64::MAX, f64::min);
-        let log = y_min > 0.0 && y_max / y_min >= 20.0;
+        // Failed transfers (goodput 0) are drawn on the floor of a log axis.
+        let y_min = values().filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
+        let log = y_min < f64::MAX && y_max / y_min >= 20.0;
 
         let area = header(
             root,
@@ -155,9 +158,15 @@ impl Chart for Windowing<'_> {
                 let mut chart = b
                     .build_cartesian_2d(x_range, (lo..hi).log_scale().with_key_points(keys))
                     .ok_draw()?;
+                let mut floored = data.clone();
+                for line in &mut floored.lines {
+                    for p in &mut line.pts {
+                        p.1 = p.1.max(lo);
+                    }
+                }
                 fill_panel(
                     &mut chart,
-                    &data,
+                    &floored,
                     as_pct,
                     "goodput (Mbit/s, log scale)",
                     here.is_empty(),

@@ -122,6 +122,7 @@ pub fn scenario(sc: &Scenario) -> String {
 
     let h = &sc.host;
     let _ = writeln!(o, "\n[host]");
+    let _ = writeln!(o, "hardware = {}", s(h.hardware.name()));
     let scp = match h.scp_policy {
         ScpPolicy::Spinnman => "spinnman",
         ScpPolicy::Rig => "rig",
@@ -147,6 +148,26 @@ pub fn scenario(sc: &Scenario) -> String {
     let _ = writeln!(o, "duplicate = {}", fmt_f64(n.duplicate));
     let _ = writeln!(o, "reorder = {}", fmt_f64(n.reorder));
     let _ = writeln!(o, "bandwidth_mbps = {}", fmt_f64(n.bandwidth_mbps));
+
+    if let Some(st) = &sc.study {
+        let _ = writeln!(o, "\n[study]");
+        let _ = writeln!(o, "kind = \"scp-windowing\"");
+        let list = |v: Vec<String>| v.join(", ");
+        let _ = writeln!(
+            o,
+            "policies = [{}]",
+            list(st.policies.iter().map(|p| s(p.name())).collect())
+        );
+        let _ = writeln!(o, "ops = [{}]", list(st.ops.iter().map(|p| s(p.name())).collect()));
+        let _ = writeln!(
+            o,
+            "losses = [{}]",
+            list(st.losses.iter().map(|l| fmt_f64(*l)).collect())
+        );
+        let _ = writeln!(o, "rtts = [{}]", list(st.rtts.iter().map(|r| d(*r)).collect()));
+        let _ = writeln!(o, "bytes = {}", st.bytes);
+        let _ = writeln!(o, "seeds = {}", st.seeds);
+    }
 
     for f in &sc.faults {
         let _ = writeln!(o, "\n[[faults]]");

@@ -133,7 +133,7 @@ impl Default for MachineTiming {
     fn default() -> MachineTiming {
         MachineTiming {
             power_on: Duration::from_secs(5),
-            power_off: Duration::from_secs(1),
+            power_off: Duration::from_millis(50),
             link_write: Duration::from_millis(10),
             boot: Duration::from_secs(3),
             bmp_retry_delay: Duration::from_secs(15),
@@ -243,9 +243,77 @@ pub enum ScpPolicy {
     Adaptive,
 }
 
+/// What carries out the service's hardware work in a simulated run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardwareModel {
+    /// BMP work takes the machines' fixed timings; boards are usable when ready.
+    FixedDelay,
+    /// Packet level: SCP over the simulated network to the emulated machine.
+    Emulator,
+}
+
+impl HardwareModel {
+    /// The name in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            HardwareModel::FixedDelay => "fixed-delay",
+            HardwareModel::Emulator => "emulator",
+        }
+    }
+}
+
+impl ScpPolicy {
+    /// The name in scenarios (and of the host-side policy).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScpPolicy::Spinnman => "spinnman",
+            ScpPolicy::Rig => "rig",
+            ScpPolicy::Adaptive => "adaptive",
+        }
+    }
+}
+
+/// A bulk transfer direction of the windowing study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferOp {
+    /// Host reads from SDRAM.
+    Read,
+    /// Host writes to SDRAM.
+    Write,
+}
+
+impl TransferOp {
+    /// The name in scenarios and in `scp.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferOp::Read => "read",
+            TransferOp::Write => "write",
+        }
+    }
+}
+
+/// `[study]`: instead of a workload, a measurement grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyConfig {
+    /// SCP policies compared.
+    pub policies: Vec<ScpPolicy>,
+    /// Transfer directions.
+    pub ops: Vec<TransferOp>,
+    /// Packet loss probabilities (each direction).
+    pub losses: Vec<f64>,
+    /// Round-trip times (the network's one-way latency is half).
+    pub rtts: Vec<Duration>,
+    /// Bytes moved per cell.
+    pub bytes: u64,
+    /// Repetitions per cell (different network seeds), averaged.
+    pub seeds: u32,
+}
+
 /// `[host]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostConfig {
+    /// What carries out hardware work.
+    pub hardware: HardwareModel,
     /// SCP policy.
     pub scp_policy: ScpPolicy,
     /// Simulated users boot their boards and move their data.
@@ -257,6 +325,7 @@ pub struct HostConfig {
 impl Default for HostConfig {
     fn default() -> HostConfig {
         HostConfig {
+            hardware: HardwareModel::FixedDelay,
             scp_policy: ScpPolicy::Spinnman,
             boot_users: false,
             boot_tries: 3,
@@ -378,6 +447,8 @@ pub struct Scenario {
     pub network: NetworkConfig,
     /// `[[faults]]`, in file order.
     pub faults: Vec<FaultConfig>,
+    /// A measurement study run instead of the workload (`[study]`).
+    pub study: Option<StudyConfig>,
     /// The file it came from (as named).
     pub file: PathBuf,
 }

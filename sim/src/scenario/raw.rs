@@ -20,6 +20,32 @@ pub struct RawScenario {
     pub network: Option<RawNetwork>,
     #[serde(default)]
     pub faults: Vec<RawFault>,
+    pub study: Option<RawStudy>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawStudyKind {
+    ScpWindowing,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOp {
+    Read,
+    Write,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStudy {
+    pub kind: RawStudyKind,
+    pub policies: Option<Vec<RawScp>>,
+    pub ops: Option<Vec<RawOp>>,
+    pub losses: Option<Vec<f64>>,
+    pub rtts: Option<Vec<Q<Duration>>>,
+    pub bytes: Option<Q<ByteSize>>,
+    pub seeds: Option<i64>,
 }
 
 /// A seed: a TOML integer, or a string of digits for seeds above 2^63 − 1.
@@ -331,6 +357,13 @@ pub struct RawPolicy {
 }
 
 #[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawHardware {
+    FixedDelay,
+    Emulator,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawScp {
     Spinnman,
@@ -341,6 +374,7 @@ pub enum RawScp {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHost {
+    pub hardware: Option<RawHardware>,
     pub scp_policy: Option<RawScp>,
     pub boot_users: Option<bool>,
     pub boot_tries: Option<i64>,

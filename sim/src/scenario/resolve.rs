@@ -185,7 +185,17 @@ impl Ctx<'_> {
             machines.push(self.machine(i, m)?);
         }
         self.machines_together(&machines)?;
-        let workload = self.workload(raw.workload.unwrap_or_default(), &run, &machines)?;
+        // A study measures instead of running a workload: without a [workload] it gets a
+        // placeholder of one synthetic job (written out in the resolved copy).
+        let raw_workload = match (raw.workload, raw.study.is_some()) {
+            (Some(w), _) => w,
+            (None, true) => RawWorkload {
+                jobs: Some(1),
+                ..RawWorkload::default()
+            },
+            (None, false) => RawWorkload::default(),
+        };
+        let workload = self.workload(raw_workload, &run, &machines)?;
         let policy = self.policy(raw.policy)?;
         let host = self.host(raw.host)?;
         let network = self.network(raw.network)?;
@@ -193,6 +203,10 @@ impl Ctx<'_> {
         for (i, f) in raw.faults.into_iter().enumerate() {
             faults.push(self.fault(i, f, &run, &machines)?);
         }
+        let study = match raw.study {
+            Some(st) => Some(self.study(st)?),
+            None => None,
+        };
         Ok(Scenario {
             run,
             machines,
@@ -201,6 +215,7 @@ impl Ctx<'_> {
             host,
             network,
             faults,
+            study,
             file: PathBuf::from(self.file),
         })
     }
@@ -870,10 +885,85 @@ impl Ctx<'_> {
         })
     }
 
+    fn study(&self, st: RawStudy) -> R<StudyConfig> {
+        let RawStudyKind::ScpWindowing = st.kind;
+        let scp = |p: RawScp| match p {
+            RawScp::Spinnman => ScpPolicy::Spinnman,
+            RawScp::Rig => ScpPolicy::Rig,
+            RawScp::Adaptive => ScpPolicy::Adaptive,
+        };
+        let policies: Vec<ScpPolicy> = match st.policies {
+            Some(v) => v.into_iter().map(scp).collect(),
+            None => vec![ScpPolicy::Spinnman, ScpPolicy::Rig, ScpPolicy::Adaptive],
+        };
+        if policies.is_empty() {
+            return Err(self.err("study.policies", "give at least one policy"));
+        }
+        let ops: Vec<TransferOp> = match st.ops {
+            Some(v) => v
+                .into_iter()
+                .map(|o| {
+                    if o == RawOp::Read {
+                        TransferOp::Read
+                    } else {
+                        TransferOp::Write
+                    }
+                })
+                .collect(),
+            None => vec![TransferOp::Read, TransferOp::Write],
+        };
+        if ops.is_empty() {
+            return Err(self.err("study.ops", "give at least one of \"read\", \"write\""));
+        }
+        let losses = st.losses.unwrap_or_else(|| vec![0.0, 0.001, 0.01, 0.05, 0.1]);
+        if losses.is_empty() {
+            return Err(self.err("study.losses", "give at least one loss probability"));
+        }
+        for (i, l) in losses.iter().enumerate() {
+            self.prob(&format!("study.losses[{i}]"), *l, true)?;
+        }
+        let rtts: Vec<Duration> = match st.rtts {
+            Some(v) => v.into_iter().map(|q| q.0).collect(),
+            None => vec![
+                Duration::from_micros(300),
+                Duration::from_millis(1),
+                Duration::from_millis(10),
+            ],
+        };
+        if rtts.is_empty() {
+            return Err(self.err("study.rtts", "give at least one round-trip time"));
+        }
+        for (i, r) in rtts.iter().enumerate() {
+            if *r == Duration::ZERO {
+                return Err(self.err(&format!("study.rtts[{i}]"), "a round-trip time must be positive"));
+            }
+        }
+        let bytes = st.bytes.map(|b| b.0.0).unwrap_or(256 * 1024);
+        if bytes == 0 || bytes > 64 * 1024 * 1024 {
+            return Err(self.err("study.bytes", format!("must be from 1 byte to 64MiB (got {bytes})")));
+        }
+        let seeds = match st.seeds {
+            Some(v) => self.int("study.seeds", v, 1, 100)?,
+            None => 3,
+        };
+        Ok(StudyConfig {
+            policies,
+            ops,
+            losses,
+            rtts,
+            bytes,
+            seeds,
+        })
+    }
+
     fn host(&self, h: Option<RawHost>) -> R<HostConfig> {
         let d = HostConfig::default();
         let Some(h) = h else { return Ok(d) };
         Ok(HostConfig {
+            hardware: match h.hardware {
+                None | Some(RawHardware::FixedDelay) => HardwareModel::FixedDelay,
+                Some(RawHardware::Emulator) => HardwareModel::Emulator,
+            },
             scp_policy: match h.scp_policy {
                 None | Some(RawScp::Spinnman) => ScpPolicy::Spinnman,
                 Some(RawScp::Rig) => ScpPolicy::Rig,

@@ -1,0 +1,395 @@
+//! Packet-level hardware for simulated runs: the host side of the core speaks SCP and the boot
+//! protocol over the simulated network to the emulated machine.
+//!
+//! The service's BMP batches go to the core's `host::Host`, which turns them into the
+//! reference's SCP sequence (power, FPGA FLAG checks, STOP bits) under the scenario's retry and
+//! windowing policy; the [`Network`] delays, drops, duplicates and reorders the datagrams; the
+//! [`Emulator`] answers as BMPs and boards do. Users' sessions boot their job's boards (boot
+//! packets, then CMD_VER polls), write their input to SDRAM and read their results back, through
+//! the same host. Everything is sans-IO and driven by the world's clock.
+
+use crate::hardware::{Completion, Hardware, ScpCounters, Session, SessionEvent};
+use crate::netsim::{Datagram, Network};
+use crate::scenario::{FaultKind, NetworkConfig};
+use spinnbed_core::geometry::{Board, Machine};
+use spinnbed_core::host::{
+    BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, OpId, Policy, Transfer, TransferEvent,
+};
+use spinnbed_core::proto::sdp::Address;
+use spinnbed_core::sched::JobId;
+use spinnbed_core::service::BmpBatch;
+use spinnbed_core::time::Instant;
+use spinnbed_emulator::Emulator;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// Where the simulated host sits.
+pub const HOST_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 50_000);
+/// SDRAM address users write their input to and read results from.
+pub const USER_SDRAM: u32 = 0x6000_0000;
+/// Largest transfer a simulated user makes (bigger data volumes are capped: packet-level
+/// transfers of gigabytes would dominate any run).
+pub const MAX_TRANSFER: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Booting,
+    Writing,
+    Running,
+    Reading,
+}
+
+#[derive(Debug, Clone)]
+struct UserSession {
+    root: SocketAddrV4,
+    /// The user boots its boards (and so moves data); otherwise it only holds them.
+    boots: bool,
+    phase: Phase,
+    data_in: u64,
+    data_out: u64,
+}
+
+/// The host, the network and the emulated machine, as [`Hardware`].
+pub struct PacketHardware {
+    host: Host,
+    emu: Emulator,
+    net: Network,
+    policy: Policy,
+    machines: Vec<Machine>,
+    batches: BTreeMap<u64, BmpBatch>,
+    done: VecDeque<Completion>,
+    sessions: BTreeMap<JobId, UserSession>,
+    ops: BTreeMap<OpId, JobId>,
+    session_events: VecDeque<(JobId, SessionEvent)>,
+    image: Vec<u8>,
+    user_bytes: u64,
+}
+
+impl std::fmt::Debug for PacketHardware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketHardware")
+            .field("sessions", &self.sessions.len())
+            .field("net", &self.net)
+            .finish()
+    }
+}
+
+impl PacketHardware {
+    /// Hardware for `machines` with the given emulator settings, network and SCP policy.
+    pub fn new(
+        machines: &[Machine],
+        emulator: spinnbed_emulator::Config,
+        network: NetworkConfig,
+        seed: u64,
+        policy_name: &str,
+    ) -> PacketHardware {
+        let emu = Emulator::new(machines, emulator);
+        let side: Vec<Ipv4Addr> = emu.endpoints().iter().map(|a| *a.ip()).collect();
+        let config = HostConfig::for_policy_name(policy_name).unwrap_or_default();
+        PacketHardware {
+            policy: config.policy,
+            host: Host::new(config),
+            net: Network::new(network, seed, side),
+            emu,
+            machines: machines.to_vec(),
+            batches: BTreeMap::new(),
+            done: VecDeque::new(),
+            sessions: BTreeMap::new(),
+            ops: BTreeMap::new(),
+            session_events: VecDeque::new(),
+            image: spinnbed_core::host::boot::stand_in_image(27 * 1024),
+            user_bytes: 0,
+        }
+    }
+
+    /// The emulated machine (faults, inspection).
+    pub fn emulator_mut(&mut self) -> &mut Emulator {
+        &mut self.emu
+    }
+
+    /// The simulated network.
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    fn counters_now(&self) -> ScpCounters {
+        let s = self.host.stats().scp;
+        ScpCounters {
+            requests: s.requests,
+            retries: s.retries,
+            timeouts: s.timeouts,
+            failures: s.failures,
+            bytes: self.user_bytes,
+        }
+    }
+
+    fn board_addr(&self, machine: &str, board: Board) -> Option<SocketAddrV4> {
+        let m = self.machines.iter().find(|m| m.name() == machine)?;
+        Some(SocketAddrV4::new(m.board_ip(board)?, spinnbed_emulator::SCP_PORT))
+    }
+
+    /// Moves datagrams and events between host, network and emulator until all is quiet at `now`.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            if self.host.poll_timeout().is_some_and(|t| t <= now) {
+                self.host.handle_timeout(now);
+                moved = true;
+            }
+            if self.emu.poll_timeout().is_some_and(|t| t <= now) {
+                self.emu.handle_timeout(now);
+                moved = true;
+            }
+            while let Some(d) = self.net.poll_deliver(now) {
+                if d.dst == HOST_ADDR {
+                    self.host.handle_datagram(now, d.src, &d.payload);
+                } else {
+                    self.emu.handle_datagram(now, d);
+                }
+                moved = true;
+            }
+            while let Some((dst, payload)) = self.host.poll_transmit() {
+                self.net.send(
+                    now,
+                    Datagram {
+                        src: HOST_ADDR,
+                        dst,
+                        payload,
+                    },
+                );
+                moved = true;
+            }
+            while let Some(d) = self.emu.poll_transmit() {
+                self.net.send(now, d);
+                moved = true;
+            }
+            while self.emu.poll_event().is_some() {}
+            while let Some(ev) = self.host.poll_event() {
+                self.on_host_event(now, ev);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn on_host_event(&mut self, now: Instant, ev: HostEvent) {
+        match ev {
+            HostEvent::BatchDone { batch_id, result, .. } => {
+                if let Some(b) = self.batches.remove(&batch_id) {
+                    self.done.push_back((b, result));
+                }
+            }
+            HostEvent::Boot {
+                op,
+                event: BootEvent::Done(outcome),
+                ..
+            } => {
+                let Some(job) = self.ops.remove(&op) else { return };
+                match outcome {
+                    BootOutcome::Booted { .. } => self.after_boot(now, job),
+                    BootOutcome::Failed(why) => self.fail(job, format!("boot failed: {why}")),
+                }
+            }
+            HostEvent::Transfer {
+                op,
+                event: TransferEvent::Done(result),
+            } => {
+                let Some(job) = self.ops.remove(&op) else { return };
+                match result {
+                    Ok(report) => {
+                        self.user_bytes += report.bytes as u64;
+                        let Some(s) = self.sessions.get_mut(&job) else { return };
+                        match s.phase {
+                            Phase::Writing => {
+                                s.phase = Phase::Running;
+                                self.session_events.push_back((job, SessionEvent::Running));
+                            }
+                            Phase::Reading => {
+                                self.sessions.remove(&job);
+                                self.session_events.push_back((job, SessionEvent::Finished));
+                            }
+                            _ => {}
+                        }
+                    }
+                    Err(e) => self.fail(job, format!("data transfer failed: {e}")),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn fail(&mut self, job: JobId, why: String) {
+        self.sessions.remove(&job);
+        self.ops.retain(|_, j| *j != job);
+        self.session_events.push_back((job, SessionEvent::Failed(why)));
+    }
+
+    fn after_boot(&mut self, now: Instant, job: JobId) {
+        let Some(s) = self.sessions.get_mut(&job) else { return };
+        if s.data_in == 0 {
+            s.phase = Phase::Running;
+            self.session_events.push_back((job, SessionEvent::Running));
+            return;
+        }
+        s.phase = Phase::Writing;
+        let data = pattern(job, s.data_in.min(MAX_TRANSFER) as usize);
+        let t = Transfer::write(now, s.root, Address::ROOT_MONITOR, USER_SDRAM, data);
+        let op = self.host.start_transfer(t);
+        self.ops.insert(op, job);
+    }
+
+    /// Applies a scenario fault (or heals it).
+    fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
+        match kind {
+            FaultKind::BoardDies { machine, board } => self.emu.set_board_dead(machine, *board, on),
+            FaultKind::LinkFails { machine, board, link } => self.emu.set_link_failed(machine, *board, *link, on),
+            FaultKind::BmpSilent { machine, frame } => self.emu.set_bmp_silent(machine, *frame, on),
+            FaultKind::LossBurst { loss } => {
+                let until = if on { Instant::MAX } else { now };
+                self.net.loss_burst(until, *loss);
+            }
+        }
+    }
+}
+
+/// Deterministic user data.
+fn pattern(job: JobId, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u64).wrapping_mul(31).wrapping_add(job) as u8)
+        .collect()
+}
+
+impl Hardware for PacketHardware {
+    fn name(&self) -> &'static str {
+        "emulator"
+    }
+
+    fn submit(&mut self, now: Instant, batch: BmpBatch) {
+        self.batches.insert(batch.id, batch.clone());
+        self.host.submit_bmp_batch(now, batch);
+        self.settle(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.host.poll_timeout(),
+            self.emu.poll_timeout(),
+            self.net.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.settle(now);
+    }
+
+    fn poll_done(&mut self) -> Option<Completion> {
+        self.done.pop_front()
+    }
+
+    fn start_session(&mut self, now: Instant, session: Session) {
+        let Some(root) = session
+            .boards
+            .iter()
+            .min()
+            .and_then(|b| self.board_addr(&session.machine, *b))
+        else {
+            self.session_events.push_back((
+                session.job,
+                SessionEvent::Failed("no address for the job's boards".into()),
+            ));
+            return;
+        };
+        let s = UserSession {
+            root,
+            boots: session.boot,
+            phase: Phase::Booting,
+            data_in: session.data_in,
+            data_out: session.data_out,
+        };
+        if !session.boot {
+            self.sessions.insert(
+                session.job,
+                UserSession {
+                    phase: Phase::Running,
+                    ..s
+                },
+            );
+            self.session_events.push_back((session.job, SessionEvent::Running));
+            return;
+        }
+        let mut cfg = BootConfig::for_policy(&self.policy, self.image.clone());
+        cfg.attempts = session.boot_tries.max(1);
+        match self.host.start_boot(now, *root.ip(), cfg) {
+            Ok(op) => {
+                self.ops.insert(op, session.job);
+                self.sessions.insert(session.job, s);
+            }
+            Err(e) => {
+                self.session_events
+                    .push_back((session.job, SessionEvent::Failed(format!("cannot boot: {e}"))));
+            }
+        }
+        self.settle(now);
+    }
+
+    fn finish_session(&mut self, now: Instant, job: JobId) {
+        let Some(s) = self.sessions.get_mut(&job) else {
+            self.session_events.push_back((job, SessionEvent::Finished));
+            return;
+        };
+        if s.data_out == 0 || !s.boots {
+            self.sessions.remove(&job);
+            self.session_events.push_back((job, SessionEvent::Finished));
+            return;
+        }
+        s.phase = Phase::Reading;
+        let t = Transfer::read(
+            now,
+            s.root,
+            Address::ROOT_MONITOR,
+            USER_SDRAM,
+            s.data_out.min(MAX_TRANSFER) as usize,
+        );
+        let op = self.host.start_transfer(t);
+        self.ops.insert(op, job);
+        self.settle(now);
+    }
+
+    fn end_session(&mut self, job: JobId) {
+        self.sessions.remove(&job);
+        self.ops.retain(|_, j| *j != job);
+        self.session_events.retain(|(j, _)| *j != job);
+    }
+
+    fn poll_session(&mut self) -> Option<(JobId, SessionEvent)> {
+        self.session_events.pop_front()
+    }
+
+    fn counters(&self) -> Option<ScpCounters> {
+        Some(self.counters_now())
+    }
+
+    fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
+        PacketHardware::apply_fault(self, now, kind, on);
+    }
+
+    fn scp_stats(&self) -> Option<serde_json::Value> {
+        let c = self.counters_now();
+        let net = self.net.stats();
+        serde_json::to_value(serde_json::json!({
+            "requests": c.requests,
+            "retries": c.retries,
+            "timeouts": c.timeouts,
+            "failures": c.failures,
+            "bytes": c.bytes,
+            "datagrams": net.sent,
+            "lost": net.lost,
+        }))
+        .ok()
+    }
+}
