@@ -28,6 +28,14 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 const SCAMP_ID: &str = "SC&MP/SpiNNaker";
 /// ID string of SARK on application cores.
 const SARK_ID: &str = "SARK/SpiNNaker";
+/// The router's P2P table: 65,536 3-bit entries, eight to a word, entry `(x << 8) | y`.
+const P2P_TABLE: u32 = 0xE101_0000;
+/// Its length in bytes.
+const P2P_TABLE_LEN: u32 = 0x8000;
+/// P2P table entry: no route (the chip does not exist).
+const P2P_NONE: u32 = 6;
+/// P2P table entry: this chip.
+const P2P_MONITOR: u32 = 7;
 
 /// An SCP reply body (`rc`, `seq` and what follows), encoded.
 pub(crate) struct ScpReply {
@@ -458,7 +466,12 @@ impl Emulator {
                 };
                 let moved = moved_len(len as usize, access);
                 let mut data = [0u8; scp::MAX_DATA_LEN];
-                self.with_chip(t, ctx.now, |c, sv| c.read(area, &mut data[..moved], sv));
+                self.with_chip(t, ctx.now, |c, sv| {
+                    c.read(area, &mut data[..moved], sv);
+                    if let memory::Area::Other(a) = area {
+                        self.overlay_p2p_table(t, c, a, &mut data[..moved]);
+                    }
+                });
                 ScpReply::new(seq, &Reply::Data(&data[..len as usize]))
             }
             Request::Write { addr, access, data } => {
@@ -488,6 +501,63 @@ impl Emulator {
             }
             _ => ScpReply::error(seq, ReturnCode::Cmd),
         }
+    }
+
+    /// Fills the bytes of `out` (read at canonical address `addr`) that fall in the router's P2P
+    /// table, where the host has not written, with the table SC&MP builds at boot: every entry
+    /// 6 (no route) except this chip (7) and the chips of the booted machine, which get the
+    /// link of a shortest route towards them. Clients read it to learn which chips exist.
+    fn overlay_p2p_table(&self, t: &Target, chip: &ChipState, addr: u32, out: &mut [u8]) {
+        let end = u64::from(addr) + out.len() as u64;
+        if end <= u64::from(P2P_TABLE) || addr >= P2P_TABLE + P2P_TABLE_LEN {
+            return;
+        }
+        let mut word_cache: Option<(u32, [u8; 4])> = None;
+        for (i, b) in out.iter_mut().enumerate() {
+            let a = addr + i as u32;
+            if !(P2P_TABLE..P2P_TABLE + P2P_TABLE_LEN).contains(&a) || chip.other.has_page(a) {
+                continue;
+            }
+            let w = (a - P2P_TABLE) / 4;
+            let bytes = match word_cache {
+                Some((cw, bytes)) if cw == w => bytes,
+                _ => {
+                    let mut word = 0u32;
+                    for k in 0..8 {
+                        let entry = w * 8 + k;
+                        word |= self.p2p_entry(t, entry >> 8, entry & 0xFF) << (3 * k);
+                    }
+                    let bytes = word.to_le_bytes();
+                    word_cache = Some((w, bytes));
+                    bytes
+                }
+            };
+            *b = bytes[(a % 4) as usize];
+        }
+    }
+
+    /// One P2P table entry of chip `t`: the route to chip (x, y).
+    fn p2p_entry(&self, t: &Target, x: u32, y: u32) -> u32 {
+        if (x, y) == t.chip {
+            return P2P_MONITOR;
+        }
+        let ms = &self.machines[t.m];
+        let Some(set) = ms.sets.get(&t.set) else {
+            return P2P_NONE;
+        };
+        if ms.locate(t.set, x, y).is_none() {
+            return P2P_NONE;
+        }
+        let here = chip_distance(t.chip, (x, y), set.dims, set.wrap);
+        let mut fallback = None;
+        for link in Link::ALL {
+            let Some(n) = self.neighbour(t, link) else { continue };
+            if chip_distance(n.chip, (x, y), set.dims, set.wrap) < here {
+                return link as u32;
+            }
+            fallback.get_or_insert(link as u32);
+        }
+        fallback.unwrap_or(P2P_NONE)
     }
 
     fn memory_result(&mut self, seq: u16, ok: bool) -> ScpReply {

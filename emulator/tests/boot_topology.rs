@@ -334,3 +334,84 @@ fn configurable_timings() {
     rig.advance(Duration::from_millis(50));
     assert_eq!(rig.emu.board_state("single", Board::new(0, 0, 0)), BoardState::Booted);
 }
+
+/// The router P2P table entries of chip (x, y), columns `0..w` × rows `0..h`, read as spinnman
+/// does (one read per column at 0xE101_0000 + 128 · column).
+fn p2p_table(rig: &mut Rig, ip: Ipv4Addr, chip: (u8, u8), w: u32, h: u32) -> Vec<Vec<u32>> {
+    (0..w)
+        .map(|x| {
+            let bytes = h.div_ceil(8) * 4;
+            let mut out = rig.send(
+                scp(ip),
+                encode(
+                    to_chip(chip.0, chip.1, 0),
+                    1,
+                    Request::read(0xE101_0000 + 128 * x, bytes),
+                ),
+            );
+            out.extend(rig.advance(Duration::from_millis(5)));
+            assert_eq!(out.len(), 1, "one reply from {chip:?}");
+            let r = &out[0];
+            let Reply::Data(d) = parse_as(&r.payload, ReplyKind::Data).reply else {
+                panic!("reading column {x} of {chip:?}: {}", to_hex(&r.payload))
+            };
+            (0..h)
+                .map(|y| {
+                    let word = u32::from_le_bytes(d[(y / 8 * 4) as usize..][..4].try_into().unwrap());
+                    (word >> (3 * (y % 8))) & 7
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_p2p_table_lists_exactly_the_booted_chips_and_routes_reach_them() {
+    // One board: 48 chips of the 8 × 8 grid.
+    let mut rig = Rig::new(vec![single_board()]);
+    rig.power_all(0);
+    rig.boot_and_wait(BOARD);
+    let t = p2p_table(&mut rig, BOARD, (255, 255), 8, 16);
+    let present: Vec<(u32, u32)> = (0..8)
+        .flat_map(|x| (0..16).map(move |y| (x, y)))
+        .filter(|&(x, y)| t[x as usize][y as usize] != 6)
+        .collect();
+    assert_eq!(present.len(), 48, "{present:?}");
+    assert_eq!(t[0][0], 7, "the chip itself");
+    // SpiNN-5's hexagon: row y holds x from max(0, y − 3) to min(7, y + 4).
+    let hexagon: Vec<(u32, u32)> = (0..8u32)
+        .flat_map(|x| (0..8u32).map(move |y| (x, y)))
+        .filter(|&(x, y)| x + 3 >= y && x <= y + 4)
+        .collect();
+    assert_eq!(present, hexagon);
+
+    // A whole 1 × 1-triad machine booted together (a 12 × 12 torus, 144 chips): following the
+    // tables hop by hop from the root reaches every chip.
+    let mut rig = Rig::new(vec![machine("m", 1, 1)]);
+    rig.power_all(0);
+    let root = rig.board_ip(0, Board::new(0, 0, 0));
+    rig.boot_and_wait(root);
+    let (w, h) = rig.emu.booted_dimensions("m", Board::new(0, 0, 0)).unwrap();
+    assert_eq!((w, h), (12, 12));
+    let t = p2p_table(&mut rig, root, (0, 0), 16, 16);
+    let present: Vec<(u32, u32)> = (0..16)
+        .flat_map(|x| (0..16).map(move |y| (x, y)))
+        .filter(|&(x, y)| t[x as usize][y as usize] != 6)
+        .collect();
+    assert_eq!(present.len(), 144);
+    for &target in present.iter().step_by(7) {
+        let mut at = (0u32, 0u32);
+        for _ in 0..32 {
+            let e = p2p_table(&mut rig, root, (at.0 as u8, at.1 as u8), 16, 16)[target.0 as usize][target.1 as usize];
+            if e == 7 {
+                break;
+            }
+            let (dx, dy) = Link::from_u8(e as u8).unwrap().chip_vector();
+            at = (
+                (at.0 as i32 + dx).rem_euclid(w as i32) as u32,
+                (at.1 as i32 + dy).rem_euclid(h as i32) as u32,
+            );
+        }
+        assert_eq!(at, target, "following the P2P tables towards {target:?}");
+    }
+}

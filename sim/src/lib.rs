@@ -11,6 +11,7 @@ pub mod input;
 pub mod netsim;
 pub mod outputs;
 pub mod packet;
+pub mod realtime;
 pub mod replay;
 pub mod run;
 pub mod scenario;

@@ -36,6 +36,13 @@ enum Command {
         /// Do not write the charts and HTML report.
         #[arg(long)]
         no_report: bool,
+        /// Run in real time over real UDP against the machine description's BMP and board
+        /// addresses (real hardware or `sim emulate`).
+        #[arg(long)]
+        hardware: bool,
+        /// With --hardware: divide arrival gaps and runtimes by this (demos).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
     },
     /// Write the charts and HTML report of a run directory, or compare several runs.
     Report {
@@ -149,7 +156,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             out,
             quiet,
             no_report,
-        } => cmd_run(&scenario, seed, out, quiet, no_report),
+            hardware,
+            speed,
+        } => {
+            if hardware {
+                cmd_run_hardware(&scenario, seed, out, quiet, no_report, speed)
+            } else {
+                cmd_run(&scenario, seed, out, quiet, no_report)
+            }
+        }
         Command::Report { runs, compare, out } => {
             if runs.is_empty() {
                 return Err(Failure::Input(anyhow::anyhow!("give at least one run directory")));
@@ -456,6 +471,88 @@ fn cmd_study(
             t0.elapsed().as_secs_f64(),
             dir.display()
         );
+    }
+    Ok(())
+}
+
+fn cmd_run_hardware(
+    path: &std::path::Path,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    quiet: bool,
+    no_report: bool,
+    speed: f64,
+) -> Result<(), Failure> {
+    use spinnbed_sim::run::{Perf, RunSpec, write_outputs};
+    let mut sc = spinnbed_sim::scenario::load(path)?;
+    if let Some(s) = seed {
+        sc = sc.with_seed(s);
+    }
+    if sc.study.is_some() {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "{}: a [study] runs in simulation only (drop --hardware)",
+            path.display()
+        )));
+    }
+    if !(speed > 0.0 && speed.is_finite()) {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "--speed must be a positive number (got {speed})"
+        )));
+    }
+    let (jobs, report) = sc.workload()?;
+    let dir = out.unwrap_or_else(|| PathBuf::from("out").join(&sc.run.name));
+    check_writable(&dir).map_err(Failure::Input)?;
+    let spec = RunSpec::from_scenario(&sc, jobs);
+    if !quiet {
+        println!("{}: {report}; real time over UDP, speed x{speed}", sc.run.name);
+        if !sc.faults.is_empty() {
+            println!("  note: the scenario's [[faults]] cannot be injected into real hardware and are ignored");
+        }
+    }
+    let opts = spinnbed_sim::realtime::RealtimeOptions {
+        speed,
+        ..Default::default()
+    };
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start tokio")
+        .map_err(Failure::Other)?;
+    let t0 = std::time::Instant::now();
+    let total_s = (spec.horizon.as_secs_f64() / speed).max(1.0);
+    let bar = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(total_s.ceil() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} real time {pos:>5}/{len} s of arrivals [{wide_bar}] ({elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let result = rt
+        .block_on(spinnbed_sim::realtime::run(&spec, &opts, |t| {
+            bar.set_position(t.as_secs_f64() as u64)
+        }))
+        .map_err(Failure::Input)?;
+    bar.finish_and_clear();
+    let mut perf = Perf::new(&result, t0.elapsed());
+    perf.started_unix_s = Some(started);
+    perf.speed = Some(speed);
+    let summary = write_outputs(&dir, &result, &spec.meta(), &sc.to_resolved_toml(), &perf)
+        .with_context(|| format!("cannot write the output directory {}", dir.display()))
+        .map_err(Failure::Input)?;
+    if !no_report {
+        report_hook(&dir);
+    }
+    if !quiet {
+        print_summary(&summary, &perf, &dir);
     }
     Ok(())
 }

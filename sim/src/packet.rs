@@ -1,12 +1,13 @@
-//! Packet-level hardware for simulated runs: the host side of the core speaks SCP and the boot
-//! protocol over the simulated network to the emulated machine.
+//! Packet-level hardware: the host side of the core speaks SCP and the boot protocol to the
+//! machine, datagram by datagram.
 //!
-//! The service's BMP batches go to the core's `host::Host`, which turns them into the
-//! reference's SCP sequence (power, FPGA FLAG checks, STOP bits) under the scenario's retry and
-//! windowing policy; the [`Network`] delays, drops, duplicates and reorders the datagrams; the
-//! [`Emulator`] answers as BMPs and boards do. Users' sessions boot their job's boards (boot
-//! packets, then CMD_VER polls), write their input to SDRAM and read their results back, through
-//! the same host. Everything is sans-IO and driven by the world's clock.
+//! [`HostSide`] is the part both drivers share: the service's BMP batches go to the core's
+//! `host::Host`, which turns them into the reference's SCP sequence (power, FPGA FLAG checks,
+//! STOP bits) under the scenario's retry and windowing policy, and users' sessions boot their
+//! job's boards (boot packets, then CMD_VER polls), write their input to SDRAM and read their
+//! results back. It only produces and consumes datagrams. [`PacketHardware`] connects it to the
+//! simulated [`Network`] and the [`Emulator`] for simulated runs; the real-time driver
+//! (`realtime`) connects it to UDP sockets.
 
 use crate::hardware::{Completion, Hardware, ScpCounters, Session, SessionEvent};
 use crate::netsim::{Datagram, Network};
@@ -49,11 +50,9 @@ struct UserSession {
     data_out: u64,
 }
 
-/// The host, the network and the emulated machine, as [`Hardware`].
-pub struct PacketHardware {
+/// The host side of a run (see the module documentation).
+pub struct HostSide {
     host: Host,
-    emu: Emulator,
-    net: Network,
     policy: Policy,
     machines: Vec<Machine>,
     batches: BTreeMap<u64, BmpBatch>,
@@ -65,32 +64,28 @@ pub struct PacketHardware {
     user_bytes: u64,
 }
 
-impl std::fmt::Debug for PacketHardware {
+impl std::fmt::Debug for HostSide {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PacketHardware")
+        f.debug_struct("HostSide")
             .field("sessions", &self.sessions.len())
-            .field("net", &self.net)
+            .field("batches", &self.batches.len())
             .finish()
     }
 }
 
-impl PacketHardware {
-    /// Hardware for `machines` with the given emulator settings, network and SCP policy.
+impl HostSide {
+    /// A host side for `machines` with the SCP policy called `policy_name`, waiting
+    /// `post_power_on_delay` after each power-on before checking FPGAs.
     pub fn new(
         machines: &[Machine],
-        emulator: spinnbed_emulator::Config,
-        network: NetworkConfig,
-        seed: u64,
         policy_name: &str,
-    ) -> PacketHardware {
-        let emu = Emulator::new(machines, emulator);
-        let side: Vec<Ipv4Addr> = emu.endpoints().iter().map(|a| *a.ip()).collect();
-        let config = HostConfig::for_policy_name(policy_name).unwrap_or_default();
-        PacketHardware {
+        post_power_on_delay: spinnbed_core::time::Duration,
+    ) -> HostSide {
+        let mut config = HostConfig::for_policy_name(policy_name).unwrap_or_default();
+        config.bmp.post_power_on_delay = post_power_on_delay;
+        HostSide {
             policy: config.policy,
             host: Host::new(config),
-            net: Network::new(network, seed, side),
-            emu,
             machines: machines.to_vec(),
             batches: BTreeMap::new(),
             done: VecDeque::new(),
@@ -102,17 +97,8 @@ impl PacketHardware {
         }
     }
 
-    /// The emulated machine (faults, inspection).
-    pub fn emulator_mut(&mut self) -> &mut Emulator {
-        &mut self.emu
-    }
-
-    /// The simulated network.
-    pub fn network_mut(&mut self) -> &mut Network {
-        &mut self.net
-    }
-
-    fn counters_now(&self) -> ScpCounters {
+    /// SCP counters so far.
+    pub fn counters(&self) -> ScpCounters {
         let s = self.host.stats().scp;
         ScpCounters {
             requests: s.requests,
@@ -123,55 +109,57 @@ impl PacketHardware {
         }
     }
 
+    /// A datagram from `from` arrived.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, payload: &[u8]) {
+        self.host.handle_datagram(now, from, payload);
+    }
+
+    /// Runs host timers due by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.host.poll_timeout().is_some_and(|t| t <= now) {
+            self.host.handle_timeout(now);
+        }
+    }
+
+    /// The next datagram to send: (destination, payload).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
+        self.host.poll_transmit()
+    }
+
+    /// The host's next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.host.poll_timeout()
+    }
+
+    /// Acts on everything the host reported; returns whether there was anything.
+    pub fn process(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(ev) = self.host.poll_event() {
+            self.on_host_event(now, ev);
+            any = true;
+        }
+        any
+    }
+
+    /// Queues a BMP batch on its BMP's controller.
+    pub fn submit(&mut self, now: Instant, batch: BmpBatch) {
+        self.batches.insert(batch.id, batch.clone());
+        self.host.submit_bmp_batch(now, batch);
+    }
+
+    /// The next finished batch.
+    pub fn poll_done(&mut self) -> Option<Completion> {
+        self.done.pop_front()
+    }
+
+    /// The next session progress report.
+    pub fn poll_session(&mut self) -> Option<(JobId, SessionEvent)> {
+        self.session_events.pop_front()
+    }
+
     fn board_addr(&self, machine: &str, board: Board) -> Option<SocketAddrV4> {
         let m = self.machines.iter().find(|m| m.name() == machine)?;
         Some(SocketAddrV4::new(m.board_ip(board)?, spinnbed_emulator::SCP_PORT))
-    }
-
-    /// Moves datagrams and events between host, network and emulator until all is quiet at `now`.
-    fn settle(&mut self, now: Instant) {
-        loop {
-            let mut moved = false;
-            if self.host.poll_timeout().is_some_and(|t| t <= now) {
-                self.host.handle_timeout(now);
-                moved = true;
-            }
-            if self.emu.poll_timeout().is_some_and(|t| t <= now) {
-                self.emu.handle_timeout(now);
-                moved = true;
-            }
-            while let Some(d) = self.net.poll_deliver(now) {
-                if d.dst == HOST_ADDR {
-                    self.host.handle_datagram(now, d.src, &d.payload);
-                } else {
-                    self.emu.handle_datagram(now, d);
-                }
-                moved = true;
-            }
-            while let Some((dst, payload)) = self.host.poll_transmit() {
-                self.net.send(
-                    now,
-                    Datagram {
-                        src: HOST_ADDR,
-                        dst,
-                        payload,
-                    },
-                );
-                moved = true;
-            }
-            while let Some(d) = self.emu.poll_transmit() {
-                self.net.send(now, d);
-                moved = true;
-            }
-            while self.emu.poll_event().is_some() {}
-            while let Some(ev) = self.host.poll_event() {
-                self.on_host_event(now, ev);
-                moved = true;
-            }
-            if !moved {
-                break;
-            }
-        }
     }
 
     fn on_host_event(&mut self, now: Instant, ev: HostEvent) {
@@ -240,85 +228,28 @@ impl PacketHardware {
         self.ops.insert(op, job);
     }
 
-    /// Applies a scenario fault (or heals it).
-    fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
-        match kind {
-            FaultKind::BoardDies { machine, board } => self.emu.set_board_dead(machine, *board, on),
-            FaultKind::LinkFails { machine, board, link } => self.emu.set_link_failed(machine, *board, *link, on),
-            FaultKind::BmpSilent { machine, frame } => self.emu.set_bmp_silent(machine, *frame, on),
-            FaultKind::LossBurst { loss } => {
-                let until = if on { Instant::MAX } else { now };
-                self.net.loss_burst(until, *loss);
-            }
-        }
-    }
-}
-
-/// Deterministic user data.
-fn pattern(job: JobId, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u64).wrapping_mul(31).wrapping_add(job) as u8)
-        .collect()
-}
-
-impl Hardware for PacketHardware {
-    fn name(&self) -> &'static str {
-        "emulator"
-    }
-
-    fn submit(&mut self, now: Instant, batch: BmpBatch) {
-        self.batches.insert(batch.id, batch.clone());
-        self.host.submit_bmp_batch(now, batch);
-        self.settle(now);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.host.poll_timeout(),
-            self.emu.poll_timeout(),
-            self.net.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.settle(now);
-    }
-
-    fn poll_done(&mut self) -> Option<Completion> {
-        self.done.pop_front()
-    }
-
-    fn start_session(&mut self, now: Instant, session: Session) {
-        let Some(root) = session
+    /// A job's user starts: boot its boards, then write its input.
+    pub fn start_session(&mut self, now: Instant, session: Session) {
+        let root = session
             .boards
             .iter()
             .min()
-            .and_then(|b| self.board_addr(&session.machine, *b))
-        else {
-            self.session_events.push_back((
-                session.job,
-                SessionEvent::Failed("no address for the job's boards".into()),
-            ));
+            .and_then(|b| self.board_addr(&session.machine, *b));
+        let Some(root) = root else {
+            let why = SessionEvent::Failed("no address for the job's boards".into());
+            self.session_events.push_back((session.job, why));
             return;
         };
+        let phase = if session.boot { Phase::Booting } else { Phase::Running };
         let s = UserSession {
             root,
             boots: session.boot,
-            phase: Phase::Booting,
+            phase,
             data_in: session.data_in,
             data_out: session.data_out,
         };
         if !session.boot {
-            self.sessions.insert(
-                session.job,
-                UserSession {
-                    phase: Phase::Running,
-                    ..s
-                },
-            );
+            self.sessions.insert(session.job, s);
             self.session_events.push_back((session.job, SessionEvent::Running));
             return;
         }
@@ -334,10 +265,10 @@ impl Hardware for PacketHardware {
                     .push_back((session.job, SessionEvent::Failed(format!("cannot boot: {e}"))));
             }
         }
-        self.settle(now);
     }
 
-    fn finish_session(&mut self, now: Instant, job: JobId) {
+    /// A job's run is over: read its results back.
+    pub fn finish_session(&mut self, now: Instant, job: JobId) {
         let Some(s) = self.sessions.get_mut(&job) else {
             self.session_events.push_back((job, SessionEvent::Finished));
             return;
@@ -348,40 +279,184 @@ impl Hardware for PacketHardware {
             return;
         }
         s.phase = Phase::Reading;
-        let t = Transfer::read(
-            now,
-            s.root,
-            Address::ROOT_MONITOR,
-            USER_SDRAM,
-            s.data_out.min(MAX_TRANSFER) as usize,
-        );
+        let len = s.data_out.min(MAX_TRANSFER) as usize;
+        let t = Transfer::read(now, s.root, Address::ROOT_MONITOR, USER_SDRAM, len);
         let op = self.host.start_transfer(t);
         self.ops.insert(op, job);
-        self.settle(now);
     }
 
-    fn end_session(&mut self, job: JobId) {
+    /// Forgets a job's session (the job was destroyed).
+    pub fn end_session(&mut self, job: JobId) {
         self.sessions.remove(&job);
         self.ops.retain(|_, j| *j != job);
         self.session_events.retain(|(j, _)| *j != job);
     }
+}
+
+/// Deterministic user data.
+fn pattern(job: JobId, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u64).wrapping_mul(31).wrapping_add(job) as u8)
+        .collect()
+}
+
+/// The host side, the simulated network and the emulated machine, as [`Hardware`].
+pub struct PacketHardware {
+    side: HostSide,
+    emu: Emulator,
+    net: Network,
+}
+
+impl std::fmt::Debug for PacketHardware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketHardware")
+            .field("side", &self.side)
+            .field("net", &self.net)
+            .finish()
+    }
+}
+
+impl PacketHardware {
+    /// Hardware for `machines` with the given emulator settings, network and SCP policy.
+    pub fn new(
+        machines: &[Machine],
+        emulator: spinnbed_emulator::Config,
+        network: NetworkConfig,
+        seed: u64,
+        policy_name: &str,
+        post_power_on_delay: spinnbed_core::time::Duration,
+    ) -> PacketHardware {
+        let emu = Emulator::new(machines, emulator);
+        let side: Vec<Ipv4Addr> = emu.endpoints().iter().map(|a| *a.ip()).collect();
+        let side_ = HostSide::new(machines, policy_name, post_power_on_delay);
+        PacketHardware {
+            side: side_,
+            net: Network::new(network, seed, side),
+            emu,
+        }
+    }
+
+    /// The emulated machine (faults, inspection).
+    pub fn emulator_mut(&mut self) -> &mut Emulator {
+        &mut self.emu
+    }
+
+    /// The simulated network.
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    /// Moves datagrams and events between host, network and emulator until all is quiet at `now`.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            if self.side.poll_timeout().is_some_and(|t| t <= now) {
+                self.side.handle_timeout(now);
+                moved = true;
+            }
+            if self.emu.poll_timeout().is_some_and(|t| t <= now) {
+                self.emu.handle_timeout(now);
+                moved = true;
+            }
+            while let Some(d) = self.net.poll_deliver(now) {
+                if d.dst == HOST_ADDR {
+                    self.side.handle_datagram(now, d.src, &d.payload);
+                } else {
+                    self.emu.handle_datagram(now, d);
+                }
+                moved = true;
+            }
+            while let Some((dst, payload)) = self.side.poll_transmit() {
+                self.net.send(
+                    now,
+                    Datagram {
+                        src: HOST_ADDR,
+                        dst,
+                        payload,
+                    },
+                );
+                moved = true;
+            }
+            while let Some(d) = self.emu.poll_transmit() {
+                self.net.send(now, d);
+                moved = true;
+            }
+            while self.emu.poll_event().is_some() {}
+            moved |= self.side.process(now);
+            if !moved {
+                break;
+            }
+        }
+    }
+}
+
+impl Hardware for PacketHardware {
+    fn name(&self) -> &'static str {
+        "emulator"
+    }
+
+    fn submit(&mut self, now: Instant, batch: BmpBatch) {
+        self.side.submit(now, batch);
+        self.settle(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.side.poll_timeout(),
+            self.emu.poll_timeout(),
+            self.net.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.settle(now);
+    }
+
+    fn poll_done(&mut self) -> Option<Completion> {
+        self.side.poll_done()
+    }
+
+    fn start_session(&mut self, now: Instant, session: Session) {
+        self.side.start_session(now, session);
+        self.settle(now);
+    }
+
+    fn finish_session(&mut self, now: Instant, job: JobId) {
+        self.side.finish_session(now, job);
+        self.settle(now);
+    }
+
+    fn end_session(&mut self, job: JobId) {
+        self.side.end_session(job);
+    }
 
     fn poll_session(&mut self) -> Option<(JobId, SessionEvent)> {
-        self.session_events.pop_front()
+        self.side.poll_session()
     }
 
     fn counters(&self) -> Option<ScpCounters> {
-        Some(self.counters_now())
+        Some(self.side.counters())
     }
 
     fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
-        PacketHardware::apply_fault(self, now, kind, on);
+        match kind {
+            FaultKind::BoardDies { machine, board } => self.emu.set_board_dead(machine, *board, on),
+            FaultKind::LinkFails { machine, board, link } => self.emu.set_link_failed(machine, *board, *link, on),
+            FaultKind::BmpSilent { machine, frame } => self.emu.set_bmp_silent(machine, *frame, on),
+            FaultKind::LossBurst { loss } => {
+                let until = if on { Instant::MAX } else { now };
+                self.net.loss_burst(until, *loss);
+            }
+        }
     }
 
     fn scp_stats(&self) -> Option<serde_json::Value> {
-        let c = self.counters_now();
+        let c = self.side.counters();
         let net = self.net.stats();
-        serde_json::to_value(serde_json::json!({
+        Some(serde_json::json!({
             "requests": c.requests,
             "retries": c.retries,
             "timeouts": c.timeouts,
@@ -390,6 +465,5 @@ impl Hardware for PacketHardware {
             "datagrams": net.sent,
             "lost": net.lost,
         }))
-        .ok()
     }
 }

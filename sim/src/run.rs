@@ -118,6 +118,10 @@ pub struct RunSpec {
     pub users: crate::world::UserBehaviour,
     /// Scheduled faults.
     pub faults: Vec<crate::scenario::FaultConfig>,
+    /// The host's SCP policy at packet level (`spinnman`, `rig`, `adaptive`).
+    pub scp_policy: String,
+    /// Host wait after powering boards on, at packet level.
+    pub post_power_on_delay: Duration,
 }
 
 /// The hardware of a simulated run.
@@ -131,8 +135,6 @@ pub enum HardwareChoice {
         emulator: Box<spinnbed_emulator::Config>,
         /// The simulated network.
         network: crate::scenario::NetworkConfig,
-        /// SCP policy name (`spinnman`, `rig`, `adaptive`).
-        policy: String,
     },
 }
 
@@ -186,7 +188,6 @@ impl RunSpec {
                 crate::scenario::HardwareModel::Emulator => HardwareChoice::Emulator {
                     emulator: Box::new(crate::emulate::emulator_config(sc)),
                     network: sc.network.clone(),
-                    policy: sc.host.scp_policy.name().to_string(),
                 },
             },
             users: crate::world::UserBehaviour {
@@ -195,12 +196,40 @@ impl RunSpec {
                 avoid_after: (sc.policy.avoid_failing_boards > 0).then_some(sc.policy.avoid_failing_boards),
             },
             faults: sc.faults.clone(),
+            scp_policy: sc.host.scp_policy.name().to_string(),
+            post_power_on_delay: sc.host.post_power_on_delay,
         }
     }
 }
 
 /// Runs a spec to completion; `progress` gets the simulated time now and then.
 pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunResult, RunMeta), String> {
+    let service = build_service(spec)?;
+    let limits = spec.limits();
+    let result = match &spec.hardware {
+        HardwareChoice::FixedDelay => {
+            let hw = FixedDelays::new(spec.machines.iter().map(|(m, t)| (m.name().to_string(), *t)));
+            run_world(spec, service, hw, limits, progress)
+        }
+        HardwareChoice::Emulator { emulator, network } => {
+            let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
+            let hw = crate::packet::PacketHardware::new(
+                &machines,
+                (**emulator).clone(),
+                network.clone(),
+                spec.seed,
+                &spec.scp_policy,
+                spec.post_power_on_delay,
+            );
+            run_world(spec, service, hw, limits, progress)
+        }
+    };
+    let meta = spec.meta();
+    Ok((result, meta))
+}
+
+/// The service of a run: its machines with the spec's policies.
+pub fn build_service(spec: &RunSpec) -> Result<Service, String> {
     let packer = spec.packer;
     let mut service = Service::with_policies(
         spec.service,
@@ -212,36 +241,30 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
             .add_machine(Instant::ZERO, m.clone())
             .map_err(|e| e.to_string())?;
     }
-    let limits = Limits {
-        horizon: Instant::ZERO + spec.horizon,
-        stop: Instant::ZERO + spec.horizon + spec.drain_limit,
-        sample_period: spec.sample_period.max(Duration::from_secs(1)),
-    };
-    let result = match &spec.hardware {
-        HardwareChoice::FixedDelay => {
-            let hw = FixedDelays::new(spec.machines.iter().map(|(m, t)| (m.name().to_string(), *t)));
-            run_world(spec, service, hw, limits, progress)
+    Ok(service)
+}
+
+impl RunSpec {
+    /// When jobs stop arriving, when the run stops, how often it samples.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            horizon: Instant::ZERO + self.horizon,
+            stop: Instant::ZERO + self.horizon + self.drain_limit,
+            sample_period: self.sample_period.max(Duration::from_millis(100)),
         }
-        HardwareChoice::Emulator {
-            emulator,
-            network,
-            policy,
-        } => {
-            let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
-            let hw =
-                crate::packet::PacketHardware::new(&machines, (**emulator).clone(), network.clone(), spec.seed, policy);
-            run_world(spec, service, hw, limits, progress)
+    }
+
+    /// The facts of the run the outputs need.
+    pub fn meta(&self) -> RunMeta {
+        RunMeta {
+            scenario: self.name.clone(),
+            seed: self.seed,
+            packer: self.packer.name().to_string(),
+            queue: self.queue.name().to_string(),
+            seconds_before_free: self.service.seconds_before_free,
+            horizon: Instant::ZERO + self.horizon,
         }
-    };
-    let meta = RunMeta {
-        scenario: spec.name.clone(),
-        seed: spec.seed,
-        packer: spec.packer.name().to_string(),
-        queue: spec.queue.name().to_string(),
-        seconds_before_free: spec.service.seconds_before_free,
-        horizon: limits.horizon,
-    };
-    Ok((result, meta))
+    }
 }
 
 fn run_world<H: crate::hardware::Hardware>(
@@ -270,6 +293,12 @@ pub struct Perf {
     pub simulated_s: f64,
     /// Simulated days per wall second.
     pub sim_days_per_wall_s: f64,
+    /// Real-time runs: when the run started (Unix seconds, wall clock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_unix_s: Option<f64>,
+    /// Real-time runs: the time compression (`--speed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
 }
 
 impl Perf {
@@ -283,6 +312,8 @@ impl Perf {
             events_per_s: (r.events as f64 / w).round(),
             simulated_s: sim,
             sim_days_per_wall_s: ((sim / 86400.0 / w) * 1000.0).round() / 1000.0,
+            started_unix_s: None,
+            speed: None,
         }
     }
 }
@@ -370,6 +401,8 @@ mod tests {
             hardware: HardwareChoice::FixedDelay,
             users: Default::default(),
             faults: Vec::new(),
+            scp_policy: "spinnman".into(),
+            post_power_on_delay: Duration::from_secs(5),
         }
     }
 

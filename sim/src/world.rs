@@ -304,6 +304,11 @@ impl<H: Hardware> World<H> {
         self.into_result(end)
     }
 
+    /// The hardware (for drivers that move its datagrams).
+    pub fn hardware_mut(&mut self) -> &mut H {
+        &mut self.hw
+    }
+
     /// When the world next has something to do (real-time drivers sleep until then).
     pub fn next_deadline(&self) -> Option<Instant> {
         self.q.peek_time()

@@ -123,6 +123,7 @@ pub fn scenario(sc: &Scenario) -> String {
     let h = &sc.host;
     let _ = writeln!(o, "\n[host]");
     let _ = writeln!(o, "hardware = {}", s(h.hardware.name()));
+    let _ = writeln!(o, "post_power_on_delay = {}", d(h.post_power_on_delay));
     let scp = match h.scp_policy {
         ScpPolicy::Spinnman => "spinnman",
         ScpPolicy::Rig => "rig",

@@ -314,6 +314,9 @@ pub struct StudyConfig {
 pub struct HostConfig {
     /// What carries out hardware work.
     pub hardware: HardwareModel,
+    /// How long the host waits after a BMP powers boards on before checking their FPGAs
+    /// (spinnman sleeps 5 s).
+    pub post_power_on_delay: Duration,
     /// SCP policy.
     pub scp_policy: ScpPolicy,
     /// Simulated users boot their boards and move their data.
@@ -326,6 +329,7 @@ impl Default for HostConfig {
     fn default() -> HostConfig {
         HostConfig {
             hardware: HardwareModel::FixedDelay,
+            post_power_on_delay: Duration::from_secs(5),
             scp_policy: ScpPolicy::Spinnman,
             boot_users: false,
             boot_tries: 3,

@@ -375,6 +375,7 @@ pub enum RawScp {
 #[serde(deny_unknown_fields)]
 pub struct RawHost {
     pub hardware: Option<RawHardware>,
+    pub post_power_on_delay: Option<Q<Duration>>,
     pub scp_policy: Option<RawScp>,
     pub boot_users: Option<bool>,
     pub boot_tries: Option<i64>,

@@ -964,6 +964,7 @@ impl Ctx<'_> {
                 None | Some(RawHardware::FixedDelay) => HardwareModel::FixedDelay,
                 Some(RawHardware::Emulator) => HardwareModel::Emulator,
             },
+            post_power_on_delay: h.post_power_on_delay.map_or(d.post_power_on_delay, |q| q.0),
             scp_policy: match h.scp_policy {
                 None | Some(RawScp::Spinnman) => ScpPolicy::Spinnman,
                 Some(RawScp::Rig) => ScpPolicy::Rig,

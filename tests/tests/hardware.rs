@@ -1,0 +1,97 @@
+//! `sim run --hardware` against `sim emulate`, both over real UDP on loopback: every job of
+//! `scenarios/hardware-quick.toml` completes, with the same allocations as the same scenario
+//! simulated with the emulator — one core, two drivers.
+
+use spinnbed_sim::emulate::{EmulateOptions, emulate};
+use spinnbed_sim::realtime::{RealtimeOptions, run};
+use spinnbed_sim::run::{RunSpec, simulate};
+use spinnbed_sim::scenario;
+use spinnbed_sim::world::Outcome;
+
+#[test]
+fn hardware_run_over_udp_matches_the_simulation() {
+    let path = spinnbed_tests::repo_root().join("scenarios/hardware-quick.toml");
+    let sc = scenario::load(&path).unwrap();
+    let spec = RunSpec::from_scenario(&sc, sc.jobs().unwrap());
+    let (simulated, _) = simulate(&spec, |_| {}).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let wall = std::time::Instant::now();
+    let real = rt.block_on(async {
+        let opts = EmulateOptions {
+            ready_file: Some(ready.clone()),
+            duration: Some(std::time::Duration::from_secs(60)),
+            quiet: true,
+            ..EmulateOptions::default()
+        };
+        let sc2 = sc.clone();
+        let server = tokio::spawn(async move { emulate(&sc2, &opts).await });
+        for _ in 0..200 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(ready.exists(), "sim emulate did not bind its sockets");
+        let result = run(&spec, &RealtimeOptions::default(), |_| {}).await;
+        server.abort();
+        result
+    });
+    let real = real.unwrap();
+    assert!(
+        wall.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        wall.elapsed()
+    );
+    assert_eq!(real.records.len(), simulated.records.len());
+    for (r, s) in real.records.iter().zip(&simulated.records) {
+        assert_eq!(
+            r.outcome,
+            Outcome::Completed,
+            "job {} over UDP: {} ({})",
+            r.index,
+            r.outcome.name(),
+            r.reason
+        );
+        assert_eq!(s.outcome, Outcome::Completed, "job {} simulated", s.index);
+        assert_eq!(r.boards, s.boards, "job {}: allocations differ", r.index);
+        assert_eq!(r.machine, s.machine);
+    }
+    // The BMPs and boards really were driven: SCP requests went out and were answered. Each
+    // job's session first probes its (cold) board, which does not answer until booted: that
+    // probe, and perhaps a poll during the boot, are the only requests allowed to fail.
+    let scp = real.scp.expect("SCP counters of the UDP hardware");
+    let jobs = real.records.len() as u64;
+    assert!(scp["requests"].as_u64().unwrap() > 20, "{scp}");
+    let failures = scp["failures"].as_u64().unwrap();
+    assert!((jobs..=2 * jobs).contains(&failures), "{scp}");
+}
+
+#[test]
+fn hardware_run_refuses_to_start_when_the_bmps_do_not_answer() {
+    // The same scenario moved to addresses nothing serves (the other test, running in
+    // parallel, serves 127.4.0.0).
+    let root = spinnbed_tests::repo_root().join("scenarios");
+    let text = std::fs::read_to_string(root.join("hardware-quick.toml")).unwrap();
+    assert!(text.contains("base = \"127.4.0.0\""));
+    let text = text.replace("base = \"127.4.0.0\"", "base = \"127.9.0.0\"");
+    let sc = scenario::parse("moved.toml", &text, &root).unwrap();
+    let spec = RunSpec::from_scenario(&sc, sc.jobs().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = RealtimeOptions {
+        preflight_timeout: std::time::Duration::from_millis(600),
+        ..RealtimeOptions::default()
+    };
+    let err = rt.block_on(run(&spec, &opts, |_| {})).unwrap_err().to_string();
+    assert!(err.contains("cannot reach the machine's BMPs"), "{err}");
+    assert!(err.contains("BMP 127.9.0.0 (machine lab, cabinet 0 frame 0)"), "{err}");
+}

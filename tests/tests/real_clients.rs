@@ -1,0 +1,225 @@
+//! Real-client test: the PyPI `spinnman` 1!7.4.1 (installed into a git-ignored `.venv-clients`
+//! by `tests/clients/setup-venv.sh`) drives `sim emulate`'s machine over real UDP on loopback.
+//!
+//! The emulator runs in-process (`spinnbed_sim::emulate::emulate` on a tokio runtime thread)
+//! serving `tests/clients/spinnman.toml`; `tests/clients/spinnman_client.py` reads the BMP's
+//! version, powers a board on through the BMP, boots it with spinnman's own boot (its bundled
+//! SC&MP 4.0.0 image) and version check, moves 100 KiB through SDRAM and back, and power-cycles
+//! the board, checking it goes silent when off and comes back unbooted. Every step prints an
+//! "ok: …" line with its wall time (`cargo test -p spinnbed-tests --test real_clients --
+//! --nocapture` shows them).
+
+use spinnbed_core::geometry::Board;
+use spinnbed_sim::emulate::{EmulateOptions, emulate};
+use spinnbed_tests::repo_root;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The steps `spinnman_client.py` must report, in order.
+const SPINNMAN_STEPS: &[&str] = &[
+    "ok: BMP version: BC&MP 2.",
+    "ok: board starts powered off:",
+    "ok: BMPOKResponse workaround:",
+    "ok: power on through the BMP:",
+    "ok: board unbooted after power-on:",
+    "ok: boot and SC&MP version: spinnman booted it with its bundled image: SC&MP 4.0.0",
+    "ok: machine details: ",
+    "ok: SDRAM write and read back: 102400 random bytes",
+    "ok: power off through the BMP:",
+    "ok: board silent when off:",
+    "ok: power on again through the BMP:",
+    "ok: board unbooted after power cycle:",
+    "ok: spinnman 1!7.4.1: all steps passed",
+];
+
+/// Longest the client may take (it needs about 15 s: spinnman probes for 4 s before booting,
+/// sends its 30 boot blocks 0.1 s apart and then sleeps 2 s).
+const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
+/// The emulator stops by itself after this long even if the test is stuck.
+const EMULATOR_CAP: Duration = Duration::from_secs(300);
+
+/// The Python interpreter of the real-client venv, creating the venv on first use.
+fn clients_python() -> PathBuf {
+    let script = repo_root().join("tests/clients/setup-venv.sh");
+    let out = Command::new("bash").arg(&script).output().expect("run setup-venv.sh");
+    assert!(
+        out.status.success(),
+        "setting up the real-client venv failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("setup-venv.sh prints the python path")
+            .trim(),
+    )
+}
+
+/// `sim emulate` in-process on its own thread; stopped (its future dropped, its sockets closed)
+/// when this is dropped.
+struct Emulator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Emulator {
+    /// Starts serving `scenario` and waits until every socket is bound.
+    fn start(scenario: &Path, ready_file: &Path) -> Emulator {
+        let sc = spinnbed_sim::scenario::load(scenario).expect("load the scenario");
+        let opts = EmulateOptions {
+            ready_file: Some(ready_file.to_path_buf()),
+            duration: Some(EMULATOR_CAP),
+            quiet: false,
+            ..EmulateOptions::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start tokio: {e}"))?;
+            rt.block_on(async {
+                tokio::select! {
+                    r = emulate(&sc, &opts) => r.map(|_| ()).map_err(|e| format!("sim emulate: {e:#}")),
+                    _ = stopped => Ok(()),
+                }
+            })
+        });
+        let mut emu = Emulator {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready_file.exists() {
+            if emu.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                let r = emu.thread.take().unwrap().join().expect("emulator thread panicked");
+                panic!("the emulator stopped before it was ready: {r:?}");
+            }
+            assert!(Instant::now() < deadline, "the emulator was not ready within 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        emu
+    }
+
+    /// Stops the emulator and reports whether it had failed.
+    fn stop(mut self) -> Result<(), String> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| "emulator thread panicked".to_string())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Runs a command with a deadline; returns (success, stdout, stderr, wall time).
+fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (bool, String, String, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the client");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the client") {
+            break Some(s);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    let err = match status {
+        None => format!("{err}\n(killed: no result within {deadline:?})"),
+        Some(_) => err,
+    };
+    (status.is_some_and(|s| s.success()), out, err, start.elapsed())
+}
+
+#[test]
+fn spinnman_drives_the_emulated_machine() {
+    let py = clients_python();
+    let root = repo_root();
+    let scenario = root.join("tests/clients/spinnman.toml");
+
+    // The addresses come from the scenario's IP scheme (base 127.3.0.0: BMP 127.3.0.0,
+    // board (0, 0, 0) at 127.3.0.1, board number 0 of frame (0, 0)).
+    let sc = spinnbed_sim::scenario::load(&scenario).expect("load the scenario");
+    let m = &sc.machines[0].machine;
+    let board = Board::new(0, 0, 0);
+    let place = m.location(board).expect("board (0, 0, 0) has a location");
+    let board_ip = m.board_ip(board).expect("board (0, 0, 0) has an address");
+    let bmp_ip = m.bmp_ip(place.frame_id()).expect("frame (0, 0) has a BMP");
+    assert!(board_ip.is_loopback() && bmp_ip.is_loopback());
+    assert_ne!(board_ip.to_string(), "127.0.0.1", "spinnman special-cases 127.0.0.1");
+
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(&scenario, &dir.path().join("ready"));
+
+    let mut cmd = Command::new(&py);
+    cmd.arg(root.join("tests/clients/spinnman_client.py"))
+        .args(["--bmp", &bmp_ip.to_string()])
+        .args(["--board-ip", &board_ip.to_string()])
+        .args(["--board", &place.board.to_string()])
+        .arg("--machine-details")
+        .current_dir(dir.path())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    let (ok, out, err, took) = run_with_deadline(cmd, CLIENT_DEADLINE);
+    let emu_result = emu.stop();
+
+    println!("spinnman_client.py ({:.1} s):\n{out}", took.as_secs_f64());
+    assert!(
+        ok,
+        "spinnman_client.py failed after {:.1} s\n--- stdout\n{out}\n--- stderr\n{err}",
+        took.as_secs_f64()
+    );
+    assert!(emu_result.is_ok(), "the emulator failed: {emu_result:?}");
+    // Every step reported, in order.
+    let oks: Vec<&str> = out.lines().filter(|l| l.starts_with("ok: ")).collect();
+    assert_eq!(
+        oks.len(),
+        SPINNMAN_STEPS.len(),
+        "expected {} ok lines, got:\n{out}",
+        SPINNMAN_STEPS.len()
+    );
+    for (line, want) in oks.iter().zip(SPINNMAN_STEPS) {
+        assert!(
+            line.starts_with(want),
+            "step line {line:?} should start with {want:?}\n{out}"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(60),
+        "the client took {:.1} s",
+        took.as_secs_f64()
+    );
+}
