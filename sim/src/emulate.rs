@@ -28,6 +28,8 @@ pub struct EmulateOptions {
     pub duration: Option<std::time::Duration>,
     /// No per-event log lines.
     pub quiet: bool,
+    /// Stops serving when notified (for embedding: tests, other drivers).
+    pub stop: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// The emulator settings a scenario implies (timings of its first machine).
@@ -74,6 +76,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     let stop_at = opts.duration.map(|d| start + d);
     let mut sigterm = signal_stream();
     let mut log = EventLog;
+    let stop = opts.stop.clone().unwrap_or_default();
     loop {
         let now = now_since(start);
         // Everything the emulator (and the impaired network) has to say goes out now.
@@ -126,6 +129,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
+            _ = stop.notified() => break,
         }
     }
     let stats = emu.stats();

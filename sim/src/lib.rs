@@ -8,6 +8,7 @@ pub mod emulate;
 pub mod engine;
 pub mod hardware;
 pub mod input;
+pub mod loadgen;
 pub mod netsim;
 pub mod outputs;
 pub mod packet;

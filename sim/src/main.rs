@@ -75,6 +75,33 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Load `sim emulate` (or real hardware) with SCP requests across every board and report
+    /// the reply rate: powers the boards on, boots them, then keeps requests outstanding.
+    Load {
+        /// Scenario file (TOML): its machine description gives the BMP and board addresses.
+        scenario: PathBuf,
+        /// Seconds of load once the boards are booted.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// The request sent to each board's Ethernet chip.
+        #[arg(long, value_enum, default_value = "read")]
+        request: spinnbed_sim::loadgen::LoadRequest,
+        /// Requests outstanding across all boards.
+        #[arg(long, default_value_t = 256)]
+        outstanding: usize,
+        /// SCP policy of each board's client: spinnman, rig or adaptive.
+        #[arg(long, default_value = "spinnman")]
+        policy: String,
+        /// Load only the first N boards.
+        #[arg(long)]
+        boards: Option<usize>,
+        /// Leave the boards powered on at the end.
+        #[arg(long)]
+        keep_powered: bool,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Check a scenario (and build its workload) without running it.
     Check {
         /// Scenario file (TOML).
@@ -194,6 +221,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 ready_file,
                 duration: duration.map(std::time::Duration::from_secs_f64),
                 quiet,
+                stop: None,
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -202,6 +230,51 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(Failure::Other)?;
             rt.block_on(spinnbed_sim::emulate::emulate(&sc, &opts))
                 .map_err(Failure::Input)?;
+            Ok(())
+        }
+        Command::Load {
+            scenario,
+            seconds,
+            request,
+            outstanding,
+            policy,
+            boards,
+            keep_powered,
+            json,
+        } => {
+            let sc = spinnbed_sim::scenario::load(&scenario)?;
+            if !(seconds > 0.0 && seconds.is_finite()) {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "--seconds must be a positive number (got {seconds})"
+                )));
+            }
+            let opts = spinnbed_sim::loadgen::LoadOptions {
+                duration: std::time::Duration::from_secs_f64(seconds),
+                request,
+                outstanding,
+                policy,
+                max_boards: boards,
+                power_off: !keep_powered,
+                ..Default::default()
+            };
+            let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start tokio")
+                .map_err(Failure::Other)?;
+            let report = rt
+                .block_on(spinnbed_sim::loadgen::load(&machines, &opts, |l| {
+                    eprintln!("sim load: {l}")
+                }))
+                .map_err(Failure::Input)?;
+            println!("{report}");
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::Other(e.into()))?;
+                std::fs::write(&path, text + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))
+                    .map_err(Failure::Other)?;
+            }
             Ok(())
         }
         Command::Check { scenario } => {
@@ -391,6 +464,15 @@ fn print_summary(s: &spinnbed_sim::outputs::Summary, perf: &spinnbed_sim::run::P
         human(s.wait_s.max),
         s.mean_bounded_slowdown
     );
+    if let Some(speed) = perf.speed {
+        println!(
+            "  ran {:.1} s of real time over UDP (speed x{speed}, {} events)  ->  {}",
+            perf.wall_s,
+            perf.events,
+            dir.display()
+        );
+        return;
+    }
     println!(
         "  simulated {:.2} days in {:.2} s ({:.0} events/s, {:.1} days/s)  ->  {}",
         perf.simulated_s / 86400.0,

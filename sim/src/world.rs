@@ -327,7 +327,8 @@ impl<H: Hardware> World<H> {
     /// Lets a driver act on the hardware at `now` (e.g. hand it a datagram that arrived), then
     /// moves the resulting work along.
     pub fn with_hardware<R>(&mut self, now: Instant, f: impl FnOnce(&mut H, Instant) -> R) -> R {
-        self.q.advance_to(now);
+        // Whatever fell due while the driver waited happens first, at its own time.
+        self.advance(now);
         let r = f(&mut self.hw, now);
         self.pump(now);
         r
@@ -451,12 +452,15 @@ impl<H: Hardware> World<H> {
         if let Some(t) = self.service.poll_timeout()
             && self.service_timer.is_none_or(|s| t < s)
         {
+            // A deadline already past (real time moves on between events) is due now.
+            let t = t.max(self.q.now());
             self.service_timer = Some(t);
             self.q.schedule(t, Ev::ServiceTimer);
         }
         if let Some(t) = self.hw.poll_timeout()
             && self.hw_timer.is_none_or(|s| t < s)
         {
+            let t = t.max(self.q.now());
             self.hw_timer = Some(t);
             self.q.schedule(t, Ev::HardwareTimer);
         }

@@ -3,6 +3,7 @@
 //! simulated with the emulator — one core, two drivers.
 
 use spinnbed_sim::emulate::{EmulateOptions, emulate};
+use spinnbed_sim::loadgen::{LoadOptions, LoadRequest, load};
 use spinnbed_sim::realtime::{RealtimeOptions, run};
 use spinnbed_sim::run::{RunSpec, simulate};
 use spinnbed_sim::scenario;
@@ -24,10 +25,12 @@ fn hardware_run_over_udp_matches_the_simulation() {
     let ready = dir.path().join("ready");
     let wall = std::time::Instant::now();
     let real = rt.block_on(async {
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
         let opts = EmulateOptions {
             ready_file: Some(ready.clone()),
             duration: Some(std::time::Duration::from_secs(60)),
             quiet: true,
+            stop: Some(stop.clone()),
             ..EmulateOptions::default()
         };
         let sc2 = sc.clone();
@@ -40,7 +43,8 @@ fn hardware_run_over_udp_matches_the_simulation() {
         }
         assert!(ready.exists(), "sim emulate did not bind its sockets");
         let result = run(&spec, &RealtimeOptions::default(), |_| {}).await;
-        server.abort();
+        stop.notify_one();
+        server.await.unwrap().unwrap();
         result
     });
     let real = real.unwrap();
@@ -94,4 +98,62 @@ fn hardware_run_refuses_to_start_when_the_bmps_do_not_answer() {
     let err = rt.block_on(run(&spec, &opts, |_| {})).unwrap_err().to_string();
     assert!(err.contains("cannot reach the machine's BMPs"), "{err}");
     assert!(err.contains("BMP 127.9.0.0 (machine lab, cabinet 0 frame 0)"), "{err}");
+}
+
+/// `sim load` against `sim emulate`: every board of a small machine is powered, booted and
+/// loaded, and every request is answered.
+#[test]
+fn load_generator_boots_and_loads_every_board() {
+    let root = spinnbed_tests::repo_root().join("scenarios");
+    let text = std::fs::read_to_string(root.join("hardware-quick.toml")).unwrap();
+    let text = text.replace("base = \"127.4.0.0\"", "base = \"127.5.0.0\"");
+    let sc = scenario::parse("load.toml", &text, &root).unwrap();
+    let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let (report, stats) = rt.block_on(async {
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let opts = EmulateOptions {
+            ready_file: Some(ready.clone()),
+            duration: Some(std::time::Duration::from_secs(60)),
+            quiet: true,
+            stop: Some(stop.clone()),
+            ..EmulateOptions::default()
+        };
+        let sc2 = sc.clone();
+        let server = tokio::spawn(async move { emulate(&sc2, &opts).await });
+        for _ in 0..200 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let opts = LoadOptions {
+            duration: std::time::Duration::from_millis(500),
+            request: LoadRequest::Write,
+            outstanding: 32,
+            policy: "adaptive".into(),
+            ..LoadOptions::default()
+        };
+        let report = load(&machines, &opts, |_| {}).await.unwrap();
+        stop.notify_one();
+        (report, server.await.unwrap().unwrap())
+    });
+    assert_eq!(report.boards, 6);
+    assert_eq!(report.boards_loaded, 6, "{report}");
+    assert!(report.replies > 100, "{report}");
+    assert_eq!(report.failures, 0, "{report}");
+    // The emulator saw the same traffic: one boot, and at least as many writes as replies.
+    assert_eq!(stats.boots, 1, "{stats:?}");
+    let writes = stats
+        .scamp_commands
+        .get(&spinnbed_core::proto::scp::Command::Write)
+        .copied()
+        .unwrap_or(0);
+    assert!(writes >= report.replies, "{writes} writes for {report}");
 }

@@ -131,3 +131,25 @@ fn summaries_of_the_shipped_scenarios() {
         });
     }
 }
+
+/// The report of `quick.toml`: its HTML summary tables (overall, per size class, per machine)
+/// as `index.html` shows them, and every chart the page links to exists.
+#[test]
+fn quick_report_summary_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quick");
+    run_into("quick", &out);
+    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    let start = html.find("<h2>Summary</h2>").expect("summary heading");
+    let end = html.find("<h2>Charts</h2>").expect("charts heading");
+    let tables = &html[start..end];
+    assert!(tables.contains("<table class=\"summary\">"), "{tables}");
+    insta::assert_snapshot!("quick_report_summary_tables", tables);
+    for src in html.split("src=\"").skip(1) {
+        let file = &src[..src.find('"').unwrap()];
+        assert!(
+            out.join("report").join(file).is_file(),
+            "index.html shows {file}, which is missing"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! `sim emulate` over real UDP on loopback: replies come from the address and port that was
+//! asked (so connected sockets, as real clients use, receive them), a flood of garbage is
+//! counted and dropped, a client that never reads its replies does not stop another being
+//! served, and non-loopback addresses need an explicit flag.
+
+use rand::{Rng, SeedableRng};
+
+use spinnbed_core::proto::scp::{Reply, ReplyKind, ReplyMessage, Request, RequestMessage};
+use spinnbed_core::proto::sdp;
+use spinnbed_sim::emulate::{EmulateOptions, emulate};
+use spinnbed_sim::scenario;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+const SCP_PORT: u16 = 17893;
+const BOOT_PORT: u16 = 54321;
+
+/// hardware-quick's frame moved to `base`.
+fn scenario_at(base: &str) -> scenario::Scenario {
+    let root = spinnbed_tests::repo_root().join("scenarios");
+    let text = std::fs::read_to_string(root.join("hardware-quick.toml")).unwrap();
+    let text = text.replace("base = \"127.4.0.0\"", &format!("base = \"{base}\""));
+    scenario::parse("emulate.toml", &text, &root).unwrap()
+}
+
+fn version_request(seq: u16) -> Vec<u8> {
+    let msg = RequestMessage {
+        sdp: sdp::Repr::request(sdp::Address::scp(0, 0, 0)),
+        seq,
+        request: Request::Version,
+    };
+    let mut buf = vec![0u8; 64];
+    let n = msg.emit_udp(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Sends CMD_VER on a connected socket until answered (at most `tries` times, 200 ms apart);
+/// returns the reply's version string.
+async fn ask_version(sock: &UdpSocket, seq: u16, tries: u32) -> Option<String> {
+    let mut buf = [0u8; 600];
+    for _ in 0..tries {
+        sock.send(&version_request(seq)).await.unwrap();
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), sock.recv(&mut buf)).await {
+            let reply = ReplyMessage::parse_udp(&buf[..n], ReplyKind::Version).ok()?;
+            if reply.seq != seq {
+                continue;
+            }
+            let Reply::Version(v) = reply.reply else { return None };
+            return Some(v.name().to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn serves_connected_clients_through_floods_and_silent_readers() {
+    let sc = scenario_at("127.6.0.0");
+    let bmp = Ipv4Addr::new(127, 6, 0, 0);
+    let board = Ipv4Addr::new(127, 6, 0, 1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let stats = rt.block_on(async {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let opts = EmulateOptions {
+            ready_file: Some(ready.clone()),
+            duration: Some(Duration::from_secs(60)),
+            quiet: true,
+            stop: Some(stop.clone()),
+            ..EmulateOptions::default()
+        };
+        let sc2 = sc.clone();
+        let server = tokio::spawn(async move { emulate(&sc2, &opts).await });
+        for _ in 0..200 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(ready.exists(), "no ready file");
+        // 1 BMP + 6 boards, SCP and boot ports each.
+        assert_eq!(std::fs::read_to_string(&ready).unwrap().trim(), "13 sockets");
+
+        // A connected client: replies must come from exactly the address it asked.
+        let good = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        good.connect(SocketAddrV4::new(bmp, SCP_PORT)).await.unwrap();
+        let v = ask_version(&good, 1, 5)
+            .await
+            .expect("the BMP answers a connected socket");
+        assert!(v.starts_with("BC&MP"), "{v}");
+
+        // A flood of garbage at every port of the BMP and the (powered-off) board, from another
+        // socket, and a client that sends thousands of valid requests and never reads.
+        let flooder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let deaf = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let targets = [
+            SocketAddrV4::new(bmp, SCP_PORT),
+            SocketAddrV4::new(board, SCP_PORT),
+            SocketAddrV4::new(board, BOOT_PORT),
+        ];
+        let mut garbage = 0u64;
+        for i in 0..6000u32 {
+            let len = (rng.next_u32() % 300) as usize;
+            let mut bytes = vec![0u8; len];
+            rng.fill_bytes(&mut bytes);
+            if i % 3 == 0 && bytes.len() > 12 {
+                // Mostly-valid SCP headers with a nonsense body.
+                bytes[..12].copy_from_slice(&version_request(9)[..12]);
+            }
+            if flooder.send_to(&bytes, targets[i as usize % 3]).await.is_ok() {
+                garbage += 1;
+            }
+            if i % 2 == 0 {
+                let _ = deaf
+                    .send_to(&version_request(i as u16), SocketAddrV4::new(bmp, SCP_PORT))
+                    .await;
+            }
+            if i % 1000 == 999 {
+                // Meanwhile the connected client is still served.
+                let v = ask_version(&good, 2 + (i / 1000) as u16, 10).await;
+                assert!(v.is_some(), "the connected client was starved after {i} floods");
+            }
+        }
+        let v = ask_version(&good, 100, 10).await;
+        assert!(v.is_some(), "the connected client is served after the flood");
+        stop.notify_one();
+        let stats = server.await.unwrap().unwrap();
+        (stats, garbage)
+    });
+    let (stats, garbage) = stats;
+    // Every datagram was received and either answered or counted as dropped; none crashed it.
+    assert!(stats.malformed + stats.dropped() >= garbage / 2, "{stats:?}");
+    assert!(
+        stats.dropped_board_off > 0,
+        "datagrams to a powered-off board are counted: {stats:?}"
+    );
+}
+
+#[test]
+fn non_loopback_addresses_need_the_flag() {
+    let sc = scenario_at("10.11.0.0");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = EmulateOptions {
+        duration: Some(Duration::from_millis(10)),
+        quiet: true,
+        ..EmulateOptions::default()
+    };
+    let err = rt.block_on(emulate(&sc, &opts)).unwrap_err().to_string();
+    assert!(err.contains("10.11.0.0 is not a loopback address"), "{err}");
+    assert!(err.contains("--allow-non-loopback"), "{err}");
+}
