@@ -474,6 +474,70 @@ is better, <span style=\"color:#D55E00;font-weight:600\">orange</span> is worse 
     page(&title, &body)
 }
 
+/// `index.html` of the SCP windowing study: its verdict (if the study wrote one), the chart and
+/// every cell as a table, goodput as a share of the bound.
+pub fn windowing_index(
+    name: &str,
+    verdict: Option<&serde_json::Value>,
+    rows: &[crate::data::WindowingRow],
+    figs: &[Figure],
+) -> String {
+    let mut body = format!("<h1>spinnbed SCP windowing study: {}</h1>\n", esc(name));
+    if let Some(v) = verdict.and_then(|v| v.as_object()) {
+        body.push_str("<h2>Verdict</h2>\n<table class=\"summary\">\n<tr><th>check</th><th>result</th></tr>\n");
+        for (k, v) in v {
+            let shown = match v {
+                serde_json::Value::Bool(b) => {
+                    if *b {
+                        "yes".to_string()
+                    } else {
+                        "NO".to_string()
+                    }
+                }
+                serde_json::Value::Number(n) => n
+                    .as_f64()
+                    .map_or_else(|| n.to_string(), |x| format!("{}", (x * 1000.0).round() / 1000.0)),
+                other => json_text(other),
+            };
+            let _ = writeln!(
+                body,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&k.replace('_', " ")),
+                esc(&shown)
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    body.push_str("<h2>Chart</h2>\n");
+    figures(&mut body, figs);
+    body.push_str(
+        "<h2>Cells</h2>\n<table class=\"classes\">\n<tr><th>policy</th><th>op</th><th>loss</th><th>RTT</th>\
+<th>goodput</th><th>bound</th><th>of bound</th><th>retries</th><th>timeouts</th></tr>\n",
+    );
+    let opt = |v: Option<f64>| v.map_or_else(String::new, |x| format!("{x:.1}"));
+    for r in rows {
+        let share = r
+            .bound_mbps
+            .filter(|b| *b > 0.0)
+            .map_or_else(String::new, |b| format!("{:.1} %", 100.0 * r.goodput_mbps / b));
+        let _ = writeln!(
+            body,
+            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{} %</td><td>{} ms</td><td>{:.2} Mbit/s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.policy),
+            esc(&r.op),
+            crate::format::tick(100.0 * r.loss),
+            crate::format::tick(r.rtt_ms),
+            r.goodput_mbps,
+            r.bound_mbps.map_or_else(String::new, |b| format!("{b:.2} Mbit/s")),
+            share,
+            opt(r.retries),
+            opt(r.timeouts)
+        );
+    }
+    body.push_str("</table>\n");
+    page(&format!("spinnbed SCP windowing study: {name}"), &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,9 @@ pub struct ReportSummary {
 /// Reads `summary.json`, `jobs.csv`, `timeline.csv` and `boards.csv` (all required) and
 /// `scp.csv` (optional). Malformed input is an error naming the file and line.
 pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
+    if let Some(summary) = study_summary(run_dir) {
+        return generate_study(run_dir, &summary);
+    }
     let run = RunData::load(run_dir)?;
     let out = run_dir.join("report");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -180,6 +183,41 @@ pub fn compare(run_dirs: &[PathBuf], out_dir: &Path) -> Result<()> {
     let index = out_dir.join("index.html");
     fs::write(&index, html::compare_index(&runs, &figs)).with_context(|| format!("writing {}", index.display()))?;
     Ok(())
+}
+
+/// The summary of a study directory (`summary.json` with a `"study"` key), if `dir` is one.
+fn study_summary(dir: &Path) -> Option<serde_json::Value> {
+    let text = fs::read_to_string(dir.join("summary.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("study").is_some().then_some(v)
+}
+
+/// Writes a study directory's `report/`: the windowing chart (PNG, SVG) and `index.html` with
+/// the verdict and every cell.
+pub fn generate_study(dir: &Path, summary: &serde_json::Value) -> Result<ReportSummary> {
+    let csv = dir.join("scp.csv");
+    let rows = data::read_windowing(&csv)?;
+    let out = dir.join("report");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut files = Vec::new();
+    render(&Windowing { rows: &rows }, &out, "windowing", &mut files)?;
+    let figs = [Figure {
+        stem: "windowing".into(),
+        alt: "Goodput against packet loss for each SCP policy and round-trip time, with the bound of a window of 8"
+            .into(),
+        caption: "Goodput of bulk reads and writes against packet loss: colour is the round-trip time, the marker the \
+policy; dashed: the best any window of 8 could reach."
+            .into(),
+    }];
+    let name = summary.get("scenario").and_then(|v| v.as_str()).unwrap_or("study");
+    let index = out.join("index.html");
+    fs::write(
+        &index,
+        html::windowing_index(name, summary.get("verdict"), &rows, &figs),
+    )
+    .with_context(|| format!("writing {}", index.display()))?;
+    files.push(index);
+    Ok(ReportSummary { files })
 }
 
 /// Draws the SCP windowing study (`policy,op,loss,rtt_ms,goodput_mbps,bound_mbps,retries,timeouts`)

@@ -386,7 +386,8 @@ pub fn centre_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, msg: &str)
     .ok_draw()
 }
 
-/// How a time axis is labelled: hours, or days for runs longer than two days.
+/// How a time axis is labelled: days for runs longer than two days, hours down to two hours,
+/// then minutes, and seconds for runs of two minutes or less (real-time demos).
 #[derive(Debug, Clone, Copy)]
 pub struct TimeAxis {
     pub seconds_per_unit: f64,
@@ -395,17 +396,16 @@ pub struct TimeAxis {
 
 impl TimeAxis {
     pub fn for_span(span_s: f64) -> TimeAxis {
-        if span_s > 2.0 * 86_400.0 {
-            TimeAxis {
-                seconds_per_unit: 86_400.0,
-                unit: "days",
-            }
+        let (seconds_per_unit, unit) = if span_s > 2.0 * 86_400.0 {
+            (86_400.0, "days")
+        } else if span_s > 2.0 * 3600.0 {
+            (3600.0, "h")
+        } else if span_s > 120.0 {
+            (60.0, "min")
         } else {
-            TimeAxis {
-                seconds_per_unit: 3600.0,
-                unit: "h",
-            }
-        }
+            (1.0, "s")
+        };
+        TimeAxis { seconds_per_unit, unit }
     }
     pub fn to_unit(self, s: f64) -> f64 {
         s / self.seconds_per_unit

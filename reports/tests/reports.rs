@@ -54,9 +54,19 @@ fn check_png(path: &Path) {
 
 fn check_svg(path: &Path) {
     let s = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(s.trim_start().starts_with("<svg"), "{}", path.display());
-    assert!(s.trim_end().ends_with("</svg>"), "{}", path.display());
-    assert!(s.contains("<text"), "{}: no text", path.display());
+    // A well-formed XML document whose root is a 1200 × 800 SVG with text and shapes in it.
+    let doc = roxmltree::Document::parse(&s).unwrap_or_else(|e| panic!("{}: not well-formed XML: {e}", path.display()));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg", "{}", path.display());
+    assert_eq!(root.attribute("width"), Some("1200"), "{}", path.display());
+    assert_eq!(root.attribute("height"), Some("800"), "{}", path.display());
+    let count = |tag: &str| doc.descendants().filter(|n| n.tag_name().name() == tag).count();
+    assert!(count("text") > 3, "{}: no text", path.display());
+    assert!(
+        count("rect") + count("polyline") + count("path") + count("line") + count("circle") > 10,
+        "{}: no shapes",
+        path.display()
+    );
 }
 
 fn check_charts(dir: &Path, stems: &[&str]) {
@@ -275,6 +285,31 @@ fn windowing_study() {
     );
     spinnbed_reports::windowing_chart(&s.root.join("empty.csv"), &s.root.join("empty")).unwrap();
     check_charts(&s.root.join("empty"), &["windowing"]);
+}
+
+/// A study directory (summary.json with "study", scp.csv): `generate` writes the chart and an
+/// index with the verdict and every cell.
+#[test]
+fn study_directory_gets_chart_and_index() {
+    let s = scratch("study");
+    let dir = s.root.join("scp-windowing");
+    write(&dir, "scp.csv", WINDOWING);
+    write(
+        &dir,
+        "summary.json",
+        r#"{"scenario": "scp-windowing", "study": "scp-windowing", "verdict": {"adaptive_vs_bound_at_zero_loss": 0.995}}"#,
+    );
+    let report = spinnbed_reports::generate(&dir).unwrap();
+    assert_eq!(names(&report.files), ["windowing.png", "windowing.svg", "index.html"]);
+    check_charts(&dir.join("report"), &["windowing"]);
+    let html = fs::read_to_string(dir.join("report/index.html")).unwrap();
+    assert!(
+        html.contains("adaptive vs bound at zero loss") && html.contains("0.995"),
+        "{html}"
+    );
+    let cells = WINDOWING.lines().count() - 1;
+    assert!(html.matches("Mbit/s</td>").count() >= cells, "{html}");
+    assert!(html.contains("<img src=\"windowing.png\""), "{html}");
 }
 
 #[test]

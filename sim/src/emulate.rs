@@ -74,7 +74,8 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     }
     let start = tokio::time::Instant::now();
     let stop_at = opts.duration.map(|d| start + d);
-    let mut sigterm = signal_stream();
+    let mut sigterm = signal_stream(tokio::signal::unix::SignalKind::terminate());
+    let mut sigint = signal_stream(tokio::signal::unix::SignalKind::interrupt());
     let mut log = EventLog;
     let stop = opts.stop.clone().unwrap_or_default();
     loop {
@@ -127,7 +128,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
                 emu.handle_timeout(now_since(start));
                 if stop_at.is_some_and(|s| tokio::time::Instant::now() >= s) { break; }
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = stop.notified() => break,
         }
@@ -139,9 +140,10 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     Ok(stats)
 }
 
-/// SIGTERM as a stream (a receiver that never fires where signals are unavailable).
-fn signal_stream() -> SignalStream {
-    SignalStream(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
+/// A signal as a stream, registered once so that none is lost between polls (a receiver that
+/// never fires where the signal cannot be watched).
+fn signal_stream(kind: tokio::signal::unix::SignalKind) -> SignalStream {
+    SignalStream(tokio::signal::unix::signal(kind).ok())
 }
 
 struct SignalStream(Option<tokio::signal::unix::Signal>);

@@ -51,6 +51,47 @@ pub struct ScpCounters {
     pub bytes: u64,
 }
 
+/// One job's SCP traffic in a packet-level run: its BMP batches (power on, FPGA checks, link
+/// STOP bits, power off) and its user's session (boot probes and polls, data transfers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobScp {
+    /// SCP requests.
+    pub requests: u64,
+    /// Resends.
+    pub retries: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Requests that failed after all retries.
+    pub failures: u64,
+    /// SCP bytes on the wire (UDP payloads sent and received).
+    pub bytes: u64,
+    /// User data moved (input written plus results read).
+    pub data_bytes: u64,
+    /// Time spent in those transfers, µs.
+    pub transfer_us: u64,
+}
+
+impl JobScp {
+    /// Adds what a client's counters grew by between `before` and `after`.
+    pub fn add_delta(&mut self, before: &spinnbed_core::host::Stats, after: &spinnbed_core::host::Stats) {
+        self.requests += after.requests.saturating_sub(before.requests);
+        self.retries += after.retries.saturating_sub(before.retries);
+        self.timeouts += after.timeouts.saturating_sub(before.timeouts);
+        self.failures += after.failures.saturating_sub(before.failures);
+        self.bytes +=
+            (after.bytes_sent + after.bytes_received).saturating_sub(before.bytes_sent + before.bytes_received);
+    }
+
+    /// Goodput of the user's transfers in Mbit/s (0 without transfers).
+    pub fn goodput_mbps(&self) -> f64 {
+        if self.transfer_us == 0 {
+            0.0
+        } else {
+            self.data_bytes as f64 * 8.0 / self.transfer_us as f64
+        }
+    }
+}
+
 /// What a job's user does with its boards once the service says they are ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -107,6 +148,10 @@ pub trait Hardware {
     }
     /// Running SCP counters, if this hardware speaks SCP.
     fn counters(&self) -> Option<ScpCounters> {
+        None
+    }
+    /// One job's SCP traffic so far, if this hardware speaks SCP.
+    fn job_scp(&self, _job: spinnbed_core::sched::JobId) -> Option<JobScp> {
         None
     }
     /// A scheduled fault strikes (`on`) or heals.

@@ -331,6 +331,9 @@ async fn boot_roots(
     Ok(())
 }
 
+/// Tokens of the probe requests (the load's own tokens are ring slots, far below).
+const PROBE_TOKENS: u32 = 1 << 31;
+
 /// Asks every board for its version; returns those that run SC&MP (P2P address known).
 async fn probe(d: &mut Driver, boards: &[(usize, Ipv4Addr)], timeout: StdDuration) -> anyhow::Result<Vec<Ipv4Addr>> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -338,19 +341,22 @@ async fn probe(d: &mut Driver, boards: &[(usize, Ipv4Addr)], timeout: StdDuratio
     let now = d.now();
     for (i, &(_, ip)) in boards.iter().enumerate() {
         let req = ScpRequest::new(Address::new(0, 0, 0, 0), &Request::Version).context("cannot build CMD_VER")?;
-        d.host.submit(now, SocketAddrV4::new(ip, port), req, i as u32);
+        d.host
+            .submit(now, SocketAddrV4::new(ip, port), req, PROBE_TOKENS + i as u32);
     }
     let mut pending = boards.len();
     let mut ready = vec![false; boards.len()];
     while pending > 0 && tokio::time::Instant::now() < deadline {
         d.flush().await?;
         while let Some(ev) = d.host.poll_event() {
-            if let HostEvent::Scp { token, outcome, .. } = ev {
+            if let HostEvent::Scp { token, outcome, .. } = ev
+                && let Some(i) = token.checked_sub(PROBE_TOKENS)
+            {
                 pending -= 1;
                 if let Ok(reply) = outcome
                     && reply.version().is_some_and(|v| v.core().p2p != 0xFFFF)
                 {
-                    ready[token as usize] = true;
+                    ready[i as usize] = true;
                 }
             }
         }
@@ -449,6 +455,8 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
     let mut free_slots: Vec<u32> = (0..ring as u32).rev().collect();
     let t0 = tokio::time::Instant::now();
     let t1 = t0 + opts.duration;
+    // Counters as they stood when the timed window closed.
+    let mut at_t1 = None;
     loop {
         let now = d.now();
         let loading = tokio::time::Instant::now() < t1;
@@ -471,8 +479,13 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
             .await;
         let now = d.now();
         let counting = tokio::time::Instant::now() <= t1;
+        if !counting && at_t1.is_none() {
+            at_t1 = Some(d.host.stats().scp);
+        }
         while let Some(ev) = d.host.poll_event() {
-            if let HostEvent::Scp { token, outcome, .. } = ev {
+            if let HostEvent::Scp { token, outcome, .. } = ev
+                && (token as usize) < ring
+            {
                 in_flight -= 1;
                 free_slots.push(token);
                 if !counting {
@@ -493,7 +506,7 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
         }
     }
     let load_s = opts.duration.as_secs_f64();
-    let after = d.host.stats().scp;
+    let after = at_t1.unwrap_or_else(|| d.host.stats().scp);
     if opts.power_off {
         log("powering off");
         run_batches(

@@ -423,9 +423,7 @@ fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
     let probe = parent.join(format!(".sim-write-test-{}", std::process::id()));
     std::fs::write(&probe, b"").with_context(|| format!("cannot write in {}", parent.display()))?;
     let _ = std::fs::remove_file(probe);
-    if dir.exists() && !dir.is_dir() {
-        anyhow::bail!("{} exists and is not a directory", dir.display());
-    }
+    spinnbed_sim::run::check_replaceable(dir)?;
     Ok(())
 }
 
@@ -519,8 +517,8 @@ fn cmd_study(
     .with_context(|| format!("cannot write the output directory {}", dir.display()))
     .map_err(Failure::Input)?;
     bar.finish_and_clear();
-    if !no_report && let Err(e) = spinnbed_reports::windowing_chart(&dir.join("scp.csv"), &dir.join("report")) {
-        eprintln!("sim: warning: the windowing chart could not be written: {e:#}");
+    if !no_report && let Err(e) = spinnbed_reports::generate(dir) {
+        eprintln!("sim: warning: the study's report could not be written: {e:#}");
     }
     if !quiet {
         println!(

@@ -418,6 +418,32 @@ pub fn boards_csv(r: &RunResult) -> String {
     s
 }
 
+/// `scp_jobs.csv`: each job's SCP traffic in a packet-level run (rows in `jobs.csv` order).
+pub fn scp_jobs_csv(r: &RunResult) -> String {
+    let mut s = String::from("id,requests,retries,timeouts,failures,bytes,data_bytes,transfer_s,goodput_mbps\n");
+    for (x, js) in r.records.iter().zip(&r.job_scp) {
+        let j = &r.jobs[x.index];
+        let Some(js) = js else {
+            let _ = writeln!(s, "{},0,0,0,0,0,0,0,0", j.id);
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{}",
+            j.id,
+            js.requests,
+            js.retries,
+            js.timeouts,
+            js.failures,
+            js.bytes,
+            js.data_bytes,
+            fmt_us(js.transfer_us),
+            crate::scenario::dist::fmt_f64(r3(js.goodput_mbps()))
+        );
+    }
+    s
+}
+
 /// `scp.csv`: per sample period, the SCP traffic of packet-level runs.
 pub fn scp_csv(r: &RunResult) -> String {
     let mut s = String::from("t_s,requests,retries,timeouts,failures,bytes,goodput_mbps\n");

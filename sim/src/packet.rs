@@ -9,12 +9,12 @@
 //! simulated [`Network`] and the [`Emulator`] for simulated runs; the real-time driver
 //! (`realtime`) connects it to UDP sockets.
 
-use crate::hardware::{Completion, Hardware, ScpCounters, Session, SessionEvent};
+use crate::hardware::{Completion, Hardware, JobScp, ScpCounters, Session, SessionEvent};
 use crate::netsim::{Datagram, Network};
 use crate::scenario::{FaultKind, NetworkConfig};
 use spinnbed_core::geometry::{Board, Machine};
 use spinnbed_core::host::{
-    BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, OpId, Policy, Transfer, TransferEvent,
+    BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, OpId, Policy, Stats, Transfer, TransferEvent,
 };
 use spinnbed_core::proto::sdp::Address;
 use spinnbed_core::sched::JobId;
@@ -48,6 +48,8 @@ struct UserSession {
     phase: Phase,
     data_in: u64,
     data_out: u64,
+    /// The root board's client counters when the session started.
+    mark: Stats,
 }
 
 /// The host side of a run (see the module documentation).
@@ -62,6 +64,13 @@ pub struct HostSide {
     session_events: VecDeque<(JobId, SessionEvent)>,
     image: Vec<u8>,
     user_bytes: u64,
+    /// Time spent in user transfers, µs (for the run's goodput).
+    transfer_us: u64,
+    /// Each job's SCP traffic.
+    job_scp: BTreeMap<JobId, JobScp>,
+    /// Each BMP client's counters when its last batch finished. A BMP runs one batch at a time,
+    /// so what its counters grew by since then is the finished batch's traffic.
+    bmp_marks: BTreeMap<Ipv4Addr, Stats>,
 }
 
 impl std::fmt::Debug for HostSide {
@@ -94,6 +103,45 @@ impl HostSide {
             session_events: VecDeque::new(),
             image: spinnbed_core::host::boot::stand_in_image(27 * 1024),
             user_bytes: 0,
+            transfer_us: 0,
+            job_scp: BTreeMap::new(),
+            bmp_marks: BTreeMap::new(),
+        }
+    }
+
+    /// One job's SCP traffic so far.
+    pub fn job_scp(&self, job: JobId) -> Option<JobScp> {
+        self.job_scp.get(&job).copied()
+    }
+
+    /// Counters of the client for `remote` (zero if it never had one).
+    fn client_stats(&self, remote: SocketAddrV4) -> Stats {
+        self.host.stack().client(remote).map(|c| *c.stats()).unwrap_or_default()
+    }
+
+    /// Run-level SCP statistics for `summary.json`.
+    pub fn summary(&self) -> serde_json::Value {
+        let c = self.counters();
+        let goodput = if self.transfer_us == 0 {
+            0.0
+        } else {
+            c.bytes as f64 * 8.0 / self.transfer_us as f64
+        };
+        serde_json::json!({
+            "requests": c.requests,
+            "retries": c.retries,
+            "timeouts": c.timeouts,
+            "failures": c.failures,
+            "bytes": c.bytes,
+            "goodput_mbps": (goodput * 1000.0).round() / 1000.0,
+        })
+    }
+
+    /// Ends a job's session: its board traffic since the start is the job's.
+    fn close_session(&mut self, job: JobId) {
+        if let Some(s) = self.sessions.remove(&job) {
+            let now = self.client_stats(s.root);
+            self.job_scp.entry(job).or_default().add_delta(&s.mark, &now);
         }
     }
 
@@ -164,8 +212,11 @@ impl HostSide {
 
     fn on_host_event(&mut self, now: Instant, ev: HostEvent) {
         match ev {
-            HostEvent::BatchDone { batch_id, result, .. } => {
+            HostEvent::BatchDone { batch_id, bmp, result } => {
+                let now_stats = self.client_stats(SocketAddrV4::new(bmp, self.host.config().scp_port));
+                let before = self.bmp_marks.insert(bmp, now_stats).unwrap_or_default();
                 if let Some(b) = self.batches.remove(&batch_id) {
+                    self.job_scp.entry(b.job).or_default().add_delta(&before, &now_stats);
                     self.done.push_back((b, result));
                 }
             }
@@ -188,6 +239,11 @@ impl HostSide {
                 match result {
                     Ok(report) => {
                         self.user_bytes += report.bytes as u64;
+                        let took = report.finished.saturating_duration_since(report.started).as_micros();
+                        self.transfer_us += took;
+                        let js = self.job_scp.entry(job).or_default();
+                        js.data_bytes += report.bytes as u64;
+                        js.transfer_us += took;
                         let Some(s) = self.sessions.get_mut(&job) else { return };
                         match s.phase {
                             Phase::Writing => {
@@ -195,7 +251,7 @@ impl HostSide {
                                 self.session_events.push_back((job, SessionEvent::Running));
                             }
                             Phase::Reading => {
-                                self.sessions.remove(&job);
+                                self.close_session(job);
                                 self.session_events.push_back((job, SessionEvent::Finished));
                             }
                             _ => {}
@@ -209,7 +265,7 @@ impl HostSide {
     }
 
     fn fail(&mut self, job: JobId, why: String) {
-        self.sessions.remove(&job);
+        self.close_session(job);
         self.ops.retain(|_, j| *j != job);
         self.session_events.push_back((job, SessionEvent::Failed(why)));
     }
@@ -247,6 +303,7 @@ impl HostSide {
             phase,
             data_in: session.data_in,
             data_out: session.data_out,
+            mark: self.client_stats(root),
         };
         if !session.boot {
             self.sessions.insert(session.job, s);
@@ -274,7 +331,7 @@ impl HostSide {
             return;
         };
         if s.data_out == 0 || !s.boots {
-            self.sessions.remove(&job);
+            self.close_session(job);
             self.session_events.push_back((job, SessionEvent::Finished));
             return;
         }
@@ -287,7 +344,7 @@ impl HostSide {
 
     /// Forgets a job's session (the job was destroyed).
     pub fn end_session(&mut self, job: JobId) {
-        self.sessions.remove(&job);
+        self.close_session(job);
         self.ops.retain(|_, j| *j != job);
         self.session_events.retain(|(j, _)| *j != job);
     }
@@ -454,16 +511,14 @@ impl Hardware for PacketHardware {
     }
 
     fn scp_stats(&self) -> Option<serde_json::Value> {
-        let c = self.side.counters();
         let net = self.net.stats();
-        Some(serde_json::json!({
-            "requests": c.requests,
-            "retries": c.retries,
-            "timeouts": c.timeouts,
-            "failures": c.failures,
-            "bytes": c.bytes,
-            "datagrams": net.sent,
-            "lost": net.lost,
-        }))
+        let mut v = self.side.summary();
+        v["datagrams"] = net.sent.into();
+        v["lost"] = net.lost.into();
+        Some(v)
+    }
+
+    fn job_scp(&self, job: JobId) -> Option<JobScp> {
+        Some(self.side.job_scp(job).unwrap_or_default())
     }
 }

@@ -6,9 +6,11 @@
 //! [`HostSide`] of packet-level runs wired to one UDP socket: BMP batches and users' sessions
 //! become SCP and boot datagrams to the machine description's BMP and board addresses — real
 //! hardware, or `sim emulate`. Before starting, every BMP is asked its version; if one does not
-//! answer, the run refuses to start and says which.
+//! answer, the run refuses to start and says which. Ctrl-C (or SIGTERM) stops new arrivals,
+//! destroys every live job and waits for its boards to be powered off before writing the
+//! outputs; a second interrupt stops at once.
 
-use crate::hardware::{Completion, Hardware, ScpCounters, Session, SessionEvent};
+use crate::hardware::{Completion, Hardware, JobScp, ScpCounters, Session, SessionEvent};
 use crate::packet::HostSide;
 use crate::run::{RunSpec, build_service};
 use crate::scenario::FaultKind;
@@ -23,6 +25,13 @@ use spinnbed_core::service::BmpBatch;
 use spinnbed_core::time::{Duration, Instant};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long an interrupted run waits for the boards of its destroyed jobs to power off.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The destruction reason of jobs still live when a real-time run is interrupted.
+pub const INTERRUPTED: &str = "Interrupted: sim run --hardware was stopped";
 
 /// Options of a real-time run.
 #[derive(Debug, Clone)]
@@ -93,14 +102,10 @@ impl Hardware for UdpHardware {
     /// Faults cannot be injected into real hardware: they are ignored.
     fn apply_fault(&mut self, _now: Instant, _kind: &FaultKind, _on: bool) {}
     fn scp_stats(&self) -> Option<serde_json::Value> {
-        let c = self.side.counters();
-        Some(serde_json::json!({
-            "requests": c.requests,
-            "retries": c.retries,
-            "timeouts": c.timeouts,
-            "failures": c.failures,
-            "bytes": c.bytes,
-        }))
+        Some(self.side.summary())
+    }
+    fn job_scp(&self, job: JobId) -> Option<JobScp> {
+        Some(self.side.job_scp(job).unwrap_or_default())
     }
 }
 
@@ -108,7 +113,9 @@ fn micros_since(start: tokio::time::Instant) -> Instant {
     Instant(start.elapsed().as_micros() as u64)
 }
 
-/// Compresses a spec's time by `speed`: arrivals, runtimes, estimates, horizon and sampling.
+/// Compresses a spec's time by `speed`: arrivals, runtimes, estimates, keepalives and lapses,
+/// the delay before freed boards are reused, fault times, horizon and sampling. The hardware's
+/// own times (power-on, boot) are not the spec's to change.
 pub fn scaled(spec: &RunSpec, speed: f64) -> RunSpec {
     let mut s = spec.clone();
     if speed == 1.0 {
@@ -119,7 +126,13 @@ pub fn scaled(spec: &RunSpec, speed: f64) -> RunSpec {
         j.submit = Instant((j.submit.as_micros() as f64 / speed).round() as u64);
         j.runtime = f(j.runtime);
         j.estimate = j.estimate.map(f);
+        j.keepalive = j.keepalive.map(f);
         j.lapse_after = j.lapse_after.map(f);
+    }
+    s.service.seconds_before_free = f(s.service.seconds_before_free);
+    for fault in &mut s.faults {
+        fault.at = f(fault.at);
+        fault.duration = fault.duration.map(f);
     }
     s.horizon = f(s.horizon);
     s.sample_period = f(s.sample_period);
@@ -237,6 +250,11 @@ pub async fn run(
     let start = tokio::time::Instant::now();
     let mut buf = vec![0u8; 2048];
     let mut last_progress = Instant::ZERO;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    // Set once interrupted: the time by which the boards must be off.
+    let mut shutting_down: Option<tokio::time::Instant> = None;
+    let mut recv_errors = 0u64;
     loop {
         let now = micros_since(start);
         world.advance(now);
@@ -248,25 +266,55 @@ pub async fn run(
             progress(now);
             last_progress = now;
         }
-        if world.is_done() {
+        if world.is_done() || world.is_shut_down() {
+            break;
+        }
+        if shutting_down.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            eprintln!(
+                "sim: boards still powered after {} s; stopping anyway",
+                SHUTDOWN_GRACE.as_secs()
+            );
             break;
         }
         let wake = world
             .next_deadline()
             .map(|t| start + std::time::Duration::from_micros(t.0));
         let wake = wake.unwrap_or(start + std::time::Duration::from_secs(3600));
-        tokio::select! {
+        let wake = shutting_down.map_or(wake, |d| wake.min(d));
+        let interrupted = tokio::select! {
             r = sock.recv_from(&mut buf) => {
-                if let Ok((n, SocketAddr::V4(from))) = r {
-                    let payload = buf[..n].to_vec();
-                    world.with_hardware(micros_since(start), |hw, now| hw.deliver(now, from, &payload));
+                match r {
+                    Ok((n, SocketAddr::V4(from))) => {
+                        let payload = buf[..n].to_vec();
+                        world.with_hardware(micros_since(start), |hw, now| hw.deliver(now, from, &payload));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        // E.g. ICMP errors reported on the socket: the policy's timeouts deal
+                        // with the lost request; do not spin on a persistent error.
+                        recv_errors += 1;
+                        if recv_errors == 1 {
+                            eprintln!("sim: receive error on the host socket (continuing): {e}");
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
                 }
+                false
             }
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("sim: interrupted: writing what was recorded so far");
+            _ = tokio::time::sleep_until(wake) => false,
+            _ = sigint.recv() => true,
+            _ = sigterm.recv() => true,
+        };
+        if interrupted {
+            if shutting_down.is_some() {
+                eprintln!("sim: interrupted again: stopping at once (boards may stay powered)");
                 break;
             }
+            let n = world.shut_down(micros_since(start), INTERRUPTED);
+            eprintln!(
+                "sim: interrupted: destroying {n} job(s) and powering their boards off (interrupt again to stop at once)"
+            );
+            shutting_down = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
         }
     }
     let end = micros_since(start);

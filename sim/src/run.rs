@@ -318,8 +318,33 @@ impl Perf {
     }
 }
 
-/// Writes every output file into `dir` (replacing it): first into a sibling temporary
-/// directory, then renamed into place.
+/// Whether `dir` may be replaced by a new run's output: it does not exist, is empty, or holds
+/// an earlier run (its `summary.json` and `scenario.toml`). Anything else is refused, so that a
+/// mistyped `--out` never deletes an unrelated directory.
+pub fn check_replaceable(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let refuse = |why: &str| {
+        Err(std::io::Error::other(format!(
+            "refusing to replace {}: {why}; choose another --out or remove it yourself",
+            dir.display()
+        )))
+    };
+    if !dir.is_dir() {
+        return refuse("it is not a directory");
+    }
+    if std::fs::read_dir(dir)?.next().is_none() {
+        return Ok(());
+    }
+    if dir.join("summary.json").is_file() && dir.join("scenario.toml").is_file() {
+        return Ok(());
+    }
+    refuse("it exists and is not the output of an earlier run (no summary.json and scenario.toml)")
+}
+
+/// Writes a run's output files into `dir` (replacing an earlier run there; see
+/// [`check_replaceable`]) through a temporary directory renamed into place.
 pub fn write_outputs(
     dir: &Path,
     result: &RunResult,
@@ -332,6 +357,7 @@ pub fn write_outputs(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
+    check_replaceable(dir)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -350,6 +376,7 @@ pub fn write_outputs(
     std::fs::write(tmp.join("boards.csv"), outputs::boards_csv(result))?;
     if result.scp_samples.iter().any(Option::is_some) {
         std::fs::write(tmp.join("scp.csv"), outputs::scp_csv(result))?;
+        std::fs::write(tmp.join("scp_jobs.csv"), outputs::scp_jobs_csv(result))?;
     }
     std::fs::write(tmp.join("scenario.toml"), resolved_scenario)?;
     let mut pj = serde_json::to_string_pretty(perf).map_err(std::io::Error::other)?;

@@ -409,6 +409,7 @@ pub fn run_into(
     text.push('\n');
     std::fs::write(tmp.join("summary.json"), text)?;
     std::fs::write(tmp.join("scenario.toml"), sc.to_resolved_toml())?;
+    crate::run::check_replaceable(dir)?;
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }

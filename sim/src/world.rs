@@ -155,6 +155,8 @@ pub struct World<H: Hardware> {
     allocated: usize,
     powered: usize,
     running: usize,
+    /// Shutting down: no more arrivals, every job destroyed (real-time runs on Ctrl-C).
+    closing: bool,
 }
 
 impl<H: Hardware> std::fmt::Debug for World<H> {
@@ -187,6 +189,8 @@ pub struct RunResult {
     pub scp: Option<serde_json::Value>,
     /// SCP counters at each sample (packet-level hardware).
     pub scp_samples: Vec<Option<crate::hardware::ScpCounters>>,
+    /// Each record's SCP traffic (packet-level hardware; `None` for jobs the service refused).
+    pub job_scp: Vec<Option<crate::hardware::JobScp>>,
     /// Boards the health policy took out of service.
     pub retired_boards: Vec<(String, Board)>,
 }
@@ -249,6 +253,7 @@ impl<H: Hardware> World<H> {
             allocated: 0,
             powered: 0,
             running: 0,
+            closing: false,
         }
     }
 
@@ -334,6 +339,24 @@ impl<H: Hardware> World<H> {
         r
     }
 
+    /// Stops the run early: jobs yet to arrive never will, and every live job is destroyed with
+    /// `reason`, so the service powers its boards off. Drive the world on until
+    /// [`World::is_shut_down`].
+    pub fn shut_down(&mut self, now: Instant, reason: &str) -> usize {
+        self.closing = true;
+        let live: Vec<JobId> = self.service.list_jobs().iter().map(|j| j.job_id).collect();
+        for &job in &live {
+            let _ = self.service.destroy_job(now, job, Some(reason.to_string()));
+        }
+        self.pump(now);
+        live.len()
+    }
+
+    /// After [`World::shut_down`]: every job is over and every board off and released.
+    pub fn is_shut_down(&self) -> bool {
+        self.closing && self.open == 0 && self.allocated == 0 && self.powered == 0
+    }
+
     /// True when every job has arrived and finished and every board is back, or the stop time
     /// has passed.
     pub fn is_done(&self) -> bool {
@@ -345,6 +368,11 @@ impl<H: Hardware> World<H> {
     pub fn into_result(mut self, end: Instant) -> RunResult {
         self.close(end);
         let scp = self.hw.scp_stats();
+        let job_scp = self
+            .records
+            .iter()
+            .map(|r| r.service_id.and_then(|id| self.hw.job_scp(id)))
+            .collect();
         RunResult {
             jobs: self.jobs,
             records: self.records,
@@ -355,6 +383,7 @@ impl<H: Hardware> World<H> {
             events: self.q.handled(),
             scp,
             scp_samples: self.scp_samples,
+            job_scp,
             retired_boards: self.retired_boards,
         }
     }
@@ -393,6 +422,9 @@ impl<H: Hardware> World<H> {
 
     fn arrive(&mut self, now: Instant, i: usize) {
         self.arrived += 1;
+        if self.closing {
+            return;
+        }
         let j = &self.jobs[i];
         let new = NewJob {
             owner: j.owner.clone(),
@@ -542,7 +574,10 @@ impl<H: Hardware> World<H> {
                 self.hw.end_session(job);
                 let r = &mut self.records[i];
                 r.end = Some(now);
-                r.outcome = classify(&reason);
+                r.outcome = match classify(&reason) {
+                    Outcome::Unfinished if r.start.is_none() => Outcome::NeverStarted,
+                    o => o,
+                };
                 r.reason = reason;
             }
             ServiceEvent::BoardsReleased { job, machine, .. } => {
@@ -711,6 +746,8 @@ pub fn classify(reason: &str) -> Outcome {
         Outcome::Failed
     } else if reason == USER_DONE {
         Outcome::Completed
+    } else if bare == crate::realtime::INTERRUPTED {
+        Outcome::Unfinished
     } else if bare == spinnbed_core::service::TIMED_OUT {
         Outcome::TimedOut
     } else if bare.starts_with("Machine configuration failed") {

@@ -153,3 +153,49 @@ fn quick_report_summary_tables() {
         );
     }
 }
+
+/// Packet level: every SCP request, resend, timeout, failure and byte of user data is
+/// attributed to exactly one job (`scp_jobs.csv` adds up to `summary.json`'s totals).
+#[test]
+fn per_job_scp_statistics_add_up_to_the_run_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("packet-quick");
+    run_into("packet-quick", &out);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let scp = &summary["scp"];
+    let text = std::fs::read_to_string(out.join("scp_jobs.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "requests",
+            "retries",
+            "timeouts",
+            "failures",
+            "bytes",
+            "data_bytes",
+            "transfer_s",
+            "goodput_mbps"
+        ]
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|f| f.parse().unwrap()).collect())
+        .collect();
+    let jobs = std::fs::read_to_string(out.join("jobs.csv")).unwrap().lines().count() - 1;
+    assert_eq!(rows.len(), jobs, "one row per job");
+    let sum = |col: usize| rows.iter().map(|r| r[col]).sum::<f64>() as u64;
+    assert!(scp["requests"].as_u64().unwrap() > 10_000, "{scp}");
+    assert_eq!(sum(1), scp["requests"].as_u64().unwrap(), "requests");
+    assert_eq!(sum(2), scp["retries"].as_u64().unwrap(), "retries");
+    assert_eq!(sum(3), scp["timeouts"].as_u64().unwrap(), "timeouts");
+    assert_eq!(sum(4), scp["failures"].as_u64().unwrap(), "failures");
+    assert_eq!(sum(6), scp["bytes"].as_u64().unwrap(), "user data bytes");
+    // A job that moved data has a goodput consistent with its bytes and transfer time.
+    let r = rows.iter().find(|r| r[6] > 0.0).expect("a job moved data");
+    assert!((r[8] - r[6] * 8.0 / r[7] / 1e6).abs() < 0.01 * r[8] + 0.01, "{r:?}");
+    let goodput = scp["goodput_mbps"].as_f64().unwrap();
+    assert!(goodput > 0.0, "{scp}");
+}

@@ -77,7 +77,7 @@ impl Chart for Scp<'_> {
                     None => format!("– {word}s"),
                 };
                 format!(
-                    "{} · {} · {} · {} · goodput {} Mbit/s",
+                    "{} · {} · {} · {} · goodput while transferring {} Mbit/s",
                     n(s.requests, "request"),
                     n(s.retries, "retry").replace("retrys", "retries"),
                     n(s.timeouts, "timeout"),
@@ -89,7 +89,10 @@ impl Chart for Scp<'_> {
         };
         let area = header(root, &format!("SCP traffic — {}", self.run.name()), &sub)?;
         let mut items = vec![
-            (Key::Line(OI_BLUE), "goodput".to_string()),
+            (
+                Key::Line(OI_BLUE),
+                "user data moved (mean over each sample period)".to_string(),
+            ),
             (Key::Line(OI_ORANGE), "retries (resends)".to_string()),
             (Key::Line(OI_PURPLE), "timeouts".to_string()),
             (Key::Line(OI_BLACK), "failed requests".to_string()),
@@ -110,7 +113,7 @@ impl Chart for Scp<'_> {
             &axis,
             x_end,
             &[(t(|r| r.goodput_mbps), SeriesStyle::line(OI_BLUE))],
-            "goodput (Mbit/s)",
+            "user data (Mbit/s)",
             false,
         )?;
         let lines = [
@@ -144,7 +147,7 @@ impl Chart for ScpCompare<'_> {
             })
             .collect::<Vec<_>>()
             .join("  ·  ");
-        let area = header(root, "SCP traffic", &format!("goodput  {sub}"))?;
+        let area = header(root, "SCP traffic", &format!("goodput while transferring:  {sub}"))?;
         let items: Vec<(Key, String)> = self
             .runs
             .iter()
@@ -187,7 +190,7 @@ impl Chart for ScpCompare<'_> {
             &axis,
             x_end,
             &series(|r| r.goodput_mbps),
-            "goodput (Mbit/s)",
+            "user data (Mbit/s)",
             false,
         )?;
         panel(&middle, &axis, x_end, &series(|r| r.retries), "retries / period", false)?;

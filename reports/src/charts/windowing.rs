@@ -1,7 +1,9 @@
 //! `windowing.{png,svg}`: the SCP windowing study — goodput against packet loss, one line per
 //! (policy, round-trip time), with the analytic bound for each round-trip time dashed in the same
 //! colour. Colour tells the round-trip time, the marker tells the policy; one panel per operation.
-//! When goodput spans more than a factor of 20 the goodput axis is logarithmic.
+//! The loss levels are evenly spaced (0, 0.1 %, 1 %, 5 %, 10 % would crowd the first two
+//! together on a linear axis and cannot sit on a log axis). When goodput spans more than a
+//! factor of 20 the goodput axis is logarithmic.
 
 use std::collections::BTreeMap;
 
@@ -58,9 +60,12 @@ impl Chart for Windowing<'_> {
         let rtt_index = |v: f64| rtts.keys().position(|k| *k == key(v)).unwrap_or(0);
         // Loss given as a probability (all ≤ 1) is shown in percent.
         let as_pct = rows.iter().all(|r| r.loss <= 1.0);
-        let loss = |r: &WindowingRow| if as_pct { 100.0 * r.loss } else { r.loss };
-        let x_max = rows.iter().map(loss).fold(0.0, f64::max);
-        let x_end = if x_max > 0.0 { x_max * 1.04 } else { 1.0 };
+        let shown = |r: &WindowingRow| if as_pct { 100.0 * r.loss } else { r.loss };
+        let levels: BTreeMap<i64, f64> = rows.iter().map(|r| (key(shown(r)), shown(r))).collect();
+        let level_values: Vec<f64> = levels.values().copied().collect();
+        // A row's position on the x axis: the index of its loss level.
+        let loss = |r: &WindowingRow| levels.keys().position(|k| *k == key(shown(r))).unwrap_or(0) as f64;
+        let x_end = (levels.len().max(1) - 1) as f64 + 0.35;
         let values = || rows.iter().flat_map(|r| [Some(r.goodput_mbps), r.bound_mbps]).flatten();
         let y_max = values().fold(0.0, f64::max);
         // Failed transfers (goodput 0) are drawn on the floor of a log axis.
@@ -140,7 +145,7 @@ impl Chart for Windowing<'_> {
             if ops.len() > 1 || !op.is_empty() {
                 b.caption(format!("op: {op}"), bold(LEGEND_PX));
             }
-            let x_range = -0.02 * x_end..x_end;
+            let x_range = -0.35..x_end;
             if log {
                 let lo = 10f64.powf((y_min * 0.8).log10().floor());
                 let hi = y_max * 1.3;
@@ -167,13 +172,19 @@ impl Chart for Windowing<'_> {
                 fill_panel(
                     &mut chart,
                     &floored,
-                    as_pct,
+                    (as_pct, &level_values),
                     "goodput (Mbit/s, log scale)",
                     here.is_empty(),
                 )?;
             } else {
                 let mut chart = b.build_cartesian_2d(x_range, 0.0..y_end(y_max)).ok_draw()?;
-                fill_panel(&mut chart, &data, as_pct, "goodput (Mbit/s)", here.is_empty())?;
+                fill_panel(
+                    &mut chart,
+                    &data,
+                    (as_pct, &level_values),
+                    "goodput (Mbit/s)",
+                    here.is_empty(),
+                )?;
             }
         }
         Ok(())
@@ -183,19 +194,31 @@ impl Chart for Windowing<'_> {
 fn fill_panel<DB: DrawingBackend, Y: Ranged<ValueType = f64> + ValueFormatter<f64>>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
     data: &PanelData,
-    as_pct: bool,
+    (as_pct, levels): (bool, &[f64]),
     y_desc: &str,
     empty: bool,
 ) -> Result<()> {
+    // Ticks at the loss levels only, labelled with their values.
+    let level_label = |v: &f64| {
+        let i = v.round();
+        if (v - i).abs() > 1e-6 || i < 0.0 {
+            return String::new();
+        }
+        levels.get(i as usize).map(|l| format::tick(*l)).unwrap_or_default()
+    };
     chart
         .configure_mesh()
         .bold_line_style(GRID)
         .light_line_style(TRANSPARENT)
-        .x_labels(8)
+        .x_labels(levels.len().max(2))
         .y_labels(10)
-        .x_label_formatter(&|v| if *v >= -1e-9 { format::tick(*v) } else { String::new() })
+        .x_label_formatter(&level_label)
         .y_label_formatter(&|v| format::tick_sig(*v))
-        .x_desc(if as_pct { "packet loss (%)" } else { "packet loss" })
+        .x_desc(if as_pct {
+            "packet loss (%, levels evenly spaced)"
+        } else {
+            "packet loss (levels evenly spaced)"
+        })
         .y_desc(y_desc)
         .label_style(text(TICK_PX))
         .axis_desc_style(text(AXIS_DESC_PX))

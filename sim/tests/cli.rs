@@ -1,0 +1,229 @@
+//! The `sim` command line as a user meets it: exit codes, error messages that name what is
+//! wrong and where, output directories that are never clobbered, and `sim emulate` stopping
+//! cleanly on SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn sim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let Output { status, stdout, stderr } = cmd.output().expect("run sim");
+    (
+        status.code(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+const TINY: &str = r#"
+[run]
+name = "tiny"
+seed = 3
+horizon = "1h"
+
+[[machine]]
+name = "m"
+width = 1
+height = 1
+
+[machine.ip]
+base = "127.7.0.0"
+
+[workload]
+source = "synthetic"
+jobs = 5
+
+[[workload.class]]
+name = "1 board"
+weight = 1
+kind = "board"
+duration = "5m"
+"#;
+
+#[test]
+fn a_missing_or_malformed_scenario_exits_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(sim().args(["run", "no-such.toml"]).current_dir(dir.path()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no-such.toml"), "{err}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, TINY.replace("seed = 3", "seed = 3\nsede = 4")).unwrap();
+    let (code, _, err) = run(sim().arg("check").arg(&bad));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("line 5") && err.contains("sede"),
+        "{err}"
+    );
+
+    let good = dir.path().join("tiny.toml");
+    std::fs::write(&good, TINY).unwrap();
+    let (code, out, err) = run(sim().arg("check").arg(&good));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn an_output_directory_that_is_not_a_run_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("tiny.toml");
+    std::fs::write(&sc, TINY).unwrap();
+    let precious = dir.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("notes.txt"), "keep me").unwrap();
+    let (code, _, err) = run(sim().arg("run").arg(&sc).arg("--out").arg(&precious).arg("-q"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("refusing to replace"), "{err}");
+    assert_eq!(std::fs::read_to_string(precious.join("notes.txt")).unwrap(), "keep me");
+
+    // An earlier run's directory is replaced.
+    let out = dir.path().join("run");
+    for _ in 0..2 {
+        let (code, _, err) = run(sim()
+            .arg("run")
+            .arg(&sc)
+            .arg("--out")
+            .arg(&out)
+            .args(["-q", "--no-report"]));
+        assert_eq!(code, Some(0), "{err}");
+    }
+    assert!(out.join("summary.json").is_file());
+}
+
+#[test]
+fn hardware_run_without_a_machine_exits_2_naming_the_bmp() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("tiny.toml");
+    std::fs::write(&sc, TINY.replace("127.7.0.0", "127.8.0.0")).unwrap();
+    let (code, _, err) = run(sim()
+        .arg("run")
+        .arg("--hardware")
+        .arg(&sc)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("-q"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("cannot reach the machine's BMPs") && err.contains("BMP 127.8.0.0"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("out").exists(),
+        "no output directory for a run that never started"
+    );
+}
+
+#[test]
+fn emulate_signals_ready_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let child = sim()
+        .arg("emulate")
+        .arg(repo().join("scenarios/hardware-quick.toml"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ready.exists(), "no ready file");
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("13 sockets bound") && err.contains("stopped"), "{err}");
+}
+
+/// Ctrl-C during `sim run --hardware`: live jobs are destroyed, their boards powered off, and
+/// the outputs written.
+#[test]
+fn an_interrupted_hardware_run_powers_its_boards_off_and_writes_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/hardware-quick.toml")).unwrap();
+    let sc = dir.path().join("hq.toml");
+    std::fs::write(&sc, text.replace("127.4.0.0", "127.10.0.0")).unwrap();
+    std::fs::create_dir(dir.path().join("traces")).unwrap();
+    std::fs::copy(
+        repo().join("scenarios/traces/hardware-quick.csv"),
+        dir.path().join("traces/hardware-quick.csv"),
+    )
+    .unwrap();
+    let ready = dir.path().join("ready");
+    let emu = sim()
+        .arg("emulate")
+        .arg(&sc)
+        .arg("--ready-file")
+        .arg(&ready)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = dir.path().join("out");
+    let run = sim()
+        .args(["run", "--hardware", "-q"])
+        .arg(&sc)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Job 2 (4 boards) is allocated at 6 s and runs for 0.5 s after its boot: interrupt at 7 s,
+    // while it holds its boards.
+    std::thread::sleep(Duration::from_millis(7000));
+    assert!(
+        Command::new("kill")
+            .arg("-INT")
+            .arg(run.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = run.wait_with_output().unwrap();
+    let run_err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{run_err}");
+    assert!(run_err.contains("interrupted: destroying"), "{run_err}");
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(emu.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let emu = emu.wait_with_output().unwrap();
+    let emu_err = String::from_utf8_lossy(&emu.stderr);
+    let on = emu_err.matches(": power on").count();
+    let off = emu_err.matches(": power off").count();
+    assert!(
+        on > 0 && on == off,
+        "every board powered on was powered off again:\n{emu_err}"
+    );
+    let jobs = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    let outcomes: Vec<&str> = jobs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').rev().nth(1).unwrap_or(""))
+        .collect();
+    assert!(jobs.contains("Interrupted: sim run --hardware was stopped"), "{jobs}");
+    assert!(outcomes.contains(&"never_started"), "{jobs}");
+    assert!(out.join("summary.json").is_file() && out.join("scp_jobs.csv").is_file());
+}
