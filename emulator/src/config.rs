@@ -49,6 +49,31 @@ pub struct Config {
     pub memory_limit: usize,
     /// EIEIO live-output streaming of running applications.
     pub eieio: EieioConfig,
+    /// Power and boot times of particular machines, by name, in place of `power_on`,
+    /// `power_off` and `boot` (default: none).
+    pub machine_timing: std::collections::BTreeMap<String, MachineTiming>,
+}
+
+/// The power and boot times of one machine's boards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineTiming {
+    /// As [`Config::power_on`].
+    pub power_on: Duration,
+    /// As [`Config::power_off`].
+    pub power_off: Duration,
+    /// As [`Config::boot`].
+    pub boot: Duration,
+}
+
+impl Config {
+    /// The power and boot times of machine `name`.
+    pub fn timing_of(&self, name: &str) -> MachineTiming {
+        self.machine_timing.get(name).copied().unwrap_or(MachineTiming {
+            power_on: self.power_on,
+            power_off: self.power_off,
+            boot: self.boot,
+        })
+    }
 }
 
 /// How a booted board with a running application streams EIEIO data to the host.
@@ -91,6 +116,7 @@ impl Default for Config {
             sdram_heap_end: 0x6780_0000,
             memory_limit: 1 << 30,
             eieio: EieioConfig::default(),
+            machine_timing: std::collections::BTreeMap::new(),
         }
     }
 }

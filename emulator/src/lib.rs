@@ -51,7 +51,7 @@ mod scamp;
 pub mod stats;
 mod topology;
 
-pub use config::{Config, EieioConfig};
+pub use config::{Config, EieioConfig, MachineTiming};
 pub use stats::Stats;
 
 use board::{BoardSlot, BootPhase, Phase, Runtime, local_index};
@@ -281,6 +281,7 @@ impl Emulator {
                 boards: Vec::new(),
                 bmps: Vec::new(),
                 sets: BTreeMap::new(),
+                timing: config.timing_of(machine.name()),
             };
             let n = usize::from(machine.width()) * usize::from(machine.height()) * 3;
             state.boards = (0..n).map(|_| None).collect();
@@ -679,7 +680,7 @@ impl Emulator {
 
     /// Switches a board on or off (a power command's step for that board).
     fn power_switch(&mut self, t: Instant, m: usize, b: usize, generation: u32, on: bool) {
-        let power_on = self.cfg.power_on;
+        let power_on = self.machines[m].timing.power_on;
         let Some(s) = self.machines[m].slot(b) else {
             return;
         };
@@ -725,7 +726,8 @@ impl Emulator {
             s.power_gen = s.power_gen.wrapping_add(1);
             let generation = s.power_gen;
             let at = now + Duration::from_millis(u64::from(delay_ms) * u64::from(n));
-            let finished = at + if on { self.cfg.power_on } else { self.cfg.power_off };
+            let t = self.machines[m].timing;
+            let finished = at + if on { t.power_on } else { t.power_off };
             done = done.max(finished);
             if at <= now {
                 self.power_switch(now, m, b, generation, on);
@@ -791,7 +793,7 @@ impl Emulator {
             .collect();
         let id = self.next_set;
         self.next_set = self.next_set.wrapping_add(1);
-        let until = now + self.cfg.boot;
+        let until = now + self.machines[m].timing.boot;
         let tto = self.cfg.tag_timeout_code;
         let ms = &mut self.machines[m];
         for (&i, &eth) in members.iter().zip(&eths) {

@@ -56,6 +56,8 @@ pub(crate) struct MachineState {
     pub boards: Vec<Option<BoardSlot>>,
     pub bmps: Vec<Bmp>,
     pub sets: BTreeMap<u32, BootedSet>,
+    /// This machine's power and boot times.
+    pub timing: crate::config::MachineTiming,
 }
 
 impl MachineState {

@@ -301,3 +301,33 @@ fn led_reset_errors_and_silence() {
     assert_eq!(rc_of(&rig.request_one(scp(BMP), reset).payload), ReturnCode::Ok);
     assert_eq!(rig.emu.board_state("m", board_no(0)), BoardState::Unbooted);
 }
+
+#[test]
+fn machines_keep_their_own_power_times() {
+    // Machine "slow" (BMP 127.2.0.0) takes 9 s to power on; "m" keeps the default 5 s.
+    use spinnbed_core::geometry::{Addressing, IpScheme, MachineSpec};
+    let mut slow = MachineSpec::new("slow", 1, 1);
+    slow.addressing = Addressing::Scheme(IpScheme::standard(Ipv4Addr::new(127, 2, 0, 0)));
+    let mut config = spinnbed_emulator::Config::default();
+    let t = spinnbed_emulator::MachineTiming {
+        power_on: Duration::from_secs(9),
+        ..config.timing_of("slow")
+    };
+    config.machine_timing.insert("slow".into(), t);
+    let mut rig = Rig::with_config(
+        vec![machine("m", 2, 2), spinnbed_core::geometry::Machine::new(slow).unwrap()],
+        config,
+    );
+    let req = hex("000087ff00ff0000000039000100010000000700000000000000");
+    let slow_bmp = std::net::SocketAddrV4::new(Ipv4Addr::new(127, 2, 0, 0), 17893);
+    assert!(rig.send(scp(BMP), req.clone()).is_empty());
+    assert!(rig.send(slow_bmp, req.clone()).is_empty());
+    let out = rig.advance(Duration::from_secs(5));
+    assert_eq!(out.iter().map(|d| *d.src.ip()).collect::<Vec<_>>(), vec![BMP]);
+    assert!(rig.advance(Duration::from_millis(3_999)).is_empty());
+    let out = rig.advance(Duration::from_millis(1));
+    assert_eq!(
+        out.iter().map(|d| *d.src.ip()).collect::<Vec<_>>(),
+        vec![Ipv4Addr::new(127, 2, 0, 0)]
+    );
+}

@@ -30,15 +30,23 @@ pub struct EmulateOptions {
     pub quiet: bool,
     /// Stops serving when notified (for embedding: tests, other drivers).
     pub stop: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// EIEIO datagrams per second a streaming board sends (default: the emulator's 10; 0 turns
+    /// streaming off).
+    pub eieio_rate: Option<u32>,
+    /// 32-bit keys per streamed EIEIO datagram (1–63; default 63).
+    pub eieio_keys: Option<u8>,
 }
 
-/// The emulator settings a scenario implies (timings of its first machine).
+/// The emulator settings a scenario implies: each machine's power and boot times.
 pub fn emulator_config(sc: &Scenario) -> spinnbed_emulator::Config {
     let mut c = spinnbed_emulator::Config::default();
-    if let Some(m) = sc.machines.first() {
-        c.power_on = m.timing.power_on;
-        c.power_off = m.timing.power_off;
-        c.boot = m.timing.boot;
+    for m in &sc.machines {
+        let t = spinnbed_emulator::MachineTiming {
+            power_on: m.timing.power_on,
+            power_off: m.timing.power_off,
+            boot: m.timing.boot,
+        };
+        c.machine_timing.insert(m.machine.name().to_string(), t);
     }
     c
 }
@@ -51,7 +59,14 @@ fn now_since(start: tokio::time::Instant) -> Instant {
 /// Serves the scenario's machines until stopped.
 pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spinnbed_emulator::Stats> {
     let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
-    let mut emu = Emulator::new(&machines, emulator_config(sc));
+    let mut config = emulator_config(sc);
+    if let Some(rate) = opts.eieio_rate {
+        config.eieio.rate = rate;
+    }
+    if let Some(keys) = opts.eieio_keys {
+        config.eieio.keys_per_packet = keys.clamp(1, 63);
+    }
+    let mut emu = Emulator::new(&machines, config);
     let endpoints = emu.endpoints();
     check_loopback(&endpoints, opts.allow_non_loopback)?;
     let (socks, mut rx) = SocketSet::bind(&endpoints).await?;

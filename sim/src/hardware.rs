@@ -119,7 +119,12 @@ pub enum SessionEvent {
     /// Results read back: the user destroys the job.
     Finished,
     /// The user gives up (boot or transfer failure, after retries).
-    Failed(String),
+    Failed {
+        /// What went wrong.
+        why: String,
+        /// The board that did not answer (the one the user booted and talked to), if known.
+        board: Option<spinnbed_core::geometry::Board>,
+    },
 }
 
 /// Carries out BMP batches in simulated time.

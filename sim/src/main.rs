@@ -74,6 +74,13 @@ enum Command {
         /// No log lines.
         #[arg(long, short)]
         quiet: bool,
+        /// EIEIO datagrams per second each board running an application streams to its IP tag
+        /// (0: no streaming).
+        #[arg(long, default_value_t = 10)]
+        eieio_rate: u32,
+        /// 32-bit keys per streamed EIEIO datagram.
+        #[arg(long, default_value_t = 63, value_parser = clap::value_parser!(u8).range(1..=63))]
+        eieio_keys: u8,
     },
     /// Load `sim emulate` (or real hardware) with SCP requests across every board and report
     /// the reply rate: powers the boards on, boots them, then keeps requests outstanding.
@@ -213,6 +220,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ready_file,
             duration,
             quiet,
+            eieio_rate,
+            eieio_keys,
         } => {
             let sc = spinnbed_sim::scenario::load(&scenario)?;
             let opts = spinnbed_sim::emulate::EmulateOptions {
@@ -222,6 +231,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 duration: duration.map(std::time::Duration::from_secs_f64),
                 quiet,
                 stop: None,
+                eieio_rate: Some(eieio_rate),
+                eieio_keys: Some(eieio_keys),
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -471,8 +482,12 @@ fn print_summary(s: &spinnbed_sim::outputs::Summary, perf: &spinnbed_sim::run::P
         );
         return;
     }
+    let packets = perf
+        .datagrams_per_s
+        .map(|d| format!(", {d:.0} datagrams/s"))
+        .unwrap_or_default();
     println!(
-        "  simulated {:.2} days in {:.2} s ({:.0} events/s, {:.1} days/s)  ->  {}",
+        "  simulated {:.2} days in {:.2} s ({:.0} events/s{packets}, {:.1} days/s)  ->  {}",
         perf.simulated_s / 86400.0,
         perf.wall_s,
         perf.events_per_s,

@@ -1,18 +1,23 @@
 //! The simulated network between the host and the machine, seeded.
 //!
-//! Every datagram gets a one-way latency drawn from the scenario's distribution, is lost with the
-//! independent loss probability or by the path's Gilbert–Elliott burst state, may be duplicated,
-//! may be reordered (held back by an extra delay), and is serialised on the Ethernet link of the
-//! machine-side endpoint (board or BMP) at the configured bandwidth. Scheduled loss bursts raise
-//! the loss of every path for a while. One random stream per purpose ("latency", "loss",
-//! "duplicate", "reorder") keeps the draws of one effect from shifting another's.
+//! A *path* joins the host to one machine-side endpoint (a board's or a BMP's address); its
+//! settings are `[network]` with the `[[network.path]]` entries that cover the endpoint applied
+//! on top. Every datagram gets a one-way latency drawn from its path's distribution, is lost with
+//! the path's independent loss probability or by the path's Gilbert–Elliott burst state (one per
+//! direction), may be duplicated, may be reordered (held back by an extra delay), and is
+//! serialised on the endpoint's Ethernet link at the path's bandwidth. Scheduled loss bursts raise
+//! the loss of every path for a while.
+//!
+//! Every path has its own random stream per purpose ("latency", "loss", "duplicate", "reorder",
+//! each keyed by the endpoint's address), so traffic on one path, or a change to one effect,
+//! never shifts the draws of another.
 
 use crate::engine::stream;
 use crate::scenario::{BurstLoss, NetworkConfig};
 use rand_chacha::ChaCha8Rng;
 use spinnbed_core::time::{Duration, Instant};
 use std::collections::{BTreeMap, BinaryHeap};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 pub use spinnbed_emulator::Datagram;
 
@@ -56,20 +61,52 @@ impl Ord for InFlight {
     }
 }
 
-/// The network: datagrams in, datagrams out later (or never).
-pub struct Network {
-    cfg: NetworkConfig,
+/// The state of one path: its settings, its random streams, and per direction (index 1: towards
+/// the machine) the burst state and when the endpoint's link is next free.
+struct Path {
+    cfg: usize,
     latency: ChaCha8Rng,
     loss: ChaCha8Rng,
     duplicate: ChaCha8Rng,
     reorder: ChaCha8Rng,
-    /// Gilbert–Elliott state per directed path: true = bad.
-    burst_state: BTreeMap<(SocketAddrV4, SocketAddrV4), bool>,
-    /// When each machine-side link is next free, per direction (true = towards the machine).
-    link_free: BTreeMap<(Ipv4Addr, bool), Instant>,
+    bad: [bool; 2],
+    free: [Instant; 2],
+}
+
+impl Path {
+    fn new(seed: u64, cfg: usize, key: &str) -> Path {
+        let s = |purpose: &str| {
+            if key.is_empty() {
+                stream(seed, purpose)
+            } else {
+                stream(seed, &format!("{purpose}/{key}"))
+            }
+        };
+        Path {
+            cfg,
+            latency: s("latency"),
+            loss: s("loss"),
+            duplicate: s("duplicate"),
+            reorder: s("reorder"),
+            bad: [false; 2],
+            free: [Instant::ZERO; 2],
+        }
+    }
+}
+
+/// The network: datagrams in, datagrams out later (or never).
+pub struct Network {
+    seed: u64,
+    /// Distinct path settings; 0 is `[network]` itself.
+    cfgs: Vec<NetworkConfig>,
+    /// Machine-side endpoints and the settings of their paths.
+    endpoints: BTreeMap<Ipv4Addr, usize>,
+    /// Path state, made on a path's first datagram.
+    paths: BTreeMap<Ipv4Addr, Path>,
+    /// Traffic between two addresses neither of which is on the machine side.
+    other: Path,
     /// Extra loss until a time (scheduled loss bursts).
     extra_loss: Option<(Instant, f64)>,
-    machine_side: std::collections::BTreeSet<Ipv4Addr>,
     in_flight: BinaryHeap<InFlight>,
     seq: u64,
     stats: NetStats,
@@ -78,6 +115,7 @@ pub struct Network {
 impl std::fmt::Debug for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Network")
+            .field("paths", &self.cfgs.len())
             .field("in_flight", &self.in_flight.len())
             .field("stats", &self.stats)
             .finish()
@@ -86,18 +124,35 @@ impl std::fmt::Debug for Network {
 
 impl Network {
     /// A network with the scenario's settings; `machine_side` are the board and BMP addresses
-    /// (their links are the bandwidth-limited ones).
+    /// (one path each; their links are the bandwidth-limited ones).
     pub fn new(cfg: NetworkConfig, seed: u64, machine_side: impl IntoIterator<Item = Ipv4Addr>) -> Network {
+        let base = NetworkConfig {
+            paths: Vec::new(),
+            ..cfg.clone()
+        };
+        let mut cfgs = vec![base];
+        let mut endpoints = BTreeMap::new();
+        for ip in machine_side {
+            let mut i = 0;
+            if cfg.paths.iter().any(|p| p.endpoints.contains(&ip)) {
+                let c = cfg.for_endpoint(ip);
+                i = match cfgs.iter().position(|x| *x == c) {
+                    Some(i) => i,
+                    None => {
+                        cfgs.push(c);
+                        cfgs.len() - 1
+                    }
+                };
+            }
+            endpoints.insert(ip, i);
+        }
         Network {
-            cfg,
-            latency: stream(seed, "latency"),
-            loss: stream(seed, "loss"),
-            duplicate: stream(seed, "duplicate"),
-            reorder: stream(seed, "reorder"),
-            burst_state: BTreeMap::new(),
-            link_free: BTreeMap::new(),
+            seed,
+            cfgs,
+            endpoints,
+            paths: BTreeMap::new(),
+            other: Path::new(seed, 0, ""),
             extra_loss: None,
-            machine_side: machine_side.into_iter().collect(),
             in_flight: BinaryHeap::new(),
             seq: 0,
             stats: NetStats::default(),
@@ -118,72 +173,80 @@ impl Network {
         crate::scenario::dist::unit(rng)
     }
 
-    fn lost(&mut self, now: Instant, src: SocketAddrV4, dst: SocketAddrV4) -> bool {
-        let mut p = self.cfg.loss;
-        if let Some((until, extra)) = self.extra_loss {
-            if now < until {
-                p = 1.0 - (1.0 - p) * (1.0 - extra);
-            } else {
-                self.extra_loss = None;
-            }
-        }
-        if let Some(BurstLoss { p_enter, p_leave, loss }) = self.cfg.burst {
-            let bad = self.burst_state.entry((src, dst)).or_insert(false);
-            let u = Self::unit(&mut self.loss);
-            *bad = if *bad { u >= p_leave } else { u < p_enter };
-            if *bad {
-                p = 1.0 - (1.0 - p) * (1.0 - loss);
-            }
-        }
-        p > 0.0 && Self::unit(&mut self.loss) < p
-    }
-
-    /// Serialisation delay of `bytes` on a machine-side link.
-    fn wire_time(&self, bytes: usize) -> Duration {
-        if self.cfg.bandwidth_mbps <= 0.0 {
+    /// Serialisation delay of `bytes` at `bandwidth_mbps`.
+    fn wire_time(bandwidth_mbps: f64, bytes: usize) -> Duration {
+        if bandwidth_mbps <= 0.0 {
             return Duration::ZERO;
         }
         // UDP/IP/Ethernet overhead: 8 + 20 + 38 bytes per frame.
         let bits = (bytes + 66) as f64 * 8.0;
-        Duration::from_secs_f64(bits / (self.cfg.bandwidth_mbps * 1e6))
+        Duration::from_secs_f64(bits / (bandwidth_mbps * 1e6))
     }
 
     /// Hands a datagram to the network at `now`.
     pub fn send(&mut self, now: Instant, d: Datagram) {
         self.stats.sent += 1;
-        if self.lost(now, d.src, d.dst) {
+        let mut extra = 0.0;
+        if let Some((until, e)) = self.extra_loss {
+            if now < until {
+                extra = e;
+            } else {
+                self.extra_loss = None;
+            }
+        }
+        // The path: the machine-side endpoint, whose link serialises the datagram.
+        let (endpoint, towards) = if self.endpoints.contains_key(d.dst.ip()) {
+            (Some(*d.dst.ip()), 1)
+        } else if self.endpoints.contains_key(d.src.ip()) {
+            (Some(*d.src.ip()), 0)
+        } else {
+            (None, 0)
+        };
+        let seed = self.seed;
+        let path = match endpoint {
+            Some(ip) => {
+                let cfg = self.endpoints[&ip];
+                self.paths
+                    .entry(ip)
+                    .or_insert_with(|| Path::new(seed, cfg, &ip.to_string()))
+            }
+            None => &mut self.other,
+        };
+        let cfg = &self.cfgs[path.cfg];
+        // Loss: independent, the path's burst state, and any scheduled burst.
+        let mut p = 1.0 - (1.0 - cfg.loss) * (1.0 - extra);
+        if let Some(BurstLoss { p_enter, p_leave, loss }) = cfg.burst {
+            let u = Self::unit(&mut path.loss);
+            let bad = &mut path.bad[towards];
+            *bad = if *bad { u >= p_leave } else { u < p_enter };
+            if *bad {
+                p = 1.0 - (1.0 - p) * (1.0 - loss);
+            }
+        }
+        if p > 0.0 && Self::unit(&mut path.loss) < p {
             self.stats.lost += 1;
             return;
         }
-        let copies = if self.cfg.duplicate > 0.0 && Self::unit(&mut self.duplicate) < self.cfg.duplicate {
+        let copies = if cfg.duplicate > 0.0 && Self::unit(&mut path.duplicate) < cfg.duplicate {
             2
         } else {
             1
         };
         self.stats.duplicated += copies - 1;
-        // The machine-side endpoint's link serialises the datagram.
-        let (link, towards_machine) = if self.machine_side.contains(d.dst.ip()) {
-            (Some(*d.dst.ip()), true)
-        } else if self.machine_side.contains(d.src.ip()) {
-            (Some(*d.src.ip()), false)
-        } else {
-            (None, false)
-        };
-        let wire = self.wire_time(d.payload.len());
-        for c in 0..copies {
+        let wire = Self::wire_time(cfg.bandwidth_mbps, d.payload.len());
+        for _ in 0..copies {
             let mut start = now;
-            if let Some(ip) = link {
-                let free = self.link_free.entry((ip, towards_machine)).or_insert(Instant::ZERO);
+            if endpoint.is_some() {
+                let free = &mut path.free[towards];
                 start = start.max(*free) + wire;
                 *free = start;
             }
-            let mut at = start + self.cfg.latency.sample(&mut self.latency);
-            if self.cfg.reorder > 0.0 && Self::unit(&mut self.reorder) < self.cfg.reorder {
+            let mut at = start + cfg.latency.sample(&mut path.latency);
+            if cfg.reorder > 0.0 && Self::unit(&mut path.reorder) < cfg.reorder {
                 // Held back by up to one more latency draw: later datagrams may overtake it.
                 self.stats.reordered += 1;
-                at += self.cfg.latency.sample(&mut self.reorder);
+                at += cfg.latency.sample(&mut path.reorder);
             }
-            let _ = c;
             self.in_flight.push(InFlight {
                 at,
                 seq: self.seq,
@@ -220,6 +283,8 @@ impl Network {
 mod tests {
     use super::*;
     use crate::scenario::dist::Dist;
+    use crate::scenario::{PathConfig, PathSettings, PathTo};
+    use std::net::SocketAddrV4;
 
     fn addr(a: u8, port: u16) -> SocketAddrV4 {
         SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, a), port)
@@ -323,5 +388,72 @@ mod tests {
         net.send(Instant(150), dg(2));
         assert_eq!(net.stats().lost, 1);
         assert_eq!(net.poll_deliver(Instant::MAX).unwrap().payload[0], 2);
+    }
+
+    fn to(a: u8, n: u8) -> Datagram {
+        Datagram {
+            src: addr(1, 5000),
+            dst: addr(a, 17893),
+            payload: vec![n; 26],
+        }
+    }
+
+    /// Arrival delays of `n` datagrams sent to 127.0.0.`a`, one every millisecond, with traffic
+    /// to 127.0.0.3 interleaved when `busy`.
+    fn delays(net: &mut Network, a: u8, n: u64, busy: bool) -> Vec<u64> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let t = Instant(i * 1000);
+            net.send(t, to(a, 1));
+            if busy {
+                net.send(t, to(3, 2));
+            }
+            while let Some(at) = net.poll_timeout() {
+                let d = net.poll_deliver(at).unwrap();
+                if d.dst.ip() == &Ipv4Addr::new(127, 0, 0, a) {
+                    out.push(at.0 - t.0);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn paths_have_their_own_settings_and_random_streams() {
+        let ips = [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+        let mut c = NetworkConfig {
+            latency: Dist::uniform(Duration(100), Duration(200)),
+            bandwidth_mbps: 1000.0,
+            ..NetworkConfig::default()
+        };
+        let quiet = Network::new(c.clone(), 5, ips);
+        // Path .3 is slow and lossy.
+        c.paths.push(PathConfig {
+            machine: None,
+            to: PathTo::All,
+            frames: Vec::new(),
+            boards: Vec::new(),
+            set: PathSettings {
+                latency: Some(Dist::fixed(Duration::from_millis(30))),
+                loss: Some(0.5),
+                ..PathSettings::default()
+            },
+            endpoints: [ips[1]].into_iter().collect(),
+        });
+        let mut net = Network::new(c, 5, ips);
+        let slow = delays(&mut net, 3, 400, false);
+        assert!((120..280).contains(&slow.len()), "{}", slow.len());
+        assert!(slow.iter().all(|d| (30_000..=30_001).contains(d)), "{slow:?}");
+        let fast = delays(&mut net, 2, 200, false);
+        assert_eq!(fast.len(), 200);
+        assert!(fast.iter().all(|d| (100..=201).contains(d)), "{fast:?}");
+        // Traffic on path .3 does not shift path .2's draws, and neither do .3's settings.
+        let mut a = Network::new(NetworkConfig { ..net.cfgs[0].clone() }, 5, ips);
+        let alone = delays(&mut a, 2, 200, false);
+        let mut b = Network::new(NetworkConfig { ..net.cfgs[0].clone() }, 5, ips);
+        let shared = delays(&mut b, 2, 200, true);
+        assert_eq!(alone, shared);
+        let mut q = quiet;
+        assert_eq!(delays(&mut q, 2, 200, true), alone);
     }
 }

@@ -70,6 +70,9 @@ pub struct MachineStats {
     pub dead_boards: usize,
     /// Allocated board-time over live board-time over the makespan.
     pub utilisation: f64,
+    /// Boards the health policy (`avoid_failing_boards`) took out of service, as `[x, y, z]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retired_boards: Vec<[u16; 3]>,
 }
 
 /// Policy names.
@@ -264,6 +267,12 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
                 live_boards: live,
                 dead_boards: m.dead_boards().len(),
                 utilisation: r3(util(a, live)),
+                retired_boards: r
+                    .retired_boards
+                    .iter()
+                    .filter(|(name, _)| name == m.name())
+                    .map(|(_, b)| [b.x, b.y, b.z as u16])
+                    .collect(),
             }
         })
         .collect();

@@ -43,6 +43,8 @@ enum Phase {
 #[derive(Debug, Clone)]
 struct UserSession {
     root: SocketAddrV4,
+    /// The board at `root`.
+    root_board: Board,
     /// The user boots its boards (and so moves data); otherwise it only holds them.
     boots: bool,
     phase: Phase,
@@ -265,9 +267,11 @@ impl HostSide {
     }
 
     fn fail(&mut self, job: JobId, why: String) {
+        let board = self.sessions.get(&job).map(|s| s.root_board);
         self.close_session(job);
         self.ops.retain(|_, j| *j != job);
-        self.session_events.push_back((job, SessionEvent::Failed(why)));
+        self.session_events
+            .push_back((job, SessionEvent::Failed { why, board }));
     }
 
     fn after_boot(&mut self, now: Instant, job: JobId) {
@@ -290,15 +294,19 @@ impl HostSide {
             .boards
             .iter()
             .min()
-            .and_then(|b| self.board_addr(&session.machine, *b));
-        let Some(root) = root else {
-            let why = SessionEvent::Failed("no address for the job's boards".into());
+            .and_then(|b| Some((*b, self.board_addr(&session.machine, *b)?)));
+        let Some((root_board, root)) = root else {
+            let why = SessionEvent::Failed {
+                why: "no address for the job's boards".into(),
+                board: None,
+            };
             self.session_events.push_back((session.job, why));
             return;
         };
         let phase = if session.boot { Phase::Booting } else { Phase::Running };
         let s = UserSession {
             root,
+            root_board,
             boots: session.boot,
             phase,
             data_in: session.data_in,
@@ -318,8 +326,12 @@ impl HostSide {
                 self.sessions.insert(session.job, s);
             }
             Err(e) => {
-                self.session_events
-                    .push_back((session.job, SessionEvent::Failed(format!("cannot boot: {e}"))));
+                let why = format!("cannot boot: {e}");
+                let failed = SessionEvent::Failed {
+                    why,
+                    board: Some(root_board),
+                };
+                self.session_events.push_back((session.job, failed));
             }
         }
     }

@@ -293,6 +293,13 @@ pub struct Perf {
     pub simulated_s: f64,
     /// Simulated days per wall second.
     pub sim_days_per_wall_s: f64,
+    /// Packet-level runs: datagrams the network carried (host and machine, both ways).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<u64>,
+    /// Packet-level runs: datagrams carried per wall second (network, emulator and host side
+    /// together).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams_per_s: Option<f64>,
     /// Real-time runs: when the run started (Unix seconds, wall clock).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_unix_s: Option<f64>,
@@ -306,7 +313,14 @@ impl Perf {
     pub fn new(r: &RunResult, wall: std::time::Duration) -> Perf {
         let w = wall.as_secs_f64().max(1e-9);
         let sim = r.end.as_micros() as f64 / 1e6;
+        let datagrams = r
+            .scp
+            .as_ref()
+            .and_then(|s| s.get("datagrams"))
+            .and_then(serde_json::Value::as_u64);
         Perf {
+            datagrams,
+            datagrams_per_s: datagrams.map(|d| (d as f64 / w).round()),
             wall_s: (w * 1000.0).round() / 1000.0,
             events: r.events,
             events_per_s: (r.events as f64 / w).round(),

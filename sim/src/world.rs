@@ -611,16 +611,17 @@ impl<H: Hardware> World<H> {
             SessionEvent::Finished => {
                 let _ = self.service.destroy_job(now, job, Some(USER_DONE.to_string()));
             }
-            SessionEvent::Failed(why) => {
-                self.note_failure(now, i);
+            SessionEvent::Failed { why, board } => {
+                self.note_failure(now, i, board);
                 let _ = self.service.destroy_job(now, job, Some(format!("{USER_FAILED}{why}")));
             }
         }
     }
 
-    /// Counts a user failure against the job's boards; with a health policy, boards that keep
-    /// failing are taken out of service (marked dead for new allocations).
-    fn note_failure(&mut self, now: Instant, i: usize) {
+    /// Counts a user failure against the board that failed (the one the user talked to), or
+    /// against every board of the job when that is not known; with a health policy, boards that
+    /// keep failing are taken out of service (marked dead for new allocations).
+    fn note_failure(&mut self, now: Instant, i: usize, board: Option<Board>) {
         let Some(limit) = self.user.avoid_after.filter(|l| *l > 0) else {
             return;
         };
@@ -629,7 +630,11 @@ impl<H: Hardware> World<H> {
         };
         let Some(mi) = self.machine_index(&machine) else { return };
         let mut retire = Vec::new();
-        for b in &self.records[i].boards {
+        let suspects = match board {
+            Some(b) if self.records[i].boards.contains(&b) => vec![b],
+            _ => self.records[i].boards.clone(),
+        };
+        for b in &suspects {
             let n = self.failures.entry((mi, *b)).or_insert(0);
             *n += 1;
             if *n == limit {
@@ -642,7 +647,19 @@ impl<H: Hardware> World<H> {
         let m = &self.machines[mi].machine;
         let mut spec = spinnbed_core::geometry::MachineSpec::new(m.name(), m.width(), m.height());
         spec.tags = m.tags().to_vec();
-        spec.dead_boards = m.dead_boards().iter().copied().chain(retire.iter().copied()).collect();
+        // The scenario's dead boards, the ones retired before, and these.
+        let before = self
+            .retired_boards
+            .iter()
+            .filter(|(n, _)| *n == machine)
+            .map(|(_, b)| *b);
+        spec.dead_boards = m
+            .dead_boards()
+            .iter()
+            .copied()
+            .chain(before)
+            .chain(retire.iter().copied())
+            .collect();
         spec.dead_links = m.dead_links().iter().copied().collect();
         spec.layout = spinnbed_core::geometry::Layout::Explicit(m.locations().collect());
         spec.addressing = spinnbed_core::geometry::Addressing::Explicit {

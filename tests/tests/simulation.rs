@@ -199,3 +199,94 @@ fn per_job_scp_statistics_add_up_to_the_run_totals() {
     let goodput = scp["goodput_mbps"].as_f64().unwrap();
     assert!(goodput > 0.0, "{scp}");
 }
+
+/// `faults.toml`: a board dies for good, a BMP goes silent for ten minutes, the network has a
+/// loss burst, and the annex sits behind a slow path. The health policy retires the dead board
+/// after its second failure and no job gets it afterwards; jobs powered while the BMP is silent
+/// fail as the reference's would; the annex's transfers are slower than the lab's.
+#[test]
+fn faults_strike_and_the_health_policy_retires_the_dead_board() {
+    let sc = scenario::load(&scenario_path("faults")).unwrap();
+    let spec = RunSpec::from_scenario(&sc, sc.jobs().unwrap());
+    let (r, _) = simulate(&spec, |_| {}).unwrap();
+    let s = |t: f64| spinnbed_core::time::Instant((t * 1e6) as u64);
+    let dead = spinnbed_core::geometry::Board::new(0, 0, 0);
+    let on_dead = |x: &&spinnbed_sim::world::JobRecord| {
+        x.machine.as_deref() == Some("lab") && x.boards.iter().min() == Some(&dead)
+    };
+    // Before the board dies at 1 h, jobs rooted on it complete; after, each one fails to boot.
+    let rooted: Vec<_> = r.records.iter().filter(on_dead).collect();
+    assert!(
+        rooted
+            .iter()
+            .any(|x| x.end.unwrap() < s(3600.0) && x.reason == "Job finished by its user."),
+        "{rooted:#?}"
+    );
+    let failed: Vec<_> = rooted
+        .iter()
+        .filter(|x| x.ready.is_some_and(|t| t >= s(3590.0)))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert!(failed.iter().all(|x| x.reason.contains("did not boot")), "{failed:#?}");
+    // Retired after the second failure: no job is allocated it afterwards.
+    assert_eq!(r.retired_boards, vec![("lab".to_string(), dead)]);
+    let retired_at = failed.iter().map(|x| x.end.unwrap()).max().unwrap();
+    let later: Vec<_> = r
+        .records
+        .iter()
+        .filter(|x| x.machine.as_deref() == Some("lab") && x.start.is_some_and(|t| t > retired_at))
+        .collect();
+    assert!(later.len() > 50, "{}", later.len());
+    assert!(later.iter().all(|x| !x.boards.contains(&dead)));
+    // The silent BMP (4 h to 4 h 10 m): the jobs it should have powered fail as the reference's.
+    let silent: Vec<_> = r
+        .records
+        .iter()
+        .filter(|x| x.reason.starts_with("Machine configuration failed"))
+        .collect();
+    assert!(!silent.is_empty());
+    assert!(
+        silent.iter().all(|x| x.machine.as_deref() == Some("lab")
+            && x.start.unwrap() >= s(14_400.0)
+            && x.start.unwrap() < s(15_000.0)),
+        "{silent:#?}"
+    );
+    // The loss burst (30 m to 35 m) shows as resends in that window.
+    let retries = |from: f64, to: f64| {
+        let c = |t: f64| {
+            r.samples
+                .iter()
+                .zip(&r.scp_samples)
+                .rfind(|(x, _)| x.t <= s(t))
+                .and_then(|(_, c)| c.as_ref().map(|c| c.retries))
+                .unwrap_or(0)
+        };
+        c(to) - c(from)
+    };
+    assert!(
+        retries(1800.0, 2160.0) > 4 * retries(1440.0, 1800.0).max(1),
+        "{} vs {}",
+        retries(1800.0, 2160.0),
+        retries(1440.0, 1800.0)
+    );
+    // The annex's path (8–12 ms each way, 50 Mbit/s) makes its transfers slower than the lab's.
+    let per_byte = |machine: &str| {
+        let (mut us, mut bytes) = (0u64, 0u64);
+        for (x, j) in r.records.iter().zip(&r.job_scp) {
+            if let (Some(m), Some(j)) = (&x.machine, j)
+                && m == machine
+            {
+                us += j.transfer_us;
+                bytes += j.data_bytes;
+            }
+        }
+        assert!(bytes > 0, "{machine} moved no data");
+        us as f64 / bytes as f64
+    };
+    assert!(
+        per_byte("annex") > 5.0 * per_byte("lab"),
+        "{} vs {}",
+        per_byte("annex"),
+        per_byte("lab")
+    );
+}

@@ -312,6 +312,11 @@ impl Allocator {
         self.to_free.front().map(|p| p.at + self.delay)
     }
 
+    /// When each queued free becomes due, oldest first.
+    pub fn pending_releases(&self) -> impl Iterator<Item = Instant> + '_ {
+        self.to_free.iter().map(|p| p.at + self.delay)
+    }
+
     /// Boards in allocations that are freed but not yet released.
     pub fn pending_boards(&self) -> usize {
         self.pending_boards

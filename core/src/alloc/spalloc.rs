@@ -235,11 +235,14 @@ impl SpallocPacker {
         if self.full_single.remove(&xy) {
             self.single.push(xy, PySet::new());
         }
+        let dead = self.filter.topology().is_dead(b);
         let Some(set) = self.single.get_mut(xy) else {
             debug_assert!(false, "board {b} freed from a triad not set aside for single boards");
             return;
         };
-        set.add(b.z);
+        if !dead {
+            set.add(b.z);
+        }
         let live = self.filter.topology().live_in_triad(xy.0, xy.1).count();
         let all_free = set.len() == live
             && self
@@ -339,6 +342,34 @@ impl Packer for SpallocPacker {
             dead_boards.iter().copied(),
             dead_links.iter().copied(),
         ));
+        // Boards that died while their triad was set aside for single boards leave its free set
+        // (a departure from the reference, which kept handing them out); the ones allocated now
+        // are not taken back when freed (see `release_board`).
+        let keys: Vec<(u16, u16)> = self.single.position.keys().copied().collect();
+        for xy in keys {
+            let topo = self.filter.topology();
+            let dead: Vec<u8> = self
+                .single
+                .get(xy)
+                .map(|set| {
+                    set.iter()
+                        .filter(|z| topo.is_dead(Board::new(xy.0, xy.1, *z)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if dead.is_empty() {
+                continue;
+            }
+            if let Some(set) = self.single.get_mut(xy) {
+                for z in dead {
+                    set.remove(z);
+                }
+                if set.is_empty() {
+                    self.single.remove(xy);
+                    self.full_single.insert(xy);
+                }
+            }
+        }
         self.generation += 1;
     }
 
@@ -420,6 +451,34 @@ mod tests {
         }
         assert!(p.tree().is_empty());
         assert_eq!(p.allocated_boards(), 0);
+    }
+
+    #[test]
+    fn boards_that_die_in_set_aside_triads_are_not_handed_out() {
+        let mut p = SpallocPacker::new(1, 1, &[], &[]);
+        let a = p.alloc(&req(Shape::AnyBoard)).unwrap();
+        assert_eq!(a.boards[0], Board::new(0, 0, 0));
+        // Board 1 (free, set aside) and board 0 (allocated) die.
+        p.set_faults(&[Board::new(0, 0, 1), Board::new(0, 0, 0)], &[]);
+        let b = p.alloc(&req(Shape::AnyBoard)).unwrap();
+        assert_eq!(b.boards[0], Board::new(0, 0, 2));
+        assert!(p.alloc(&req(Shape::AnyBoard)).is_none());
+        // Freeing the dead board does not bring it back; freeing the last live one frees the
+        // triad, and a fresh one only holds live boards.
+        p.release(a.id);
+        assert!(p.alloc(&req(Shape::AnyBoard)).is_none());
+        p.release(b.id);
+        assert!(p.tree().is_empty());
+        let c = p.alloc(&req(Shape::AnyBoard)).unwrap();
+        assert_eq!(c.boards[0], Board::new(0, 0, 2));
+        assert!(p.alloc(&req(Shape::AnyBoard)).is_none());
+        // The last free board dying moves its triad to the full ones; freeing brings it back.
+        let mut p = SpallocPacker::new(1, 1, &[], &[]);
+        let ids: Vec<_> = (0..2).map(|_| p.alloc(&req(Shape::AnyBoard)).unwrap()).collect();
+        p.set_faults(&[Board::new(0, 0, 2)], &[]);
+        assert!(p.alloc(&req(Shape::AnyBoard)).is_none());
+        p.release(ids[1].id);
+        assert_eq!(p.alloc(&req(Shape::AnyBoard)).unwrap().boards, ids[1].boards);
     }
 
     #[test]

@@ -50,8 +50,10 @@ struct Seen {
     valid_until: Instant,
 }
 
-/// Frees `releases` (allocation, boards, end) in end order on `plan` and returns the first
-/// instant at or after `now` when `head` fits, if any. `plan` is left with the head allocated.
+/// Returns the first instant at or after `now` when `head` fits on `plan`, if any: tried now,
+/// then at every moment boards come back — each free already queued in the allocator when it
+/// falls due, and each running job of `releases` (allocation, boards, expected end)
+/// `seconds_before_free` after its end. `plan` is left with the head allocated.
 fn shadow_time(
     plan: &mut Allocator,
     now: Instant,
@@ -63,11 +65,24 @@ fn shadow_time(
         return Some(now);
     }
     releases.sort_by_key(|&(id, _, end)| (end, id));
-    for &(id, boards, end) in releases.iter() {
-        let end = end.max(now);
-        plan.free(end, id, boards);
-        if plan.alloc(end + delay, head).is_some() {
-            return Some(end + delay);
+    let mut tries: Vec<Instant> = plan.pending_releases().filter(|t| *t > now).collect();
+    tries.extend(releases.iter().map(|r| r.2.max(now) + delay));
+    tries.sort_unstable();
+    tries.dedup();
+    let mut freed = 0;
+    for t in tries {
+        // Queue the frees of the running jobs whose boards are back by `t`, in end order
+        // (after every free already queued: the allocator releases strictly in order).
+        while let Some(&(id, boards, end)) = releases.get(freed) {
+            let end = end.max(now);
+            if end + delay > t {
+                break;
+            }
+            plan.free(end, id, boards);
+            freed += 1;
+        }
+        if plan.alloc(t, head).is_some() {
+            return Some(t);
         }
     }
     None

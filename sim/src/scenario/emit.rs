@@ -149,6 +149,54 @@ pub fn scenario(sc: &Scenario) -> String {
     let _ = writeln!(o, "duplicate = {}", fmt_f64(n.duplicate));
     let _ = writeln!(o, "reorder = {}", fmt_f64(n.reorder));
     let _ = writeln!(o, "bandwidth_mbps = {}", fmt_f64(n.bandwidth_mbps));
+    for p in &n.paths {
+        let _ = writeln!(o, "\n[[network.path]]");
+        if let Some(m) = &p.machine {
+            let _ = writeln!(o, "machine = {}", s(m));
+        }
+        let _ = writeln!(o, "to = {}", s(p.to.name()));
+        if !p.frames.is_empty() {
+            let v: Vec<String> = p
+                .frames
+                .iter()
+                .map(|f| format!("[{}, {}]", f.cabinet, f.frame))
+                .collect();
+            let _ = writeln!(o, "frames = [{}]", v.join(", "));
+        }
+        if !p.boards.is_empty() {
+            let v: Vec<String> = p
+                .boards
+                .iter()
+                .map(|b| format!("[{}, {}, {}]", b.x, b.y, b.z))
+                .collect();
+            let _ = writeln!(o, "boards = [{}]", v.join(", "));
+        }
+        let t = &p.set;
+        if let Some(l) = &t.latency {
+            let _ = writeln!(o, "latency = {}", l.to_toml());
+        }
+        if let Some(v) = t.loss {
+            let _ = writeln!(o, "loss = {}", fmt_f64(v));
+        }
+        if let Some(b) = &t.burst {
+            let _ = writeln!(
+                o,
+                "burst = {{ p_enter = {}, p_leave = {}, loss = {} }}",
+                fmt_f64(b.p_enter),
+                fmt_f64(b.p_leave),
+                fmt_f64(b.loss)
+            );
+        }
+        if let Some(v) = t.duplicate {
+            let _ = writeln!(o, "duplicate = {}", fmt_f64(v));
+        }
+        if let Some(v) = t.reorder {
+            let _ = writeln!(o, "reorder = {}", fmt_f64(v));
+        }
+        if let Some(v) = t.bandwidth_mbps {
+            let _ = writeln!(o, "bandwidth_mbps = {}", fmt_f64(v));
+        }
+    }
 
     if let Some(st) = &sc.study {
         let _ = writeln!(o, "\n[study]");

@@ -363,6 +363,8 @@ pub struct NetworkConfig {
     pub reorder: f64,
     /// Link bandwidth.
     pub bandwidth_mbps: f64,
+    /// `[[network.path]]`: per-path settings, applied in file order over the ones above.
+    pub paths: Vec<PathConfig>,
 }
 
 impl Default for NetworkConfig {
@@ -374,8 +376,104 @@ impl Default for NetworkConfig {
             duplicate: 0.0,
             reorder: 0.0,
             bandwidth_mbps: 100.0,
+            paths: Vec::new(),
         }
     }
+}
+
+impl NetworkConfig {
+    /// The settings of the path between the host and the machine-side address `ip`: `[network]`
+    /// with every `[[network.path]]` that covers `ip` applied in order (the result has no paths).
+    pub fn for_endpoint(&self, ip: std::net::Ipv4Addr) -> NetworkConfig {
+        let mut c = NetworkConfig {
+            paths: Vec::new(),
+            ..self.clone()
+        };
+        for p in self.paths.iter().filter(|p| p.endpoints.contains(&ip)) {
+            p.set.apply(&mut c);
+        }
+        c
+    }
+}
+
+/// Which machine-side endpoints a `[[network.path]]` covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathTo {
+    /// BMPs and boards.
+    All,
+    /// BMPs only.
+    Bmps,
+    /// Boards only.
+    Boards,
+}
+
+impl PathTo {
+    /// The name in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathTo::All => "all",
+            PathTo::Bmps => "bmps",
+            PathTo::Boards => "boards",
+        }
+    }
+}
+
+/// The settings a `[[network.path]]` changes (`None`: left as they were).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PathSettings {
+    /// One-way delay.
+    pub latency: Option<Dist<Duration>>,
+    /// Independent loss probability.
+    pub loss: Option<f64>,
+    /// Burst loss.
+    pub burst: Option<BurstLoss>,
+    /// Duplication probability.
+    pub duplicate: Option<f64>,
+    /// Reordering probability.
+    pub reorder: Option<f64>,
+    /// Link bandwidth.
+    pub bandwidth_mbps: Option<f64>,
+}
+
+impl PathSettings {
+    fn apply(&self, c: &mut NetworkConfig) {
+        if let Some(l) = &self.latency {
+            c.latency = l.clone();
+        }
+        if let Some(v) = self.loss {
+            c.loss = v;
+        }
+        if let Some(b) = &self.burst {
+            c.burst = Some(b.clone());
+        }
+        if let Some(v) = self.duplicate {
+            c.duplicate = v;
+        }
+        if let Some(v) = self.reorder {
+            c.reorder = v;
+        }
+        if let Some(v) = self.bandwidth_mbps {
+            c.bandwidth_mbps = v;
+        }
+    }
+}
+
+/// One `[[network.path]]`: the paths from the host to a set of BMPs and boards, and how they
+/// differ from `[network]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathConfig {
+    /// Only this machine's endpoints (`None`: every machine's).
+    pub machine: Option<String>,
+    /// BMPs, boards or both.
+    pub to: PathTo,
+    /// Only these frames (their BMP and boards); empty: every frame.
+    pub frames: Vec<FrameId>,
+    /// Only these boards; empty: every board.
+    pub boards: Vec<Board>,
+    /// What changes.
+    pub set: PathSettings,
+    /// The machine-side addresses covered (derived from the selectors above).
+    pub endpoints: std::collections::BTreeSet<std::net::Ipv4Addr>,
 }
 
 /// What a fault does.

@@ -398,6 +398,33 @@ pub struct RawNetwork {
     pub duplicate: Option<f64>,
     pub reorder: Option<f64>,
     pub bandwidth_mbps: Option<f64>,
+    #[serde(default)]
+    pub path: Vec<RawPath>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPathTo {
+    All,
+    Bmps,
+    Boards,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPath {
+    pub machine: Option<String>,
+    pub to: Option<RawPathTo>,
+    #[serde(default)]
+    pub frames: Vec<(i64, i64)>,
+    #[serde(default)]
+    pub boards: Vec<(i64, i64, i64)>,
+    pub latency: Option<Dist<Duration>>,
+    pub loss: Option<f64>,
+    pub burst: Option<RawBurst>,
+    pub duplicate: Option<f64>,
+    pub reorder: Option<f64>,
+    pub bandwidth_mbps: Option<f64>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -198,10 +198,23 @@ impl Ctx<'_> {
         let workload = self.workload(raw_workload, &run, &machines)?;
         let policy = self.policy(raw.policy)?;
         let host = self.host(raw.host)?;
-        let network = self.network(raw.network)?;
+        let network = self.network(raw.network, &machines)?;
         let mut faults = Vec::new();
         for (i, f) in raw.faults.into_iter().enumerate() {
-            faults.push(self.fault(i, f, &run, &machines)?);
+            let fault = self.fault(i, f, &run, &machines)?;
+            // Fixed-delay hardware has BMPs (which can go silent) but no boards, links or
+            // network to break.
+            if host.hardware == HardwareModel::FixedDelay && !matches!(fault.kind, FaultKind::BmpSilent { .. }) {
+                return Err(self.err(
+                    &format!("faults[{i}].kind"),
+                    format!(
+                        "kind = \"{}\" needs packet-level hardware: set [host] hardware = \"emulator\" \
+                         (fixed-delay hardware only models BMPs, so only \"bmp_silent\" applies)",
+                        fault.kind.name()
+                    ),
+                ));
+            }
+            faults.push(fault);
         }
         let study = match raw.study {
             Some(st) => Some(self.study(st)?),
@@ -978,17 +991,25 @@ impl Ctx<'_> {
         })
     }
 
-    fn network(&self, n: Option<RawNetwork>) -> R<NetworkConfig> {
+    fn burst(&self, path: &str, b: RawBurst) -> R<BurstLoss> {
+        Ok(BurstLoss {
+            p_enter: self.prob(&format!("{path}.p_enter"), b.p_enter, false)?,
+            p_leave: self.prob(&format!("{path}.p_leave"), b.p_leave, false)?,
+            loss: self.prob(&format!("{path}.loss"), b.loss, false)?,
+        })
+    }
+
+    fn network(&self, n: Option<RawNetwork>, machines: &[MachineConfig]) -> R<NetworkConfig> {
         let d = NetworkConfig::default();
         let Some(n) = n else { return Ok(d) };
         let burst = match n.burst {
             None => None,
-            Some(b) => Some(BurstLoss {
-                p_enter: self.prob("network.burst.p_enter", b.p_enter, false)?,
-                p_leave: self.prob("network.burst.p_leave", b.p_leave, false)?,
-                loss: self.prob("network.burst.loss", b.loss, false)?,
-            }),
+            Some(b) => Some(self.burst("network.burst", b)?),
         };
+        let mut paths = Vec::new();
+        for (i, p) in n.path.into_iter().enumerate() {
+            paths.push(self.network_path(i, p, machines)?);
+        }
         Ok(NetworkConfig {
             latency: match n.latency {
                 Some(l) => self.dist("network.latency", l)?,
@@ -999,6 +1020,124 @@ impl Ctx<'_> {
             duplicate: self.prob("network.duplicate", n.duplicate.unwrap_or(d.duplicate), true)?,
             reorder: self.prob("network.reorder", n.reorder.unwrap_or(d.reorder), true)?,
             bandwidth_mbps: self.positive("network.bandwidth_mbps", n.bandwidth_mbps.unwrap_or(d.bandwidth_mbps))?,
+            paths,
+        })
+    }
+
+    fn network_path(&self, i: usize, p: RawPath, machines: &[MachineConfig]) -> R<PathConfig> {
+        let at = format!("network.path[{i}]");
+        let key = |name: &str| format!("{at}.{name}");
+        let to = match p.to {
+            None | Some(RawPathTo::All) => PathTo::All,
+            Some(RawPathTo::Bmps) => PathTo::Bmps,
+            Some(RawPathTo::Boards) => PathTo::Boards,
+        };
+        let set = PathSettings {
+            latency: match p.latency {
+                Some(l) => Some(self.dist(&key("latency"), l)?),
+                None => None,
+            },
+            loss: match p.loss {
+                Some(v) => Some(self.prob(&key("loss"), v, true)?),
+                None => None,
+            },
+            burst: match p.burst {
+                Some(b) => Some(self.burst(&key("burst"), b)?),
+                None => None,
+            },
+            duplicate: match p.duplicate {
+                Some(v) => Some(self.prob(&key("duplicate"), v, true)?),
+                None => None,
+            },
+            reorder: match p.reorder {
+                Some(v) => Some(self.prob(&key("reorder"), v, true)?),
+                None => None,
+            },
+            bandwidth_mbps: match p.bandwidth_mbps {
+                Some(v) => Some(self.positive(&key("bandwidth_mbps"), v)?),
+                None => None,
+            },
+        };
+        if set == PathSettings::default() {
+            return Err(self.err(
+                &at,
+                "a path changes nothing: give at least one of latency, loss, burst, duplicate, reorder, bandwidth_mbps",
+            ));
+        }
+        let selected: Vec<&Machine> = match &p.machine {
+            Some(name) => vec![
+                machines
+                    .iter()
+                    .map(|m| &m.machine)
+                    .find(|m| m.name() == name)
+                    .ok_or_else(|| self.err(&key("machine"), format!("no machine named {name:?}")))?,
+            ],
+            None => machines.iter().map(|m| &m.machine).collect(),
+        };
+        if p.machine.is_none() {
+            for (what, given) in [("frames", !p.frames.is_empty()), ("boards", !p.boards.is_empty())] {
+                if given {
+                    return Err(self.err(&key(what), format!("`{what}` needs `machine`: which machine's {what}?")));
+                }
+            }
+        }
+        if to == PathTo::Bmps && !p.boards.is_empty() {
+            return Err(self.err(&key("boards"), "`boards` cannot be used with to = \"bmps\""));
+        }
+        let mut frames = Vec::new();
+        for (j, &(c, f)) in p.frames.iter().enumerate() {
+            let m = selected[0];
+            let frame = u16::try_from(c)
+                .ok()
+                .zip(u16::try_from(f).ok())
+                .map(|(cabinet, frame)| FrameId { cabinet, frame })
+                .filter(|fid| m.bmp_ip(*fid).is_some())
+                .ok_or_else(|| {
+                    self.err(
+                        &format!("{at}.frames[{j}]"),
+                        format!("machine {:?} has no frame (cabinet {c}, frame {f})", m.name()),
+                    )
+                })?;
+            frames.push(frame);
+        }
+        let mut boards = Vec::new();
+        for (j, &b) in p.boards.iter().enumerate() {
+            let m = selected[0];
+            let path = format!("{at}.boards[{j}]");
+            let board = self.board(&path, b, m.width(), m.height())?;
+            if m.board_ip(board).is_none() {
+                return Err(self.err(
+                    &path,
+                    format!("board {board} of machine {:?} is dead or has no address", m.name()),
+                ));
+            }
+            boards.push(board);
+        }
+        let mut endpoints = std::collections::BTreeSet::new();
+        for m in &selected {
+            let in_frames = |f: FrameId| frames.is_empty() || frames.contains(&f);
+            if to != PathTo::Boards && boards.is_empty() {
+                endpoints.extend(m.bmps().filter(|(f, _)| in_frames(*f)).map(|(_, ip)| ip));
+            }
+            if to != PathTo::Bmps {
+                endpoints.extend(
+                    m.board_ips()
+                        .filter(|(b, _)| boards.is_empty() || boards.contains(b))
+                        .filter(|(b, _)| frames.is_empty() || m.location(*b).is_some_and(|l| in_frames(l.frame_id())))
+                        .map(|(_, ip)| ip),
+                );
+            }
+        }
+        if endpoints.is_empty() {
+            return Err(self.err(&at, "the path covers no BMP or board"));
+        }
+        Ok(PathConfig {
+            machine: p.machine,
+            to,
+            frames,
+            boards,
+            set,
+            endpoints,
         })
     }
 

@@ -177,6 +177,7 @@ disable_peripheral_links = false
 avoid_failing_boards = 3
 
 [host]
+hardware = "emulator"
 scp_policy = "adaptive"
 boot_users = true
 boot_tries = 5
@@ -760,8 +761,121 @@ fn malformed_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>,
             Some("faults[0].kind"),
             "unknown variant `meteor`",
         ),
+        (
+            fault("at = \"1h\"\nkind = \"loss_burst\"\nloss = 0.5"),
+            Some("kind = \"loss_burst\""),
+            Some("faults[0].kind"),
+            "needs packet-level hardware",
+        ),
+        (
+            w("[network]\n[[network.path]]\nmachine = \"m\"\n"),
+            Some("[[network.path]]"),
+            Some("network.path[0]"),
+            "a path changes nothing",
+        ),
+        (
+            w("[network]\n[[network.path]]\nmachine = \"n\"\nloss = 0.1\n"),
+            Some("machine = \"n\""),
+            Some("network.path[0].machine"),
+            "no machine named \"n\"",
+        ),
+        (
+            w("[network]\n[[network.path]]\nboards = [[0, 0, 0]]\nloss = 0.1\n"),
+            Some("boards"),
+            Some("network.path[0].boards"),
+            "`boards` needs `machine`",
+        ),
+        (
+            w("[network]\n[[network.path]]\nmachine = \"m\"\nboards = [[0, 0, 0],\n  [0, 5, 0]]\nloss = 0.1\n"),
+            Some("[0, 5, 0]"),
+            Some("network.path[0].boards[1]"),
+            "outside the 2 x 2 triad machine",
+        ),
+        (
+            w("[network]\n[[network.path]]\nmachine = \"m\"\nframes = [[0, 3]]\nloss = 0.1\n"),
+            Some("frames"),
+            Some("network.path[0].frames[0]"),
+            "has no frame (cabinet 0, frame 3)",
+        ),
+        (
+            w("[network]\n[[network.path]]\nmachine = \"m\"\nto = \"bmps\"\nboards = [[0, 0, 0]]\nloss = 0.1\n"),
+            Some("boards"),
+            Some("network.path[0].boards"),
+            "cannot be used with to = \"bmps\"",
+        ),
+        (
+            w("[network]\n[[network.path]]\nto = \"switches\"\nloss = 0.1\n"),
+            Some("switches"),
+            Some("network.path[0].to"),
+            "unknown variant `switches`",
+        ),
+        (
+            w("[network]\n[[network.path]]\nloss = 1.5\n"),
+            Some("loss = 1.5"),
+            Some("network.path[0].loss"),
+            "0 <= p < 1",
+        ),
+        (
+            w("[network]\n[[network.path]]\nlatncy = \"1ms\"\n"),
+            Some("latncy"),
+            Some("network.path[0].latncy"),
+            "unknown field `latncy`",
+        ),
         ("[run\nname = 1\n".into(), Some("[run"), None, ""),
     ]
+}
+
+#[test]
+fn network_paths_select_endpoints_and_layer_in_order() {
+    let text = format!(
+        "{}\n[[machine]]\nname = \"far\"\nwidth = 1\nheight = 1\n[machine.ip]\nbase = \"10.2.0.0\"\n\
+         \n[workload]\njobs = 1\n\
+         \n[network]\nlatency = \"100us\"\nloss = 0.01\n\
+         \n[[network.path]]\nmachine = \"far\"\nlatency = \"20ms\"\n\
+         \n[[network.path]]\nmachine = \"far\"\nto = \"bmps\"\nloss = 0.2\n\
+         \n[[network.path]]\nmachine = \"m\"\nboards = [[1, 1, 2]]\nbandwidth_mbps = 10\nburst = {{ p_enter = 0.01, p_leave = 0.5, loss = 1 }}\n\
+         \n[[network.path]]\nmachine = \"m\"\nframes = [[0, 0]]\nto = \"boards\"\nduplicate = 0.05\n",
+        BASE
+    );
+    let sc = parse_ok(&text);
+    round_trip(&sc);
+    let n = &sc.network;
+    assert_eq!(n.paths.len(), 4);
+    let (m, far) = (&sc.machines[0].machine, &sc.machines[1].machine);
+    let far_bmp = far.bmps().next().unwrap().1;
+    let far_board = far.board_ips().next().unwrap().1;
+    // The far machine: every endpoint by path 0, its BMP also by path 1.
+    assert_eq!(n.paths[0].endpoints.len(), far.bmps().count() + far.board_ips().count());
+    assert_eq!(n.paths[1].endpoints.iter().copied().collect::<Vec<_>>(), vec![far_bmp]);
+    let bmp = n.for_endpoint(far_bmp);
+    assert_eq!(
+        (bmp.latency.clone(), bmp.loss),
+        (Dist::fixed(Duration::from_millis(20)), 0.2)
+    );
+    let board = n.for_endpoint(far_board);
+    assert_eq!(
+        (board.latency.clone(), board.loss),
+        (Dist::fixed(Duration::from_millis(20)), 0.01)
+    );
+    assert!(board.paths.is_empty());
+    // One board of m: bandwidth and bursts; frame (0, 0)'s boards (all of m's 12): duplication.
+    let one = m.board_ip(Board::new(1, 1, 2)).unwrap();
+    let c = n.for_endpoint(one);
+    assert_eq!((c.bandwidth_mbps, c.duplicate), (10.0, 0.05));
+    assert!(c.burst.is_some());
+    assert_eq!(n.paths[3].endpoints.len(), 12);
+    let other = m.board_ip(Board::new(0, 0, 0)).unwrap();
+    let c = n.for_endpoint(other);
+    assert_eq!((c.bandwidth_mbps, c.duplicate, c.burst.is_none()), (100.0, 0.05, true));
+    // m's BMP keeps [network] exactly.
+    let base = n.for_endpoint(m.bmps().next().unwrap().1);
+    assert_eq!(
+        base,
+        NetworkConfig {
+            paths: Vec::new(),
+            ..n.clone()
+        }
+    );
 }
 
 #[test]
