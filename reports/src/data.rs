@@ -106,6 +106,8 @@ pub struct MachineSummary {
     pub live_boards: Option<u64>,
     pub dead_boards: Option<u64>,
     pub utilisation: Option<f64>,
+    /// Boards the health policy took out of service, `[x, y, z]`.
+    pub retired_boards: Vec<[u32; 3]>,
 }
 
 /// `summary.json` `scp` (packet-level runs only).

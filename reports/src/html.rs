@@ -261,13 +261,37 @@ fn machine_table(run: &RunData) -> String {
     if run.summary.machines.is_empty() {
         return String::new();
     }
+    // The health policy's column only when it retired something.
+    let retired = run.summary.machines.iter().any(|m| !m.retired_boards.is_empty());
     let mut out = String::from(
-        "<table class=\"machines\">\n<tr><th>machine</th><th>live boards</th><th>dead boards</th><th>utilisation</th></tr>\n",
+        "<table class=\"machines\">\n<tr><th>machine</th><th>live boards</th><th>dead boards</th><th>utilisation</th>",
     );
+    out.push_str(if retired {
+        "<th>retired boards</th></tr>\n"
+    } else {
+        "</tr>\n"
+    });
     for m in &run.summary.machines {
+        let extra = if retired {
+            let list: Vec<String> = m
+                .retired_boards
+                .iter()
+                .map(|[x, y, z]| format!("({x}, {y}, {z})"))
+                .collect();
+            format!(
+                "<td>{}</td>",
+                if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(" ")
+                }
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "<tr><td>{}</td>{}{}{}</tr>",
+            "<tr><td>{}</td>{}{}{}{extra}</tr>",
             esc(&m.name),
             cell(&opt(m.live_boards, Value::Int)),
             cell(&opt(m.dead_boards, Value::Int)),

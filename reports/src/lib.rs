@@ -89,7 +89,7 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
             stem: stem.clone(),
             alt: format!("Map of machine {name}: boards coloured by how long they were allocated"),
             caption: format!(
-                "Machine {name}: share of the run each board was allocated; dead boards black with a cross, dead links vermillion."
+                "Machine {name}: share of the run each board was allocated; dead boards black with a cross, dead links vermillion, boards retired by the health policy framed in black."
             ),
         });
         stems.push(stem);

@@ -204,6 +204,8 @@ pub enum Key {
     Marker(Marker, RGBColor),
     /// A black square with a white cross (a dead board).
     DeadBoard,
+    /// A viridis square in a thick black frame (a board taken out of service).
+    RetiredBoard,
 }
 
 /// Point markers, distinguishable without colour.
@@ -302,6 +304,23 @@ pub fn draw_key<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, key: Key, (x,
             }
         }
         Key::Marker(m, c) => draw_marker(area, m, (x + 14, y), 7, c)?,
+        Key::RetiredBoard => {
+            area.draw(&Rectangle::new(
+                [(x + 4, y - 10), (x + 24, y + 10)],
+                viridis(0.5).filled(),
+            ))
+            .ok_draw()?;
+            area.draw(&Rectangle::new(
+                [(x + 4, y - 10), (x + 24, y + 10)],
+                BLACK.stroke_width(3),
+            ))
+            .ok_draw()?;
+            area.draw(&Rectangle::new(
+                [(x + 7, y - 7), (x + 21, y + 7)],
+                WHITE.stroke_width(1),
+            ))
+            .ok_draw()?;
+        }
         Key::DeadBoard => {
             area.draw(&Rectangle::new([(x + 4, y - 10), (x + 24, y + 10)], DEAD_GREY.filled()))
                 .ok_draw()?;

@@ -212,6 +212,31 @@ fn two_machines_get_a_map_each() {
 }
 
 #[test]
+fn retired_boards_are_framed_and_listed() {
+    let s = scratch("retired");
+    let run = s.root.join("run");
+    two_machines(&run);
+    let path = run.join("summary.json");
+    let text = fs::read_to_string(&path).unwrap().replacen(
+        r#""name": "Alpha", "live_boards": 11, "dead_boards": 1, "utilisation": 0.5"#,
+        r#""name": "Alpha", "live_boards": 11, "dead_boards": 1, "utilisation": 0.5, "retired_boards": [[0, 0, 1], [1, 0, 2]]"#,
+        1,
+    );
+    assert!(text.contains("retired_boards"), "{text}");
+    fs::write(&path, text).unwrap();
+    spinnbed_reports::generate(&run).unwrap();
+    check_charts(&run.join("report"), &["machine_Alpha", "machine_Beta_2"]);
+    let html = fs::read_to_string(run.join("report/index.html")).unwrap();
+    assert!(html.contains("<th>retired boards</th>"), "{html}");
+    assert!(html.contains("<td>(0, 0, 1) (1, 0, 2)</td></tr>"), "{html}");
+    assert!(html.contains("<td>none</td></tr>"), "{html}");
+    let svg = fs::read_to_string(run.join("report/machine_Alpha.svg")).unwrap();
+    assert!(svg.contains("2 boards retired by the health policy"), "legend missing");
+    let other = fs::read_to_string(run.join("report/machine_Beta_2.svg")).unwrap();
+    assert!(!other.contains("retired"), "Beta 2 retired nothing");
+}
+
+#[test]
 fn compare_two_policies() {
     let s = scratch("compare");
     let a = s.root.join("fifo");

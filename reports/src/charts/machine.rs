@@ -96,11 +96,20 @@ impl Chart for MachineMap<'_> {
         let links: usize = boards.iter().map(|b| b.dead_links.len()).sum();
         let w = boards.iter().map(|b| b.x + 1).max().unwrap_or(0);
         let h = boards.iter().map(|b| b.y + 1).max().unwrap_or(0);
+        let retired: Vec<[u32; 3]> = run
+            .summary
+            .machines
+            .iter()
+            .find(|m| m.name == self.machine)
+            .map(|m| m.retired_boards.clone())
+            .unwrap_or_default();
+        let is_retired = |b: &Board| retired.contains(&[b.x, b.y, b.z]);
         let mut sub = vec![
             format!("{w} × {h} triads"),
             format!("{} boards, {dead} dead", boards.len()),
             format!("{links} dead link{}", if links == 1 { "" } else { "s" }),
         ];
+
         if !live.is_empty() {
             let mean = live.iter().map(|b| busy(b)).sum::<f64>() / live.len() as f64;
             let max = live.iter().map(|b| busy(b)).fold(0.0, f64::max);
@@ -115,13 +124,21 @@ impl Chart for MachineMap<'_> {
             &format!("Machine {} — how busy each board was", self.machine),
             &sub.join("  ·  "),
         )?;
-        let items = vec![
+        let mut items = vec![
             (Key::DeadBoard, "dead board".to_string()),
             (
                 Key::Line(OI_VERMILLION),
                 "dead link (on the side it leaves from)".to_string(),
             ),
         ];
+        if !retired.is_empty() {
+            let n = retired.len();
+            let label = format!(
+                "{n} board{} retired by the health policy",
+                if n == 1 { "" } else { "s" }
+            );
+            items.push((Key::RetiredBoard, label));
+        }
         let (_, ah) = area.dim_in_pixel();
         let (area, leg) = area.split_vertically(ah - 44);
         legend_strip(&leg, &items)?;
@@ -176,6 +193,20 @@ impl Chart for MachineMap<'_> {
                     .draw_series([Polygon::new(hex.to_vec(), viridis(busy(b)).filled())])
                     .ok_draw()?;
             }
+        }
+        // Retired boards: a thick black frame with a white inner line, over their colour.
+        let frame_px = ((s * 0.4).round() as u32).clamp(3, 6);
+        for b in boards.iter().filter(|b| !b.dead && is_retired(b)) {
+            let mut outer = hexagon(b, SCALE * 0.97).to_vec();
+            outer.push(outer[0]);
+            let mut inner = hexagon(b, SCALE * 0.85).to_vec();
+            inner.push(inner[0]);
+            chart
+                .draw_series([PathElement::new(outer, BLACK.stroke_width(frame_px))])
+                .ok_draw()?;
+            chart
+                .draw_series([PathElement::new(inner, WHITE.stroke_width(2))])
+                .ok_draw()?;
         }
         // Dead links after every board so that no neighbour paints over them.
         let link_px = ((s * 0.5).round() as u32).clamp(4, 7);
