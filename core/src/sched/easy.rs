@@ -93,6 +93,10 @@ impl Discipline for Easy {
         "easy"
     }
 
+    fn lookahead(&self) -> Option<usize> {
+        Some(self.depth.saturating_add(1))
+    }
+
     fn backfill(&mut self, view: &BlockedMachine<'_>) -> Vec<JobId> {
         let Some(&(head_id, head, _)) = view.queue.first() else {
             return Vec::new();

@@ -84,6 +84,11 @@ pub trait Discipline: std::fmt::Debug + Send {
     /// Called when the head of a machine's queue cannot start; may name later jobs of that
     /// queue to try now, in order (the first that starts counts as this pass's start).
     fn backfill(&mut self, view: &BlockedMachine<'_>) -> Vec<JobId>;
+    /// How many pending jobs of the queue (head included) [`Discipline::backfill`] looks at;
+    /// `None`: all of them. The view's queue is cut to this length.
+    fn lookahead(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What a [`Discipline`] sees of a machine whose queue head is blocked.
@@ -95,7 +100,8 @@ pub struct BlockedMachine<'a> {
     pub machine: &'a str,
     /// The machine's allocator (clone it to plan).
     pub allocator: &'a Allocator,
-    /// Pending jobs in queue order, head first: (id, request, runtime estimate in µs).
+    /// Pending jobs in queue order, head first: (id, request, runtime estimate in µs); at most
+    /// [`Discipline::lookahead`] of them.
     pub queue: Vec<(JobId, &'a Request, Option<u64>)>,
     /// Jobs running on this machine: (allocation id, boards, expected end; `None` if the job
     /// gave no estimate).
@@ -538,6 +544,7 @@ impl JobQueue {
                     .filter(|j| j.pending)
                     .map(|j| (*id, &j.request, j.estimate))
             })
+            .take(self.discipline.lookahead().unwrap_or(usize::MAX))
             .collect();
         let running: Vec<(AllocId, usize, Option<Instant>)> = self
             .jobs
