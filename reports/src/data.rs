@@ -73,6 +73,17 @@ pub struct Summary {
     pub classes: Vec<ClassSummary>,
     pub machines: Vec<MachineSummary>,
     pub scp: Option<ScpSummary>,
+    pub faults: Vec<FaultSummary>,
+}
+
+/// One entry of `summary.json` `faults`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FaultSummary {
+    pub at_s: f64,
+    pub until_s: Option<f64>,
+    pub kind: String,
+    pub what: String,
 }
 
 /// `summary.json` `wait_s`.

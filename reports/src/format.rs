@@ -77,6 +77,21 @@ pub fn duration(s: f64) -> String {
     }
 }
 
+/// A time since the start of the run on a clock: `1800` → `0:30:00`, `95400` → `1 d 02:30:00`
+/// (whole seconds, rounded down).
+pub fn clock(s: f64) -> String {
+    if !s.is_finite() || s < 0.0 {
+        return "–".to_string();
+    }
+    let t = s.floor() as u64;
+    let (d, h, m, sec) = (t / 86_400, t / 3600 % 24, t / 60 % 60, t % 60);
+    if d > 0 {
+        format!("{d} d {h:02}:{m:02}:{sec:02}")
+    } else {
+        format!("{h}:{m:02}:{sec:02}")
+    }
+}
+
 /// A tick label: `12.0` → `12`, `2.50` → `2.5`.
 pub fn tick(v: f64) -> String {
     if !v.is_finite() {
@@ -112,6 +127,14 @@ pub fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clocks() {
+        assert_eq!(clock(0.0), "0:00:00");
+        assert_eq!(clock(1800.4), "0:30:00");
+        assert_eq!(clock(95_400.0), "1 d 02:30:00");
+        assert_eq!(clock(-1.0), "–");
+    }
 
     #[test]
     fn three_significant_digits() {

@@ -302,6 +302,25 @@ fn machine_table(run: &RunData) -> String {
     out
 }
 
+/// The faults injected during the run, numbered as on the time charts.
+fn fault_table(run: &RunData) -> String {
+    let mut out =
+        String::from("<table class=\"faults\">\n<tr><th>#</th><th>at</th><th>until</th><th>fault</th></tr>\n");
+    for (i, f) in run.summary.faults.iter().enumerate() {
+        let until = f.until_s.map_or("the end".to_string(), format::clock);
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            format::clock(f.at_s),
+            until,
+            esc(&f.what)
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
+
 /// `index.html` of one run.
 pub fn run_index(run: &RunData, figs: &[Figure]) -> String {
     let name = run.name();
@@ -332,6 +351,10 @@ pub fn run_index(run: &RunData, figs: &[Figure]) -> String {
     if !machines.is_empty() {
         body.push_str("<h2>Machines</h2>\n");
         body.push_str(&machines);
+    }
+    if !run.summary.faults.is_empty() {
+        body.push_str("<h2>Faults</h2>\n");
+        body.push_str(&fault_table(run));
     }
     body.push_str("</section>\n</div>\n<h2>Charts</h2>\n");
     figures(&mut body, figs);

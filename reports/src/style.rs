@@ -30,6 +30,10 @@ pub const OI_GREEN: RGBColor = RGBColor(0x00, 0x9E, 0x73);
 pub const OI_BLUE: RGBColor = RGBColor(0x00, 0x72, 0xB2);
 pub const OI_VERMILLION: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
 pub const OI_PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
+/// Okabe–Ito yellow: too pale for lines, used only for shaded spans (faults).
+pub const OI_YELLOW: RGBColor = RGBColor(0xF0, 0xE4, 0x42);
+/// How strongly a fault's span is shaded.
+pub const FAULT_ALPHA: f64 = 0.45;
 
 pub const GREY_TEXT: RGBColor = RGBColor(0x55, 0x55, 0x55);
 pub const GRID: RGBColor = RGBColor(0xE4, 0xE4, 0xE4);
@@ -206,6 +210,8 @@ pub enum Key {
     DeadBoard,
     /// A viridis square in a thick black frame (a board taken out of service).
     RetiredBoard,
+    /// A yellow span with a dashed black line at its start (a fault).
+    Fault,
 }
 
 /// Point markers, distinguishable without colour.
@@ -304,6 +310,21 @@ pub fn draw_key<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, key: Key, (x,
             }
         }
         Key::Marker(m, c) => draw_marker(area, m, (x + 14, y), 7, c)?,
+        Key::Fault => {
+            area.draw(&Rectangle::new(
+                [(x + 4, y - 10), (x + 24, y + 10)],
+                tint(OI_YELLOW, FAULT_ALPHA).filled(),
+            ))
+            .ok_draw()?;
+            for k in 0..4 {
+                let y0 = y - 10 + k * 6;
+                area.draw(&PathElement::new(
+                    vec![(x + 4, y0), (x + 4, y0 + 3)],
+                    BLACK.stroke_width(2),
+                ))
+                .ok_draw()?;
+            }
+        }
         Key::RetiredBoard => {
             area.draw(&Rectangle::new(
                 [(x + 4, y - 10), (x + 24, y + 10)],
@@ -471,6 +492,52 @@ pub fn steps(points: &[(f64, f64)], t_end: f64) -> Vec<(f64, f64)> {
         out.push((t_end, v));
     }
     out
+}
+
+/// Marks faults on a time chart (x in `axis` units, y from 0 to `y_top`): a dashed line where
+/// each strikes, its number (1, 2, … as in the report's faults table) at the top, and a yellow
+/// shade while it lasts if it heals (a fault that never heals has only its line). With `strip`
+/// the shade is a band along the top (for charts whose areas fill the whole panel).
+pub fn draw_faults<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    axis: &TimeAxis,
+    x_end: f64,
+    y_top: f64,
+    faults: &[crate::data::FaultSummary],
+    numbers: bool,
+    strip: bool,
+) -> Result<()> {
+    for (i, f) in faults.iter().enumerate() {
+        let a = axis.to_unit(f.at_s).clamp(0.0, x_end);
+        if let Some(u) = f.until_s {
+            let b = axis.to_unit(u).clamp(a, x_end);
+            let shade = if strip {
+                Rectangle::new([(a, y_top * 0.955), (b, y_top)], tint(OI_YELLOW, 0.9).filled())
+            } else {
+                Rectangle::new([(a, 0.0), (b, y_top)], OI_YELLOW.mix(FAULT_ALPHA).filled())
+            };
+            chart.draw_series([shade]).ok_draw()?;
+        }
+        // Dashes of 2 % of the height, as plotters has no dashed stroke in both backends.
+        let n = 25;
+        let dashes = (0..n).map(|k| {
+            let y0 = y_top * k as f64 / n as f64;
+            PathElement::new(vec![(a, y0), (a, y0 + y_top * 0.5 / n as f64)], BLACK.stroke_width(2))
+        });
+        chart.draw_series(dashes).ok_draw()?;
+        if numbers {
+            let label = format!("{}", i + 1);
+            let style = text(TICK_PX).pos(Pos::new(HPos::Left, VPos::Top));
+            chart
+                .draw_series([Text::new(label, (a + x_end * 0.004, y_top * 0.985), style)])
+                .ok_draw()?;
+        }
+    }
+    Ok(())
 }
 
 /// Above this many samples a time series is drawn as a per-bucket envelope instead of steps.

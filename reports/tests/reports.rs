@@ -149,6 +149,49 @@ fn normal_run_with_scp() {
 }
 
 #[test]
+fn faults_are_marked_and_tabulated() {
+    let s = scratch("faults");
+    let run = s.root.join("run");
+    normal(&run, "packet-level", true);
+    let path = run.join("summary.json");
+    let text = fs::read_to_string(&path).unwrap();
+    let faults = r#""faults": [
+        { "at_s": 1800.0, "until_s": 2100.0, "kind": "loss_burst", "what": "the network loses 30 % of packets" },
+        { "at_s": 90000.0, "until_s": null, "kind": "board_dies", "what": "board (0, 0, 0) of Alpha dies" }
+      ],"#;
+    let text = text.replacen("\"scp\":", &format!("{faults}\n  \"scp\":"), 1);
+    assert!(text.contains("loss_burst"), "{text}");
+    fs::write(&path, text).unwrap();
+    spinnbed_reports::generate(&run).unwrap();
+    check_charts(&run.join("report"), &["utilisation", "scp"]);
+    let html = fs::read_to_string(run.join("report/index.html")).unwrap();
+    assert!(html.contains("<h2>Faults</h2>"), "{html}");
+    assert!(
+        html.contains("<tr><td>1</td><td>0:30:00</td><td>0:35:00</td><td>the network loses 30 % of packets</td></tr>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<tr><td>2</td><td>1 d 01:00:00</td><td>the end</td><td>board (0, 0, 0) of Alpha dies</td></tr>"),
+        "{html}"
+    );
+    for chart in ["utilisation", "scp"] {
+        let svg = fs::read_to_string(run.join(format!("report/{chart}.svg"))).unwrap();
+        assert!(
+            svg.contains("fault: strikes at the dashed line"),
+            "{chart}: no fault legend"
+        );
+    }
+    // A run without faults has no faults table and no fault legend.
+    let plain = s.root.join("plain");
+    normal(&plain, "packet-level", true);
+    spinnbed_reports::generate(&plain).unwrap();
+    let html = fs::read_to_string(plain.join("report/index.html")).unwrap();
+    assert!(!html.contains("<h2>Faults</h2>"));
+    let svg = fs::read_to_string(plain.join("report/utilisation.svg")).unwrap();
+    assert!(!svg.contains("fault:"));
+}
+
+#[test]
 fn run_with_no_jobs() {
     let s = scratch("no-jobs");
     let run = s.root.join("run");

@@ -25,6 +25,44 @@ pub struct RunMeta {
     pub seconds_before_free: Duration,
     /// Arrival horizon.
     pub horizon: Instant,
+    /// Faults that were injected.
+    pub faults: Vec<crate::scenario::FaultConfig>,
+}
+
+/// One entry of `summary.json` `faults`: a fault that struck during the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FaultSummary {
+    /// When it struck.
+    pub at_s: f64,
+    /// When it healed (`null`: never).
+    pub until_s: Option<f64>,
+    /// `board_dies`, `link_fails`, `bmp_silent` or `loss_burst`.
+    pub kind: String,
+    /// What it struck, in words.
+    pub what: String,
+}
+
+impl FaultSummary {
+    fn of(f: &crate::scenario::FaultConfig) -> FaultSummary {
+        use crate::scenario::FaultKind::*;
+        let what = match &f.kind {
+            BoardDies { machine, board } => format!("board {board} of {machine} dies"),
+            LinkFails { machine, board, link } => {
+                format!("link {} of board {board} of {machine} fails", link.name())
+            }
+            BmpSilent { machine, frame } => format!(
+                "BMP of cabinet {}, frame {} of {machine} stops answering",
+                frame.cabinet, frame.frame
+            ),
+            LossBurst { loss } => format!("the network loses {} % of packets", r3(loss * 100.0)),
+        };
+        FaultSummary {
+            at_s: r3(f.at.as_secs_f64()),
+            until_s: f.duration.map(|d| r3((f.at + d).as_secs_f64())),
+            kind: f.kind.name().to_string(),
+            what,
+        }
+    }
 }
 
 /// Wait statistics.
@@ -139,6 +177,9 @@ pub struct Summary {
     pub machines: Vec<MachineStats>,
     /// SCP statistics (packet-level runs only).
     pub scp: Option<serde_json::Value>,
+    /// Faults injected during the run, in time order (absent when none were).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSummary>,
 }
 
 /// Rounds to 3 decimals (stable JSON numbers).
@@ -310,6 +351,12 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
         classes,
         machines,
         scp,
+        faults: {
+            let mut f: Vec<&crate::scenario::FaultConfig> =
+                meta.faults.iter().filter(|f| Instant::ZERO + f.at <= r.end).collect();
+            f.sort_by_key(|f| f.at);
+            f.into_iter().map(FaultSummary::of).collect()
+        },
     }
 }
 

@@ -263,6 +263,7 @@ impl RunSpec {
             queue: self.queue.name().to_string(),
             seconds_before_free: self.service.seconds_before_free,
             horizon: Instant::ZERO + self.horizon,
+            faults: self.faults.clone(),
         }
     }
 }

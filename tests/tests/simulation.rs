@@ -290,3 +290,37 @@ fn faults_strike_and_the_health_policy_retires_the_dead_board() {
         per_byte("lab")
     );
 }
+
+/// `summary.json` lists the faults that struck, in time order, and the report tabulates them.
+#[test]
+fn faults_are_listed_in_the_summary_and_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("faults");
+    run_into("faults", &out);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let kinds: Vec<(&str, f64, Option<f64>)> = summary["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap(),
+                f["at_s"].as_f64().unwrap(),
+                f["until_s"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("loss_burst", 1800.0, Some(2100.0)),
+            ("board_dies", 3600.0, None),
+            ("link_fails", 7200.0, Some(10_800.0)),
+            ("bmp_silent", 14_400.0, Some(15_000.0))
+        ]
+    );
+    assert_eq!(summary["machines"][0]["retired_boards"], serde_json::json!([[0, 0, 0]]));
+    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    assert!(html.contains("board (0, 0, 0) of lab dies"), "{html}");
+}

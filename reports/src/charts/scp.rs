@@ -19,6 +19,7 @@ fn panel<DB: DrawingBackend>(
     lines: &[Line],
     y_desc: &str,
     bottom: bool,
+    faults: &[crate::data::FaultSummary],
 ) -> Result<()> {
     let y_max = lines.iter().flat_map(|l| l.0.iter().map(|p| p.1)).fold(0.0, f64::max);
     let mut chart = ChartBuilder::on(area)
@@ -49,6 +50,7 @@ fn panel<DB: DrawingBackend>(
     if lines.iter().all(|l| l.0.is_empty()) {
         return centre_note(&chart.plotting_area().strip_coord_spec(), "no data");
     }
+    draw_faults(&mut chart, axis, x_end, y_end(y_max), faults, !bottom, false)?;
     for (pts, style) in lines {
         draw_time_series(&mut chart, pts, x_end, *style)?;
     }
@@ -100,6 +102,13 @@ impl Chart for Scp<'_> {
         if self.rows.len() > DENSE {
             items.push((Key::Swatch(tint(OI_BLUE, 0.25)), "min–max per time slice".to_string()));
         }
+        let faults = &self.run.summary.faults;
+        if !faults.is_empty() {
+            items.push((
+                Key::Fault,
+                "fault: strikes at the dashed line, shaded while it lasts".to_string(),
+            ));
+        }
         let (w, _) = area.dim_in_pixel();
         let (leg, area) = area.split_vertically(legend_height(&area, &items, w));
         legend_strip(&leg, &items)?;
@@ -115,13 +124,14 @@ impl Chart for Scp<'_> {
             &[(t(|r| r.goodput_mbps), SeriesStyle::line(OI_BLUE))],
             "user data (Mbit/s)",
             false,
+            faults,
         )?;
         let lines = [
             (t(|r| r.retries), SeriesStyle::line(OI_ORANGE)),
             (t(|r| r.timeouts), SeriesStyle::line(OI_PURPLE)),
             (t(|r| r.failures), SeriesStyle::line(OI_BLACK)),
         ];
-        panel(&bottom, &axis, x_end, &lines, "events per sample period", true)
+        panel(&bottom, &axis, x_end, &lines, "events per sample period", true, faults)
     }
 }
 
@@ -192,8 +202,17 @@ impl Chart for ScpCompare<'_> {
             &series(|r| r.goodput_mbps),
             "user data (Mbit/s)",
             false,
+            &[],
         )?;
-        panel(&middle, &axis, x_end, &series(|r| r.retries), "retries / period", false)?;
+        panel(
+            &middle,
+            &axis,
+            x_end,
+            &series(|r| r.retries),
+            "retries / period",
+            false,
+            &[],
+        )?;
         panel(
             &bottom,
             &axis,
@@ -201,6 +220,7 @@ impl Chart for ScpCompare<'_> {
             &series(|r| r.timeouts),
             "timeouts / period",
             true,
+            &[],
         )
     }
 }

@@ -105,6 +105,12 @@ impl Chart for Utilisation<'_> {
             (Key::Swatch(DEAD_GREY), "dead".to_string()),
         ];
         let mut items = items;
+        if !s.faults.is_empty() {
+            items.push((
+                Key::Fault,
+                "fault: strikes at the dashed line, marked while it lasts".to_string(),
+            ));
+        }
         if run.timeline.len() > DENSE {
             items.push((
                 Key::Swatch(tint(OI_VERMILLION, 0.25)),
@@ -169,6 +175,7 @@ impl Chart for Utilisation<'_> {
                     .ok_draw()?;
             }
         }
+        draw_faults(&mut chart, &axis, x_end, y_max, &s.faults, true, true)?;
 
         // Bottom panel: the queue.
         let q: Vec<(f64, f64)> = run
