@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (idempotently) the real-client venv at $REPO/.venv-clients holding the pinned PyPI
-# spinnman 1!7.4.1 and its dependencies (requirements.txt), for tests/tests/real_clients.rs.
+# spinnman 1!7.4.1 and rig 2.4.1 and their dependencies (requirements.txt), for tests/tests/real_clients.rs.
 # Quiet on success; the last line of stdout is the venv's python path.
 # Fast path: if the venv's python exists and its stamp matches the sha256 of
 # requirements.txt, nothing is installed. Otherwise the venv is rebuilt from
@@ -33,6 +33,8 @@ import importlib.metadata as md
 v = md.version("SpiNNMan")
 assert v == "1!7.4.1", "spinnman version is %s, want 1!7.4.1" % v
 import spinnman.transceiver  # noqa: F401 - the client imports cleanly
+v = md.version("rig")
+assert v == "2.4.1", "rig version is %s, want 2.4.1" % v
 PYEOF
 echo "$want" > "$STAMP"
 echo "$PY"
