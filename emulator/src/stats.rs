@@ -4,6 +4,7 @@
 
 use spinnbed_core::proto::scp::{Command, ReturnCode};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Traffic counters (see [`crate::Emulator::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,5 +82,107 @@ impl Stats {
 
     pub(crate) fn count(map: &mut BTreeMap<Command, u64>, c: Command) {
         *map.entry(c).or_insert(0) += 1;
+    }
+}
+
+/// A short human summary: the totals on one line, then only the counters that are not zero
+/// (`name=value` pairs, commands and return codes by name).
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} datagrams in ({} B), {} out ({} B), {} dropped",
+            self.datagrams_in,
+            self.bytes_in,
+            self.datagrams_out,
+            self.bytes_out,
+            self.dropped()
+        )?;
+        let counters = [
+            ("malformed", self.malformed),
+            ("unknown_dst", self.dropped_unknown_dst),
+            ("bmp_silent", self.dropped_bmp_silent),
+            ("no_board", self.dropped_no_board),
+            ("board_off", self.dropped_board_off),
+            ("dead", self.dropped_dead),
+            ("unbooted", self.dropped_unbooted),
+            ("booting", self.dropped_booting),
+            ("tags_busy", self.dropped_tags_busy),
+            ("no_tag", self.dropped_no_tag),
+            ("stale", self.dropped_stale),
+        ];
+        let mut first = true;
+        for (name, n) in counters.iter().filter(|(_, n)| *n > 0) {
+            write!(f, "{}{name}={n}", if first { " (" } else { ", " })?;
+            first = false;
+        }
+        if !first {
+            write!(f, ")")?;
+        }
+        let list = |m: &BTreeMap<Command, u64>| {
+            m.iter()
+                .map(|(c, n)| format!("{c:?}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if !self.bmp_commands.is_empty() {
+            write!(f, "\n  BMP commands: {}", list(&self.bmp_commands))?;
+        }
+        if !self.scamp_commands.is_empty() {
+            write!(f, "\n  SC&MP commands: {}", list(&self.scamp_commands))?;
+        }
+        if !self.return_codes.is_empty() {
+            let codes: Vec<String> = self.return_codes.iter().map(|(c, n)| format!("{c:?}={n}")).collect();
+            write!(f, "\n  replies: {}", codes.join(" "))?;
+        }
+        if self.boot_packets > 0 {
+            write!(
+                f,
+                "\n  boot: {} packets, {} ignored, {} images ({} incomplete)",
+                self.boot_packets, self.boot_ignored, self.boots, self.boots_incomplete
+            )?;
+        }
+        if self.eieio_out + self.eieio_in + self.reverse_tag_other > 0 {
+            write!(
+                f,
+                "\n  EIEIO: {} streamed out, {} in through reverse tags ({} not EIEIO)",
+                self.eieio_out, self.eieio_in, self.reverse_tag_other
+            )?;
+        }
+        if self.memory_refused > 0 {
+            write!(f, "\n  memory refused (RC_BUF): {}", self.memory_refused)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_only_what_happened() {
+        let mut s = Stats {
+            datagrams_in: 12,
+            datagrams_out: 9,
+            bytes_in: 300,
+            bytes_out: 200,
+            malformed: 2,
+            dropped_board_off: 1,
+            ..Stats::default()
+        };
+        Stats::count(&mut s.scamp_commands, Command::Ver);
+        Stats::count(&mut s.scamp_commands, Command::Ver);
+        s.return_codes.insert(ReturnCode::Ok, 9);
+        let text = s.to_string();
+        assert_eq!(
+            text,
+            "12 datagrams in (300 B), 9 out (200 B), 3 dropped (malformed=2, board_off=1)\n  \
+             SC&MP commands: Ver=2\n  replies: Ok=9"
+        );
+        assert_eq!(
+            Stats::default().to_string(),
+            "0 datagrams in (0 B), 0 out (0 B), 0 dropped"
+        );
     }
 }

@@ -150,7 +150,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     }
     let stats = emu.stats();
     if !opts.quiet {
-        eprintln!("sim emulate: stopped: {stats:?}");
+        eprintln!("sim emulate: stopped: {stats}");
     }
     Ok(stats)
 }
