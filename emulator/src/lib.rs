@@ -355,6 +355,21 @@ impl Emulator {
         v
     }
 
+    /// The addresses (BMPs and boards not dead in the description) of the machine called
+    /// `machine`, sorted; empty if there is no such machine.
+    pub fn machine_addresses(&self, machine: &str) -> Vec<Ipv4Addr> {
+        let Some(i) = self.machines.iter().position(|ms| ms.machine.name() == machine) else {
+            return Vec::new();
+        };
+        self.by_ip
+            .iter()
+            .filter(|(_, o)| match o {
+                Owner::Bmp { m, .. } | Owner::Board { m, .. } => *m == i,
+            })
+            .map(|(ip, _)| *ip)
+            .collect()
+    }
+
     /// The (board IP, receive port) of every reverse IP tag currently set on a booted board.
     pub fn reverse_tag_endpoints(&self, now: Instant) -> Vec<SocketAddrV4> {
         let mut v = Vec::new();

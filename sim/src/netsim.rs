@@ -6,7 +6,8 @@
 //! the path's independent loss probability or by the path's Gilbert–Elliott burst state (one per
 //! direction), may be duplicated, may be reordered (held back by an extra delay), and is
 //! serialised on the endpoint's Ethernet link at the path's bandwidth. Scheduled loss bursts raise
-//! the loss of every path for a while.
+//! the loss of every path, or of the paths to one machine, for a while; bursts that overlap
+//! combine (each loses its fraction independently).
 //!
 //! Every path has its own random stream per purpose ("latency", "loss", "duplicate", "reorder",
 //! each keyed by the endpoint's address), so traffic on one path, or a change to one effect,
@@ -61,6 +62,24 @@ impl Ord for InFlight {
     }
 }
 
+/// A scheduled loss burst: extra loss on every path (`scope` `None`) or on the paths to the
+/// given machine-side addresses (sorted).
+#[derive(Debug, Clone, PartialEq)]
+struct LossBurst {
+    loss: f64,
+    scope: Option<Vec<Ipv4Addr>>,
+}
+
+impl LossBurst {
+    fn covers(&self, endpoint: Option<Ipv4Addr>) -> bool {
+        match (&self.scope, endpoint) {
+            (None, _) => true,
+            (Some(ips), Some(ip)) => ips.binary_search(&ip).is_ok(),
+            (Some(_), None) => false,
+        }
+    }
+}
+
 /// The state of one path: its settings, its random streams, and per direction (index 1: towards
 /// the machine) the burst state and when the endpoint's link is next free.
 struct Path {
@@ -105,8 +124,8 @@ pub struct Network {
     paths: BTreeMap<Ipv4Addr, Path>,
     /// Traffic between two addresses neither of which is on the machine side.
     other: Path,
-    /// Extra loss until a time (scheduled loss bursts).
-    extra_loss: Option<(Instant, f64)>,
+    /// Scheduled loss bursts under way, in the order they started.
+    bursts: Vec<LossBurst>,
     in_flight: BinaryHeap<InFlight>,
     seq: u64,
     stats: NetStats,
@@ -152,7 +171,7 @@ impl Network {
             endpoints,
             paths: BTreeMap::new(),
             other: Path::new(seed, 0, ""),
-            extra_loss: None,
+            bursts: Vec::new(),
             in_flight: BinaryHeap::new(),
             seq: 0,
             stats: NetStats::default(),
@@ -164,9 +183,33 @@ impl Network {
         self.stats
     }
 
-    /// Loses an extra fraction `loss` of every datagram until `until` (a loss-burst fault).
-    pub fn loss_burst(&mut self, until: Instant, loss: f64) {
-        self.extra_loss = Some((until, loss.clamp(0.0, 1.0)));
+    /// From now on, loses an extra fraction `loss` of the datagrams on every path (`scope`
+    /// `None`) or on the paths to the given machine-side addresses (a loss-burst fault).
+    pub fn start_loss_burst(&mut self, _now: Instant, loss: f64, scope: Option<Vec<Ipv4Addr>>) {
+        let scope = scope.map(|mut ips| {
+            ips.sort();
+            ips
+        });
+        self.bursts.push(LossBurst {
+            loss: loss.clamp(0.0, 1.0),
+            scope,
+        });
+    }
+
+    /// Ends one loss burst started with the same `loss` and `scope` (the earliest such); others
+    /// under way, even identical ones, carry on.
+    pub fn end_loss_burst(&mut self, _now: Instant, loss: f64, scope: Option<Vec<Ipv4Addr>>) {
+        let scope = scope.map(|mut ips| {
+            ips.sort();
+            ips
+        });
+        let want = LossBurst {
+            loss: loss.clamp(0.0, 1.0),
+            scope,
+        };
+        if let Some(i) = self.bursts.iter().position(|b| *b == want) {
+            self.bursts.remove(i);
+        }
     }
 
     fn unit(rng: &mut ChaCha8Rng) -> f64 {
@@ -186,14 +229,6 @@ impl Network {
     /// Hands a datagram to the network at `now`.
     pub fn send(&mut self, now: Instant, d: Datagram) {
         self.stats.sent += 1;
-        let mut extra = 0.0;
-        if let Some((until, e)) = self.extra_loss {
-            if now < until {
-                extra = e;
-            } else {
-                self.extra_loss = None;
-            }
-        }
         // The path: the machine-side endpoint, whose link serialises the datagram.
         let (endpoint, towards) = if self.endpoints.contains_key(d.dst.ip()) {
             (Some(*d.dst.ip()), 1)
@@ -202,6 +237,13 @@ impl Network {
         } else {
             (None, 0)
         };
+        // Scheduled bursts covering this path, combined.
+        let pass = self
+            .bursts
+            .iter()
+            .filter(|b| b.covers(endpoint))
+            .fold(1.0, |pass, b| pass * (1.0 - b.loss));
+        let extra = 1.0 - pass;
         let seed = self.seed;
         let path = match endpoint {
             Some(ip) => {
@@ -383,11 +425,38 @@ mod tests {
     #[test]
     fn loss_bursts_end() {
         let mut net = Network::new(cfg(0.0), 1, []);
-        net.loss_burst(Instant(100), 1.0);
+        net.start_loss_burst(Instant(0), 1.0, None);
         net.send(Instant(50), dg(1));
+        net.end_loss_burst(Instant(100), 1.0, None);
         net.send(Instant(150), dg(2));
         assert_eq!(net.stats().lost, 1);
         assert_eq!(net.poll_deliver(Instant::MAX).unwrap().payload[0], 2);
+    }
+
+    #[test]
+    fn loss_bursts_overlap_and_can_strike_one_machine() {
+        let ip = |a: u8| Ipv4Addr::new(127, 0, 0, a);
+        let mut net = Network::new(cfg(0.0), 1, [ip(2), ip(3)]);
+        // A burst on the paths to 127.0.0.3 only: 127.0.0.2 is untouched.
+        net.start_loss_burst(Instant(0), 1.0, Some(vec![ip(3)]));
+        net.send(Instant(10), to(2, 1));
+        net.send(Instant(10), to(3, 2));
+        assert_eq!(net.stats().lost, 1);
+        // Two identical network-wide bursts overlap: ending one leaves the other.
+        net.start_loss_burst(Instant(20), 1.0, None);
+        net.start_loss_burst(Instant(30), 1.0, None);
+        net.end_loss_burst(Instant(40), 1.0, None);
+        net.send(Instant(50), to(2, 3));
+        assert_eq!(net.stats().lost, 2);
+        net.end_loss_burst(Instant(60), 1.0, None);
+        net.send(Instant(70), to(2, 4));
+        net.send(Instant(70), to(3, 5));
+        assert_eq!(net.stats().lost, 3, "the scoped burst still holds 127.0.0.3");
+        net.end_loss_burst(Instant(80), 1.0, Some(vec![ip(3)]));
+        net.send(Instant(90), to(3, 6));
+        assert_eq!(net.stats().lost, 3);
+        let got: Vec<u8> = std::iter::from_fn(|| net.poll_deliver(Instant::MAX).map(|d| d.payload[0])).collect();
+        assert_eq!(got, vec![1, 4, 6]);
     }
 
     fn to(a: u8, n: u8) -> Datagram {

@@ -54,7 +54,11 @@ impl FaultSummary {
                 "BMP of cabinet {}, frame {} of {machine} stops answering",
                 frame.cabinet, frame.frame
             ),
-            LossBurst { loss } => format!("the network loses {} % of packets", r3(loss * 100.0)),
+            LossBurst { loss, machine: None } => format!("the network loses {} % of packets", r3(loss * 100.0)),
+            LossBurst {
+                loss,
+                machine: Some(machine),
+            } => format!("the network to {machine} loses {} % of packets", r3(loss * 100.0)),
         };
         FaultSummary {
             at_s: r3(f.at.as_secs_f64()),

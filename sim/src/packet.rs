@@ -515,9 +515,13 @@ impl Hardware for PacketHardware {
             FaultKind::BoardDies { machine, board } => self.emu.set_board_dead(machine, *board, on),
             FaultKind::LinkFails { machine, board, link } => self.emu.set_link_failed(machine, *board, *link, on),
             FaultKind::BmpSilent { machine, frame } => self.emu.set_bmp_silent(machine, *frame, on),
-            FaultKind::LossBurst { loss } => {
-                let until = if on { Instant::MAX } else { now };
-                self.net.loss_burst(until, *loss);
+            FaultKind::LossBurst { loss, machine } => {
+                let scope = machine.as_deref().map(|m| self.emu.machine_addresses(m));
+                if on {
+                    self.net.start_loss_burst(now, *loss, scope);
+                } else {
+                    self.net.end_loss_burst(now, *loss, scope);
+                }
             }
         }
     }

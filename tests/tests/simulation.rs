@@ -291,6 +291,58 @@ fn faults_strike_and_the_health_policy_retires_the_dead_board() {
     );
 }
 
+/// A loss burst scoped to one machine strikes only the paths to that machine: in `faults.toml`
+/// the annex's path is lossier than the lab's (2 % against 0.5 %), so its jobs resend more per
+/// request; a 6 % burst on the lab's paths alone, for the whole run, turns that around while the
+/// annex's rate stays where it was.
+#[test]
+fn a_loss_burst_on_one_machine_spares_the_others() {
+    use spinnbed_sim::scenario::{FaultConfig, FaultKind};
+    let base = scenario::load(&scenario_path("faults")).unwrap();
+    let resend_rates = |sc: &scenario::Scenario| {
+        let spec = RunSpec::from_scenario(sc, sc.jobs().unwrap());
+        let (r, _) = simulate(&spec, |_| {}).unwrap();
+        let rate = |machine: &str| {
+            let (mut retries, mut requests) = (0u64, 0u64);
+            for (x, j) in r.records.iter().zip(&r.job_scp) {
+                if let (Some(m), Some(j)) = (&x.machine, j)
+                    && m == machine
+                {
+                    retries += j.retries;
+                    requests += j.requests;
+                }
+            }
+            assert!(requests > 1000, "{machine}: {requests} requests");
+            retries as f64 / requests as f64
+        };
+        (rate("lab"), rate("annex"))
+    };
+    let mut calm = base.clone();
+    calm.faults.clear();
+    calm.policy.avoid_failing_boards = 0;
+    let mut stormy = calm.clone();
+    stormy.faults.push(FaultConfig {
+        at: spinnbed_core::time::Duration::from_secs(1),
+        kind: FaultKind::LossBurst {
+            loss: 0.06,
+            machine: Some("lab".into()),
+        },
+        duration: None,
+    });
+    let (lab_calm, annex_calm) = resend_rates(&calm);
+    let (lab_stormy, annex_stormy) = resend_rates(&stormy);
+    assert!(lab_calm < annex_calm, "calm: lab {lab_calm} vs annex {annex_calm}");
+    assert!(
+        lab_stormy > annex_stormy,
+        "burst on lab: lab {lab_stormy} vs annex {annex_stormy}"
+    );
+    assert!(lab_stormy > 3.0 * lab_calm, "lab {lab_stormy} vs {lab_calm}");
+    assert!(
+        annex_stormy < 1.5 * annex_calm && annex_stormy > annex_calm / 1.5,
+        "annex {annex_stormy} vs {annex_calm}: the lab's burst reached it"
+    );
+}
+
 /// `summary.json` lists the faults that struck, in time order, and the report tabulates them.
 #[test]
 fn faults_are_listed_in_the_summary_and_the_report() {

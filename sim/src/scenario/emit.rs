@@ -236,7 +236,10 @@ pub fn scenario(sc: &Scenario) -> String {
                 let _ = writeln!(o, "machine = {}", s(machine));
                 let _ = writeln!(o, "frame = [{}, {}]", frame.cabinet, frame.frame);
             }
-            FaultKind::LossBurst { loss } => {
+            FaultKind::LossBurst { loss, machine } => {
+                if let Some(machine) = machine {
+                    let _ = writeln!(o, "machine = {}", s(machine));
+                }
                 let _ = writeln!(o, "loss = {}", fmt_f64(*loss));
             }
         }

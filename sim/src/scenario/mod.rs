@@ -502,10 +502,13 @@ pub enum FaultKind {
         /// The frame.
         frame: FrameId,
     },
-    /// The network loses this fraction of packets.
+    /// The network loses this fraction of packets: on every path, or only on the paths to one
+    /// machine's BMPs and boards.
     LossBurst {
         /// Loss probability.
         loss: f64,
+        /// Only the paths to this machine (all paths if `None`).
+        machine: Option<String>,
     },
 }
 

@@ -1162,8 +1162,18 @@ impl Ctx<'_> {
             RawFaultKind::LossBurst => "loss_burst",
         };
         use RawFaultKind::*;
+        if f.kind == LossBurst
+            && let Some(name) = &f.machine
+            && !machines.iter().any(|m| m.machine.name() == name)
+        {
+            return Err(self.err(&key("machine"), format!("no machine named {name:?}")));
+        }
         let uses = [
-            ("machine", f.machine.is_some(), &[BoardDies, LinkFails, BmpSilent][..]),
+            (
+                "machine",
+                f.machine.is_some() || f.kind == LossBurst,
+                &[BoardDies, LinkFails, BmpSilent, LossBurst][..],
+            ),
             ("board", f.board.is_some(), &[BoardDies, LinkFails][..]),
             ("link", f.link.is_some(), &[LinkFails][..]),
             ("frame", f.frame.is_some(), &[BmpSilent][..]),
@@ -1225,6 +1235,7 @@ impl Ctx<'_> {
             }
             LossBurst => FaultKind::LossBurst {
                 loss: self.prob(&key("loss"), f.loss.expect("checked"), false)?,
+                machine: f.machine,
             },
         };
         let duration = match f.duration {

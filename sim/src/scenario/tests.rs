@@ -216,6 +216,12 @@ at = "6h"
 kind = "loss_burst"
 loss = 0.2
 duration = "1m"
+
+[[faults]]
+at = "7h"
+kind = "loss_burst"
+machine = "small"
+loss = 0.5
 "#;
 
 #[test]
@@ -280,7 +286,7 @@ fn every_key_is_read_and_printed_back() {
             loss: 0.5
         })
     );
-    assert_eq!(sc.faults.len(), 4);
+    assert_eq!(sc.faults.len(), 5);
     assert_eq!(
         sc.faults[1].kind,
         FaultKind::LinkFails {
@@ -289,7 +295,21 @@ fn every_key_is_read_and_printed_back() {
             link: Link::NorthEast
         }
     );
-    assert_eq!(sc.faults[3].kind, FaultKind::LossBurst { loss: 0.2 });
+    assert_eq!(
+        sc.faults[3].kind,
+        FaultKind::LossBurst {
+            loss: 0.2,
+            machine: None
+        }
+    );
+    assert_eq!(
+        sc.faults[4].kind,
+        FaultKind::LossBurst {
+            loss: 0.5,
+            machine: Some("small".into())
+        }
+    );
+    assert_eq!(sc.faults[4].duration, None);
     round_trip(&sc);
     let text = sc.to_resolved_toml();
     for line in [
@@ -748,6 +768,12 @@ fn malformed_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>,
             Some("board"),
             Some("faults[0].board"),
             "not used by kind = \"loss_burst\"",
+        ),
+        (
+            fault("at = \"1h\"\nkind = \"loss_burst\"\nloss = 0.5\nmachine = \"nope\""),
+            Some("machine = \"nope\""),
+            Some("faults[0].machine"),
+            "no machine named \"nope\"",
         ),
         (
             fault("at = \"60d\"\nkind = \"loss_burst\"\nloss = 0.5"),
