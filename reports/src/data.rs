@@ -64,6 +64,7 @@ pub struct Summary {
     pub never_started: Option<u64>,
     pub live_boards: Option<u64>,
     pub dead_boards: Option<u64>,
+    pub utilisation_window_s: Option<f64>,
     pub utilisation: Option<f64>,
     pub powered_utilisation: Option<f64>,
     pub board_hours_allocated: Option<f64>,
@@ -323,6 +324,15 @@ impl RunData {
                 .fold(0.0, f64::max),
         );
         if d.is_finite() && d > 0.0 { d } else { 1.0 }
+    }
+
+    /// The window board use is measured over (`utilisation_window_s` of `summary.json`: first
+    /// submission to last release); the run's length for summaries that lack it. Never zero.
+    pub fn utilisation_window_s(&self) -> f64 {
+        match self.summary.utilisation_window_s {
+            Some(w) if w.is_finite() && w > 0.0 => w,
+            _ => self.duration_s(),
+        }
     }
 
     /// Total board positions (live + dead) over all machines.

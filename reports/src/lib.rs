@@ -89,7 +89,7 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
             stem: stem.clone(),
             alt: format!("Map of machine {name}: boards coloured by how long they were allocated"),
             caption: format!(
-                "Machine {name}: share of the run each board was allocated; dead boards black with a cross, dead links vermillion, boards retired by the health policy framed in black."
+                "Machine {name}: share of the time (first submission to last release) each board was allocated; dead boards black with a cross, dead links vermillion, boards retired by the health policy framed in black."
             ),
         });
         stems.push(stem);
@@ -170,7 +170,8 @@ pub fn compare(run_dirs: &[PathBuf], out_dir: &Path) -> Result<()> {
     figs.push(Figure {
         stem: "boards".into(),
         alt: "Per-board allocated time, sorted, one line per run".into(),
-        caption: "Every live board's allocated share of the run, busiest first.".into(),
+        caption: "Every live board's allocated share of the time (first submission to last release), busiest first."
+            .into(),
     });
     if runs.iter().any(|(_, r)| r.scp.is_some()) {
         render(&ScpCompare { runs: &runs }, out_dir, "scp", &mut files)?;

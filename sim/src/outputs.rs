@@ -163,9 +163,12 @@ pub struct Summary {
     pub live_boards: usize,
     /// Dead boards.
     pub dead_boards: usize,
-    /// Allocated board-time / (live boards × makespan).
+    /// The window utilisation is measured over: from the first submission until the last job
+    /// ended or the last board was released, whichever is later.
+    pub utilisation_window_s: f64,
+    /// Allocated board-time / (live boards × utilisation window).
     pub utilisation: f64,
-    /// Powered board-time / (live boards × makespan).
+    /// Powered board-time / (live boards × utilisation window).
     pub powered_utilisation: f64,
     /// Board-hours allocated.
     pub board_hours_allocated: f64,
@@ -235,6 +238,9 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
         .max()
         .unwrap_or(first_submit);
     let makespan = secs(last_end) - secs(first_submit);
+    // Utilisation counts board-time from the first submission until the last board is released
+    // (boards stay allocated while they power off after their job ends), so it never exceeds 1.
+    let window = secs(last_end.max(r.last_release)) - secs(first_submit);
     let live: usize = r
         .machines
         .iter()
@@ -254,10 +260,10 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
         .map(|u| u.powered.as_micros() as f64 / 1e6)
         .sum();
     let util = |x: f64, live: usize| {
-        if live == 0 || makespan <= 0.0 {
+        if live == 0 || window <= 0.0 {
             0.0
         } else {
-            x / (live as f64 * makespan)
+            x / (live as f64 * window)
         }
     };
     let waits: Vec<f64> = r
@@ -342,6 +348,7 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
         unfinished: count(Outcome::Unfinished),
         live_boards: live,
         dead_boards: dead,
+        utilisation_window_s: r3(window),
         utilisation: r3(util(alloc_s, live)),
         powered_utilisation: r3(util(power_s, live)),
         board_hours_allocated: r3(alloc_s / 3600.0),

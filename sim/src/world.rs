@@ -148,6 +148,8 @@ pub struct World<H: Hardware> {
     scp_samples: Vec<Option<crate::hardware::ScpCounters>>,
     failures: BTreeMap<(usize, Board), u32>,
     retired_boards: Vec<(String, Board)>,
+    /// When a board last stopped being allocated (released, or still held at the end).
+    last_release: Instant,
     service_timer: Option<Instant>,
     hw_timer: Option<Instant>,
     arrived: usize,
@@ -193,6 +195,9 @@ pub struct RunResult {
     pub job_scp: Vec<Option<crate::hardware::JobScp>>,
     /// Boards the health policy took out of service.
     pub retired_boards: Vec<(String, Board)>,
+    /// When a board last stopped being allocated: the last release, or the end of the run if
+    /// boards were still held then (`Instant::ZERO` if nothing was ever allocated).
+    pub last_release: Instant,
 }
 
 impl<H: Hardware> World<H> {
@@ -246,6 +251,7 @@ impl<H: Hardware> World<H> {
             scp_samples: Vec::new(),
             failures: BTreeMap::new(),
             retired_boards: Vec::new(),
+            last_release: Instant::ZERO,
             service_timer: None,
             hw_timer: None,
             arrived: 0,
@@ -385,6 +391,7 @@ impl<H: Hardware> World<H> {
             scp_samples: self.scp_samples,
             job_scp,
             retired_boards: self.retired_boards,
+            last_release: self.last_release,
         }
     }
 
@@ -589,6 +596,7 @@ impl<H: Hardware> World<H> {
                         let u = &mut self.boards[mi][self.machines[mi].machine.board_index(*b)];
                         if let Some(since) = u.alloc_since.take() {
                             u.allocated = u.allocated + (now - since);
+                            self.last_release = self.last_release.max(now);
                         }
                     }
                 }
@@ -704,6 +712,7 @@ impl<H: Hardware> World<H> {
         for u in self.boards.iter_mut().flatten() {
             if let Some(s) = u.alloc_since.take() {
                 u.allocated = u.allocated + (end - s);
+                self.last_release = self.last_release.max(end);
             }
             if let Some(s) = u.powered_since.take() {
                 u.powered = u.powered + (end - s);

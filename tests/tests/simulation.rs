@@ -291,6 +291,31 @@ fn faults_strike_and_the_health_policy_retires_the_dead_board() {
     );
 }
 
+/// Utilisation is measured from the first submission to the last release, so a lone job (whose
+/// boards stay allocated while they power off after it ends) cannot push it past 100 %; the
+/// machine map's per-board shares use the same window, so their mean is the summary's figure.
+#[test]
+fn utilisation_of_a_lone_job_stays_within_the_window() {
+    let sc = scenario::load(&scenario_path("quick")).unwrap();
+    let mut jobs = sc.jobs().unwrap();
+    jobs.truncate(1);
+    let spec = RunSpec::from_scenario(&sc, jobs);
+    let (result, meta) = simulate(&spec, |_| {}).unwrap();
+    let s = spinnbed_sim::outputs::summary(&result, &meta, None);
+    assert_eq!(s.started, 1);
+    assert!(s.utilisation > 0.0 && s.utilisation <= 1.0, "{}", s.utilisation);
+    assert!(s.powered_utilisation <= 1.0, "{}", s.powered_utilisation);
+    assert!(
+        s.utilisation_window_s > s.makespan_s,
+        "{} vs {}",
+        s.utilisation_window_s,
+        s.makespan_s
+    );
+    let allocated_s: f64 = result.boards.iter().flatten().map(|u| u.allocated.as_secs_f64()).sum();
+    let expect = allocated_s / (s.live_boards as f64 * s.utilisation_window_s);
+    assert!((s.utilisation - expect).abs() < 1e-3, "{} vs {expect}", s.utilisation);
+}
+
 /// A loss burst scoped to one machine strikes only the paths to that machine: in `faults.toml`
 /// the annex's path is lossier than the lab's (2 % against 0.5 %), so its jobs resend more per
 /// request; a 6 % burst on the lab's paths alone, for the whole run, turns that around while the

@@ -1,5 +1,5 @@
 //! `machine_<name>.{png,svg}`: a map of one machine, every board a hexagon coloured by the share
-//! of the run it spent allocated, dead boards black with a cross, dead links as vermillion bars on
+//! of the utilisation window (first submission to last release) it spent allocated, dead boards black with a cross, dead links as vermillion bars on
 //! the board's edge in the link's direction.
 //!
 //! Layout follows the reference (`spalloc_server` coordinates): a board's Ethernet chip is at
@@ -88,7 +88,7 @@ pub struct MachineMap<'a> {
 impl Chart for MachineMap<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let run = self.run;
-        let duration = run.duration_s();
+        let duration = run.utilisation_window_s();
         let boards: Vec<&Board> = run.boards.iter().filter(|b| b.machine == self.machine).collect();
         let busy = |b: &Board| (b.allocated_s / duration).clamp(0.0, 1.0);
         let live: Vec<&&Board> = boards.iter().filter(|b| !b.dead).collect();
@@ -114,7 +114,7 @@ impl Chart for MachineMap<'_> {
             let mean = live.iter().map(|b| busy(b)).sum::<f64>() / live.len() as f64;
             let max = live.iter().map(|b| busy(b)).fold(0.0, f64::max);
             sub.push(format!(
-                "boards allocated {} of the run on average, busiest {}",
+                "boards allocated {} of the time on average, busiest {}",
                 format::pct(mean),
                 format::pct(max)
             ));
@@ -322,7 +322,7 @@ impl Chart for BoardsCompare<'_> {
             .runs
             .iter()
             .map(|(_, r)| {
-                let d = r.duration_s();
+                let d = r.utilisation_window_s();
                 let mut v: Vec<f64> = r
                     .boards
                     .iter()
@@ -376,7 +376,7 @@ impl Chart for BoardsCompare<'_> {
                 }
             })
             .x_desc("live boards, busiest first (share of the machine's boards)")
-            .y_desc("time allocated (% of the run)")
+            .y_desc("time allocated (% of first submission to last release)")
             .label_style(text(TICK_PX))
             .axis_desc_style(text(AXIS_DESC_PX))
             .draw()
