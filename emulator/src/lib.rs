@@ -203,9 +203,10 @@ enum Timer {
 /// - **Power.** A power-on command switches each board of the mask on after `delay × board
 ///   number` ms; a board then loads its FPGAs for [`Config::power_on`] before its chips run (boot
 ///   ROM, [`BoardState::Unbooted`]). Powering on a board that is already on restarts that
-///   sequence (FPGAs reloaded, chips reset). The BMP answers when the *last* board of the mask is
-///   ready (power-off: [`Config::power_off`] after the last switch-off); boards not in the frame
-///   are ignored. A switched-off, reset or dead board loses all SC&MP state (tags, memory, apps).
+///   sequence (FPGAs reloaded, chips reset). As BC&MP does, the BMP answers after its *own*
+///   board's sequence (board 0: [`Config::power_on`] or [`Config::power_off`]) when the mask
+///   holds board 0, and at once otherwise; the other boards are told over CAN and switch in the
+///   background. Boards not in the frame are ignored. A switched-off, reset or dead board loses all SC&MP state (tags, memory, apps).
 ///   The BMP keeps answering other requests while a power command is pending.
 /// - **BMP replies** carry tag 8, come from the requested board (port 0, cpu = board) and go to
 ///   port 7, cpu `0xE0 | board`, address = frame number, as BC&MP rewrites the source before
@@ -725,7 +726,8 @@ impl Emulator {
     }
 
     /// Starts a power command on the boards of `mask` in frame `f`; returns when the BMP should
-    /// answer.
+    /// answer: after its own board's (board 0's) sequence if the mask holds it, else at once
+    /// (the other boards are told over CAN and switch in the background).
     fn start_power(&mut self, now: Instant, m: usize, f: usize, on: bool, delay_ms: u16, mask: u32) -> Instant {
         let mut done = now;
         for n in 0..32u32 {
@@ -742,8 +744,9 @@ impl Emulator {
             let generation = s.power_gen;
             let at = now + Duration::from_millis(u64::from(delay_ms) * u64::from(n));
             let t = self.machines[m].timing;
-            let finished = at + if on { t.power_on } else { t.power_off };
-            done = done.max(finished);
+            if n == 0 {
+                done = at + if on { t.power_on } else { t.power_off };
+            }
             if at <= now {
                 self.power_switch(now, m, b, generation, on);
             } else {

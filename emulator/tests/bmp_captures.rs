@@ -92,20 +92,29 @@ fn power_on_reply_waits_for_the_sequence() {
 fn staggered_power_off() {
     let mut rig = rig();
     rig.power_all(0);
-    // spinnman SetPower(OFF, [5], delay 0.5 s): board 5 switches off after 5 × 500 ms.
+    // spinnman SetPower(OFF, [5], delay 0.5 s): the mask does not hold the BMP's own board 0, so
+    // BC&MP answers at once and board 5 switches off after 5 × 500 ms in the background.
     let req = hex("000087ff00ff00000000390034120000f4012000000000000000");
-    assert!(rig.send(scp(BMP), req).is_empty());
+    let out = rig.send(scp(BMP), req);
+    assert_eq!(out.len(), 1, "answered at once");
+    assert_eq!(to_hex(&out[0].payload[10..]), "80003412", "RC_OK, sequence 0x1234");
     assert!(rig.emu.power("m", board_no(5)));
     assert!(rig.advance(Duration::from_millis(2_499)).is_empty());
     rig.advance(Duration::from_millis(1));
     assert!(!rig.emu.power("m", board_no(5)));
     assert!(rig.emu.power("m", board_no(4)));
-    assert!(rig.advance(Duration::from_millis(999)).is_empty());
-    assert_eq!(
-        rig.advance(Duration::from_millis(1)).len(),
-        1,
-        "power_off after the last switch"
-    );
+    assert!(rig.advance(Duration::from_secs(5)).is_empty(), "no second reply");
+}
+
+#[test]
+fn power_replies_wait_for_the_bmps_own_board() {
+    let mut rig = rig();
+    // spinnman SetPower(ON, [0, 1, 2], delay 0): board 0 is in the mask, so the reply comes when
+    // its FPGAs are loaded (power_on, 5 s here), not before.
+    let req = hex("000087ff00ff0000000039003412010000000700000000000000");
+    assert!(rig.send(scp(BMP), req).is_empty());
+    assert!(rig.advance(Duration::from_millis(4_999)).is_empty());
+    assert_eq!(rig.advance(Duration::from_millis(1)).len(), 1);
 }
 
 #[test]
