@@ -12,11 +12,11 @@ use spinnbed_core::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Time from a board being switched on to its FPGAs being loaded and its chips released from
-    /// reset (default 5 s). The BMP answers a power-on command only when the last board of the
-    /// command has finished (see [`crate::Emulator`]).
+    /// reset (default 5 s). A power-on command whose mask holds board 0 (the BMP's own board) is
+    /// answered when board 0 has finished; other commands at once (see [`crate::Emulator`]).
     pub power_on: Duration,
-    /// Time the BMP takes to answer a power-off command after the last board was switched off
-    /// (default 1 s).
+    /// Time the BMP takes to answer a power-off command whose mask holds board 0, after board 0
+    /// was switched off (default 1 s); without board 0 it answers at once.
     pub power_off: Duration,
     /// Time from a complete boot image (CONTROL(1) after every block) to SC&MP running with its
     /// P2P address known (default 3 s). Until then CMD_VER answers with P2P address 0xFFFF.
