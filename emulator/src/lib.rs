@@ -255,6 +255,8 @@ pub struct Emulator {
     /// topology (power, boot, faults, STOP bits).
     routes: BTreeMap<(usize, usize), Vec<u16>>,
     events: VecDeque<Event>,
+    /// Bumped whenever IP tags may have changed (a CMD_IPTAG, a board losing its SC&MP state).
+    tags_epoch: u64,
 }
 
 impl core::fmt::Debug for Emulator {
@@ -331,6 +333,7 @@ impl Emulator {
             next_set: 0,
             routes: BTreeMap::new(),
             events: VecDeque::new(),
+            tags_epoch: 0,
         }
     }
 
@@ -373,6 +376,18 @@ impl Emulator {
 
     /// The (board IP, receive port) of every reverse IP tag currently set on a booted board.
     pub fn reverse_tag_endpoints(&self, now: Instant) -> Vec<SocketAddrV4> {
+        self.reverse_tag_endpoints_at(now)
+    }
+
+    /// A counter that changes whenever the IP tags may have changed (a CMD_IPTAG was handled, a
+    /// board was switched off, reset or died): a driver serving reverse tags over real sockets
+    /// re-reads [`reverse_tag_endpoints`](Self::reverse_tag_endpoints) when it moves (and now and
+    /// then, for tags that time out).
+    pub fn tags_epoch(&self) -> u64 {
+        self.tags_epoch
+    }
+
+    fn reverse_tag_endpoints_at(&self, now: Instant) -> Vec<SocketAddrV4> {
         let mut v = Vec::new();
         for ms in &self.machines {
             for s in ms.boards.iter().flatten() {
@@ -634,6 +649,7 @@ impl Emulator {
         let Some(rt) = slot.runtime.take() else {
             return;
         };
+        self.tags_epoch += 1;
         slot.runtime_gen = slot.runtime_gen.wrapping_add(1);
         self.budget.used = self.budget.used.saturating_sub(rt.data_pages());
         if let Some(set) = ms.sets.get_mut(&rt.set) {

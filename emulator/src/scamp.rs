@@ -676,7 +676,10 @@ impl Emulator {
                 self.with_chip_mut(t, now, |c, _, _| c.leds = crate::bmp::apply_leds(c.leds, leds.0));
                 ScpReply::new(seq, &Reply::Empty)
             }
-            Request::Iptag(r) => self.iptag(ctx, t, r),
+            Request::Iptag(r) => {
+                self.tags_epoch += 1;
+                self.iptag(ctx, t, r)
+            }
             Request::Alloc { app_id, op, .. } => self.alloc(ctx, t, app_id, op),
             Request::Router { app_id, op } => self.router(ctx, t, app_id, op),
             Request::Info { .. } => self.info(ctx, t),

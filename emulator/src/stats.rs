@@ -80,9 +80,26 @@ impl Stats {
             + self.dropped_no_tag
     }
 
+    /// Counts a request by command. Unknown codes are kept one by one up to
+    /// [`MAX_UNKNOWN_CODES`](Self::MAX_UNKNOWN_CODES) of them; after that they share the entry
+    /// `Unknown(0xFFFF)`, so a flood of garbage cannot grow the map without bound.
     pub(crate) fn count(map: &mut BTreeMap<Command, u64>, c: Command) {
+        let c = match c {
+            Command::Unknown(_) if !map.contains_key(&c) => {
+                let unknown = map.keys().filter(|k| matches!(k, Command::Unknown(_))).count();
+                if unknown >= Self::MAX_UNKNOWN_CODES {
+                    Command::Unknown(0xFFFF)
+                } else {
+                    c
+                }
+            }
+            c => c,
+        };
         *map.entry(c).or_insert(0) += 1;
     }
+
+    /// Distinct unknown command codes counted one by one (see [`count`](Self::count)).
+    pub const MAX_UNKNOWN_CODES: usize = 16;
 }
 
 /// A short human summary: the totals on one line, then only the counters that are not zero
@@ -184,5 +201,17 @@ mod tests {
             Stats::default().to_string(),
             "0 datagrams in (0 B), 0 out (0 B), 0 dropped"
         );
+    }
+
+    #[test]
+    fn unknown_commands_cannot_grow_the_map_without_bound() {
+        let mut map = BTreeMap::new();
+        for code in 1000..3000u16 {
+            Stats::count(&mut map, Command::from_code(code));
+        }
+        Stats::count(&mut map, Command::Ver);
+        assert!(map.len() <= Stats::MAX_UNKNOWN_CODES + 2, "{}", map.len());
+        assert_eq!(map.values().sum::<u64>(), 2001);
+        assert_eq!(map[&Command::Ver], 1);
     }
 }

@@ -5,7 +5,9 @@
 //! the sans-IO [`Emulator`]: it feeds it the datagrams the socket tasks receive, sends what it
 //! emits, and sleeps until its next timer (power-on, boot, tag expiry, EIEIO). With `--impair`
 //! the scenario's network model (latency, loss, bursts, duplication, reordering) is applied on
-//! the emulator side, seeded.
+//! the emulator side, seeded, and the scenario's faults strike and heal at their times (counted
+//! from the start of serving). Reverse IP tags that clients set get their own sockets (the
+//! board's address, the tag's port) for as long as they are set.
 
 use crate::netsim::Network;
 use crate::scenario::Scenario;
@@ -69,7 +71,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     let mut emu = Emulator::new(&machines, config);
     let endpoints = emu.endpoints();
     check_loopback(&endpoints, opts.allow_non_loopback)?;
-    let (socks, mut rx) = SocketSet::bind(&endpoints).await?;
+    let (mut socks, mut rx) = SocketSet::bind(&endpoints).await?;
     let machine_ips: Vec<_> = endpoints.iter().map(|a| *a.ip()).collect();
     let mut net = opts
         .impair
@@ -93,35 +95,92 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     let mut sigint = signal_stream(tokio::signal::unix::SignalKind::interrupt());
     let mut log = EventLog;
     let stop = opts.stop.clone().unwrap_or_default();
-    loop {
-        let now = now_since(start);
-        // Everything the emulator (and the impaired network) has to say goes out now.
-        while let Some(d) = emu.poll_transmit() {
-            match net.as_mut() {
-                Some(n) => n.send(now, d),
-                None => {
-                    socks.try_send(d.src, d.dst, &d.payload);
-                }
+    // With --impair, the scenario's faults strike and heal on the emulator's clock: (time, index
+    // in the scenario, strike?) in time order.
+    let mut faults: std::collections::VecDeque<(Instant, usize, bool)> = if opts.impair {
+        let mut v = Vec::new();
+        for (i, f) in sc.faults.iter().enumerate() {
+            v.push((Instant::ZERO + f.at, i, true));
+            if let Some(d) = f.duration {
+                v.push((Instant::ZERO + f.at + d, i, false));
             }
         }
-        if let Some(n) = net.as_mut() {
-            while let Some(d) = n.poll_deliver(now) {
-                if endpoints.binary_search(&d.dst).is_ok() {
-                    emu.handle_datagram(now, d);
-                } else {
-                    socks.try_send(d.src, d.dst, &d.payload);
+        v.sort_by_key(|&(t, i, on)| (t, !on, i));
+        v.into()
+    } else {
+        Default::default()
+    };
+    // Reverse IP tags open sockets on their boards' addresses while they are set.
+    let mut served: std::collections::BTreeSet<std::net::SocketAddrV4> = endpoints.iter().copied().collect();
+    let mut refused = std::collections::BTreeSet::new();
+    let mut tags_epoch = emu.tags_epoch();
+    let mut tags_checked = start;
+    loop {
+        let now = now_since(start);
+        while let Some(&(at, i, on)) = faults.front()
+            && at <= now
+        {
+            faults.pop_front();
+            let f = &sc.faults[i];
+            crate::packet::apply_fault(&mut emu, net.as_mut(), now, &f.kind, on);
+            if !opts.quiet {
+                let what = crate::outputs::FaultSummary::describe(f);
+                eprintln!("sim emulate: fault {}: {what}", if on { "strikes" } else { "heals" });
+            }
+        }
+        // Everything the emulator (and the impaired network) has to say goes out now, until
+        // neither has anything left (a request the network delivers may be answered at once).
+        loop {
+            let mut moved = false;
+            while let Some(d) = emu.poll_transmit() {
+                moved = true;
+                match net.as_mut() {
+                    Some(n) => n.send(now, d),
+                    None => {
+                        socks.try_send(d.src, d.dst, &d.payload);
+                    }
                 }
+            }
+            if let Some(n) = net.as_mut() {
+                while let Some(d) = n.poll_deliver(now) {
+                    moved = true;
+                    if served.contains(&d.dst) {
+                        emu.handle_datagram(now, d);
+                    } else {
+                        socks.try_send(d.src, d.dst, &d.payload);
+                    }
+                }
+            }
+            if !moved {
+                break;
             }
         }
         log.report(&mut emu, opts.quiet);
-        let wake = [emu.poll_timeout(), net.as_ref().and_then(|n| n.poll_timeout())]
-            .into_iter()
-            .flatten()
-            .min();
+        // Open and close reverse-tag sockets when the tags changed (and every second, for tags
+        // that time out).
+        if emu.tags_epoch() != tags_epoch || tags_checked.elapsed() >= std::time::Duration::from_secs(1) {
+            tags_epoch = emu.tags_epoch();
+            tags_checked = tokio::time::Instant::now();
+            let sets = (&mut served, &mut refused);
+            sync_reverse_tags(&emu, now, &endpoints, &mut socks, sets, opts.quiet).await;
+        }
+        let wake = [
+            emu.poll_timeout(),
+            net.as_ref().and_then(|n| n.poll_timeout()),
+            faults.front().map(|f| f.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let sleep_until = wake
             .map(|t| start + std::time::Duration::from_micros(t.0))
             .unwrap_or(start + std::time::Duration::from_secs(3600));
         let sleep_until = stop_at.map_or(sleep_until, |s| sleep_until.min(s));
+        let sleep_until = if served.len() > endpoints.len() {
+            sleep_until.min(tags_checked + std::time::Duration::from_secs(1))
+        } else {
+            sleep_until
+        };
         tokio::select! {
             r = rx.recv() => {
                 let Some(r) = r else { break };
@@ -153,6 +212,55 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
         eprintln!("sim emulate: stopped: {stats}");
     }
     Ok(stats)
+}
+
+type AddrSet = std::collections::BTreeSet<std::net::SocketAddrV4>;
+
+/// Binds a socket for every reverse IP tag that is set and closes those of tags that are gone.
+/// A reverse tag whose port cannot be bound (taken by another program) is reported once and
+/// skipped while it stays set.
+async fn sync_reverse_tags(
+    emu: &Emulator,
+    now: Instant,
+    endpoints: &[std::net::SocketAddrV4],
+    socks: &mut SocketSet,
+    (served, refused): (&mut AddrSet, &mut AddrSet),
+    quiet: bool,
+) {
+    let want: AddrSet = emu.reverse_tag_endpoints(now).into_iter().collect();
+    refused.retain(|a| want.contains(a));
+    let fixed = |a: &std::net::SocketAddrV4| endpoints.binary_search(a).is_ok();
+    let gone: Vec<_> = served
+        .iter()
+        .copied()
+        .filter(|a| !fixed(a) && !want.contains(a))
+        .collect();
+    for a in gone {
+        socks.remove(a);
+        served.remove(&a);
+        if !quiet {
+            eprintln!("sim emulate: reverse IP tag on {a} closed");
+        }
+    }
+    for a in want {
+        if served.contains(&a) || refused.contains(&a) {
+            continue;
+        }
+        match socks.add(a).await {
+            Ok(()) => {
+                served.insert(a);
+                if !quiet {
+                    eprintln!("sim emulate: reverse IP tag listening on {a}");
+                }
+            }
+            Err(e) => {
+                refused.insert(a);
+                if !quiet {
+                    eprintln!("sim emulate: reverse IP tag on {a}: {e:#}");
+                }
+            }
+        }
+    }
 }
 
 /// A signal as a stream, registered once so that none is lost between polls (a receiver that

@@ -62,7 +62,8 @@ enum Command {
         /// Allow binding addresses outside 127.0.0.0/8.
         #[arg(long)]
         allow_non_loopback: bool,
-        /// Apply the scenario's network model (latency, loss, …) on the emulator side.
+        /// Apply the scenario's network model (latency, loss, …) on the emulator side, and strike
+        /// its [faults] at their times (seconds after start).
         #[arg(long)]
         impair: bool,
         /// Write this file once every socket is bound.

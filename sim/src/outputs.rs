@@ -44,8 +44,18 @@ pub struct FaultSummary {
 
 impl FaultSummary {
     fn of(f: &crate::scenario::FaultConfig) -> FaultSummary {
+        FaultSummary {
+            at_s: r3(f.at.as_secs_f64()),
+            until_s: f.duration.map(|d| r3((f.at + d).as_secs_f64())),
+            kind: f.kind.name().to_string(),
+            what: Self::describe(f),
+        }
+    }
+
+    /// What a fault strikes, in words ("board (0, 0, 0) of lab dies").
+    pub fn describe(f: &crate::scenario::FaultConfig) -> String {
         use crate::scenario::FaultKind::*;
-        let what = match &f.kind {
+        match &f.kind {
             BoardDies { machine, board } => format!("board {board} of {machine} dies"),
             LinkFails { machine, board, link } => {
                 format!("link {} of board {board} of {machine} fails", link.name())
@@ -59,12 +69,6 @@ impl FaultSummary {
                 loss,
                 machine: Some(machine),
             } => format!("the network to {machine} loses {} % of packets", r3(loss * 100.0)),
-        };
-        FaultSummary {
-            at_s: r3(f.at.as_secs_f64()),
-            until_s: f.duration.map(|d| r3((f.at + d).as_secs_f64())),
-            kind: f.kind.name().to_string(),
-            what,
         }
     }
 }

@@ -369,6 +369,26 @@ fn pattern(job: JobId, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Strikes (`on`) or heals a scenario fault on an emulated machine and the network in front of
+/// it (loss bursts need the network; without one they are ignored). Shared by the simulated
+/// run and `sim emulate --impair`.
+pub fn apply_fault(emu: &mut Emulator, net: Option<&mut Network>, now: Instant, kind: &FaultKind, on: bool) {
+    match kind {
+        FaultKind::BoardDies { machine, board } => emu.set_board_dead(machine, *board, on),
+        FaultKind::LinkFails { machine, board, link } => emu.set_link_failed(machine, *board, *link, on),
+        FaultKind::BmpSilent { machine, frame } => emu.set_bmp_silent(machine, *frame, on),
+        FaultKind::LossBurst { loss, machine } => {
+            let Some(net) = net else { return };
+            let scope = machine.as_deref().map(|m| emu.machine_addresses(m));
+            if on {
+                net.start_loss_burst(now, *loss, scope);
+            } else {
+                net.end_loss_burst(now, *loss, scope);
+            }
+        }
+    }
+}
+
 /// The host side, the simulated network and the emulated machine, as [`Hardware`].
 pub struct PacketHardware {
     side: HostSide,
@@ -511,19 +531,7 @@ impl Hardware for PacketHardware {
     }
 
     fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
-        match kind {
-            FaultKind::BoardDies { machine, board } => self.emu.set_board_dead(machine, *board, on),
-            FaultKind::LinkFails { machine, board, link } => self.emu.set_link_failed(machine, *board, *link, on),
-            FaultKind::BmpSilent { machine, frame } => self.emu.set_bmp_silent(machine, *frame, on),
-            FaultKind::LossBurst { loss, machine } => {
-                let scope = machine.as_deref().map(|m| self.emu.machine_addresses(m));
-                if on {
-                    self.net.start_loss_burst(now, *loss, scope);
-                } else {
-                    self.net.end_loss_burst(now, *loss, scope);
-                }
-            }
-        }
+        apply_fault(&mut self.emu, Some(&mut self.net), now, kind, on);
     }
 
     fn scp_stats(&self) -> Option<serde_json::Value> {

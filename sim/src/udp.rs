@@ -25,6 +25,7 @@ pub struct Received {
 #[derive(Debug)]
 pub struct SocketSet {
     sockets: BTreeMap<SocketAddrV4, Arc<UdpSocket>>,
+    tasks: BTreeMap<SocketAddrV4, tokio::task::JoinHandle<()>>,
     tx: mpsc::Sender<Received>,
 }
 
@@ -59,6 +60,7 @@ impl SocketSet {
         let (tx, rx) = mpsc::channel(65_536);
         let mut set = SocketSet {
             sockets: BTreeMap::new(),
+            tasks: BTreeMap::new(),
             tx,
         };
         for a in addrs {
@@ -78,7 +80,7 @@ impl SocketSet {
         let s = Arc::new(s);
         let rx_sock = s.clone();
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             loop {
                 match rx_sock.recv_from(&mut buf).await {
@@ -99,7 +101,21 @@ impl SocketSet {
             }
         });
         self.sockets.insert(a, s);
+        self.tasks.insert(a, task);
         Ok(())
+    }
+
+    /// Closes one address's socket (no-op if it is not bound).
+    pub fn remove(&mut self, a: SocketAddrV4) {
+        if let Some(t) = self.tasks.remove(&a) {
+            t.abort();
+        }
+        self.sockets.remove(&a);
+    }
+
+    /// The bound addresses, sorted.
+    pub fn addresses(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
+        self.sockets.keys().copied()
     }
 
     /// Sends from a bound local address.
@@ -126,6 +142,14 @@ impl SocketSet {
     /// True if nothing is bound.
     pub fn is_empty(&self) -> bool {
         self.sockets.is_empty()
+    }
+}
+
+impl Drop for SocketSet {
+    fn drop(&mut self) {
+        for t in self.tasks.values() {
+            t.abort();
+        }
     }
 }
 

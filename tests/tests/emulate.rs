@@ -160,3 +160,155 @@ fn non_loopback_addresses_need_the_flag() {
     assert!(err.contains("10.11.0.0 is not a loopback address"), "{err}");
     assert!(err.contains("--allow-non-loopback"), "{err}");
 }
+
+fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Runs `emulate` for `sc` on a 2-thread runtime while `client` runs; returns the emulator's
+/// statistics once the client is done.
+fn with_emulator<F, Fut>(sc: scenario::Scenario, opts: EmulateOptions, client: F) -> spinnbed_emulator::Stats
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    rt.block_on(async {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let opts = EmulateOptions {
+            ready_file: Some(ready.clone()),
+            duration: Some(Duration::from_secs(120)),
+            stop: Some(stop.clone()),
+            ..opts
+        };
+        let server = tokio::spawn(async move { emulate(&sc, &opts).await });
+        for _ in 0..200 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(ready.exists(), "no ready file");
+        client().await;
+        stop.notify_one();
+        server.await.unwrap().unwrap()
+    })
+}
+
+/// `--impair` applies the scenario's network and faults on the emulator side: a stop-and-wait
+/// client gets the answer to each request (never a stranded one) after two path latencies, and
+/// a BMP-silent fault silences the BMP for exactly its window, on the emulator's clock.
+#[test]
+fn impair_delays_every_answer_and_faults_strike_on_time() {
+    let mut sc = scenario_at("127.12.0.0");
+    sc.network.latency = spinnbed_sim::scenario::dist::Dist::fixed(spinnbed_core::time::Duration::from_millis(20));
+    sc.faults = vec![spinnbed_sim::scenario::FaultConfig {
+        at: spinnbed_core::time::Duration::from_millis(1500),
+        kind: spinnbed_sim::scenario::FaultKind::BmpSilent {
+            machine: "lab".into(),
+            frame: spinnbed_core::geometry::FrameId { cabinet: 0, frame: 0 },
+        },
+        duration: Some(spinnbed_core::time::Duration::from_millis(1500)),
+    }];
+    let bmp = SocketAddrV4::new(Ipv4Addr::new(127, 12, 0, 0), SCP_PORT);
+    let opts = EmulateOptions {
+        impair: true,
+        quiet: true,
+        ..EmulateOptions::default()
+    };
+    let t0 = std::time::Instant::now();
+    let stats = with_emulator(sc, opts, || async move {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sock.connect(bmp).await.unwrap();
+        let mut buf = [0u8; 600];
+        // Stop-and-wait, one try each: every request is answered, in order, after ~40 ms.
+        for seq in 1..=10u16 {
+            let sent = std::time::Instant::now();
+            sock.send(&version_request(seq)).await.unwrap();
+            let n = tokio::time::timeout(Duration::from_millis(500), sock.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("request {seq} was not answered within 500 ms"))
+                .unwrap();
+            let rtt = sent.elapsed();
+            let reply = ReplyMessage::parse_udp(&buf[..n], ReplyKind::Version).unwrap();
+            assert_eq!(reply.seq, seq, "the answer to another request");
+            assert!(
+                rtt >= Duration::from_millis(40),
+                "{seq}: {rtt:?} is under two latencies"
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_millis(1400),
+            "too slow to test the fault window"
+        );
+        // The fault: silent from 1.5 s to 3 s after start.
+        tokio::time::sleep_until((t0 + Duration::from_millis(1800)).into()).await;
+        assert_eq!(
+            ask_version(&sock, 20, 3).await,
+            None,
+            "the BMP answered during its fault"
+        );
+        tokio::time::sleep_until((t0 + Duration::from_millis(3300)).into()).await;
+        let v = ask_version(&sock, 30, 3).await;
+        assert!(v.is_some_and(|v| v.starts_with("BC&MP")), "the BMP did not come back");
+    });
+    assert!(stats.dropped_bmp_silent >= 3, "{stats:?}");
+}
+
+/// Reverse IP tags work over real UDP: once a client sets one on a booted board, the emulator
+/// listens on the board's address at the tag's port, and EIEIO sent there reaches the board.
+#[test]
+fn reverse_ip_tags_listen_on_real_sockets() {
+    let sc = scenario_at("127.13.0.0");
+    let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
+    let board = Ipv4Addr::new(127, 13, 0, 1);
+    let opts = EmulateOptions {
+        quiet: true,
+        ..EmulateOptions::default()
+    };
+    let stats = with_emulator(sc, opts, || async move {
+        // Power the frame on and boot it (sim load's set-up), leaving it on.
+        let load = spinnbed_sim::loadgen::LoadOptions {
+            duration: Duration::from_millis(100),
+            outstanding: 1,
+            max_boards: Some(1),
+            power_off: false,
+            setup_timeout: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let report = spinnbed_sim::loadgen::load(&machines, &load, |_| {}).await.unwrap();
+        assert_eq!(report.boards_loaded, 1, "{report:?}");
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sock.connect(SocketAddrV4::new(board, SCP_PORT)).await.unwrap();
+        // spinnman ReverseIPTagSet(dest (1, 2), p3, port 12345, tag 4, sdp port 1).
+        let set = from_hex("000087ff00ff0000ffff1a003412042301303930020100000000");
+        let mut buf = [0u8; 600];
+        sock.send(&set).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf))
+            .await
+            .expect("the IPTAG SET is answered")
+            .unwrap();
+        assert!(n >= 14, "a {n}-byte reply");
+        assert_eq!(&buf[10..12], &[0x80, 0x00], "RC_OK");
+        // spinnman EIEIOConnection.send_eieio_message(KEY_32_BIT 1, 2, 3), a few times, to the
+        // board's address at the tag's port (the socket opens within the emulator's next turn).
+        let eieio = from_hex("0308010000000200000003000000");
+        let to = SocketAddrV4::new(board, 12345);
+        let host = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            host.send_to(&eieio, to).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    assert!(stats.eieio_in >= 8, "{stats}");
+}
