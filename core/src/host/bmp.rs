@@ -57,7 +57,8 @@ pub struct BmpConfig {
     pub retry_interval: Duration,
     /// Smallest BMP major version with FPGA register support (2).
     pub min_fpga_version: u16,
-    /// Read each board's BMP version once and remember it (the reference reads it each time).
+    /// Read each board's BMP version once and remember it. Off by default: the reference reads
+    /// it before every FPGA check, and so does [`BmpConfig::spinnman`].
     pub cache_versions: bool,
 }
 
@@ -80,7 +81,7 @@ impl BmpConfig {
             tries: 2,
             retry_interval: Duration::from_secs(15),
             min_fpga_version: 2,
-            cache_versions: true,
+            cache_versions: false,
         }
     }
 
@@ -680,7 +681,9 @@ mod tests {
                 )));
             }
         }
-        // rig write_fpga_reg(fpga=1, 0x5C, 1, board=1) — the link-disable capture.
+        // Board 1's version again (the reference reads it before every FPGA access), then rig
+        // write_fpga_reg(fpga=1, 0x5C, 1, board=1) — the link-disable capture.
+        expect.push(capture("000087ff01ff0000000000003412000000000000000000000000"));
         expect.push(capture("000087ff01ff00000000120000005c000000040000000100000001000000"));
         // Board 3's version, then spinnman WriteFPGARegister(fpga 2, 0x1005C, 1, board 3).
         expect.push(capture("000087ff03ff0000000000003412000000000000000000000000"));
@@ -717,9 +720,10 @@ mod tests {
         );
         // Enable = write 0 to east's STOP (FPGA 0, 0x5C) of board 2.
         assert_eq!(bmp.writes, vec![(2, 0, 0x5C, 0)]);
-        // After the re-power, versions come from the cache: one VER per board in all.
+        // As the reference, a VER before every board's FPGA check and link write (no cache): three
+        // in round 1, one for board 1's second check, one for board 2's STOP write.
         let vers = net.sent_scp().iter().filter(|s| s.bytes[10] == 0).count();
-        assert_eq!(vers, 3);
+        assert_eq!(vers, 5);
         // Short-circuit: board 1's FPGA 2 was not read in round 1 (FPGA 1 was already bad).
         let flag_reads_board1 = net
             .sent_scp()
@@ -788,7 +792,11 @@ mod tests {
         run_until_idle(&mut h, &mut net, Instant::from_secs(100));
         assert_eq!(done(&mut h), vec![(9, Ok(()))]);
         let cmds: Vec<u8> = net.sent_scp().iter().map(|s| s.bytes[10]).collect();
-        assert_eq!(cmds, vec![57, 0], "power, version; no FLAG read, no STOP write");
+        assert_eq!(
+            cmds,
+            vec![57, 0, 0],
+            "power, version (FLAG check), version (link write); no FLAG read, no STOP write"
+        );
         assert_eq!(net.bmps[&bmp_ip(0)].power[0].2, 1 << 4);
     }
 
