@@ -310,7 +310,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let sbf = input::replay_csv::parse_ms(seconds_before_free.trim()).ok_or_else(|| {
                 Failure::Input(anyhow::anyhow!(
-                    "--seconds-before-free: must be non-negative seconds with at most 3 decimals (got {seconds_before_free:?})"
+                    "--seconds-before-free: must be seconds from 0 to 1e9 with at most 3 decimals (got {seconds_before_free:?})"
                 ))
             })?;
             let mname = machine.display().to_string();

@@ -115,10 +115,10 @@ pub fn replay(
                     seq += 1;
                     started += 1;
                     let wait = t - j.submit_ms;
-                    total_wait += wait;
+                    total_wait = total_wait.saturating_add(wait);
                     max_wait = max_wait.max(wait);
                     max_end = Some(max_end.map_or(end, |m| m.max(end)));
-                    board_ms += allocation.boards.len() as u64 * j.duration_ms;
+                    board_ms = board_ms.saturating_add((allocation.boards.len() as u64).saturating_mul(j.duration_ms));
                     buf.extend_from_slice(b"{\"id\": ");
                     push_u64(&mut buf, job);
                     buf.extend_from_slice(b", \"submit_s\": ");

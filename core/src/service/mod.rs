@@ -917,7 +917,8 @@ impl Service {
             machine: machine.to_string(),
             boards,
         });
-        self.set_power(id, true, Some(false));
+        let links = self.config.disable_peripheral_links.then_some(false);
+        self.set_power(id, true, links);
     }
 
     /// Powers a live job's boards on or off, setting its peripheral links if asked.
@@ -1171,6 +1172,26 @@ mod tests {
             ev.iter()
                 .any(|e| matches!(e, ServiceEvent::Allocated { job, boards, .. } if *job == big && boards.len() == 24))
         );
+    }
+
+    #[test]
+    fn peripheral_links_are_left_alone_when_the_policy_says_so() {
+        let t0 = Instant::ZERO;
+        let mut s = Service::new(ServiceConfig {
+            disable_peripheral_links: false,
+            ..ServiceConfig::default()
+        });
+        s.add_machine(t0, machine("m", 4, 2)).unwrap();
+        let id = s
+            .create_job(t0, None, job(Request::new(Shape::Triads { w: 1, h: 1 })))
+            .unwrap();
+        let on = ack_all(&mut s, t0);
+        assert_eq!(on.len(), 1);
+        assert_eq!(on[0].power_on, vec![0, 1, 2]);
+        assert!(on[0].links.is_empty(), "{:?}", on[0].links);
+        s.power_on_job_boards(t0, id).unwrap();
+        let again = ack_all(&mut s, t0);
+        assert!(again.iter().all(|b| b.links.is_empty()));
     }
 
     #[test]

@@ -19,24 +19,51 @@ struct Raw {
     dead_links: Vec<Spanned<(i64, i64, i64, String)>>,
 }
 
+/// The same shape without spans, read only to name the field of a type error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Plain {
+    name: String,
+    width: i64,
+    height: i64,
+    #[serde(default)]
+    dead_boards: Vec<(i64, i64, i64)>,
+    #[serde(default)]
+    dead_links: Vec<(i64, i64, i64, String)>,
+}
+
+/// Largest width or height in triads (SpiNNaker's largest machine is 20 x 20; 256 leaves room
+/// for what-if studies while keeping a machine's tables in memory).
+pub const MAX_TRIADS: u16 = 256;
+
 /// Reads a machine description; errors name the file, line and field.
 pub fn parse(file: &str, text: &str) -> Result<Machine, InputError> {
     let raw: Raw = json_spanned_value::from_str(text).map_err(|e| {
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        InputError::at(file, Some(e.line()), None, msg)
+        // The path of the offending value (e.g. `dead_boards[0]`), where serde can name it.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let field = match serde_path_to_error::deserialize::<_, Plain>(&mut de) {
+            Err(pe) => Some(pe.path().to_string()).filter(|p| !p.is_empty() && p != "."),
+            Ok(_) => None,
+        };
+        InputError::at(file, Some(e.line()), field.as_deref(), msg)
     })?;
     let err = |span: (usize, usize), field: String, msg: String| {
         InputError::at(file, Some(line_of(text, span.0)), Some(&field), msg)
     };
     let dim = |v: &Spanned<i64>, field: &str| -> Result<u16, InputError> {
-        u16::try_from(**v).ok().filter(|d| *d > 0).ok_or_else(|| {
-            err(
-                v.span(),
-                field.to_string(),
-                format!("must be an integer from 1 to 65535 (got {})", **v),
-            )
-        })
+        u16::try_from(**v)
+            .ok()
+            .filter(|d| (1..=MAX_TRIADS).contains(d))
+            .ok_or_else(|| {
+                err(
+                    v.span(),
+                    field.to_string(),
+                    format!("must be an integer from 1 to {MAX_TRIADS} triads (got {})", **v),
+                )
+            })
     };
     let width = dim(&raw.width, "width")?;
     let height = dim(&raw.height, "height")?;
@@ -90,6 +117,23 @@ mod tests {
         assert_eq!((m.width(), m.height()), (4, 2));
         assert!(m.dead_boards().contains(&Board::new(0, 0, 1)));
         assert!(m.dead_links().contains(&(Board::new(1, 1, 2), Link::NorthEast)));
+    }
+
+    #[test]
+    fn type_errors_and_huge_machines_name_the_field() {
+        let e = parse("m.json", "{\"name\": \"m\",\n \"width\": 2.5, \"height\": 2}").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("width")));
+        let e = parse(
+            "m.json",
+            "{\"name\": \"m\", \"width\": 2, \"height\": 2,\n \"dead_boards\": [[0, 0]]}",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("dead_boards[0]")));
+        let e = parse("m.json", "{\"name\": 5, \"width\": 2, \"height\": 2}").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("name"));
+        let e = parse("m.json", "{\"name\": \"m\", \"width\": 65535, \"height\": 65535}").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("width"));
+        assert!(e.to_string().contains("from 1 to 256"), "{e}");
     }
 
     #[test]

@@ -70,7 +70,12 @@ impl TraceJob {
     }
 }
 
-/// Parses seconds with at most three decimals (`12`, `12.5`, `0.007`) into milliseconds.
+/// The largest time a trace or `--seconds-before-free` may give: 10^9 s (about 31.7 years),
+/// so that sums of times and board-times stay exact.
+pub const MAX_MS: u64 = 1_000_000_000_000;
+
+/// Parses seconds with at most three decimals (`12`, `12.5`, `0.007`) into milliseconds; at
+/// most [`MAX_MS`].
 pub fn parse_ms(text: &str) -> Option<u64> {
     let (whole, frac) = match text.split_once('.') {
         Some((w, f)) => (w, f),
@@ -91,7 +96,7 @@ pub fn parse_ms(text: &str) -> Option<u64> {
     for _ in frac.len()..3 {
         f *= 10;
     }
-    w.checked_mul(1000)?.checked_add(f)
+    w.checked_mul(1000)?.checked_add(f).filter(|ms| *ms <= MAX_MS)
 }
 
 /// Formats milliseconds as seconds the way the reference driver does: `12.5`, `30.0`,
@@ -161,7 +166,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TraceJob>, InputError> {
         }
         let get = |k: usize| rec.get(col[k]).unwrap_or("");
         let err = |k: usize, msg: String| InputError::at(file, Some(line), Some(&format!("field {}", COLUMNS[k])), msg);
-        if rec.len() < headers.len() {
+        if rec.len() != headers.len() {
             return Err(InputError::at(
                 file,
                 Some(line),
@@ -184,13 +189,13 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TraceJob>, InputError> {
         let submit_ms = parse_ms(get(1)).ok_or_else(|| {
             err(
                 1,
-                format!("not non-negative seconds with at most 3 decimals (got {:?})", get(1)),
+                format!("not seconds from 0 to 1e9 with at most 3 decimals (got {:?})", get(1)),
             )
         })?;
         let duration_ms = parse_ms(get(8)).ok_or_else(|| {
             err(
                 8,
-                format!("not non-negative seconds with at most 3 decimals (got {:?})", get(8)),
+                format!("not seconds from 0 to 1e9 with at most 3 decimals (got {:?})", get(8)),
             )
         })?;
         let kind = match get(2) {
@@ -267,6 +272,9 @@ mod tests {
         assert_eq!(parse_ms("1."), None);
         assert_eq!(parse_ms(".5"), None);
         assert_eq!(parse_ms("1e3"), None);
+        assert_eq!(parse_ms("1000000000"), Some(MAX_MS));
+        assert_eq!(parse_ms("1000000000.001"), None);
+        assert_eq!(parse_ms("18446744073709551"), None);
         assert_eq!(fmt_s(12_500), "12.5");
         assert_eq!(fmt_s(30_000), "30.0");
         assert_eq!(fmt_s(150_250), "150.25");
@@ -301,7 +309,7 @@ mod tests {
             ),
             (
                 format!("{HEADER}1,x,board,,,,,,1\n"),
-                "t.csv: line 2: field submit_s: not non-negative seconds",
+                "t.csv: line 2: field submit_s: not seconds from 0 to 1e9",
             ),
             (
                 format!("{HEADER}1,0,boards,two,,,,,1\n"),
@@ -326,6 +334,18 @@ mod tests {
             (
                 format!("{HEADER}1,0,board\n"),
                 "t.csv: line 2: expected 9 fields, got 3",
+            ),
+            (
+                format!("{HEADER}1,0,board,,,,,,5,7\n"),
+                "t.csv: line 2: expected 9 fields, got 10",
+            ),
+            (
+                format!("{HEADER}1,1000000000.001,board,,,,,,5\n"),
+                "t.csv: line 2: field submit_s: not seconds from 0 to 1e9",
+            ),
+            (
+                format!("{HEADER}1,0,board,,,,,,18446744073709551\n"),
+                "t.csv: line 2: field duration_s: not seconds from 0 to 1e9",
             ),
         ];
         for (text, want) in cases {

@@ -274,8 +274,9 @@ impl Ctx<'_> {
         if m.name.is_empty() {
             return Err(self.err(&format!("{p}.name"), "must not be empty"));
         }
-        let width: u16 = self.int(&format!("{p}.width"), m.width, 1, u16::MAX as i64)?;
-        let height: u16 = self.int(&format!("{p}.height"), m.height, 1, u16::MAX as i64)?;
+        let max = crate::input::machine_json::MAX_TRIADS as i64;
+        let width: u16 = self.int(&format!("{p}.width"), m.width, 1, max)?;
+        let height: u16 = self.int(&format!("{p}.height"), m.height, 1, max)?;
         let tags = m.tags.unwrap_or_else(|| vec!["default".to_string()]);
         for (k, t) in tags.iter().enumerate() {
             if t.is_empty() {

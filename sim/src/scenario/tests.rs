@@ -414,7 +414,7 @@ fn malformed_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>,
             w("").replace("width = 2", "width = 0"),
             Some("width = 0"),
             Some("machine[0].width"),
-            "from 1 to 65535",
+            "from 1 to 256",
         ),
         (
             w("").replace(
