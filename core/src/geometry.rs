@@ -897,6 +897,17 @@ impl Machine {
         &self.name
     }
     /// Tags.
+    /// True if `other` is the same hardware: size, physical layout and every BMP and board
+    /// address (tags, dead boards and dead links may differ). The reference replaces a machine
+    /// that changed anything more than those.
+    pub fn same_hardware(&self, other: &Machine) -> bool {
+        self.width == other.width
+            && self.height == other.height
+            && self.locations == other.locations
+            && self.bmp_ips == other.bmp_ips
+            && self.board_ips == other.board_ips
+    }
+
     pub fn tags(&self) -> &[String] {
         &self.tags
     }

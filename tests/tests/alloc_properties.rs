@@ -160,5 +160,43 @@ proptest! {
         let a = world.q.allocator("m").unwrap();
         prop_assert_eq!(a.busy_boards(), 0);
         prop_assert_eq!(a.pending_boards(), 0);
+        // ... and the packer is whole again: it answers every whole-machine request exactly as a
+        // fresh packer with the same faults does (a leaf that never came back would differ).
+        if submitted.keys().all(|id| !world.q.is_pending(*id)) {
+            let mut fresh = JobQueue::default();
+            let packer = SpallocPacker::new(w, h, &dead, &links);
+            fresh.add_machine(Instant::ZERO, "m", &["default".to_string()], Allocator::new(Box::new(packer), Duration::ZERO)).unwrap();
+            let mut probe_id = 1_000_000u64;
+            for req in [
+                Request { max_dead_boards: None, ..Request::new(Shape::Triads { w: w.into(), h: h.into() }) },
+                Request::new(Shape::Triads { w: w.into(), h: h.into() }),
+                Request::new(Shape::Boards { n: u32::from(w) * u32::from(h) * 3, min_ratio: 0.0 }),
+            ] {
+                // Each probe after the previous one's boards came back (seconds_before_free).
+                let now = Instant::from_secs(world.now + (probe_id - 999_999) * (sbf + 1));
+                let mut probe = |q: &mut JobQueue| -> Option<Vec<Board>> {
+                    q.check_free(now);
+                    while q.poll_event().is_some() {}
+                    q.create_job(now, probe_id, req, JobSpec::default()).ok()?;
+                    let mut got = None;
+                    while let Some(ev) = q.poll_event() {
+                        if let QueueEvent::Allocated { job, mut allocation, .. } = ev && job == probe_id {
+                            allocation.boards.sort();
+                            got = Some(allocation.boards);
+                        }
+                    }
+                    let _ = q.destroy_job(now, probe_id, None);
+                    if got.is_some() {
+                        q.free(now, probe_id);
+                    }
+                    while q.poll_event().is_some() {}
+                    got
+                };
+                let ours = probe(&mut world.q);
+                let theirs = probe(&mut fresh);
+                prop_assert_eq!(ours, theirs, "whole-machine request {:?}", req);
+                probe_id += 1;
+            }
+        }
     }
 }

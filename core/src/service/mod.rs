@@ -453,10 +453,25 @@ impl Service {
         Ok(())
     }
 
-    /// Changes a machine's tags and faults (jobs keep their boards; queued jobs are
-    /// re-examined).
+    /// Changes a machine. If only its tags and faults changed, jobs keep their boards and
+    /// queued jobs are re-examined. If its hardware changed (size, layout or addresses), it is
+    /// replaced, as the reference does: removed (its jobs destroyed "Machine removed.") and added
+    /// again, keeping its place in the priority order.
     pub fn modify_machine(&mut self, now: Instant, machine: Machine) -> Result<(), ServiceError> {
         let i = self.machine_index(machine.name())?;
+        if !self.machines[i].machine.same_hardware(&machine) {
+            let after: Vec<String> = self.machines[i + 1..]
+                .iter()
+                .map(|m| m.machine.name().to_string())
+                .collect();
+            let name = machine.name().to_string();
+            self.remove_machine(now, &name)?;
+            self.add_machine(now, machine)?;
+            for other in after {
+                self.move_machine_to_end(&other);
+            }
+            return Ok(());
+        }
         let db: Vec<Board> = machine.dead_boards().iter().copied().collect();
         let dl: Vec<(Board, Link)> = machine.dead_links().iter().copied().collect();
         let name = machine.name().to_string();
@@ -502,6 +517,26 @@ impl Service {
         self.changed_machines.insert(name.to_string());
         self.drain_queue(now);
         Ok(())
+    }
+
+    /// Moves a machine to the lowest priority, in the service and in the queue.
+    fn move_machine_to_end(&mut self, name: &str) {
+        let Ok(i) = self.machine_index(name) else { return };
+        let _ = self.queue.move_machine_to_end(name);
+        let m = self.machines.remove(i);
+        self.machines.push(m);
+        let last = self.machines.len() - 1;
+        for j in self.jobs.values_mut() {
+            if let Some(a) = &mut j.alloc {
+                a.machine = if a.machine == i {
+                    last
+                } else if a.machine > i {
+                    a.machine - 1
+                } else {
+                    a.machine
+                };
+            }
+        }
     }
 
     fn machine_index(&self, name: &str) -> Result<usize, ServiceError> {
@@ -1192,6 +1227,91 @@ mod tests {
         s.power_on_job_boards(t0, id).unwrap();
         let again = ack_all(&mut s, t0);
         assert!(again.iter().all(|b| b.links.is_empty()));
+    }
+
+    /// A machine at `base` (its own addresses), `w` x `h` triads, with `tags`.
+    fn machine_at(name: &str, w: u16, h: u16, base: [u8; 4], tags: &[&str]) -> Machine {
+        let mut spec = MachineSpec::new(name, w, h);
+        spec.tags = tags.iter().map(|t| t.to_string()).collect();
+        spec.addressing =
+            crate::geometry::Addressing::Scheme(crate::geometry::IpScheme::standard(Ipv4Addr::from(base)));
+        Machine::new(spec).unwrap()
+    }
+
+    fn reason(s: &mut Service, now: Instant, id: JobId) -> Option<String> {
+        s.get_job_state(now, id).reason
+    }
+
+    #[test]
+    fn queues_regenerate_when_machines_come_go_and_change() {
+        let t0 = Instant::ZERO;
+        let one_triad = || job(Request::new(Shape::Triads { w: 1, h: 1 }));
+        let mut s = Service::new(ServiceConfig::default());
+        s.add_machine(t0, machine_at("a", 1, 1, [10, 1, 0, 0], &["default"]))
+            .unwrap();
+        let holder = s.create_job(t0, None, one_triad()).unwrap();
+        let waiting = s.create_job(t0, None, one_triad()).unwrap();
+        ack_all(&mut s, t0);
+        assert_eq!(s.get_job_state(t0, waiting).state, JobState::Queued);
+        // Adding a machine that can run the queued job starts it there.
+        s.add_machine(t0, machine_at("b", 1, 1, [10, 2, 0, 0], &["default"]))
+            .unwrap();
+        assert_eq!(s.get_job_state(t0, waiting).state, JobState::Power);
+        assert_eq!(s.get_job_machine_info(t0, waiting).unwrap().machine_name, "b");
+        ack_all(&mut s, t0);
+
+        // A job only "a" could run (its tag), queued behind the holder; removing "a" destroys
+        // the holder and cancels the queued job.
+        s.modify_machine(t0, machine_at("a", 1, 1, [10, 1, 0, 0], &["default", "a"]))
+            .unwrap();
+        let only_a = s
+            .create_job(
+                t0,
+                None,
+                NewJob {
+                    tags: Some(vec!["a".into()]),
+                    ..one_triad()
+                },
+            )
+            .unwrap();
+        assert_eq!(s.get_job_state(t0, only_a).state, JobState::Queued);
+        // Changing "a"'s tags so that it no longer carries "a" makes the job impossible.
+        s.modify_machine(t0, machine_at("a", 1, 1, [10, 1, 0, 0], &["default"]))
+            .unwrap();
+        assert_eq!(s.get_job_state(t0, only_a).state, JobState::Destroyed);
+        assert_eq!(
+            reason(&mut s, t0, only_a).as_deref(),
+            Some("Cancelled: No suitable machines available.")
+        );
+        assert_eq!(
+            s.get_job_state(t0, holder).state,
+            JobState::Ready,
+            "tags only: jobs keep boards"
+        );
+
+        // A hardware change (2 x 1 triads instead of 1 x 1) replaces the machine: its job is
+        // destroyed, and "a" keeps its place before "b".
+        s.modify_machine(t0, machine_at("a", 2, 1, [10, 1, 0, 0], &["default"]))
+            .unwrap();
+        assert_eq!(reason(&mut s, t0, holder).as_deref(), Some(MACHINE_REMOVED));
+        assert_eq!(
+            s.list_machines().iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
+        assert_eq!(s.list_machines()[0].width, 2);
+        // The job on "b" is untouched and still knows its machine.
+        assert_eq!(s.get_job_state(t0, waiting).state, JobState::Ready);
+        assert_eq!(s.get_job_machine_info(t0, waiting).unwrap().machine_name, "b");
+        // Removing "b" destroys its job; a job only "b" could run is cancelled.
+        s.remove_machine(t0, "b").unwrap();
+        assert_eq!(reason(&mut s, t0, waiting).as_deref(), Some(MACHINE_REMOVED));
+        let big = s
+            .create_job(t0, None, job(Request::new(Shape::Triads { w: 3, h: 1 })))
+            .unwrap();
+        assert_eq!(
+            reason(&mut s, t0, big).as_deref(),
+            Some("Cancelled: No suitable machines available.")
+        );
     }
 
     #[test]
