@@ -166,15 +166,14 @@ proptest! {
             let mut fresh = JobQueue::default();
             let packer = SpallocPacker::new(w, h, &dead, &links);
             fresh.add_machine(Instant::ZERO, "m", &["default".to_string()], Allocator::new(Box::new(packer), Duration::ZERO)).unwrap();
-            let mut probe_id = 1_000_000u64;
-            for req in [
+            for (probe_id, req) in (1_000_000u64..).zip([
                 Request { max_dead_boards: None, ..Request::new(Shape::Triads { w: w.into(), h: h.into() }) },
                 Request::new(Shape::Triads { w: w.into(), h: h.into() }),
                 Request::new(Shape::Boards { n: u32::from(w) * u32::from(h) * 3, min_ratio: 0.0 }),
-            ] {
+            ]) {
                 // Each probe after the previous one's boards came back (seconds_before_free).
                 let now = Instant::from_secs(world.now + (probe_id - 999_999) * (sbf + 1));
-                let mut probe = |q: &mut JobQueue| -> Option<Vec<Board>> {
+                let probe = |q: &mut JobQueue| -> Option<Vec<Board>> {
                     q.check_free(now);
                     while q.poll_event().is_some() {}
                     q.create_job(now, probe_id, req, JobSpec::default()).ok()?;
@@ -195,7 +194,6 @@ proptest! {
                 let ours = probe(&mut world.q);
                 let theirs = probe(&mut fresh);
                 prop_assert_eq!(ours, theirs, "whole-machine request {:?}", req);
-                probe_id += 1;
             }
         }
     }
