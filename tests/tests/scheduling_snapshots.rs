@@ -324,3 +324,86 @@ fn tags_and_named_machines_spread_jobs_over_machines() {
     );
     insta::assert_snapshot!(log);
 }
+
+/// A dead link turns a candidate triad away from a request that allows no dead links, while a
+/// request that does not care takes it; the link is directional, so only the triad the link
+/// leaves counts it.
+#[test]
+fn a_dead_link_turns_away_requests_that_allow_none() {
+    use Shape::*;
+    let mut mm = m("linky", 2, 1);
+    // Board (0, 0, 0)'s north link is dead (one way: (0, 0, 0) -> its north neighbour).
+    mm.links = vec![(B::new(0, 0, 0), Link::North)];
+    let no_dead_links = |t, id| {
+        Op::Submit(
+            t,
+            id,
+            Request {
+                max_dead_links: Some(0),
+                ..Request::new(Triads { w: 1, h: 1 })
+            },
+            JobSpec::default(),
+        )
+    };
+    let log = run(
+        &[mm],
+        0,
+        vec![
+            no_dead_links(0, 1),
+            submit(0, 2, Triads { w: 1, h: 1 }),
+            Op::Destroy(10, 1),
+            Op::Destroy(10, 2),
+            no_dead_links(20, 3),
+            no_dead_links(20, 4),
+        ],
+    );
+    insta::assert_snapshot!(log);
+}
+
+/// Dead links leaving the bottom-left board cut the rest of its triad off (unreachable boards
+/// count as dead), while links *into* it are fine: a request allowing no dead boards skips the
+/// triad, one allowing two takes it, and a second one allowing none must wait.
+#[test]
+fn one_way_dead_links_cut_boards_off() {
+    use Shape::*;
+    let mut mm = m("cut", 2, 1);
+    mm.links = Link::ALL.iter().map(|l| (B::new(0, 0, 0), *l)).collect();
+    let dead_ok = |t, id, mdb| {
+        Op::Submit(
+            t,
+            id,
+            Request {
+                max_dead_boards: Some(mdb),
+                ..Request::new(Triads { w: 1, h: 1 })
+            },
+            JobSpec::default(),
+        )
+    };
+    let log = run(&[mm], 0, vec![dead_ok(0, 1, 0), dead_ok(0, 2, 2), dead_ok(0, 3, 0)]);
+    insta::assert_snapshot!(log);
+}
+
+/// The reference places rectangles only in the free leaves of its pack tree: a 4 x 1 machine
+/// handed out one triad at a time becomes the chain 0 | (1 | (2 | 3)); with triads 1 and 2 free,
+/// and later 0, 1 and 2, a 2 x 1 request still waits, because no free subtree is two triads wide
+/// while triad 3 is held.
+#[test]
+fn free_triads_in_different_tree_halves_cannot_make_a_rectangle() {
+    use Shape::*;
+    let log = run(
+        &[m("row", 4, 1)],
+        0,
+        vec![
+            submit(0, 1, Triads { w: 1, h: 1 }),
+            submit(0, 2, Triads { w: 1, h: 1 }),
+            submit(0, 3, Triads { w: 1, h: 1 }),
+            submit(0, 4, Triads { w: 1, h: 1 }),
+            Op::Destroy(10, 2),
+            Op::Destroy(10, 3),
+            submit(20, 5, Triads { w: 2, h: 1 }),
+            Op::Destroy(30, 1),
+            Op::CheckFree(30),
+        ],
+    );
+    insta::assert_snapshot!(log);
+}
