@@ -204,6 +204,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if runs.is_empty() {
                 return Err(Failure::Input(anyhow::anyhow!("give at least one run directory")));
             }
+            if let Some(r) = runs.iter().find(|r| !r.join("summary.json").is_file()) {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "{}: not a run directory (no summary.json; `sim run` writes one)",
+                    r.display()
+                )));
+            }
             if compare || runs.len() > 1 {
                 let out = out.unwrap_or_else(|| PathBuf::from("out/compare"));
                 spinnbed_reports::compare(&runs, &out).map_err(Failure::Input)?;

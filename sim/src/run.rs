@@ -381,27 +381,36 @@ pub fn write_outputs(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
-    std::fs::create_dir_all(&tmp)?;
-    let summary = outputs::summary(result, meta, result.scp.clone());
-    let mut json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
-    json.push('\n');
-    std::fs::write(tmp.join("summary.json"), json)?;
-    std::fs::write(tmp.join("jobs.csv"), outputs::jobs_csv(result))?;
-    std::fs::write(tmp.join("timeline.csv"), outputs::timeline_csv(result))?;
-    std::fs::write(tmp.join("boards.csv"), outputs::boards_csv(result))?;
-    if result.scp_samples.iter().any(Option::is_some) {
-        std::fs::write(tmp.join("scp.csv"), outputs::scp_csv(result))?;
-        std::fs::write(tmp.join("scp_jobs.csv"), outputs::scp_jobs_csv(result))?;
+    // Everything is written into `tmp`; on any failure it is removed, so that no half-written
+    // directory is left behind.
+    let write = || -> std::io::Result<outputs::Summary> {
+        std::fs::create_dir_all(&tmp)?;
+        let summary = outputs::summary(result, meta, result.scp.clone());
+        let mut json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
+        json.push('\n');
+        std::fs::write(tmp.join("summary.json"), json)?;
+        std::fs::write(tmp.join("jobs.csv"), outputs::jobs_csv(result))?;
+        std::fs::write(tmp.join("timeline.csv"), outputs::timeline_csv(result))?;
+        std::fs::write(tmp.join("boards.csv"), outputs::boards_csv(result))?;
+        if result.scp_samples.iter().any(Option::is_some) {
+            std::fs::write(tmp.join("scp.csv"), outputs::scp_csv(result))?;
+            std::fs::write(tmp.join("scp_jobs.csv"), outputs::scp_jobs_csv(result))?;
+        }
+        std::fs::write(tmp.join("scenario.toml"), resolved_scenario)?;
+        let mut pj = serde_json::to_string_pretty(perf).map_err(std::io::Error::other)?;
+        pj.push('\n');
+        std::fs::write(tmp.join("perf.json"), pj)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::rename(&tmp, dir)?;
+        Ok(summary)
+    };
+    let r = write();
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
     }
-    std::fs::write(tmp.join("scenario.toml"), resolved_scenario)?;
-    let mut pj = serde_json::to_string_pretty(perf).map_err(std::io::Error::other)?;
-    pj.push('\n');
-    std::fs::write(tmp.join("perf.json"), pj)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::rename(&tmp, dir)?;
-    Ok(summary)
+    r
 }
 
 #[cfg(test)]

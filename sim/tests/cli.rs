@@ -227,3 +227,75 @@ fn an_interrupted_hardware_run_powers_its_boards_off_and_writes_its_outputs() {
     assert!(outcomes.contains(&"never_started"), "{jobs}");
     assert!(out.join("summary.json").is_file() && out.join("scp_jobs.csv").is_file());
 }
+
+#[test]
+fn report_of_a_directory_that_is_not_a_run_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(sim().arg("report").arg(dir.path()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a run directory (no summary.json"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, err) = run(sim()
+        .args(["report", "--compare"])
+        .arg(dir.path())
+        .arg(dir.path().join("nope")));
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn replay_errors_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let machine = dir.path().join("m.json");
+    let trace = dir.path().join("t.csv");
+    std::fs::write(&machine, "{\"name\": \"m\",\n \"width\": 2.5, \"height\": 1}").unwrap();
+    std::fs::write(
+        &trace,
+        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n1,0,board,,,,,,5\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(sim()
+        .arg("replay")
+        .arg("--machine")
+        .arg(&machine)
+        .arg("--trace")
+        .arg(&trace));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("m.json: line 2: width: invalid type"), "{err}");
+    std::fs::write(&machine, "{\"name\": \"m\", \"width\": 1, \"height\": 1}").unwrap();
+    std::fs::write(
+        &trace,
+        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n1,0,board,,,,,,5,9\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(sim()
+        .arg("replay")
+        .arg("--machine")
+        .arg(&machine)
+        .arg("--trace")
+        .arg(&trace));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("t.csv: line 2: expected 9 fields, got 10"), "{err}");
+    // A good pair replays: one job line, then the summary.
+    std::fs::write(
+        &trace,
+        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n1,0,board,,,,,,5\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(sim()
+        .arg("replay")
+        .arg("--machine")
+        .arg(&machine)
+        .arg("--trace")
+        .arg(&trace));
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("{\"id\": 1, \"submit_s\": 0.0, \"start_s\": 0.0, \"end_s\": 5.0"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("{\"summary\": {\"jobs\": 1, \"started\": 1"),
+        "{out}"
+    );
+}
