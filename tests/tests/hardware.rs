@@ -75,6 +75,21 @@ fn hardware_run_over_udp_matches_the_simulation() {
     assert!(scp["requests"].as_u64().unwrap() > 20, "{scp}");
     let failures = scp["failures"].as_u64().unwrap();
     assert!((jobs..=2 * jobs).contains(&failures), "{scp}");
+    // Every user wrote its input to SDRAM and read its results back over UDP, as in simulation.
+    for (r, j) in real.records.iter().zip(&real.job_scp) {
+        let j = j
+            .as_ref()
+            .unwrap_or_else(|| panic!("job {} has no SCP record", r.index));
+        assert_eq!(j.data_bytes, (256 + 64) << 10, "job {}: {j:?}", r.index);
+    }
+    for (s, j) in simulated.records.iter().zip(&simulated.job_scp) {
+        assert_eq!(
+            j.as_ref().map(|j| j.data_bytes),
+            Some((256 + 64) << 10),
+            "job {} simulated",
+            s.index
+        );
+    }
 }
 
 #[test]

@@ -392,6 +392,8 @@ fn workload(o: &mut String, w: &WorkloadConfig) {
                 TraceEstimate::Actual => "actual",
             };
             let _ = writeln!(o, "estimate = {}", s(est));
+            let _ = writeln!(o, "data_in = {}", t.data_in.to_toml());
+            let _ = writeln!(o, "data_out = {}", t.data_out.to_toml());
         }
         WorkloadConfig::Swf(w) => {
             let _ = writeln!(o, "source = \"swf\"");
@@ -418,6 +420,8 @@ fn workload(o: &mut String, w: &WorkloadConfig) {
             };
             let _ = writeln!(o, "estimate = {}", s(est));
             let _ = writeln!(o, "keepalive = {}", opt_d(w.keepalive));
+            let _ = writeln!(o, "data_in = {}", w.data_in.to_toml());
+            let _ = writeln!(o, "data_out = {}", w.data_out.to_toml());
         }
     }
 }

@@ -535,6 +535,15 @@ pub struct FaultConfig {
     pub duration: Option<Duration>,
 }
 
+/// Draws each file-based job's data sizes, in job order, from the scenario's "data" stream.
+fn fill_data(jobs: &mut [WorkloadJob], data_in: &Dist<dist::ByteSize>, data_out: &Dist<dist::ByteSize>, seed: u64) {
+    let mut rng = crate::engine::stream(seed, "data");
+    for j in jobs {
+        j.data_in = data_in.sample(&mut rng).0;
+        j.data_out = data_out.sample(&mut rng).0;
+    }
+}
+
 /// A fully resolved scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -649,10 +658,16 @@ impl Scenario {
                 report.jobs = jobs.len();
                 Ok((jobs, report))
             }
-            WorkloadConfig::Trace(spec) => crate::workload::trace::generate(spec, self.run.horizon),
+            WorkloadConfig::Trace(spec) => {
+                let (mut jobs, report) = crate::workload::trace::generate(spec, self.run.horizon)?;
+                fill_data(&mut jobs, &spec.data_in, &spec.data_out, self.run.seed);
+                Ok((jobs, report))
+            }
             WorkloadConfig::Swf(spec) => {
                 let machine = &self.machines.first().expect("a scenario has a machine").machine;
-                crate::workload::swf::generate(spec, self.run.horizon, machine)
+                let (mut jobs, report) = crate::workload::swf::generate(spec, self.run.horizon, machine)?;
+                fill_data(&mut jobs, &spec.data_in, &spec.data_out, self.run.seed);
+                Ok((jobs, report))
             }
         }
     }

@@ -227,6 +227,7 @@ impl RawWorkload {
     pub fn present_keys(&self) -> Vec<(&'static str, &'static [RawSource])> {
         use RawSource::*;
         const SYN: &[RawSource] = &[Synthetic];
+        const ALL: &[RawSource] = &[Synthetic, Trace, Swf];
         const FILES: &[RawSource] = &[Trace, Swf];
         const TRACE: &[RawSource] = &[Trace];
         const SWF: &[RawSource] = &[Swf];
@@ -243,8 +244,8 @@ impl RawWorkload {
         add(self.owners.is_some(), "owners", SYN);
         add(self.lapse_probability.is_some(), "lapse_probability", SYN);
         add(self.lapse_after.is_some(), "lapse_after", SYN);
-        add(self.data_in.is_some(), "data_in", SYN);
-        add(self.data_out.is_some(), "data_out", SYN);
+        add(self.data_in.is_some(), "data_in", ALL);
+        add(self.data_out.is_some(), "data_out", ALL);
         add(self.class.is_some(), "class", SYN);
         add(self.path.is_some(), "path", FILES);
         add(self.time_scale.is_some(), "time_scale", FILES);

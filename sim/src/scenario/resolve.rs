@@ -539,6 +539,8 @@ impl Ctx<'_> {
                     keepalive: self.keepalive(w.keepalive, None)?,
                     owner,
                     estimate,
+                    data_in: self.data_dist("workload.data_in", w.data_in.clone())?,
+                    data_out: self.data_dist("workload.data_out", w.data_out.clone())?,
                 }))
             }
             RawSource::Swf => {
@@ -572,8 +574,22 @@ impl Ctx<'_> {
                     max_dead_boards: w.max_dead_boards.map_or(Some(0), |v| v.0),
                     estimate,
                     keepalive: self.keepalive(w.keepalive, None)?,
+                    data_in: self.data_dist("workload.data_in", w.data_in.clone())?,
+                    data_out: self.data_dist("workload.data_out", w.data_out.clone())?,
                 }))
             }
+        }
+    }
+
+    /// A file-based workload's data size distribution (none: 0 bytes).
+    fn data_dist(
+        &self,
+        key: &str,
+        d: Option<Dist<dist::ByteSize>>,
+    ) -> R<crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>> {
+        match d {
+            None => Ok(crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0))),
+            Some(d) => self.dist(key, d),
         }
     }
 

@@ -1025,7 +1025,29 @@ fn relative_paths_follow_the_scenario_file() {
     assert_eq!(jobs[1].submit, spinnbed_core::time::Instant::from_secs(10));
     assert_eq!(jobs[1].class, "2-24 boards");
     assert_eq!(report.to_string(), "2 jobs from the trace workload");
+    assert!(
+        jobs.iter().all(|j| (j.data_in, j.data_out) == (0, 0)),
+        "no data by default"
+    );
     round_trip(&sc);
+    // Trace jobs can move data too: sizes drawn per job from the "data" stream.
+    std::fs::write(
+        dir.join("s2.toml"),
+        format!("{text}data_in = \"64KiB\"\ndata_out = {{ dist = \"uniform\", min = \"1KiB\", max = \"2KiB\" }}\n"),
+    )
+    .unwrap();
+    let sc2 = load(&dir.join("s2.toml")).unwrap();
+    round_trip(&sc2);
+    let (jobs2, _) = sc2.workload().unwrap();
+    assert!(
+        jobs2
+            .iter()
+            .all(|j| j.data_in == 64 << 10 && (1024..=2048).contains(&j.data_out))
+    );
+    assert_eq!(
+        jobs2.iter().map(|j| j.submit).collect::<Vec<_>>(),
+        jobs.iter().map(|j| j.submit).collect::<Vec<_>>()
+    );
     // The resolved copy works from anywhere.
     let copy = temp_dir("relative-copy").join("resolved.toml");
     std::fs::write(&copy, sc.to_resolved_toml()).unwrap();

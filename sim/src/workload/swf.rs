@@ -336,6 +336,10 @@ pub struct SwfSpec {
     pub estimate: SwfEstimate,
     /// Keepalive of every job.
     pub keepalive: Option<Duration>,
+    /// Bytes each job's user writes before running (packet level; default 0).
+    pub data_in: crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>,
+    /// Bytes each job's user reads back afterwards (default 0).
+    pub data_out: crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>,
 }
 
 /// The processors-per-board mapping used for a log on a machine: the spec's, or the automatic
@@ -523,6 +527,8 @@ mod tests {
             max_dead_boards: Some(0),
             estimate: SwfEstimate::Requested,
             keepalive: None,
+            data_in: crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0)),
+            data_out: crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0)),
         }
     }
 
