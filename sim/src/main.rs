@@ -419,16 +419,14 @@ fn cmd_run(
     let summary = write_outputs(&dir, &result, &meta, &sc.to_resolved_toml(), &perf)
         .with_context(|| format!("cannot write the output directory {}", dir.display()))
         .map_err(Failure::Input)?;
-    if !no_report {
-        report_hook(&dir);
-    }
+    let report = if no_report { Ok(()) } else { report_hook(&dir) };
     if !quiet {
         print_summary(&summary, &perf, &dir);
-        if !no_report {
+        if !no_report && report.is_ok() {
             println!("  report: {}", dir.join("report/index.html").display());
         }
     }
-    Ok(())
+    report.map_err(Failure::Input)
 }
 
 /// Fails early, with one clear line, if the output directory cannot be created or written.
@@ -445,15 +443,17 @@ fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the report of a run directory; a report failure does not fail the run (the data
-/// files are complete), it is reported on stderr.
-fn report_hook(dir: &std::path::Path) {
-    if let Err(e) = spinnbed_reports::generate(dir) {
-        eprintln!(
-            "sim: warning: the report of {} could not be written: {e:#}",
+/// Writes the report of a run directory. If that fails, the run's data files are still
+/// complete; the partial `report/` is removed (no half-written report that looks complete) and
+/// the error says so (the command then exits 2).
+fn report_hook(dir: &std::path::Path) -> anyhow::Result<()> {
+    spinnbed_reports::generate(dir).map(|_| ()).map_err(|e| {
+        let _ = std::fs::remove_dir_all(dir.join("report"));
+        anyhow::anyhow!(
+            "the run's data files in {} are complete, but its report could not be written: {e:#}",
             dir.display()
-        );
-    }
+        )
+    })
 }
 
 fn print_summary(s: &spinnbed_sim::outputs::Summary, perf: &spinnbed_sim::run::Perf, dir: &std::path::Path) {
@@ -652,11 +652,9 @@ fn cmd_run_hardware(
     let summary = write_outputs(&dir, &result, &spec.meta(), &sc.to_resolved_toml(), &perf)
         .with_context(|| format!("cannot write the output directory {}", dir.display()))
         .map_err(Failure::Input)?;
-    if !no_report {
-        report_hook(&dir);
-    }
+    let report = if no_report { Ok(()) } else { report_hook(&dir) };
     if !quiet {
         print_summary(&summary, &perf, &dir);
     }
-    Ok(())
+    report.map_err(Failure::Input)
 }

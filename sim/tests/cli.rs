@@ -299,3 +299,30 @@ fn replay_errors_name_file_line_and_field() {
         "{out}"
     );
 }
+
+/// A report that cannot be written (here: a file-size limit stops its PNGs) leaves the run's
+/// data complete, no half-written report/, and exit code 2 with one clear line.
+#[test]
+fn a_failed_report_leaves_no_partial_report_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quick");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 60; exec '{}' run '{}' --out '{}' -q",
+        env!("CARGO_BIN_EXE_sim"),
+        repo().join("scenarios/quick.toml").display(),
+        out.display()
+    );
+    let (code, _, err) = run(Command::new("bash").arg("-c").arg(script));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("are complete, but its report could not be written"),
+        "{err}"
+    );
+    assert!(out.join("summary.json").is_file() && out.join("jobs.csv").is_file());
+    assert!(!out.join("report").exists(), "a partial report was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
+}
