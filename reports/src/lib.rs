@@ -98,8 +98,9 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
         render(&Scp { run: &run, rows }, &out, "scp", &mut files)?;
         figs.push(Figure {
             stem: "scp".into(),
-            alt: "SCP goodput, retries and timeouts over time".into(),
-            caption: "SCP goodput per sample period; retries, timeouts and failed requests below.".into(),
+            alt: "SCP goodput, requests, retries and timeouts over time".into(),
+            caption: "SCP goodput per sample period; requests sent, then retries, timeouts and failed requests below."
+                .into(),
         });
     }
     let index = out.join("index.html");

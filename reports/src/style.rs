@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow};
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -563,52 +563,305 @@ pub fn envelope(points: &[(f64, f64)], x_end: f64, n: usize) -> Vec<(f64, f64, f
         .collect()
 }
 
-/// Line width for run `i` of `n` overlaid runs: earlier runs are drawn wider, so that identical
-/// curves of later runs show on top of them instead of hiding them.
-pub fn run_stroke(i: usize, n: usize) -> u32 {
+/// Line width, in pixels, of run `i` of `n` overlaid runs: from 3.5 px for the first down to
+/// 2 px for the last. Earlier runs are a little wider, so that an identical curve of a later run
+/// shows on top without hiding them, and no line is so wide that it buries the others.
+pub fn run_stroke(i: usize, n: usize) -> f64 {
     if n <= 1 {
-        2
+        2.5
     } else {
-        (2 + 2 * (n - 1 - i.min(n - 1)) as u32).min(6)
+        3.5 - 1.5 * i.min(n - 1) as f64 / (n - 1) as f64
     }
+}
+
+/// The rectangle `0..=w × 0..=h` (pixels) that `draw_line` clips to.
+#[derive(Debug, Clone, Copy)]
+struct ClipRect {
+    w: f64,
+    h: f64,
+}
+
+/// Clips a convex polygon to `r` (Sutherland–Hodgman, one edge of the rectangle at a time).
+fn clip_polygon(poly: &[(f64, f64)], r: ClipRect) -> Vec<(f64, f64)> {
+    // Each edge: the coordinate it bounds (0 = x, 1 = y), where, and whether inside is above it.
+    let edges = [(0, 0.0, true), (0, r.w, false), (1, 0.0, true), (1, r.h, false)];
+    let coord = |p: (f64, f64), axis: usize| if axis == 0 { p.0 } else { p.1 };
+    let mut out = poly.to_vec();
+    for (axis, bound, above) in edges {
+        let input = std::mem::take(&mut out);
+        let Some(&last) = input.last() else {
+            break;
+        };
+        let inside = |p: (f64, f64)| {
+            if above {
+                coord(p, axis) >= bound
+            } else {
+                coord(p, axis) <= bound
+            }
+        };
+        let cross = |a: (f64, f64), b: (f64, f64)| {
+            let t = (bound - coord(a, axis)) / (coord(b, axis) - coord(a, axis));
+            (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t)
+        };
+        let mut prev = last;
+        for &p in &input {
+            match (inside(p), inside(prev)) {
+                (true, true) => out.push(p),
+                (true, false) => {
+                    out.push(cross(prev, p));
+                    out.push(p);
+                }
+                (false, true) => out.push(cross(prev, p)),
+                (false, false) => {}
+            }
+            prev = p;
+        }
+    }
+    out
+}
+
+/// The quadrilaterals, in pixels, that make up the polyline `px` drawn `width` wide: one per
+/// straight stretch, extended by half the width past every interior vertex (square ends cover
+/// a round join, so corners stay solid) but not past the polyline's two ends.
+fn line_quads(px: &[(f64, f64)], width: f64) -> Vec<[(f64, f64); 4]> {
+    let h = width / 2.0;
+    let mut out = Vec::with_capacity(px.len().saturating_sub(1));
+    for k in 0..px.len().saturating_sub(1) {
+        let (p, q) = (px[k], px[k + 1]);
+        let len = (q.0 - p.0).hypot(q.1 - p.1);
+        if len <= 0.0 || !len.is_finite() {
+            continue;
+        }
+        let d = ((q.0 - p.0) / len, (q.1 - p.1) / len);
+        let n = (-d.1 * h, d.0 * h);
+        let ep = if k > 0 { h } else { 0.0 };
+        let eq = if k + 2 < px.len() { h } else { 0.0 };
+        let a = (p.0 - d.0 * ep, p.1 - d.1 * ep);
+        let b = (q.0 + d.0 * eq, q.1 + d.1 * eq);
+        out.push([
+            (a.0 + n.0, a.1 + n.1),
+            (b.0 + n.0, b.1 + n.1),
+            (b.0 - n.0, b.1 - n.1),
+            (a.0 - n.0, a.1 - n.1),
+        ]);
+    }
+    out
+}
+
+/// Drops repeated points and the middle of three points on one straight stretch.
+fn simplify(px: impl IntoIterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for q in px {
+        if out.last() == Some(&q) {
+            continue;
+        }
+        if let [.., a, b] = out[..] {
+            let (u, v) = ((b.0 - a.0, b.1 - a.1), (q.0 - b.0, q.1 - b.1));
+            if u.0 * v.1 - u.1 * v.0 == 0.0 && u.0 * v.0 + u.1 * v.1 > 0.0 {
+                out.pop();
+            }
+        }
+        out.push(q);
+    }
+    out
+}
+
+/// Draws the polyline `pts` (in `area`'s coordinates) `width` pixels wide, clipped to `area`.
+///
+/// Each straight stretch is its own small filled polygon, clipped to the plotting area. (Plotters
+/// turns a wide path into one polygon, which on long jagged series leaves stray slivers across
+/// the PNG, and it clips nothing, so wide lines spilled over the axes and into other panels.)
+pub fn draw_line<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    pts: &[CT::From],
+    colour: RGBColor,
+    width: f64,
+) -> Result<()> {
+    let (xr, yr) = area.get_pixel_range();
+    let (bx, by) = area.get_base_pixel();
+    let clip = ClipRect {
+        w: (xr.end - xr.start - 1).max(0) as f64,
+        h: (yr.end - yr.start - 1).max(0) as f64,
+    };
+    let px = simplify(pts.iter().map(|p| {
+        let (x, y) = area.map_coordinate(p);
+        ((x - bx) as f64, (y - by) as f64)
+    }));
+    let plain = area.strip_coord_spec();
+    let fill = colour.filled();
+    for quad in line_quads(&px, width) {
+        let poly = clip_polygon(&quad, clip);
+        if poly.len() >= 3 {
+            let poly: Vec<(i32, i32)> = poly.iter().map(|p| (p.0.round() as i32, p.1.round() as i32)).collect();
+            plain.draw(&Polygon::new(poly, fill)).ok_draw()?;
+        }
+    }
+    Ok(())
+}
+
+/// Widths of the time bins that overlaid runs are averaged over, with their names.
+const MEAN_BINS: [(f64, &str); 12] = [
+    (60.0, "1-min"),
+    (120.0, "2-min"),
+    (300.0, "5-min"),
+    (600.0, "10-min"),
+    (900.0, "15-min"),
+    (1800.0, "30-min"),
+    (3600.0, "hourly"),
+    (7200.0, "2-hour"),
+    (10_800.0, "3-hour"),
+    (21_600.0, "6-hour"),
+    (43_200.0, "12-hour"),
+    (86_400.0, "daily"),
+];
+
+/// The bin, in seconds, that `compare` averages dense series over on an axis `span_s` long: the
+/// first round duration that cuts the axis into at most 200 bins (an hour for a week), and its
+/// name ("hourly").
+pub fn mean_bin(span_s: f64) -> (f64, &'static str) {
+    let want = span_s / 200.0;
+    MEAN_BINS
+        .iter()
+        .copied()
+        .find(|b| b.0 >= want)
+        .unwrap_or((86_400.0 * (want / 86_400.0).ceil().max(1.0), "multi-day"))
+}
+
+/// Whether a series of `n` samples from `t0` to `t_end` is averaged over bins of `bin` (all in
+/// the same unit): when it has clearly more than one sample per bin, that is more than one every
+/// few pixels (a week of 5-minute samples, or a short run on a long run's axis).
+pub fn binned(n: usize, t0: f64, t_end: f64, bin: f64) -> bool {
+    bin > 0.0 && n >= 20 && n as f64 > 1.5 * ((t_end - t0) / bin).max(1.0)
+}
+
+/// Time-weighted means of the step series `points` (each value holds until the next sample, the
+/// last until `t_end`) over bins `k·bin .. (k+1)·bin`, each placed at the middle of the part of
+/// its bin the series covers; the first mean is repeated at the series' start and the last at
+/// `t_end`, so the line spans exactly the series.
+pub fn bin_means(points: &[(f64, f64)], t_end: f64, bin: f64) -> Vec<(f64, f64)> {
+    let Some(&(t0, _)) = points.first() else {
+        return Vec::new();
+    };
+    let t_end = t_end.max(points.last().map_or(t0, |p| p.0));
+    if bin <= 0.0 || t_end <= t0 {
+        return points.to_vec();
+    }
+    let first = (t0 / bin).floor();
+    let n = (((t_end - first * bin) / bin).ceil() as usize).max(1);
+    // Per bin: covered time, integral of the value, covered start and end.
+    let mut acc = vec![(0.0f64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY); n];
+    for (i, &(t, v)) in points.iter().enumerate() {
+        let until = points.get(i + 1).map_or(t_end, |p| p.0).min(t_end);
+        let mut a = t;
+        while a < until {
+            let mut k = (((a / bin).floor() - first).max(0.0) as usize).min(n - 1);
+            let mut b = until.min((first + k as f64 + 1.0) * bin);
+            if b <= a && k + 1 < n {
+                // `a` sits on a bin boundary that rounding put in the bin before.
+                k += 1;
+                b = until.min((first + k as f64 + 1.0) * bin);
+            }
+            if b <= a {
+                b = until;
+            }
+            let e = &mut acc[k];
+            e.0 += b - a;
+            e.1 += v * (b - a);
+            e.2 = e.2.min(a);
+            e.3 = e.3.max(b);
+            a = b;
+        }
+    }
+    let mut out: Vec<(f64, f64)> = acc
+        .iter()
+        .filter(|e| e.0 > 0.0)
+        .map(|e| ((e.2 + e.3) / 2.0, e.1 / e.0))
+        .collect();
+    if let (Some(&(_, f)), Some(&(_, l))) = (out.first(), out.last()) {
+        out.insert(0, (t0, f));
+        out.push((t_end, l));
+    }
+    out
 }
 
 /// How `draw_time_series` draws one series.
 #[derive(Debug, Clone, Copy)]
 pub struct SeriesStyle {
     pub colour: RGBColor,
-    pub stroke: u32,
+    /// Line width in pixels.
+    pub stroke: f64,
     /// A light fill down to zero (sparse series only).
     pub fill: bool,
     /// The min–max band of each slice (dense series only).
     pub band: bool,
+    /// Average over bins this wide (axis units) when `binned` says so, and draw the means as a
+    /// line; `None` draws dense series as slices of the whole axis.
+    pub mean_bin: Option<f64>,
 }
 
 impl SeriesStyle {
     pub fn line(colour: RGBColor) -> SeriesStyle {
         SeriesStyle {
             colour,
-            stroke: 2,
+            stroke: 2.0,
             fill: false,
             band: true,
+            mean_bin: None,
         }
     }
 }
 
-/// Draws a time series on a plain `f64 × f64` chart: as steps when there are few samples, or —
-/// past `DENSE` samples — as the mean per slice of the time axis (400 slices) with the slice's
-/// min–max range shaded, which stays readable for thousands of noisy samples.
+/// One series of a time chart: samples `(t, v)` in axis units, where the series ends (its run's
+/// end; the last value holds until then) and how to draw it.
+#[derive(Debug, Clone)]
+pub struct TimeSeries {
+    pub points: Vec<(f64, f64)>,
+    pub end: f64,
+    pub style: SeriesStyle,
+}
+
+impl TimeSeries {
+    /// Where the series ends: its run's end, or its last sample if that is later.
+    fn last_t(&self) -> f64 {
+        self.end.max(self.points.last().map_or(0.0, |p| p.0))
+    }
+
+    /// The bin means `draw_time_series` draws instead of the samples, if it does.
+    fn means(&self) -> Option<Vec<(f64, f64)>> {
+        let bin = self.style.mean_bin?;
+        let &(t0, _) = self.points.first()?;
+        let end = self.last_t();
+        binned(self.points.len(), t0, end, bin).then(|| bin_means(&self.points, end, bin))
+    }
+
+    /// The highest value the chart shows: of the bin means where those are drawn, else of the
+    /// samples (0 for none). For sizing the value axis to what is drawn.
+    pub fn shown_max(&self) -> f64 {
+        let max = |pts: &[(f64, f64)]| pts.iter().map(|p| p.1).fold(0.0, f64::max);
+        match self.means() {
+            Some(m) => max(&m),
+            None => max(&self.points),
+        }
+    }
+}
+
+/// Draws a time series on a plain `f64 × f64` chart, ending at the series' own `end`: as steps
+/// when there are few samples; past `DENSE` samples as the mean per slice of the time axis (400
+/// slices, up to `x_end`) with the slice's min–max range shaded; or, with `mean_bin` set and
+/// when `binned` says so, as the time-weighted mean over each bin. Lines are clipped to the plot.
 pub fn draw_time_series<DB: DrawingBackend>(
     chart: &mut ChartContext<
         '_,
         DB,
         Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
     >,
-    points: &[(f64, f64)],
+    series: &TimeSeries,
     x_end: f64,
-    style: SeriesStyle,
 ) -> Result<()> {
-    let line = style.colour.stroke_width(style.stroke);
+    let (points, style) = (&series.points[..], series.style);
+    if let Some(means) = series.means() {
+        return draw_line(chart.plotting_area(), &means, style.colour, style.stroke);
+    }
     if points.len() > DENSE {
         let env = envelope(points, x_end, 400);
         if style.band {
@@ -619,15 +872,85 @@ pub fn draw_time_series<DB: DrawingBackend>(
                 .ok_draw()?;
         }
         let mean: Vec<(f64, f64)> = env.iter().map(|e| (e.0, e.2)).collect();
-        chart.draw_series(LineSeries::new(mean, line)).ok_draw()?;
-        return Ok(());
+        return draw_line(chart.plotting_area(), &mean, style.colour, style.stroke);
     }
-    let pts = steps(points, x_end);
+    let pts = steps(points, series.last_t());
     if style.fill {
         chart
             .draw_series(AreaSeries::new(pts.clone(), 0.0, style.colour.mix(0.18).filled()))
             .ok_draw()?;
     }
-    chart.draw_series(LineSeries::new(pts, line)).ok_draw()?;
-    Ok(())
+    draw_line(chart.plotting_area(), &pts, style.colour, style.stroke)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_strokes_are_moderate() {
+        assert_eq!(run_stroke(0, 1), 2.5);
+        assert_eq!([0, 1, 2].map(|i| run_stroke(i, 3)), [3.5, 2.75, 2.0]);
+        assert!((0..7).all(|i| (2.0..=3.5).contains(&run_stroke(i, 7))));
+    }
+
+    #[test]
+    fn clipping_keeps_polygons_inside() {
+        let r = ClipRect { w: 100.0, h: 50.0 };
+        // A 4 px line along the bottom edge keeps only its upper half.
+        let quad = line_quads(&[(10.0, 50.0), (90.0, 50.0)], 4.0)[0];
+        let poly = clip_polygon(&quad, r);
+        assert!(
+            poly.iter()
+                .all(|p| (0.0..=100.0).contains(&p.0) && (0.0..=50.0).contains(&p.1))
+        );
+        let ys: Vec<f64> = poly.iter().map(|p| p.1).collect();
+        assert_eq!(ys.iter().copied().fold(f64::MAX, f64::min), 48.0);
+        assert_eq!(ys.iter().copied().fold(f64::MIN, f64::max), 50.0);
+        // A segment entirely outside disappears.
+        let quad = line_quads(&[(10.0, 80.0), (90.0, 90.0)], 4.0)[0];
+        assert!(clip_polygon(&quad, r).is_empty());
+    }
+
+    #[test]
+    fn quads_join_interior_vertices_only() {
+        // A step: the ends are flush, the corner is covered by both stretches.
+        let q = line_quads(&[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0)], 2.0);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q[0], [(0.0, 1.0), (11.0, 1.0), (11.0, -1.0), (0.0, -1.0)]);
+        assert_eq!(q[1], [(9.0, -1.0), (9.0, 10.0), (11.0, 10.0), (11.0, -1.0)]);
+    }
+
+    #[test]
+    fn simplify_merges_straight_stretches() {
+        let s = simplify([(0.0, 0.0), (1.0, 0.0), (1.0, 0.0), (2.0, 0.0), (2.0, 5.0), (2.0, 1.0)]);
+        assert_eq!(s, [(0.0, 0.0), (2.0, 0.0), (2.0, 5.0), (2.0, 1.0)]);
+    }
+
+    #[test]
+    fn bins() {
+        assert_eq!(mean_bin(7.0 * 86_400.0), (3600.0, "hourly"));
+        assert_eq!(mean_bin(5.0 * 3600.0), (120.0, "2-min"));
+        assert!(binned(2000, 0.0, 168.0, 1.0));
+        // A 4.7 h run sampled every minute: binned on a week's axis (hourly bins), not with
+        // bins as short as its samples.
+        assert!(binned(287, 0.0, 4.7, 1.0));
+        assert!(!binned(287, 0.0, 4.7 * 60.0, 1.0));
+        assert!(!binned(400, 0.0, 400.0, 1.0));
+        assert!(!binned(10, 0.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn bin_means_are_time_weighted_and_span_the_series() {
+        // 0 for 0.5, 2 for 0.5 → bin 0 mean 1; bin 1 holds 4 until 1.5 → mean 4 over 0.5.
+        let m = bin_means(&[(0.0, 0.0), (0.5, 2.0), (1.0, 4.0)], 1.5, 1.0);
+        assert_eq!(m, [(0.0, 1.0), (0.5, 1.0), (1.25, 4.0), (1.5, 4.0)]);
+        // The series ends at its own end, not at a later axis end.
+        let pts: Vec<(f64, f64)> = (0..100).map(|k| (k as f64 * 0.1, 1.0)).collect();
+        let m = bin_means(&pts, 10.0, 1.0);
+        assert_eq!(m.first(), Some(&(0.0, 1.0)));
+        assert_eq!(m.last(), Some(&(10.0, 1.0)));
+        assert!(m.iter().all(|p| (p.1 - 1.0).abs() < 1e-9));
+        assert_eq!(m.len(), 12);
+    }
 }

@@ -315,6 +315,167 @@ fn compare_two_policies() {
     assert!(spinnbed_reports::compare(&[], &out3).is_err());
 }
 
+/// The vertices of the lines drawn in one colour in an SVG below its title and legend (`y` >
+/// 130): filled polygons (how lines are drawn) and stroked polylines.
+fn line_points(svg: &str, colour: &str) -> Vec<(f64, f64)> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| {
+            (n.tag_name().name() == "polygon" && n.attribute("fill") == Some(colour))
+                || (n.tag_name().name() == "polyline" && n.attribute("stroke") == Some(colour))
+        })
+        .flat_map(|n| {
+            n.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|p| {
+                    let (x, y) = p.split_once(',')?;
+                    Some((x.parse().ok()?, y.parse().ok()?))
+                })
+                .collect::<Vec<(f64, f64)>>()
+        })
+        .filter(|p| p.1 > 130.0)
+        .collect()
+}
+
+/// All the text of an SVG, one string per `<text>` element.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .map(|n| n.text().unwrap_or("").trim().to_string())
+        .collect()
+}
+
+/// Series colours of the first two runs (Okabe–Ito blue and orange).
+const RUN_1: &str = "#0072B2";
+const RUN_2: &str = "#E69F00";
+
+/// A run a quarter as long as `normal` (1.5 h of its 6 h), ending at `end_s` = 5400.
+fn short_run(dir: &Path) {
+    normal(dir, "short", true);
+    let summary = fs::read_to_string(dir.join("summary.json"))
+        .unwrap()
+        .replace(r#""end_s": 21600.0"#, r#""end_s": 5400.0"#)
+        .replace(r#""makespan_s": 20000.0"#, r#""makespan_s": 5000.0"#);
+    write(dir, "summary.json", &summary);
+    write(dir, "timeline.csv", &timeline(10));
+    write(dir, "scp.csv", &scp(10));
+}
+
+/// A shorter run's lines stop where it ends, a quarter of the way along the longer run's axis,
+/// instead of running on at zero to the longer run's end.
+#[test]
+fn compare_draws_each_run_to_its_own_end() {
+    let s = scratch("compare-short");
+    let long = s.root.join("long");
+    let short = s.root.join("short");
+    normal(&long, "long", true);
+    short_run(&short);
+    let out = s.root.join("cmp");
+    spinnbed_reports::compare(&[long, short], &out).unwrap();
+    check_charts(&out, &["utilisation", "waits", "boards", "scp"]);
+    for chart in ["utilisation", "scp"] {
+        let svg = fs::read_to_string(out.join(format!("{chart}.svg"))).unwrap();
+        let xs = |fill| -> (f64, f64) {
+            let pts = line_points(&svg, fill);
+            assert!(!pts.is_empty(), "{chart}: no lines in {fill}");
+            pts.iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)))
+        };
+        // The long run spans the whole axis: 0 to 6 h.
+        let (left, right) = xs(RUN_1);
+        let (start, end) = xs(RUN_2);
+        let quarter = left + (right - left) / 4.0;
+        assert!(
+            (start - left).abs() <= 2.0,
+            "{chart}: short run starts at {start}, axis at {left}"
+        );
+        assert!(
+            (end - quarter).abs() <= 3.0,
+            "{chart}: short run ends at x = {end}, not at its end (x = {quarter}); axis {left}..{right}"
+        );
+    }
+}
+
+/// With more classes than panels, the last panel pools the rest and names them: no class is
+/// left out.
+#[test]
+fn compare_shows_every_class() {
+    let s = scratch("compare-classes");
+    let classes = ["1 board", "<3 boards>", "quad", "rack", "hall", "torus", "whole"];
+    let mut jobs = String::from(JOBS_HEADER);
+    for (i, class) in classes.iter().enumerate() {
+        for k in 0..3 {
+            let submit = (100 * i + 10 * k) as f64;
+            let wait = 10.0 * (i + 1) as f64 * (k + 1) as f64;
+            let start = submit + wait;
+            jobs += &format!(
+                "{i}{k},alice,{class},board,Alpha,{submit:.3},{start:.3},{:.3},{:.3},{wait:.3},1,1,completed,\n",
+                start + 5.0,
+                start + 600.0
+            );
+        }
+    }
+    let a = s.root.join("a");
+    let b = s.root.join("b");
+    normal(&a, "a", false);
+    normal(&b, "b", false);
+    write(&a, "jobs.csv", &jobs);
+    write(&b, "jobs.csv", &jobs.replace(",alice,", ",bob,"));
+    let out = s.root.join("cmp");
+    spinnbed_reports::compare(&[a, b], &out).unwrap();
+    check_charts(&out, &["waits"]);
+    let texts = svg_texts(&fs::read_to_string(out.join("waits.svg")).unwrap());
+    for class in classes {
+        assert!(
+            texts.iter().any(|t| t == class || t.contains(&format!(" {class}"))),
+            "class {class} missing from {texts:?}"
+        );
+    }
+    assert!(texts.iter().any(|t| t == "other (3 classes)"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "other: hall · torus · whole"), "{texts:?}");
+}
+
+/// A packet-level run that moved no user data and had no retries or timeouts still shows its
+/// requests, and says what it had none of.
+#[test]
+fn quiet_scp_chart_is_not_blank() {
+    let s = scratch("scp-quiet");
+    let run = s.root.join("run");
+    normal(&run, "packet-quiet", true);
+    let mut scp = String::from(SCP_HEADER);
+    for k in 0..37 {
+        scp += &format!("{},{},0,0,0,0,0.0\n", 600 * k, 500 + 37 * (k % 5));
+    }
+    write(&run, "scp.csv", &scp);
+    spinnbed_reports::generate(&run).unwrap();
+    check_charts(&run.join("report"), &["scp"]);
+    let svg = fs::read_to_string(run.join("report/scp.svg")).unwrap();
+    let texts = svg_texts(&svg);
+    for note in [
+        "no user data moved",
+        "no retries, timeouts or failed requests",
+        "requests sent",
+    ] {
+        assert!(texts.iter().any(|t| t == note), "missing {note:?} in {texts:?}");
+    }
+    // The requests line (Okabe–Ito green) is drawn and rises well above the bottom of its panel.
+    let ys: Vec<f64> = line_points(&svg, "#009E73").iter().map(|p| p.1).collect();
+    assert!(!ys.is_empty(), "no requests line");
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(*y), hi.max(*y)));
+    assert!(hi - lo > 20.0, "requests line is flat: {lo}..{hi}");
+
+    // A busy run has no such notes.
+    let busy = s.root.join("busy");
+    normal(&busy, "packet-level", true);
+    spinnbed_reports::generate(&busy).unwrap();
+    let texts = svg_texts(&fs::read_to_string(busy.join("report/scp.svg")).unwrap());
+    assert!(!texts.iter().any(|t| t.starts_with("no ")), "{texts:?}");
+}
+
 #[test]
 fn compare_without_scp_writes_no_scp_chart() {
     let s = scratch("compare-no-scp");

@@ -1,5 +1,6 @@
-//! `scp.{png,svg}` (packet-level runs only): SCP goodput over time, and below it the resends,
-//! timeouts and failed requests per sample period.
+//! `scp.{png,svg}` (packet-level runs only): SCP goodput over time, below it the requests sent
+//! per sample period, and below that the resends, timeouts and failed requests. A panel whose
+//! values are all zero says so ("no user data moved"), so the chart is never an empty frame.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -9,19 +10,20 @@ use crate::data::{RunData, ScpRow};
 use crate::format;
 use crate::style::*;
 
-/// One line of a panel: points and style.
-type Line = (Vec<(f64, f64)>, SeriesStyle);
-
+/// Draws a panel of time series; `quiet` is written across it when every value is zero (so a
+/// run with nothing to show never looks like an empty frame).
+#[allow(clippy::too_many_arguments)]
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     axis: &TimeAxis,
     x_end: f64,
-    lines: &[Line],
+    lines: &[TimeSeries],
     y_desc: &str,
     bottom: bool,
     faults: &[crate::data::FaultSummary],
+    quiet: &str,
 ) -> Result<()> {
-    let y_max = lines.iter().flat_map(|l| l.0.iter().map(|p| p.1)).fold(0.0, f64::max);
+    let y_max = lines.iter().map(TimeSeries::shown_max).fold(0.0, f64::max);
     let mut chart = ChartBuilder::on(area)
         .margin_left(10)
         .margin_right(30)
@@ -47,12 +49,15 @@ fn panel<DB: DrawingBackend>(
         mesh.x_label_formatter(&|_| String::new());
     }
     mesh.draw().ok_draw()?;
-    if lines.iter().all(|l| l.0.is_empty()) {
+    if lines.iter().all(|l| l.points.is_empty()) {
         return centre_note(&chart.plotting_area().strip_coord_spec(), "no data");
     }
     draw_faults(&mut chart, axis, x_end, y_end(y_max), faults, !bottom, false)?;
-    for (pts, style) in lines {
-        draw_time_series(&mut chart, pts, x_end, *style)?;
+    for l in lines {
+        draw_time_series(&mut chart, l, x_end)?;
+    }
+    if y_max <= 0.0 && !quiet.is_empty() {
+        centre_note(&chart.plotting_area().strip_coord_spec(), quiet)?;
     }
     Ok(())
 }
@@ -95,12 +100,13 @@ impl Chart for Scp<'_> {
                 Key::Line(OI_BLUE),
                 "user data moved (mean over each sample period)".to_string(),
             ),
+            (Key::Line(OI_GREEN), "requests sent".to_string()),
             (Key::Line(OI_ORANGE), "retries (resends)".to_string()),
             (Key::Line(OI_PURPLE), "timeouts".to_string()),
             (Key::Line(OI_BLACK), "failed requests".to_string()),
         ];
         if self.rows.len() > DENSE {
-            items.push((Key::Swatch(tint(OI_BLUE, 0.25)), "min–max per time slice".to_string()));
+            items.push((Key::Swatch(tint(GREY_TEXT, 0.25)), "min–max per time slice".to_string()));
         }
         let faults = &self.run.summary.faults;
         if !faults.is_empty() {
@@ -113,25 +119,50 @@ impl Chart for Scp<'_> {
         let (leg, area) = area.split_vertically(legend_height(&area, &items, w));
         legend_strip(&leg, &items)?;
         let (_, h) = area.dim_in_pixel();
-        let (top, bottom) = area.split_vertically(h / 2 - 20);
-        let t = |f: fn(&ScpRow) -> f64| -> Vec<(f64, f64)> {
-            self.rows.iter().map(|r| (axis.to_unit(r.t_s), f(r).max(0.0))).collect()
+        let third = h.saturating_sub(58) / 3;
+        let (top, rest) = area.split_vertically(third);
+        let (middle, bottom) = rest.split_vertically(third);
+        let end = axis.to_unit(span);
+        let t = |f: fn(&ScpRow) -> f64, colour: RGBColor| TimeSeries {
+            points: self.rows.iter().map(|r| (axis.to_unit(r.t_s), f(r).max(0.0))).collect(),
+            end,
+            style: SeriesStyle::line(colour),
         };
         panel(
             &top,
             &axis,
             x_end,
-            &[(t(|r| r.goodput_mbps), SeriesStyle::line(OI_BLUE))],
+            &[t(|r| r.goodput_mbps, OI_BLUE)],
             "user data (Mbit/s)",
             false,
             faults,
+            "no user data moved",
+        )?;
+        panel(
+            &middle,
+            &axis,
+            x_end,
+            &[t(|r| r.requests, OI_GREEN)],
+            "requests / period",
+            false,
+            faults,
+            "no requests sent",
         )?;
         let lines = [
-            (t(|r| r.retries), SeriesStyle::line(OI_ORANGE)),
-            (t(|r| r.timeouts), SeriesStyle::line(OI_PURPLE)),
-            (t(|r| r.failures), SeriesStyle::line(OI_BLACK)),
+            t(|r| r.retries, OI_ORANGE),
+            t(|r| r.timeouts, OI_PURPLE),
+            t(|r| r.failures, OI_BLACK),
         ];
-        panel(&bottom, &axis, x_end, &lines, "events per sample period", true, faults)
+        panel(
+            &bottom,
+            &axis,
+            x_end,
+            &lines,
+            "events / period",
+            true,
+            faults,
+            "no retries, timeouts or failed requests",
+        )
     }
 }
 
@@ -145,9 +176,11 @@ impl Chart for ScpCompare<'_> {
         fn rows(r: &RunData) -> &[ScpRow] {
             r.scp.as_deref().unwrap_or(&[])
         }
-        let span = self.runs.iter().map(|(_, r)| span(rows(r), r)).fold(0.0, f64::max);
-        let axis = TimeAxis::for_span(span);
-        let x_end = axis.end(span);
+        let span_all = self.runs.iter().map(|(_, r)| span(rows(r), r)).fold(0.0, f64::max);
+        let axis = TimeAxis::for_span(span_all);
+        let x_end = axis.end(span_all);
+        let (bin_s, bin_name) = mean_bin(span_all);
+        let bin = axis.to_unit(bin_s);
         let sub = self
             .runs
             .iter()
@@ -163,10 +196,14 @@ impl Chart for ScpCompare<'_> {
             .iter()
             .enumerate()
             .map(|(i, (n, r))| {
-                let label = if r.scp.is_some() {
-                    n.clone()
-                } else {
-                    format!("{n} (no scp.csv)")
+                let rs = rows(r);
+                let end = axis.to_unit(span(rs, r));
+                let label = match (&r.scp, rs.first()) {
+                    (None, _) => format!("{n} (no scp.csv)"),
+                    (Some(_), Some(first)) if binned(rs.len(), axis.to_unit(first.t_s), end, bin) => {
+                        format!("{n} ({bin_name} means)")
+                    }
+                    _ => n.clone(),
                 };
                 (Key::Line(series_colour(i)), label)
             })
@@ -178,20 +215,19 @@ impl Chart for ScpCompare<'_> {
         let (top, rest) = area.split_vertically((h - 56) / 3);
         let (middle, bottom) = rest.split_vertically((h - 56) / 3);
         let n = self.runs.len();
-        let series = |f: fn(&ScpRow) -> f64| -> Vec<Line> {
+        let series = |f: fn(&ScpRow) -> f64| -> Vec<TimeSeries> {
             self.runs
                 .iter()
                 .enumerate()
-                .map(|(i, (_, r))| {
-                    let style = SeriesStyle {
+                .map(|(i, (_, r))| TimeSeries {
+                    points: rows(r).iter().map(|s| (axis.to_unit(s.t_s), f(s).max(0.0))).collect(),
+                    end: axis.to_unit(span(rows(r), r)),
+                    style: SeriesStyle {
                         stroke: run_stroke(i, n),
                         band: false,
+                        mean_bin: Some(bin),
                         ..SeriesStyle::line(series_colour(i))
-                    };
-                    (
-                        rows(r).iter().map(|s| (axis.to_unit(s.t_s), f(s).max(0.0))).collect(),
-                        style,
-                    )
+                    },
                 })
                 .collect()
         };
@@ -203,6 +239,7 @@ impl Chart for ScpCompare<'_> {
             "user data (Mbit/s)",
             false,
             &[],
+            "no user data moved",
         )?;
         panel(
             &middle,
@@ -212,6 +249,7 @@ impl Chart for ScpCompare<'_> {
             "retries / period",
             false,
             &[],
+            "no retries",
         )?;
         panel(
             &bottom,
@@ -221,6 +259,7 @@ impl Chart for ScpCompare<'_> {
             "timeouts / period",
             true,
             &[],
+            "no timeouts",
         )
     }
 }

@@ -178,31 +178,31 @@ impl Chart for Utilisation<'_> {
         draw_faults(&mut chart, &axis, x_end, y_max, &s.faults, true, true)?;
 
         // Bottom panel: the queue.
-        let q: Vec<(f64, f64)> = run
-            .timeline
-            .iter()
-            .map(|r| (axis.to_unit(r.t_s), r.queued.max(0.0)))
-            .collect();
-        let style = SeriesStyle {
-            fill: true,
-            ..SeriesStyle::line(OI_VERMILLION)
+        let q = TimeSeries {
+            points: run
+                .timeline
+                .iter()
+                .map(|r| (axis.to_unit(r.t_s), r.queued.max(0.0)))
+                .collect(),
+            end: axis.to_unit(span),
+            style: SeriesStyle {
+                fill: true,
+                ..SeriesStyle::line(OI_VERMILLION)
+            },
         };
-        queue_panel(&bottom, &axis, x_end, &[(q, style)], "queued jobs")
+        queue_panel(&bottom, &axis, x_end, &[q], "queued jobs")
     }
 }
 
-/// A queue-length panel: one step line per series, each with a light fill when alone.
+/// A queue-length panel: one line per series, each ending where its run ends.
 pub fn queue_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     axis: &TimeAxis,
     x_end: f64,
-    series: &[(Vec<(f64, f64)>, SeriesStyle)],
+    series: &[TimeSeries],
     y_desc: &str,
 ) -> Result<()> {
-    let q_max = series
-        .iter()
-        .flat_map(|(s, _)| s.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
+    let q_max = series.iter().map(TimeSeries::shown_max).fold(0.0, f64::max);
     let mut chart = ChartBuilder::on(area)
         .margin_left(10)
         .margin_right(10 + 96)
@@ -225,11 +225,11 @@ pub fn queue_panel<DB: DrawingBackend>(
         .axis_desc_style(text(AXIS_DESC_PX))
         .draw()
         .ok_draw()?;
-    if series.iter().all(|(s, _)| s.is_empty()) {
+    if series.iter().all(|s| s.points.is_empty()) {
         return centre_note(&chart.plotting_area().strip_coord_spec(), "no data");
     }
-    for (s, style) in series {
-        draw_time_series(&mut chart, s, x_end, *style)?;
+    for s in series {
+        draw_time_series(&mut chart, s, x_end)?;
     }
     Ok(())
 }
@@ -242,9 +242,52 @@ pub struct UtilisationCompare<'a> {
 
 impl Chart for UtilisationCompare<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
-        let span = self.runs.iter().map(|(_, r)| span(r)).fold(0.0, f64::max);
-        let axis = TimeAxis::for_span(span);
-        let x_end = axis.end(span);
+        let longest = self.runs.iter().map(|(_, r)| span(r)).fold(0.0, f64::max);
+        let axis = TimeAxis::for_span(longest);
+        let x_end = axis.end(longest);
+        let (bin_s, bin_name) = mean_bin(longest);
+        let bin = axis.to_unit(bin_s);
+        let n = self.runs.len();
+        // Per run: allocated share of live boards and queue, each ending at the run's own end.
+        let series: Vec<(TimeSeries, TimeSeries)> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, run))| {
+                let style = SeriesStyle {
+                    stroke: run_stroke(i, n),
+                    band: false,
+                    mean_bin: Some(bin),
+                    ..SeriesStyle::line(series_colour(i))
+                };
+                let end = axis.to_unit(span(run));
+                let total = total_boards(run);
+                let share = bands(&run.timeline, total)
+                    .iter()
+                    .filter_map(|b| {
+                        let live = b.allocated + b.powered_only + b.idle;
+                        (live > 0.0).then(|| (axis.to_unit(b.t_s), 100.0 * b.allocated / live))
+                    })
+                    .collect();
+                let queue = run
+                    .timeline
+                    .iter()
+                    .map(|t| (axis.to_unit(t.t_s), t.queued.max(0.0)))
+                    .collect();
+                (
+                    TimeSeries {
+                        points: share,
+                        end,
+                        style,
+                    },
+                    TimeSeries {
+                        points: queue,
+                        end,
+                        style,
+                    },
+                )
+            })
+            .collect();
         let sub = self
             .runs
             .iter()
@@ -258,8 +301,15 @@ impl Chart for UtilisationCompare<'_> {
         let items: Vec<(Key, String)> = self
             .runs
             .iter()
+            .zip(&series)
             .enumerate()
-            .map(|(i, (n, _))| (Key::Line(series_colour(i)), n.clone()))
+            .map(|(i, ((n, _), (_, q)))| {
+                let label = match q.points.first() {
+                    Some(&(t0, _)) if binned(q.points.len(), t0, q.end, bin) => format!("{n} ({bin_name} means)"),
+                    _ => n.clone(),
+                };
+                (Key::Line(series_colour(i)), label)
+            })
             .collect();
         let (w, _) = area.dim_in_pixel();
         let (leg, area) = area.split_vertically(legend_height(&area, &items, w));
@@ -286,47 +336,13 @@ impl Chart for UtilisationCompare<'_> {
             .axis_desc_style(text(AXIS_DESC_PX))
             .draw()
             .ok_draw()?;
-        let mut any = false;
-        for (i, (_, run)) in self.runs.iter().enumerate() {
-            let total = total_boards(run);
-            let pts: Vec<(f64, f64)> = bands(&run.timeline, total)
-                .iter()
-                .filter_map(|b| {
-                    let live = b.allocated + b.powered_only + b.idle;
-                    (live > 0.0).then(|| (axis.to_unit(b.t_s), 100.0 * b.allocated / live))
-                })
-                .collect();
-            any |= !pts.is_empty();
-            let style = SeriesStyle {
-                stroke: run_stroke(i, self.runs.len()),
-                band: false,
-                ..SeriesStyle::line(series_colour(i))
-            };
-            draw_time_series(&mut chart, &pts, x_end, style)?;
-        }
-        if !any {
+        if series.iter().all(|(s, _)| s.points.is_empty()) {
             centre_note(&chart.plotting_area().strip_coord_spec(), "no data")?;
         }
-        let n = self.runs.len();
-        let queues: Vec<(Vec<(f64, f64)>, SeriesStyle)> = self
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, (_, r))| {
-                let style = SeriesStyle {
-                    stroke: run_stroke(i, n),
-                    band: false,
-                    ..SeriesStyle::line(series_colour(i))
-                };
-                (
-                    r.timeline
-                        .iter()
-                        .map(|t| (axis.to_unit(t.t_s), t.queued.max(0.0)))
-                        .collect(),
-                    style,
-                )
-            })
-            .collect();
+        for (s, _) in &series {
+            draw_time_series(&mut chart, s, x_end)?;
+        }
+        let queues: Vec<TimeSeries> = series.into_iter().map(|(_, q)| q).collect();
         queue_panel(&bottom, &axis, x_end, &queues, "queued jobs")
     }
 }

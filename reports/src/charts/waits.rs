@@ -1,6 +1,7 @@
 //! `waits.{png,svg}`: how long started jobs waited, per size class — one empirical CDF per class
 //! on a logarithmic time axis, with each class's mean (●) and 95th percentile (▲) marked on its
-//! curve. `compare` draws one small panel per class with a curve per run.
+//! curve. `compare` draws one small panel per class (past five, the last pools the rest as
+//! "other") with a curve per run.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -265,7 +266,23 @@ fn class_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, classes: &[Cl
     Ok(())
 }
 
-/// `compare`'s version: one panel for all jobs and one per class (up to five), a curve per run.
+/// At most this many class panels in `compare`'s chart (besides "all jobs"); with more classes
+/// the last panel pools the rest as "other".
+pub const COMPARE_CLASS_PANELS: usize = 5;
+
+/// Splits classes into those `compare` gives a panel of their own and those it pools as
+/// "other": all of them fit when there are at most `COMPARE_CLASS_PANELS`, else the first
+/// `COMPARE_CLASS_PANELS - 1` get panels and the rest share the last.
+fn compare_panels(order: &[String]) -> (&[String], &[String]) {
+    if order.len() <= COMPARE_CLASS_PANELS {
+        (order, &[])
+    } else {
+        order.split_at(COMPARE_CLASS_PANELS - 1)
+    }
+}
+
+/// `compare`'s version: one panel for all jobs and one per class (up to five; beyond that the
+/// fifth pools the rest as "other", named above the panels), a curve per run.
 pub struct WaitsCompare<'a> {
     pub runs: &'a [(String, RunData)],
 }
@@ -289,15 +306,28 @@ impl Chart for WaitsCompare<'_> {
             .collect();
         let alls: Vec<Vec<f64>> = self.runs.iter().map(|(_, r)| stats::all_waits(&r.jobs)).collect();
         let hi = x_hi(alls.iter().filter_map(|a| a.last().copied()).fold(0.0, f64::max));
-        let mut panels: Vec<(String, Vec<&[f64]>)> =
-            vec![("all jobs".to_string(), alls.iter().map(|a| &a[..]).collect())];
+        let mut panels: Vec<(String, Vec<Vec<f64>>)> = vec![("all jobs".to_string(), alls.clone())];
+        let (shown, pooled) = compare_panels(&order);
         if order.len() > 1 {
-            for class in order.iter().take(5) {
-                let w: Vec<&[f64]> = per_run
+            let waits_of = |cw: &[ClassWaits], classes: &[String]| -> Vec<f64> {
+                let mut w: Vec<f64> = cw
                     .iter()
-                    .map(|cw| cw.iter().find(|c| &c.class == class).map_or(&[][..], |c| &c.waits[..]))
+                    .filter(|c| classes.contains(&c.class))
+                    .flat_map(|c| c.waits.iter().copied())
+                    .collect();
+                w.sort_by(f64::total_cmp);
+                w
+            };
+            for class in shown {
+                let w = per_run
+                    .iter()
+                    .map(|cw| waits_of(cw, std::slice::from_ref(class)))
                     .collect();
                 panels.push((class.clone(), w));
+            }
+            if !pooled.is_empty() {
+                let w = per_run.iter().map(|cw| waits_of(cw, pooled)).collect();
+                panels.push((format!("other ({} classes)", pooled.len()), w));
             }
         }
         let sub = self
@@ -324,6 +354,21 @@ impl Chart for WaitsCompare<'_> {
         let (w, _) = area.dim_in_pixel();
         let (leg, area) = area.split_vertically(legend_height(&area, &items, w));
         legend_strip(&leg, &items)?;
+        // Name the classes pooled as "other" on a line of their own, so none is left unsaid.
+        let area = if pooled.is_empty() {
+            area
+        } else {
+            let (note, rest) = area.split_vertically(28);
+            let msg = format!("other: {}", pooled.join(" · "));
+            let msg = fit_text(&note, &msg, NOTE_PX + 1.0, w.saturating_sub(40));
+            note.draw_text(
+                &msg,
+                &grey(NOTE_PX + 1.0).pos(Pos::new(HPos::Center, VPos::Center)),
+                ((w / 2) as i32, 12),
+            )
+            .ok_draw()?;
+            rest
+        };
         let (rows, cols) = match panels.len() {
             1 => (1, 1),
             2 => (1, 2),
@@ -342,7 +387,7 @@ impl Chart for WaitsCompare<'_> {
                 .map(|(i, w)| Curve {
                     waits: w,
                     colour: series_colour(i),
-                    stroke: run_stroke(i, n),
+                    stroke: run_stroke(i, n).round() as u32,
                 })
                 .collect();
             let title = fit_text(cell, title, LEGEND_PX, cell.dim_in_pixel().0 - 40);
