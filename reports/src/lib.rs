@@ -52,19 +52,44 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
         return generate_study(run_dir, &summary);
     }
     let run = RunData::load(run_dir)?;
-    let out = run_dir.join("report");
+    // Written into a temporary directory and renamed into place: a report that fails half-way
+    // leaves the previous report (or none), never a partial one.
+    let report = run_dir.join("report");
+    let tmp = run_dir.join(format!(".report.tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let files = match write_run_report(&run, &tmp) {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    if report.exists() {
+        fs::remove_dir_all(&report).with_context(|| format!("replacing {}", report.display()))?;
+    }
+    fs::rename(&tmp, &report).with_context(|| format!("moving the report into {}", report.display()))?;
+    let files = files
+        .into_iter()
+        .map(|f| report.join(f.strip_prefix(&tmp).unwrap_or(&f)))
+        .collect();
+    Ok(ReportSummary { files })
+}
+
+/// Writes a run's charts and `index.html` into `out`; returns the files written.
+fn write_run_report(run: &RunData, out: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let out = out.to_path_buf();
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut files = Vec::new();
     let mut figs = Vec::new();
 
-    render(&Utilisation { run: &run }, &out, "utilisation", &mut files)?;
+    render(&Utilisation { run }, &out, "utilisation", &mut files)?;
     figs.push(Figure {
         stem: "utilisation".into(),
         alt: "Stacked area chart of allocated, powered, idle and dead boards over time, with the queue length below"
             .into(),
         caption: "Boards allocated, powered but not allocated, idle and dead over time; queued jobs below.".into(),
     });
-    render(&Waits { run: &run }, &out, "waits", &mut files)?;
+    render(&Waits { run }, &out, "waits", &mut files)?;
     figs.push(Figure {
         stem: "waits".into(),
         alt: "Cumulative distribution of wait times per size class".into(),
@@ -76,15 +101,7 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
         if stems.contains(&stem) {
             stem = format!("{stem}_{}", stems.len() + 1);
         }
-        render(
-            &MachineMap {
-                run: &run,
-                machine: &name,
-            },
-            &out,
-            &stem,
-            &mut files,
-        )?;
+        render(&MachineMap { run, machine: &name }, &out, &stem, &mut files)?;
         figs.push(Figure {
             stem: stem.clone(),
             alt: format!("Map of machine {name}: boards coloured by how long they were allocated"),
@@ -95,7 +112,7 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
         stems.push(stem);
     }
     if let Some(rows) = &run.scp {
-        render(&Scp { run: &run, rows }, &out, "scp", &mut files)?;
+        render(&Scp { run, rows }, &out, "scp", &mut files)?;
         figs.push(Figure {
             stem: "scp".into(),
             alt: "SCP goodput, requests, retries and timeouts over time".into(),
@@ -104,9 +121,9 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
         });
     }
     let index = out.join("index.html");
-    fs::write(&index, html::run_index(&run, &figs)).with_context(|| format!("writing {}", index.display()))?;
+    fs::write(&index, html::run_index(run, &figs)).with_context(|| format!("writing {}", index.display()))?;
     files.push(index);
-    Ok(ReportSummary { files })
+    Ok(files)
 }
 
 /// Names for the runs of a comparison: the scenario, with the directory name added where two
