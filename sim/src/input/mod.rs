@@ -65,7 +65,15 @@ pub fn read_text(path: &Path) -> Result<String, InputError> {
     };
     String::from_utf8(bytes).map_err(|e| {
         let upto = e.utf8_error().valid_up_to();
-        InputError::at(&name, None, None, format!("not UTF-8 text (bad byte at offset {upto})"))
+        let bytes = e.as_bytes();
+        let line = 1 + bytes[..upto].iter().filter(|b| **b == b'\n').count();
+        let column = 1 + upto - bytes[..upto].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        InputError::at(
+            &name,
+            Some(line),
+            None,
+            format!("not UTF-8 text (bad byte {:#04x} at column {column})", bytes[upto]),
+        )
     })
 }
 
@@ -76,4 +84,24 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_utf8_is_named_by_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("spinnbed-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        std::fs::write(&path, b"id,submit_s\n1,0\n2,\xff5\n").unwrap();
+        let e = read_text(&path).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.to_string().contains("not UTF-8 text (bad byte 0xff at column 3)"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
