@@ -391,10 +391,8 @@ impl Chart for BoardsCompare<'_> {
                 pts.push((100.0 * k as f64 / n, *v));
                 pts.push((100.0 * (k + 1) as f64 / n, *v));
             }
-            let stroke = (run_stroke(i, curves.len()) + 1.0).round() as u32;
-            chart
-                .draw_series(LineSeries::new(pts, series_colour(i).stroke_width(stroke)))
-                .ok_draw()?;
+            let stroke = run_stroke(i, curves.len()) + 1.0;
+            crate::style::draw_line(chart.plotting_area(), &pts, series_colour(i), stroke)?;
         }
         Ok(())
     }
