@@ -146,7 +146,10 @@ impl Chart for MachineMap<'_> {
         let (map, bar) = area.split_horizontally(aw - 170);
         colour_bar(
             &bar,
-            &format!("time allocated (% of the {} run)", format::duration(duration)),
+            &format!(
+                "time allocated (% of {} from first submission)",
+                format::duration(duration)
+            ),
         )?;
         if boards.is_empty() {
             return centre_note(&map, "no boards in boards.csv");
@@ -227,6 +230,15 @@ impl Chart for MachineMap<'_> {
                 chart
                     .draw_series([PathElement::new(vec![a, z], OI_VERMILLION.stroke_width(link_px))])
                     .ok_draw()?;
+                // On small hexagons (big machines) a dot at the edge's middle keeps it findable.
+                if s < 16.0 {
+                    let mid = ((p.0 + q.0) / 2.0, (p.1 + q.1) / 2.0);
+                    let r = link_px as i32 + 1;
+                    chart.draw_series([Circle::new(mid, r + 1, WHITE.filled())]).ok_draw()?;
+                    chart
+                        .draw_series([Circle::new(mid, r, OI_VERMILLION.filled())])
+                        .ok_draw()?;
+                }
             }
         }
 
