@@ -319,6 +319,42 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Replaces a machine by one of new hardware, keeping its name and priority: the old
+    /// machine's allocated jobs (already destroyed by the caller) are freed from its allocator,
+    /// which is dropped with it; then the queues are regenerated once, so no queued job is
+    /// cancelled or started elsewhere while the machine is briefly missing.
+    pub fn replace_machine(
+        &mut self,
+        now: Instant,
+        name: &str,
+        tags: &[String],
+        allocator: Allocator,
+    ) -> Result<(), QueueError> {
+        let i = self
+            .machine_index(name)
+            .ok_or_else(|| QueueError::UnknownMachine(name.to_string()))?;
+        self.postpone += 1;
+        let on_it: Vec<JobId> = self
+            .order
+            .values()
+            .copied()
+            .filter(|id| self.jobs.get(id).is_some_and(|j| !j.pending && j.machine == Some(i)))
+            .collect();
+        for id in on_it {
+            self.free(now, id);
+        }
+        self.machines[i] = QMachine {
+            name: name.to_string(),
+            tags: tags.iter().cloned().collect(),
+            allocator,
+            queue: VecDeque::new(),
+            blocked: None,
+        };
+        self.postpone -= 1;
+        self.regenerate_queues(now);
+        Ok(())
+    }
+
     /// Moves a machine to the lowest priority (no regeneration).
     pub fn move_machine_to_end(&mut self, name: &str) -> Result<(), QueueError> {
         let i = self

@@ -460,17 +460,7 @@ impl Service {
     pub fn modify_machine(&mut self, now: Instant, machine: Machine) -> Result<(), ServiceError> {
         let i = self.machine_index(machine.name())?;
         if !self.machines[i].machine.same_hardware(&machine) {
-            let after: Vec<String> = self.machines[i + 1..]
-                .iter()
-                .map(|m| m.machine.name().to_string())
-                .collect();
-            let name = machine.name().to_string();
-            self.remove_machine(now, &name)?;
-            self.add_machine(now, machine)?;
-            for other in after {
-                self.move_machine_to_end(&other);
-            }
-            return Ok(());
+            return self.replace_machine(now, i, machine);
         }
         let db: Vec<Board> = machine.dead_boards().iter().copied().collect();
         let dl: Vec<(Board, Link)> = machine.dead_links().iter().copied().collect();
@@ -512,29 +502,103 @@ impl Service {
                 a.machine -= 1;
             }
         }
-        // Boards still draining on the removed machine will never come back: forget them.
-        self.draining.retain(|_, d| d.machine != name);
+        // Boards still draining on the removed machine will never come back to an allocator:
+        // they are released now.
+        self.release_machine_boards(name);
         self.changed_machines.insert(name.to_string());
         self.drain_queue(now);
         Ok(())
     }
 
-    /// Moves a machine to the lowest priority, in the service and in the queue.
-    fn move_machine_to_end(&mut self, name: &str) {
-        let Ok(i) = self.machine_index(name) else { return };
-        let _ = self.queue.move_machine_to_end(name);
-        let m = self.machines.remove(i);
-        self.machines.push(m);
-        let last = self.machines.len() - 1;
-        for j in self.jobs.values_mut() {
-            if let Some(a) = &mut j.alloc {
-                a.machine = if a.machine == i {
-                    last
-                } else if a.machine > i {
-                    a.machine - 1
-                } else {
-                    a.machine
-                };
+    /// Replaces machine `i` by `machine` (same name, new hardware) as the reference's machines
+    /// setter does, in one step: its jobs are destroyed ("Machine removed.") and their boards
+    /// released, the new machine takes its place and priority, and only then are the queues
+    /// regenerated. Nothing changes if the new machine's addresses clash with another's.
+    fn replace_machine(&mut self, now: Instant, i: usize, machine: Machine) -> Result<(), ServiceError> {
+        let name = machine.name().to_string();
+        let mut ips: BTreeMap<std::net::Ipv4Addr, &str> = BTreeMap::new();
+        for (k, m) in self.machines.iter().enumerate() {
+            if k == i {
+                continue;
+            }
+            for ip in m
+                .machine
+                .bmps()
+                .map(|(_, ip)| ip)
+                .chain(m.machine.board_ips().map(|(_, ip)| ip))
+            {
+                ips.insert(ip, m.machine.name());
+            }
+        }
+        for ip in machine
+            .bmps()
+            .map(|(_, ip)| ip)
+            .chain(machine.board_ips().map(|(_, ip)| ip))
+        {
+            if let Some(a) = ips.get(&ip) {
+                return Err(ServiceError::DuplicateIp {
+                    ip,
+                    a: a.to_string(),
+                    b: name.clone(),
+                });
+            }
+        }
+        // Destroy the old machine's jobs (power-off goes to the old BMPs); the queue keeps
+        // every other job where it is meanwhile.
+        let on_it: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.alloc.as_ref().is_some_and(|a| a.machine == i))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &on_it {
+            let _ = self.queue.destroy_job(now, *id, Some(MACHINE_REMOVED.to_string()));
+        }
+        let events: Vec<QueueEvent> = std::iter::from_fn(|| self.queue.poll_event()).collect();
+        for ev in events {
+            match ev {
+                QueueEvent::Freed { job, reason } => self.teardown(now, job, reason.unwrap_or_default()),
+                QueueEvent::Cancelled { job, reason } => {
+                    self.teardown(now, job, format!("Cancelled: {}", reason.unwrap_or_default()))
+                }
+                QueueEvent::Allocated {
+                    job,
+                    machine,
+                    allocation,
+                } => self.on_allocate(job, &machine, allocation),
+            }
+        }
+        self.release_machine_boards(&name);
+        let allocator = Allocator::new((self.packer_factory)(&machine), self.config.seconds_before_free);
+        let tags = machine.tags().to_vec();
+        self.queue
+            .replace_machine(now, &name, &tags, allocator)
+            .map_err(|_| ServiceError::UnknownMachine(name.clone()))?;
+        self.machines[i] = ServiceMachine {
+            topo: topology_of(&machine),
+            machine,
+        };
+        self.changed_machines.insert(name);
+        self.drain_queue(now);
+        Ok(())
+    }
+
+    /// The boards of jobs still powering off on a machine that is going away are released
+    /// now (the machine's allocator goes with it).
+    fn release_machine_boards(&mut self, name: &str) {
+        let gone: Vec<JobId> = self
+            .draining
+            .iter()
+            .filter(|(_, d)| d.machine == name)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(d) = self.draining.remove(&id) {
+                self.events.push_back(ServiceEvent::BoardsReleased {
+                    job: id,
+                    machine: d.machine,
+                    boards: d.boards,
+                });
             }
         }
     }
@@ -1289,11 +1353,40 @@ mod tests {
             "tags only: jobs keep boards"
         );
 
+        // A hardware change whose addresses clash with "b" is refused and changes nothing.
+        assert!(matches!(
+            s.modify_machine(t0, machine_at("a", 2, 1, [10, 2, 0, 0], &["default"])),
+            Err(ServiceError::DuplicateIp { .. })
+        ));
+        assert_eq!(s.get_job_state(t0, holder).state, JobState::Ready);
+        // A job only "a" can run, queued behind the holder, survives the replacement below.
+        let named = s
+            .create_job(
+                t0,
+                None,
+                NewJob {
+                    machine: Some("a".into()),
+                    ..one_triad()
+                },
+            )
+            .unwrap();
+        assert_eq!(s.get_job_state(t0, named).state, JobState::Queued);
+        events(&mut s);
         // A hardware change (2 x 1 triads instead of 1 x 1) replaces the machine: its job is
-        // destroyed, and "a" keeps its place before "b".
+        // destroyed and its boards released, "a" keeps its place before "b", and the job queued
+        // for "a" starts on the new "a" instead of being cancelled.
         s.modify_machine(t0, machine_at("a", 2, 1, [10, 1, 0, 0], &["default"]))
             .unwrap();
         assert_eq!(reason(&mut s, t0, holder).as_deref(), Some(MACHINE_REMOVED));
+        let ev = events(&mut s);
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, ServiceEvent::BoardsReleased { job, .. } if *job == holder)),
+            "{ev:?}"
+        );
+        assert_eq!(s.get_job_state(t0, named).state, JobState::Power);
+        assert_eq!(s.get_job_machine_info(t0, named).unwrap().machine_name, "a");
+        ack_all(&mut s, t0);
         assert_eq!(
             s.list_machines().iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
             vec!["a", "b"]
