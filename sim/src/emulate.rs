@@ -105,7 +105,8 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
                 v.push((Instant::ZERO + f.at + d, i, false));
             }
         }
-        v.sort_by_key(|&(t, i, on)| (t, !on, i));
+        // At the same instant, heals before strikes (as the simulated run schedules them).
+        v.sort_by_key(|&(t, i, on)| (t, on, i));
         v.into()
     } else {
         Default::default()
@@ -113,6 +114,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     // Reverse IP tags open sockets on their boards' addresses while they are set.
     let mut served: std::collections::BTreeSet<std::net::SocketAddrV4> = endpoints.iter().copied().collect();
     let mut refused = std::collections::BTreeSet::new();
+    let mut active = crate::packet::ActiveFaults::default();
     let mut tags_epoch = emu.tags_epoch();
     let mut tags_checked = start;
     loop {
@@ -122,7 +124,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
         {
             faults.pop_front();
             let f = &sc.faults[i];
-            crate::packet::apply_fault(&mut emu, net.as_mut(), now, &f.kind, on);
+            active.apply(&mut emu, net.as_mut(), now, &f.kind, on);
             if !opts.quiet {
                 let what = crate::outputs::FaultSummary::describe(f);
                 eprintln!("sim emulate: fault {}: {what}", if on { "strikes" } else { "heals" });
@@ -132,6 +134,16 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
         // neither has anything left (a request the network delivers may be answered at once).
         loop {
             let mut moved = false;
+            // Open and close reverse-tag sockets when the tags changed, before the CMD_IPTAG
+            // reply goes out, so that a client's next datagram finds the socket bound (and every
+            // second, for tags that time out).
+            let tick = tags_checked.elapsed() >= std::time::Duration::from_secs(1);
+            if emu.tags_epoch() != tags_epoch || tick {
+                tags_epoch = emu.tags_epoch();
+                tags_checked = tokio::time::Instant::now();
+                let sets = (&mut served, &mut refused);
+                sync_reverse_tags(&emu, now, &endpoints, &mut socks, sets, tick, opts.quiet).await;
+            }
             while let Some(d) = emu.poll_transmit() {
                 moved = true;
                 match net.as_mut() {
@@ -156,14 +168,6 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
             }
         }
         log.report(&mut emu, opts.quiet);
-        // Open and close reverse-tag sockets when the tags changed (and every second, for tags
-        // that time out).
-        if emu.tags_epoch() != tags_epoch || tags_checked.elapsed() >= std::time::Duration::from_secs(1) {
-            tags_epoch = emu.tags_epoch();
-            tags_checked = tokio::time::Instant::now();
-            let sets = (&mut served, &mut refused);
-            sync_reverse_tags(&emu, now, &endpoints, &mut socks, sets, opts.quiet).await;
-        }
         let wake = [
             emu.poll_timeout(),
             net.as_ref().and_then(|n| n.poll_timeout()),
@@ -217,14 +221,16 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
 type AddrSet = std::collections::BTreeSet<std::net::SocketAddrV4>;
 
 /// Binds a socket for every reverse IP tag that is set and closes those of tags that are gone.
-/// A reverse tag whose port cannot be bound (taken by another program) is reported once and
-/// skipped while it stays set.
+/// A reverse tag whose port cannot be bound (taken by another program, or not yet released by
+/// a socket just closed) is reported once and tried again every second (`retry`) while it
+/// stays set.
 async fn sync_reverse_tags(
     emu: &Emulator,
     now: Instant,
     endpoints: &[std::net::SocketAddrV4],
     socks: &mut SocketSet,
     (served, refused): (&mut AddrSet, &mut AddrSet),
+    retry: bool,
     quiet: bool,
 ) {
     let want: AddrSet = emu.reverse_tag_endpoints(now).into_iter().collect();
@@ -243,19 +249,19 @@ async fn sync_reverse_tags(
         }
     }
     for a in want {
-        if served.contains(&a) || refused.contains(&a) {
+        if served.contains(&a) || (refused.contains(&a) && !retry) {
             continue;
         }
         match socks.add(a).await {
             Ok(()) => {
+                refused.remove(&a);
                 served.insert(a);
                 if !quiet {
                     eprintln!("sim emulate: reverse IP tag listening on {a}");
                 }
             }
             Err(e) => {
-                refused.insert(a);
-                if !quiet {
+                if refused.insert(a) && !quiet {
                     eprintln!("sim emulate: reverse IP tag on {a}: {e:#}");
                 }
             }

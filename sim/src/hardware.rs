@@ -167,7 +167,8 @@ pub trait Hardware {
 struct Bmp {
     queue: VecDeque<BmpBatch>,
     busy: Option<(Instant, BmpBatch)>,
-    silent: bool,
+    /// Silent-BMP faults under way (overlapping faults heal when the last one does).
+    silent: u32,
 }
 
 /// How long the reference takes to give up on a silent BMP: two tries of a power-on that
@@ -215,7 +216,7 @@ impl FixedDelays {
         }
         let Some(next) = bmp.queue.front() else { return };
         let at = now
-            + if bmp.silent {
+            + if bmp.silent > 0 {
                 SILENT_BMP_FAILURE
             } else {
                 self.duration(next)
@@ -253,7 +254,7 @@ impl Hardware for FixedDelays {
             .collect();
         for key in due {
             let bmp = self.bmps.get_mut(&key).expect("due");
-            let silent = bmp.silent;
+            let silent = bmp.silent > 0;
             let (_, batch) = bmp.busy.take().expect("due");
             let result = if silent {
                 Err(format!("Requests failed on BMP {}", batch.bmp))
@@ -285,7 +286,12 @@ impl Hardware for FixedDelays {
     /// would); the other faults need packet-level hardware.
     fn apply_fault(&mut self, _now: Instant, kind: &crate::scenario::FaultKind, on: bool) {
         if let crate::scenario::FaultKind::BmpSilent { machine, frame } = kind {
-            self.bmps.entry((machine.clone(), *frame)).or_default().silent = on;
+            let bmp = self.bmps.entry((machine.clone(), *frame)).or_default();
+            bmp.silent = if on {
+                bmp.silent + 1
+            } else {
+                bmp.silent.saturating_sub(1)
+            };
         }
     }
 

@@ -243,7 +243,8 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
         .unwrap_or(first_submit);
     let makespan = secs(last_end) - secs(first_submit);
     // Utilisation counts board-time from the first submission until the last board is released
-    // (boards stay allocated while they power off after their job ends), so it never exceeds 1.
+    // or powered off (boards stay allocated while they power off after their job ends), so
+    // neither figure can exceed 1.
     let window = secs(last_end.max(r.last_release)) - secs(first_submit);
     let live: usize = r
         .machines

@@ -389,11 +389,38 @@ pub fn apply_fault(emu: &mut Emulator, net: Option<&mut Network>, now: Instant, 
     }
 }
 
+/// Faults under way, counted per target, so that overlapping faults on the same board, link or
+/// BMP (or one healing at the instant another strikes) leave it faulty until the last heals.
+#[derive(Debug, Default)]
+pub struct ActiveFaults {
+    counts: BTreeMap<String, u32>,
+}
+
+impl ActiveFaults {
+    /// Strikes (`on`) or heals one fault; the emulator changes only when a target's first
+    /// fault strikes or its last heals. Loss bursts combine in the network itself.
+    pub fn apply(&mut self, emu: &mut Emulator, net: Option<&mut Network>, now: Instant, kind: &FaultKind, on: bool) {
+        let key = match kind {
+            FaultKind::BoardDies { machine, board } => format!("board {machine} {board}"),
+            FaultKind::LinkFails { machine, board, link } => format!("link {machine} {board} {}", link.name()),
+            FaultKind::BmpSilent { machine, frame } => format!("bmp {machine} {} {}", frame.cabinet, frame.frame),
+            FaultKind::LossBurst { .. } => return apply_fault(emu, net, now, kind, on),
+        };
+        let c = self.counts.entry(key).or_insert(0);
+        let was = *c > 0;
+        *c = if on { *c + 1 } else { c.saturating_sub(1) };
+        if was != (*c > 0) {
+            apply_fault(emu, net, now, kind, on);
+        }
+    }
+}
+
 /// The host side, the simulated network and the emulated machine, as [`Hardware`].
 pub struct PacketHardware {
     side: HostSide,
     emu: Emulator,
     net: Network,
+    faults: ActiveFaults,
 }
 
 impl std::fmt::Debug for PacketHardware {
@@ -422,6 +449,7 @@ impl PacketHardware {
             side: side_,
             net: Network::new(network, seed, side),
             emu,
+            faults: ActiveFaults::default(),
         }
     }
 
@@ -531,7 +559,7 @@ impl Hardware for PacketHardware {
     }
 
     fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
-        apply_fault(&mut self.emu, Some(&mut self.net), now, kind, on);
+        self.faults.apply(&mut self.emu, Some(&mut self.net), now, kind, on);
     }
 
     fn scp_stats(&self) -> Option<serde_json::Value> {
@@ -544,5 +572,58 @@ impl Hardware for PacketHardware {
 
     fn job_scp(&self, job: JobId) -> Option<JobScp> {
         Some(self.side.job_scp(job).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spinnbed_core::geometry::{FrameId, MachineSpec};
+    use spinnbed_core::proto::scp::{Request, RequestMessage};
+    use spinnbed_core::proto::sdp;
+    use std::net::SocketAddrV4;
+
+    /// Overlapping silent-BMP faults: the BMP answers again only when the last one heals.
+    #[test]
+    fn overlapping_faults_heal_with_the_last_one() {
+        let m = Machine::new(MachineSpec::new("m", 1, 1)).unwrap();
+        let frame = FrameId { cabinet: 0, frame: 0 };
+        let bmp = SocketAddrV4::new(m.bmp_ip(frame).unwrap(), 17893);
+        let mut emu = Emulator::new(std::slice::from_ref(&m), spinnbed_emulator::Config::default());
+        let mut faults = ActiveFaults::default();
+        let silent = FaultKind::BmpSilent {
+            machine: "m".into(),
+            frame,
+        };
+        let mut ask = |emu: &mut Emulator, seq: u16| -> bool {
+            let msg = RequestMessage {
+                sdp: sdp::Repr::request(sdp::Address::scp(0, 0, 0)),
+                seq,
+                request: Request::Version,
+            };
+            let mut buf = vec![0u8; 64];
+            let n = msg.emit_udp(&mut buf).unwrap();
+            buf.truncate(n);
+            let host = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 9, 9, 9), 5000);
+            emu.handle_datagram(
+                Instant::ZERO,
+                Datagram {
+                    src: host,
+                    dst: bmp,
+                    payload: buf,
+                },
+            );
+            let answered = emu.poll_transmit().is_some();
+            while emu.poll_transmit().is_some() {}
+            answered
+        };
+        assert!(ask(&mut emu, 1));
+        faults.apply(&mut emu, None, Instant::ZERO, &silent, true);
+        faults.apply(&mut emu, None, Instant::ZERO, &silent, true);
+        assert!(!ask(&mut emu, 2));
+        faults.apply(&mut emu, None, Instant::ZERO, &silent, false);
+        assert!(!ask(&mut emu, 3), "one of two faults healed: still silent");
+        faults.apply(&mut emu, None, Instant::ZERO, &silent, false);
+        assert!(ask(&mut emu, 4));
     }
 }

@@ -148,7 +148,7 @@ pub struct World<H: Hardware> {
     scp_samples: Vec<Option<crate::hardware::ScpCounters>>,
     failures: BTreeMap<(usize, Board), u32>,
     retired_boards: Vec<(String, Board)>,
-    /// When a board last stopped being allocated (released, or still held at the end).
+    /// When a board last stopped being allocated or powered (or the end, if still so then).
     last_release: Instant,
     service_timer: Option<Instant>,
     hw_timer: Option<Instant>,
@@ -195,8 +195,9 @@ pub struct RunResult {
     pub job_scp: Vec<Option<crate::hardware::JobScp>>,
     /// Boards the health policy took out of service.
     pub retired_boards: Vec<(String, Board)>,
-    /// When a board last stopped being allocated: the last release, or the end of the run if
-    /// boards were still held then (`Instant::ZERO` if nothing was ever allocated).
+    /// When a board last stopped being allocated or powered: the last release or power-off, or
+    /// the end of the run if boards were still held or powered then (`Instant::ZERO` if nothing
+    /// was ever allocated or powered).
     pub last_release: Instant,
 }
 
@@ -272,12 +273,15 @@ impl<H: Hardware> World<H> {
     /// Schedules the scenario's faults (each strikes at its time and heals after its
     /// duration, if it has one).
     pub fn with_faults(mut self, faults: Vec<crate::scenario::FaultConfig>) -> World<H> {
+        // Heals are scheduled first so that, at the same instant, a fault heals before another
+        // strikes (events at one time run in scheduling order).
         for (i, f) in faults.iter().enumerate() {
-            let at = Instant::ZERO + f.at;
-            self.q.schedule(at, Ev::Fault(i, true));
             if let Some(d) = f.duration {
-                self.q.schedule(at + d, Ev::Fault(i, false));
+                self.q.schedule(Instant::ZERO + f.at + d, Ev::Fault(i, false));
             }
+        }
+        for (i, f) in faults.iter().enumerate() {
+            self.q.schedule(Instant::ZERO + f.at, Ev::Fault(i, true));
         }
         self.faults = faults;
         self
@@ -533,6 +537,7 @@ impl<H: Hardware> World<H> {
                     u.powered = u.powered + (now - since);
                     u.powered_since = None;
                     self.powered -= 1;
+                    self.last_release = self.last_release.max(now);
                 }
                 _ => {}
             }
@@ -716,6 +721,7 @@ impl<H: Hardware> World<H> {
             }
             if let Some(s) = u.powered_since.take() {
                 u.powered = u.powered + (end - s);
+                self.last_release = self.last_release.max(end);
             }
         }
         for r in &mut self.records {

@@ -314,6 +314,35 @@ fn utilisation_of_a_lone_job_stays_within_the_window() {
     let allocated_s: f64 = result.boards.iter().flatten().map(|u| u.allocated.as_secs_f64()).sum();
     let expect = allocated_s / (s.live_boards as f64 * s.utilisation_window_s);
     assert!((s.utilisation - expect).abs() < 1e-3, "{} vs {expect}", s.utilisation);
+    // A BMP that falls silent while the job runs: its power-off fails, the boards are released
+    // but stay powered until the run stops; powered time still fits the window.
+    let mut sc = sc;
+    let job = &spec.jobs[0];
+    let m = sc.machines[0].machine.clone();
+    let at = spinnbed_core::time::Duration(job.submit.0 + job.runtime.0 / 2);
+    sc.faults = m
+        .bmps()
+        .map(|(frame, _)| spinnbed_sim::scenario::FaultConfig {
+            at,
+            kind: spinnbed_sim::scenario::FaultKind::BmpSilent {
+                machine: m.name().to_string(),
+                frame,
+            },
+            duration: None,
+        })
+        .collect();
+    let mut jobs = sc.jobs().unwrap();
+    jobs.truncate(1);
+    let spec = RunSpec::from_scenario(&sc, jobs);
+    let (result, meta) = simulate(&spec, |_| {}).unwrap();
+    let s = spinnbed_sim::outputs::summary(&result, &meta, None);
+    assert!(
+        s.utilisation <= 1.0 && s.powered_utilisation <= 1.0,
+        "{} {}",
+        s.utilisation,
+        s.powered_utilisation
+    );
+    assert!(s.powered_utilisation > 0.0);
 }
 
 /// A loss burst scoped to one machine strikes only the paths to that machine: in `faults.toml`
