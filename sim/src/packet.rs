@@ -595,7 +595,7 @@ mod tests {
             machine: "m".into(),
             frame,
         };
-        let mut ask = |emu: &mut Emulator, seq: u16| -> bool {
+        let ask = |emu: &mut Emulator, seq: u16| -> bool {
             let msg = RequestMessage {
                 sdp: sdp::Repr::request(sdp::Address::scp(0, 0, 0)),
                 seq,
