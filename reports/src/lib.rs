@@ -64,10 +64,17 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
             return Err(e);
         }
     };
-    if report.exists() {
-        fs::remove_dir_all(&report).with_context(|| format!("replacing {}", report.display()))?;
+    let swap = || -> Result<()> {
+        if report.exists() {
+            fs::remove_dir_all(&report).with_context(|| format!("replacing {}", report.display()))?;
+        }
+        fs::rename(&tmp, &report).with_context(|| format!("moving the report into {}", report.display()))?;
+        Ok(())
+    };
+    if let Err(e) = swap() {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, &report).with_context(|| format!("moving the report into {}", report.display()))?;
     let files = files
         .into_iter()
         .map(|f| report.join(f.strip_prefix(&tmp).unwrap_or(&f)))

@@ -400,17 +400,50 @@ pub fn write_outputs(
         let mut pj = serde_json::to_string_pretty(perf).map_err(std::io::Error::other)?;
         pj.push('\n');
         std::fs::write(tmp.join("perf.json"), pj)?;
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
-        std::fs::rename(&tmp, dir)?;
         Ok(summary)
     };
-    let r = write();
-    if r.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+    let summary = match write() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    // Swap the complete output in: an earlier run is moved aside first and deleted only once
+    // the new one is in place; if the swap fails, the new output stays in `tmp` and the error
+    // says where.
+    let old: PathBuf = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let had_old = dir.exists();
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(dir, &old).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot replace {} ({e}); the new outputs are in {}",
+                    dir.display(),
+                    tmp.display()
+                ),
+            )
+        })?;
     }
-    r
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        if had_old {
+            let _ = std::fs::rename(&old, dir);
+        }
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot move the outputs into {} ({e}); they are in {}",
+                dir.display(),
+                tmp.display()
+            ),
+        ));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(summary)
 }
 
 #[cfg(test)]
