@@ -374,11 +374,6 @@ impl Emulator {
             .collect()
     }
 
-    /// The (board IP, receive port) of every reverse IP tag currently set on a booted board.
-    pub fn reverse_tag_endpoints(&self, now: Instant) -> Vec<SocketAddrV4> {
-        self.reverse_tag_endpoints_at(now)
-    }
-
     /// A counter that changes whenever the IP tags may have changed (a CMD_IPTAG was handled, a
     /// board was switched off, reset or died): a driver serving reverse tags over real sockets
     /// re-reads [`reverse_tag_endpoints`](Self::reverse_tag_endpoints) when it moves (and now and
@@ -387,7 +382,8 @@ impl Emulator {
         self.tags_epoch
     }
 
-    fn reverse_tag_endpoints_at(&self, now: Instant) -> Vec<SocketAddrV4> {
+    /// The (board IP, receive port) of every reverse IP tag currently set on a booted board.
+    pub fn reverse_tag_endpoints(&self, now: Instant) -> Vec<SocketAddrV4> {
         let mut v = Vec::new();
         for ms in &self.machines {
             for s in ms.boards.iter().flatten() {

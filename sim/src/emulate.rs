@@ -124,7 +124,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
         {
             faults.pop_front();
             let f = &sc.faults[i];
-            active.apply(&mut emu, net.as_mut(), now, &f.kind, on);
+            active.apply(&mut emu, net.as_mut(), &f.kind, on);
             if !opts.quiet {
                 let what = crate::outputs::FaultSummary::describe(f);
                 eprintln!("sim emulate: fault {}: {what}", if on { "strikes" } else { "heals" });

@@ -444,11 +444,10 @@ fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Writes the report of a run directory. If that fails, the run's data files are still
-/// complete; the partial `report/` is removed (no half-written report that looks complete) and
+/// complete and no partial `report/` is left (reports are renamed into place only when whole);
 /// the error says so (the command then exits 2).
 fn report_hook(dir: &std::path::Path) -> anyhow::Result<()> {
     spinnbed_reports::generate(dir).map(|_| ()).map_err(|e| {
-        let _ = std::fs::remove_dir_all(dir.join("report"));
         anyhow::anyhow!(
             "the run's data files in {} are complete, but its report could not be written: {e:#}",
             dir.display()

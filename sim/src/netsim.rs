@@ -71,6 +71,16 @@ struct LossBurst {
 }
 
 impl LossBurst {
+    fn new(loss: f64, scope: Option<Vec<Ipv4Addr>>) -> LossBurst {
+        LossBurst {
+            loss: loss.clamp(0.0, 1.0),
+            scope: scope.map(|mut ips| {
+                ips.sort();
+                ips
+            }),
+        }
+    }
+
     fn covers(&self, endpoint: Option<Ipv4Addr>) -> bool {
         match (&self.scope, endpoint) {
             (None, _) => true,
@@ -185,28 +195,14 @@ impl Network {
 
     /// From now on, loses an extra fraction `loss` of the datagrams on every path (`scope`
     /// `None`) or on the paths to the given machine-side addresses (a loss-burst fault).
-    pub fn start_loss_burst(&mut self, _now: Instant, loss: f64, scope: Option<Vec<Ipv4Addr>>) {
-        let scope = scope.map(|mut ips| {
-            ips.sort();
-            ips
-        });
-        self.bursts.push(LossBurst {
-            loss: loss.clamp(0.0, 1.0),
-            scope,
-        });
+    pub fn start_loss_burst(&mut self, loss: f64, scope: Option<Vec<Ipv4Addr>>) {
+        self.bursts.push(LossBurst::new(loss, scope));
     }
 
     /// Ends one loss burst started with the same `loss` and `scope` (the earliest such); others
     /// under way, even identical ones, carry on.
-    pub fn end_loss_burst(&mut self, _now: Instant, loss: f64, scope: Option<Vec<Ipv4Addr>>) {
-        let scope = scope.map(|mut ips| {
-            ips.sort();
-            ips
-        });
-        let want = LossBurst {
-            loss: loss.clamp(0.0, 1.0),
-            scope,
-        };
+    pub fn end_loss_burst(&mut self, loss: f64, scope: Option<Vec<Ipv4Addr>>) {
+        let want = LossBurst::new(loss, scope);
         if let Some(i) = self.bursts.iter().position(|b| *b == want) {
             self.bursts.remove(i);
         }
@@ -425,9 +421,9 @@ mod tests {
     #[test]
     fn loss_bursts_end() {
         let mut net = Network::new(cfg(0.0), 1, []);
-        net.start_loss_burst(Instant(0), 1.0, None);
+        net.start_loss_burst(1.0, None);
         net.send(Instant(50), dg(1));
-        net.end_loss_burst(Instant(100), 1.0, None);
+        net.end_loss_burst(1.0, None);
         net.send(Instant(150), dg(2));
         assert_eq!(net.stats().lost, 1);
         assert_eq!(net.poll_deliver(Instant::MAX).unwrap().payload[0], 2);
@@ -438,21 +434,21 @@ mod tests {
         let ip = |a: u8| Ipv4Addr::new(127, 0, 0, a);
         let mut net = Network::new(cfg(0.0), 1, [ip(2), ip(3)]);
         // A burst on the paths to 127.0.0.3 only: 127.0.0.2 is untouched.
-        net.start_loss_burst(Instant(0), 1.0, Some(vec![ip(3)]));
+        net.start_loss_burst(1.0, Some(vec![ip(3)]));
         net.send(Instant(10), to(2, 1));
         net.send(Instant(10), to(3, 2));
         assert_eq!(net.stats().lost, 1);
         // Two identical network-wide bursts overlap: ending one leaves the other.
-        net.start_loss_burst(Instant(20), 1.0, None);
-        net.start_loss_burst(Instant(30), 1.0, None);
-        net.end_loss_burst(Instant(40), 1.0, None);
+        net.start_loss_burst(1.0, None);
+        net.start_loss_burst(1.0, None);
+        net.end_loss_burst(1.0, None);
         net.send(Instant(50), to(2, 3));
         assert_eq!(net.stats().lost, 2);
-        net.end_loss_burst(Instant(60), 1.0, None);
+        net.end_loss_burst(1.0, None);
         net.send(Instant(70), to(2, 4));
         net.send(Instant(70), to(3, 5));
         assert_eq!(net.stats().lost, 3, "the scoped burst still holds 127.0.0.3");
-        net.end_loss_burst(Instant(80), 1.0, Some(vec![ip(3)]));
+        net.end_loss_burst(1.0, Some(vec![ip(3)]));
         net.send(Instant(90), to(3, 6));
         assert_eq!(net.stats().lost, 3);
         let got: Vec<u8> = std::iter::from_fn(|| net.poll_deliver(Instant::MAX).map(|d| d.payload[0])).collect();

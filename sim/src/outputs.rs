@@ -245,7 +245,7 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
     // Utilisation counts board-time from the first submission until the last board is released
     // or powered off (boards stay allocated while they power off after their job ends), so
     // neither figure can exceed 1.
-    let window = secs(last_end.max(r.last_release)) - secs(first_submit);
+    let window = secs(last_end.max(r.last_use)) - secs(first_submit);
     let live: usize = r
         .machines
         .iter()

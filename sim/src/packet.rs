@@ -372,7 +372,7 @@ fn pattern(job: JobId, len: usize) -> Vec<u8> {
 /// Strikes (`on`) or heals a scenario fault on an emulated machine and the network in front of
 /// it (loss bursts need the network; without one they are ignored). Shared by the simulated
 /// run and `sim emulate --impair`.
-pub fn apply_fault(emu: &mut Emulator, net: Option<&mut Network>, now: Instant, kind: &FaultKind, on: bool) {
+pub fn apply_fault(emu: &mut Emulator, net: Option<&mut Network>, kind: &FaultKind, on: bool) {
     match kind {
         FaultKind::BoardDies { machine, board } => emu.set_board_dead(machine, *board, on),
         FaultKind::LinkFails { machine, board, link } => emu.set_link_failed(machine, *board, *link, on),
@@ -381,9 +381,9 @@ pub fn apply_fault(emu: &mut Emulator, net: Option<&mut Network>, now: Instant, 
             let Some(net) = net else { return };
             let scope = machine.as_deref().map(|m| emu.machine_addresses(m));
             if on {
-                net.start_loss_burst(now, *loss, scope);
+                net.start_loss_burst(*loss, scope);
             } else {
-                net.end_loss_burst(now, *loss, scope);
+                net.end_loss_burst(*loss, scope);
             }
         }
     }
@@ -399,18 +399,18 @@ pub struct ActiveFaults {
 impl ActiveFaults {
     /// Strikes (`on`) or heals one fault; the emulator changes only when a target's first
     /// fault strikes or its last heals. Loss bursts combine in the network itself.
-    pub fn apply(&mut self, emu: &mut Emulator, net: Option<&mut Network>, now: Instant, kind: &FaultKind, on: bool) {
+    pub fn apply(&mut self, emu: &mut Emulator, net: Option<&mut Network>, kind: &FaultKind, on: bool) {
         let key = match kind {
             FaultKind::BoardDies { machine, board } => format!("board {machine} {board}"),
             FaultKind::LinkFails { machine, board, link } => format!("link {machine} {board} {}", link.name()),
             FaultKind::BmpSilent { machine, frame } => format!("bmp {machine} {} {}", frame.cabinet, frame.frame),
-            FaultKind::LossBurst { .. } => return apply_fault(emu, net, now, kind, on),
+            FaultKind::LossBurst { .. } => return apply_fault(emu, net, kind, on),
         };
         let c = self.counts.entry(key).or_insert(0);
         let was = *c > 0;
         *c = if on { *c + 1 } else { c.saturating_sub(1) };
         if was != (*c > 0) {
-            apply_fault(emu, net, now, kind, on);
+            apply_fault(emu, net, kind, on);
         }
     }
 }
@@ -558,8 +558,8 @@ impl Hardware for PacketHardware {
         Some(self.side.counters())
     }
 
-    fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
-        self.faults.apply(&mut self.emu, Some(&mut self.net), now, kind, on);
+    fn apply_fault(&mut self, _now: Instant, kind: &FaultKind, on: bool) {
+        self.faults.apply(&mut self.emu, Some(&mut self.net), kind, on);
     }
 
     fn scp_stats(&self) -> Option<serde_json::Value> {
@@ -618,12 +618,12 @@ mod tests {
             answered
         };
         assert!(ask(&mut emu, 1));
-        faults.apply(&mut emu, None, Instant::ZERO, &silent, true);
-        faults.apply(&mut emu, None, Instant::ZERO, &silent, true);
+        faults.apply(&mut emu, None, &silent, true);
+        faults.apply(&mut emu, None, &silent, true);
         assert!(!ask(&mut emu, 2));
-        faults.apply(&mut emu, None, Instant::ZERO, &silent, false);
+        faults.apply(&mut emu, None, &silent, false);
         assert!(!ask(&mut emu, 3), "one of two faults healed: still silent");
-        faults.apply(&mut emu, None, Instant::ZERO, &silent, false);
+        faults.apply(&mut emu, None, &silent, false);
         assert!(ask(&mut emu, 4));
     }
 }

@@ -149,7 +149,7 @@ pub struct World<H: Hardware> {
     failures: BTreeMap<(usize, Board), u32>,
     retired_boards: Vec<(String, Board)>,
     /// When a board last stopped being allocated or powered (or the end, if still so then).
-    last_release: Instant,
+    last_use: Instant,
     service_timer: Option<Instant>,
     hw_timer: Option<Instant>,
     arrived: usize,
@@ -198,7 +198,7 @@ pub struct RunResult {
     /// When a board last stopped being allocated or powered: the last release or power-off, or
     /// the end of the run if boards were still held or powered then (`Instant::ZERO` if nothing
     /// was ever allocated or powered).
-    pub last_release: Instant,
+    pub last_use: Instant,
 }
 
 impl<H: Hardware> World<H> {
@@ -252,7 +252,7 @@ impl<H: Hardware> World<H> {
             scp_samples: Vec::new(),
             failures: BTreeMap::new(),
             retired_boards: Vec::new(),
-            last_release: Instant::ZERO,
+            last_use: Instant::ZERO,
             service_timer: None,
             hw_timer: None,
             arrived: 0,
@@ -395,7 +395,7 @@ impl<H: Hardware> World<H> {
             scp_samples: self.scp_samples,
             job_scp,
             retired_boards: self.retired_boards,
-            last_release: self.last_release,
+            last_use: self.last_use,
         }
     }
 
@@ -537,7 +537,7 @@ impl<H: Hardware> World<H> {
                     u.powered = u.powered + (now - since);
                     u.powered_since = None;
                     self.powered -= 1;
-                    self.last_release = self.last_release.max(now);
+                    self.last_use = self.last_use.max(now);
                 }
                 _ => {}
             }
@@ -601,7 +601,7 @@ impl<H: Hardware> World<H> {
                         let u = &mut self.boards[mi][self.machines[mi].machine.board_index(*b)];
                         if let Some(since) = u.alloc_since.take() {
                             u.allocated = u.allocated + (now - since);
-                            self.last_release = self.last_release.max(now);
+                            self.last_use = self.last_use.max(now);
                         }
                     }
                 }
@@ -717,11 +717,11 @@ impl<H: Hardware> World<H> {
         for u in self.boards.iter_mut().flatten() {
             if let Some(s) = u.alloc_since.take() {
                 u.allocated = u.allocated + (end - s);
-                self.last_release = self.last_release.max(end);
+                self.last_use = self.last_use.max(end);
             }
             if let Some(s) = u.powered_since.take() {
                 u.powered = u.powered + (end - s);
-                self.last_release = self.last_release.max(end);
+                self.last_use = self.last_use.max(end);
             }
         }
         for r in &mut self.records {

@@ -245,48 +245,31 @@ fn report_of_a_directory_that_is_not_a_run_exits_2() {
 #[test]
 fn replay_errors_name_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
-    let machine = dir.path().join("m.json");
-    let trace = dir.path().join("t.csv");
-    std::fs::write(&machine, "{\"name\": \"m\",\n \"width\": 2.5, \"height\": 1}").unwrap();
-    std::fs::write(
-        &trace,
-        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n1,0,board,,,,,,5\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(sim()
-        .arg("replay")
-        .arg("--machine")
-        .arg(&machine)
-        .arg("--trace")
-        .arg(&trace));
+    let header = "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n";
+    // `sim replay` on a machine description and trace rows written afresh each time.
+    let replay = |machine_json: &str, rows: &str| {
+        let (machine, trace) = (dir.path().join("m.json"), dir.path().join("t.csv"));
+        std::fs::write(&machine, machine_json).unwrap();
+        std::fs::write(&trace, format!("{header}{rows}")).unwrap();
+        run(sim()
+            .arg("replay")
+            .arg("--machine")
+            .arg(&machine)
+            .arg("--trace")
+            .arg(&trace))
+    };
+    let good_machine = "{\"name\": \"m\", \"width\": 1, \"height\": 1}";
+    let (code, _, err) = replay(
+        "{\"name\": \"m\",\n \"width\": 2.5, \"height\": 1}",
+        "1,0,board,,,,,,5\n",
+    );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("m.json: line 2: width: invalid type"), "{err}");
-    std::fs::write(&machine, "{\"name\": \"m\", \"width\": 1, \"height\": 1}").unwrap();
-    std::fs::write(
-        &trace,
-        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n1,0,board,,,,,,5,9\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(sim()
-        .arg("replay")
-        .arg("--machine")
-        .arg(&machine)
-        .arg("--trace")
-        .arg(&trace));
+    let (code, _, err) = replay(good_machine, "1,0,board,,,,,,5,9\n");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("t.csv: line 2: expected 9 fields, got 10"), "{err}");
     // A good pair replays: one job line, then the summary.
-    std::fs::write(
-        &trace,
-        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n1,0,board,,,,,,5\n",
-    )
-    .unwrap();
-    let (code, out, err) = run(sim()
-        .arg("replay")
-        .arg("--machine")
-        .arg(&machine)
-        .arg("--trace")
-        .arg(&trace));
+    let (code, out, err) = replay(good_machine, "1,0,board,,,,,,5\n");
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");

@@ -37,9 +37,7 @@ import collections.abc
 import inspect
 import os
 import random
-import sys
 import time
-import traceback
 
 # rig 2.4.1 on Python >= 3.11: shims for the two removed APIs it uses.
 if not hasattr(collections, "Iterable"):
@@ -50,42 +48,11 @@ if not hasattr(inspect, "getargspec"):
         return spec.args, spec.varargs, spec.varkw, spec.defaults
     inspect.getargspec = _getargspec
 
+from steps import FPGA_FLAG, SILENT_WAIT, StepFailed, Steps, check  # noqa: E402
 from rig.machine_control import BMPController, MachineController  # noqa: E402
-from rig.machine_control.consts import AllocOperations  # noqa: E402,F401 - rig is importable
 from rig.machine_control.scp_connection import SCPError  # noqa: E402
 
-#: spI/O FPGA top-level FLAG register (bits 1..0 = the FPGA's id), read via CMD_LINK_READ.
-FPGA_FLAG = 0x0004_0004
-#: How long a probe waits for a reply that must not come.
-SILENT_WAIT = 0.4
 APP_ID = 33
-
-
-class StepFailed(Exception):
-    pass
-
-
-def check(cond, message):
-    if not cond:
-        raise StepFailed(message)
-
-
-class Steps:
-    def __init__(self):
-        self.t0 = time.monotonic()
-
-    def run(self, name, fn):
-        start = time.monotonic()
-        try:
-            detail = fn()
-        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
-            if not isinstance(e, StepFailed):
-                traceback.print_exc(file=sys.stderr)
-            print(f"FAIL: {name}: {type(e).__name__}: {e}", flush=True)
-            print(f"FAIL: {name}: {e!r}", file=sys.stderr, flush=True)
-            sys.exit(1)
-        took = time.monotonic() - start
-        print(f"ok: {name}{': ' + detail if detail else ''} [{took:.2f} s]", flush=True)
 
 
 def scp_silent(board_ip, what):

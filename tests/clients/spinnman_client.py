@@ -37,11 +37,11 @@ import os
 import random
 import sys
 import time
-import traceback
 
 # spinnman's INFO chatter (and its end-of-run warning summary) goes to stderr; keep it quiet.
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
+from steps import FPGA_FLAG, SILENT_WAIT, StepFailed, Steps, check  # noqa: E402
 from spinn_utilities.config_holder import set_config  # noqa: E402
 from spinnman.config_setup import unittest_setup  # noqa: E402
 
@@ -59,38 +59,7 @@ from spinnman.model.bmp_connection_data import BMPConnectionData  # noqa: E402
 from spinnman.transceiver import create_transceiver_from_connections  # noqa: E402
 from spinnman.transceiver.base_transceiver import BaseTransceiver  # noqa: E402
 
-#: spI/O FPGA top-level FLAG register (bits 1..0 = the FPGA's id), read via CMD_LINK_READ.
-FPGA_FLAG = 0x0004_0004
-#: How long a probe waits for a reply that must not come.
-SILENT_WAIT = 0.4
 APP_ID = 17
-
-
-class StepFailed(Exception):
-    pass
-
-
-def check(cond, message):
-    if not cond:
-        raise StepFailed(message)
-
-
-class Steps:
-    def __init__(self):
-        self.t0 = time.monotonic()
-
-    def run(self, name, fn):
-        start = time.monotonic()
-        try:
-            detail = fn()
-        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
-            if not isinstance(e, StepFailed):
-                traceback.print_exc(file=sys.stderr)
-            print(f"FAIL: {name}: {type(e).__name__}: {e}", flush=True)
-            print(f"FAIL: {name}: {e!r}", file=sys.stderr, flush=True)
-            sys.exit(1)
-        took = time.monotonic() - start
-        print(f"ok: {name}{': ' + detail if detail else ''} [{took:.2f} s]", flush=True)
 
 
 def scp_silent(board_ip, what):

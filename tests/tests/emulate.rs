@@ -60,31 +60,11 @@ fn serves_connected_clients_through_floods_and_silent_readers() {
     let sc = scenario_at("127.6.0.0");
     let bmp = Ipv4Addr::new(127, 6, 0, 0);
     let board = Ipv4Addr::new(127, 6, 0, 1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready");
-    let stats = rt.block_on(async {
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let opts = EmulateOptions {
-            ready_file: Some(ready.clone()),
-            duration: Some(Duration::from_secs(60)),
-            quiet: true,
-            stop: Some(stop.clone()),
-            ..EmulateOptions::default()
-        };
-        let sc2 = sc.clone();
-        let server = tokio::spawn(async move { emulate(&sc2, &opts).await });
-        for _ in 0..200 {
-            if ready.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(ready.exists(), "no ready file");
+    let opts = EmulateOptions {
+        quiet: true,
+        ..EmulateOptions::default()
+    };
+    let (garbage, stats) = with_emulator(sc, opts, |ready| async move {
         // 1 BMP + 6 boards, SCP and boot ports each.
         assert_eq!(std::fs::read_to_string(&ready).unwrap().trim(), "13 sockets");
 
@@ -131,11 +111,8 @@ fn serves_connected_clients_through_floods_and_silent_readers() {
         }
         let v = ask_version(&good, 100, 10).await;
         assert!(v.is_some(), "the connected client is served after the flood");
-        stop.notify_one();
-        let stats = server.await.unwrap().unwrap();
-        (stats, garbage)
+        garbage
     });
-    let (stats, garbage) = stats;
     // Every datagram was received and either answered or counted as dropped; none crashed it.
     assert!(stats.malformed + stats.dropped() >= garbage / 2, "{stats:?}");
     assert!(
@@ -168,12 +145,12 @@ fn from_hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Runs `emulate` for `sc` on a 2-thread runtime while `client` runs; returns the emulator's
-/// statistics once the client is done.
-fn with_emulator<F, Fut>(sc: scenario::Scenario, opts: EmulateOptions, client: F) -> spinnbed_emulator::Stats
+/// Runs `emulate` for `sc` on a 2-thread runtime while `client` runs (given the ready file);
+/// returns what the client returned and the emulator's statistics once it is done.
+fn with_emulator<F, Fut, R>(sc: scenario::Scenario, opts: EmulateOptions, client: F) -> (R, spinnbed_emulator::Stats)
 where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = R>,
 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -198,9 +175,9 @@ where
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         assert!(ready.exists(), "no ready file");
-        client().await;
+        let r = client(ready.clone()).await;
         stop.notify_one();
-        server.await.unwrap().unwrap()
+        (r, server.await.unwrap().unwrap())
     })
 }
 
@@ -226,7 +203,7 @@ fn impair_delays_every_answer_and_faults_strike_on_time() {
         ..EmulateOptions::default()
     };
     let t0 = std::time::Instant::now();
-    let stats = with_emulator(sc, opts, || async move {
+    let ((), stats) = with_emulator(sc, opts, |_| async move {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         sock.connect(bmp).await.unwrap();
         let mut buf = [0u8; 600];
@@ -275,7 +252,7 @@ fn reverse_ip_tags_listen_on_real_sockets() {
         quiet: true,
         ..EmulateOptions::default()
     };
-    let stats = with_emulator(sc, opts, || async move {
+    let ((), stats) = with_emulator(sc, opts, |_| async move {
         // Power the frame on and boot it (sim load's set-up), leaving it on.
         let load = spinnbed_sim::loadgen::LoadOptions {
             duration: Duration::from_millis(100),

@@ -226,6 +226,15 @@ impl JobQueue {
         self.pending_count
     }
 
+    /// Jobs allocated on machine `i`, in creation order.
+    fn jobs_on(&self, i: usize) -> Vec<JobId> {
+        self.order
+            .values()
+            .copied()
+            .filter(|id| self.jobs.get(id).is_some_and(|j| j.machine == Some(i)))
+            .collect()
+    }
+
     /// Pending job ids in creation order.
     pub fn pending(&self) -> impl Iterator<Item = JobId> + '_ {
         self.order
@@ -296,12 +305,7 @@ impl JobQueue {
             .machine_index(name)
             .ok_or_else(|| QueueError::UnknownMachine(name.to_string()))?;
         self.postpone += 1;
-        let on_it: Vec<JobId> = self
-            .order
-            .values()
-            .copied()
-            .filter(|id| self.jobs.get(id).is_some_and(|j| j.machine == Some(i)))
-            .collect();
+        let on_it = self.jobs_on(i);
         for id in on_it {
             let _ = self.destroy_job(now, id, Some("Machine removed.".to_string()));
             self.free(now, id);
@@ -334,12 +338,7 @@ impl JobQueue {
             .machine_index(name)
             .ok_or_else(|| QueueError::UnknownMachine(name.to_string()))?;
         self.postpone += 1;
-        let on_it: Vec<JobId> = self
-            .order
-            .values()
-            .copied()
-            .filter(|id| self.jobs.get(id).is_some_and(|j| !j.pending && j.machine == Some(i)))
-            .collect();
+        let on_it = self.jobs_on(i);
         for id in on_it {
             self.free(now, id);
         }

@@ -418,28 +418,7 @@ impl Service {
         if self.machines.iter().any(|m| m.machine.name() == machine.name()) {
             return Err(ServiceError::DuplicateMachine(machine.name().to_string()));
         }
-        let mut ips: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
-        for m in &self.machines {
-            for (_, ip) in m.machine.bmps() {
-                ips.insert(ip, m.machine.name());
-            }
-            for (_, ip) in m.machine.board_ips() {
-                ips.insert(ip, m.machine.name());
-            }
-        }
-        for ip in machine
-            .bmps()
-            .map(|(_, ip)| ip)
-            .chain(machine.board_ips().map(|(_, ip)| ip))
-        {
-            if let Some(a) = ips.get(&ip) {
-                return Err(ServiceError::DuplicateIp {
-                    ip,
-                    a: a.to_string(),
-                    b: machine.name().to_string(),
-                });
-            }
-        }
+        self.check_addresses(&machine, None)?;
         let allocator = Allocator::new((self.packer_factory)(&machine), self.config.seconds_before_free);
         let topo = topology_of(&machine);
         let name = machine.name().to_string();
@@ -482,12 +461,7 @@ impl Service {
     /// it could run are cancelled.
     pub fn remove_machine(&mut self, now: Instant, name: &str) -> Result<(), ServiceError> {
         let i = self.machine_index(name)?;
-        let on_it: Vec<JobId> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.alloc.as_ref().is_some_and(|a| a.machine == i))
-            .map(|(id, _)| *id)
-            .collect();
+        let on_it = self.jobs_on(i);
         for id in on_it {
             self.destroy_job(now, id, Some(MACHINE_REMOVED.to_string()))?;
         }
@@ -516,9 +490,44 @@ impl Service {
     /// regenerated. Nothing changes if the new machine's addresses clash with another's.
     fn replace_machine(&mut self, now: Instant, i: usize, machine: Machine) -> Result<(), ServiceError> {
         let name = machine.name().to_string();
-        let mut ips: BTreeMap<std::net::Ipv4Addr, &str> = BTreeMap::new();
+        self.check_addresses(&machine, Some(i))?;
+        // Destroy the old machine's jobs (power-off goes to the old BMPs); the queue keeps
+        // every other job where it is meanwhile.
+        let on_it = self.jobs_on(i);
+        for id in &on_it {
+            let _ = self.queue.destroy_job(now, *id, Some(MACHINE_REMOVED.to_string()));
+        }
+        self.drain_queue(now);
+        self.release_machine_boards(&name);
+        let allocator = Allocator::new((self.packer_factory)(&machine), self.config.seconds_before_free);
+        let tags = machine.tags().to_vec();
+        self.queue
+            .replace_machine(now, &name, &tags, allocator)
+            .map_err(|_| ServiceError::UnknownMachine(name.clone()))?;
+        self.machines[i] = ServiceMachine {
+            topo: topology_of(&machine),
+            machine,
+        };
+        self.changed_machines.insert(name);
+        self.drain_queue(now);
+        Ok(())
+    }
+
+    /// Jobs holding boards of machine `i`.
+    fn jobs_on(&self, i: usize) -> Vec<JobId> {
+        self.jobs
+            .iter()
+            .filter(|(_, j)| j.alloc.as_ref().is_some_and(|a| a.machine == i))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Refuses `machine` if one of its BMP or board addresses belongs to another machine
+    /// (`except`: the index of the machine it replaces, whose addresses do not count).
+    fn check_addresses(&self, machine: &Machine, except: Option<usize>) -> Result<(), ServiceError> {
+        let mut ips: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
         for (k, m) in self.machines.iter().enumerate() {
-            if k == i {
+            if Some(k) == except {
                 continue;
             }
             for ip in m
@@ -539,47 +548,10 @@ impl Service {
                 return Err(ServiceError::DuplicateIp {
                     ip,
                     a: a.to_string(),
-                    b: name.clone(),
+                    b: machine.name().to_string(),
                 });
             }
         }
-        // Destroy the old machine's jobs (power-off goes to the old BMPs); the queue keeps
-        // every other job where it is meanwhile.
-        let on_it: Vec<JobId> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.alloc.as_ref().is_some_and(|a| a.machine == i))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &on_it {
-            let _ = self.queue.destroy_job(now, *id, Some(MACHINE_REMOVED.to_string()));
-        }
-        let events: Vec<QueueEvent> = std::iter::from_fn(|| self.queue.poll_event()).collect();
-        for ev in events {
-            match ev {
-                QueueEvent::Freed { job, reason } => self.teardown(now, job, reason.unwrap_or_default()),
-                QueueEvent::Cancelled { job, reason } => {
-                    self.teardown(now, job, format!("Cancelled: {}", reason.unwrap_or_default()))
-                }
-                QueueEvent::Allocated {
-                    job,
-                    machine,
-                    allocation,
-                } => self.on_allocate(job, &machine, allocation),
-            }
-        }
-        self.release_machine_boards(&name);
-        let allocator = Allocator::new((self.packer_factory)(&machine), self.config.seconds_before_free);
-        let tags = machine.tags().to_vec();
-        self.queue
-            .replace_machine(now, &name, &tags, allocator)
-            .map_err(|_| ServiceError::UnknownMachine(name.clone()))?;
-        self.machines[i] = ServiceMachine {
-            topo: topology_of(&machine),
-            machine,
-        };
-        self.changed_machines.insert(name);
-        self.drain_queue(now);
         Ok(())
     }
 
