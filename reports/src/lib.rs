@@ -52,34 +52,26 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
         return generate_study(run_dir, &summary);
     }
     let run = RunData::load(run_dir)?;
-    // Written into a temporary directory and renamed into place: a report that fails half-way
-    // leaves the previous report (or none), never a partial one.
-    let report = run_dir.join("report");
-    let tmp = run_dir.join(format!(".report.tmp-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let files = match write_run_report(&run, &tmp) {
-        Ok(files) => files,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    let swap = || -> Result<()> {
-        if report.exists() {
-            fs::remove_dir_all(&report).with_context(|| format!("replacing {}", report.display()))?;
-        }
-        fs::rename(&tmp, &report).with_context(|| format!("moving the report into {}", report.display()))?;
-        Ok(())
-    };
-    if let Err(e) = swap() {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    let files = files
-        .into_iter()
-        .map(|f| report.join(f.strip_prefix(&tmp).unwrap_or(&f)))
-        .collect();
+    let files = write_atomically(&run_dir.join("report"), |_| true, |out| write_run_report(&run, out))?;
     Ok(ReportSummary { files })
+}
+
+/// Writes a directory through [`spinnbed_outdir`]: into a temporary directory beside `dest`,
+/// swapped in whole, so that a report that fails half-way leaves the previous one (or none),
+/// never a partial one. Returns the files as they are named once in place.
+fn write_atomically(
+    dest: &Path,
+    is_earlier: impl Fn(&Path) -> bool,
+    write: impl FnOnce(&Path) -> Result<Vec<PathBuf>>,
+) -> Result<Vec<PathBuf>> {
+    let staged = spinnbed_outdir::stage(dest, is_earlier)?;
+    let tmp = staged.path().to_path_buf();
+    let files = write(&tmp)?;
+    staged.commit()?;
+    Ok(files
+        .into_iter()
+        .map(|f| dest.join(f.strip_prefix(&tmp).unwrap_or(&f)))
+        .collect())
 }
 
 /// Writes a run's charts and `index.html` into `out`; returns the files written.
@@ -176,22 +168,28 @@ pub fn compare(run_dirs: &[PathBuf], out_dir: &Path) -> Result<()> {
     }
     let loaded: Vec<RunData> = run_dirs.iter().map(|d| RunData::load(d)).collect::<Result<_, _>>()?;
     let runs: Vec<(String, RunData)> = run_names(&loaded).into_iter().zip(loaded).collect();
-    fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let is_earlier = |d: &Path| d.join("index.html").is_file();
+    write_atomically(out_dir, is_earlier, |out_dir| compare_into(&runs, out_dir))?;
+    Ok(())
+}
+
+/// Writes a comparison's charts and `index.html` into `out_dir`; returns the files written.
+fn compare_into(runs: &[(String, RunData)], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut figs = Vec::new();
-    render(&UtilisationCompare { runs: &runs }, out_dir, "utilisation", &mut files)?;
+    render(&UtilisationCompare { runs }, out_dir, "utilisation", &mut files)?;
     figs.push(Figure {
         stem: "utilisation".into(),
         alt: "Allocated share of live boards and queue length over time, one line per run".into(),
         caption: "Allocated boards as a share of live boards, and queued jobs, per run.".into(),
     });
-    render(&WaitsCompare { runs: &runs }, out_dir, "waits", &mut files)?;
+    render(&WaitsCompare { runs }, out_dir, "waits", &mut files)?;
     figs.push(Figure {
         stem: "waits".into(),
         alt: "Cumulative distributions of wait times, per class, one line per run".into(),
         caption: "Share of started jobs that waited at most t: all jobs, then per size class.".into(),
     });
-    render(&BoardsCompare { runs: &runs }, out_dir, "boards", &mut files)?;
+    render(&BoardsCompare { runs }, out_dir, "boards", &mut files)?;
     figs.push(Figure {
         stem: "boards".into(),
         alt: "Per-board allocated time, sorted, one line per run".into(),
@@ -199,7 +197,7 @@ pub fn compare(run_dirs: &[PathBuf], out_dir: &Path) -> Result<()> {
             .into(),
     });
     if runs.iter().any(|(_, r)| r.scp.is_some()) {
-        render(&ScpCompare { runs: &runs }, out_dir, "scp", &mut files)?;
+        render(&ScpCompare { runs }, out_dir, "scp", &mut files)?;
         figs.push(Figure {
             stem: "scp".into(),
             alt: "SCP goodput, retries and timeouts over time, per run".into(),
@@ -207,8 +205,9 @@ pub fn compare(run_dirs: &[PathBuf], out_dir: &Path) -> Result<()> {
         });
     }
     let index = out_dir.join("index.html");
-    fs::write(&index, html::compare_index(&runs, &figs)).with_context(|| format!("writing {}", index.display()))?;
-    Ok(())
+    fs::write(&index, html::compare_index(runs, &figs)).with_context(|| format!("writing {}", index.display()))?;
+    files.push(index);
+    Ok(files)
 }
 
 /// The summary of a study directory (`summary.json` with a `"study"` key), if `dir` is one.
@@ -223,10 +222,14 @@ fn study_summary(dir: &Path) -> Option<serde_json::Value> {
 pub fn generate_study(dir: &Path, summary: &serde_json::Value) -> Result<ReportSummary> {
     let csv = dir.join("scp.csv");
     let rows = data::read_windowing(&csv)?;
-    let out = dir.join("report");
-    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let files = write_atomically(&dir.join("report"), |_| true, |out| study_report(summary, &rows, out))?;
+    Ok(ReportSummary { files })
+}
+
+/// Writes a study's chart and `index.html` into `out`; returns the files written.
+fn study_report(summary: &serde_json::Value, rows: &[data::WindowingRow], out: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    render(&Windowing { rows: &rows }, &out, "windowing", &mut files)?;
+    render(&Windowing { rows }, out, "windowing", &mut files)?;
     let figs = [Figure {
         stem: "windowing".into(),
         alt: "Goodput against packet loss for each SCP policy and round-trip time, with the bound of a window of 8"
@@ -237,13 +240,10 @@ policy; dashed: the best any window of 8 could reach."
     }];
     let name = summary.get("scenario").and_then(|v| v.as_str()).unwrap_or("study");
     let index = out.join("index.html");
-    fs::write(
-        &index,
-        html::windowing_index(name, summary.get("verdict"), &rows, &figs),
-    )
-    .with_context(|| format!("writing {}", index.display()))?;
+    fs::write(&index, html::windowing_index(name, summary.get("verdict"), rows, &figs))
+        .with_context(|| format!("writing {}", index.display()))?;
     files.push(index);
-    Ok(ReportSummary { files })
+    Ok(files)
 }
 
 /// Draws the SCP windowing study (`policy,op,loss,rtt_ms,goodput_mbps,bound_mbps,retries,timeouts`)

@@ -209,7 +209,7 @@ impl Network {
     }
 
     fn unit(rng: &mut ChaCha8Rng) -> f64 {
-        crate::scenario::dist::unit(rng)
+        crate::quantity::dist::unit(rng)
     }
 
     /// Serialisation delay of `bytes` at `bandwidth_mbps`.
@@ -320,7 +320,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::dist::Dist;
+    use crate::quantity::dist::Dist;
     use crate::scenario::{PathConfig, PathSettings, PathTo};
     use std::net::SocketAddrV4;
 

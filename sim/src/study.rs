@@ -10,8 +10,8 @@
 //! could reach on that path: min(link rate, 8 × 256 bytes / RTT). Cells are averaged over
 //! `seeds` network seeds.
 
+use crate::hardware::host_side::{HOST_ADDR, USER_SDRAM};
 use crate::netsim::{Datagram, Network};
-use crate::packet::HOST_ADDR;
 use crate::scenario::{NetworkConfig, Scenario, ScpPolicy, StudyConfig, TransferOp};
 use spinnbed_core::geometry::{FrameId, Machine};
 use spinnbed_core::host::{BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, Transfer, TransferEvent};
@@ -120,7 +120,7 @@ impl Bench {
 
 fn perfect_network() -> NetworkConfig {
     NetworkConfig {
-        latency: crate::scenario::dist::Dist::fixed(Duration::from_micros(10)),
+        latency: crate::quantity::dist::Dist::fixed(Duration::from_micros(10)),
         ..NetworkConfig::default()
     }
 }
@@ -190,7 +190,7 @@ fn measure(
     };
     let one_way = ((rtt.as_micros() as f64 - wire_us) / 2.0).max(0.0).round() as u64;
     let cfg = NetworkConfig {
-        latency: crate::scenario::dist::Dist::fixed(Duration(one_way)),
+        latency: crate::quantity::dist::Dist::fixed(Duration(one_way)),
         loss,
         bandwidth_mbps: bandwidth,
         ..NetworkConfig::default()
@@ -201,15 +201,9 @@ fn measure(
     let t = match op {
         TransferOp::Write => {
             let data: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
-            Transfer::write(b.now, remote, Address::ROOT_MONITOR, crate::packet::USER_SDRAM, data)
+            Transfer::write(b.now, remote, Address::ROOT_MONITOR, USER_SDRAM, data)
         }
-        TransferOp::Read => Transfer::read(
-            b.now,
-            remote,
-            Address::ROOT_MONITOR,
-            crate::packet::USER_SDRAM,
-            bytes as usize,
-        ),
+        TransferOp::Read => Transfer::read(b.now, remote, Address::ROOT_MONITOR, USER_SDRAM, bytes as usize),
     };
     b.host.start_transfer(t);
     let mut result = None;
@@ -288,7 +282,7 @@ pub fn run(
 }
 
 fn num(x: f64) -> String {
-    crate::scenario::dist::fmt_f64((x * 1000.0).round() / 1000.0)
+    crate::quantity::dist::fmt_f64((x * 1000.0).round() / 1000.0)
 }
 
 /// `scp.csv` of the study.
@@ -369,33 +363,27 @@ pub fn verdict(cells: &[Cell]) -> Verdict {
     }
 }
 
-/// Runs a scenario's study into `dir` (scp.csv, summary.json, scenario.toml; replaced atomically).
+/// Why a study could not run or be written.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// The scenario has no `[study]`.
+    #[error("the scenario has no [study]")]
+    NoStudy,
+    /// Its outputs could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::run::OutputError),
+}
+
+/// Runs a scenario's study and writes `scp.csv`, `summary.json` and `scenario.toml` into the
+/// staged output directory ([`crate::run::stage_outputs`]), which is then swapped into place.
 pub fn run_into(
     sc: &Scenario,
-    dir: &std::path::Path,
+    staged: spinnbed_outdir::Staged,
     progress: impl FnMut(usize, usize),
-) -> std::io::Result<(Vec<Cell>, Verdict)> {
-    let study = sc
-        .study
-        .as_ref()
-        .ok_or_else(|| std::io::Error::other("the scenario has no [study]"))?;
+) -> Result<(Vec<Cell>, Verdict), StudyError> {
+    let study = sc.study.as_ref().ok_or(StudyError::NoStudy)?;
     let cells = run(study, &sc.network, sc.run.seed, progress);
     let v = verdict(&cells);
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "study".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp)?;
-    std::fs::write(tmp.join("scp.csv"), csv(&cells))?;
     let summary = serde_json::json!({
         "scenario": sc.run.name,
         "seed": sc.run.seed,
@@ -405,14 +393,14 @@ pub fn run_into(
         "verdict": v,
         "cells": cells,
     });
-    let mut text = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
-    text.push('\n');
-    std::fs::write(tmp.join("summary.json"), text)?;
-    std::fs::write(tmp.join("scenario.toml"), sc.to_resolved_toml())?;
-    crate::run::check_replaceable(dir)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::rename(&tmp, dir)?;
+    let tmp = staged.path().to_path_buf();
+    let write = |name: &str, bytes: &[u8]| {
+        let file = tmp.join(name);
+        std::fs::write(&file, bytes).map_err(|source| crate::run::OutputError::Write { file, source })
+    };
+    write("scp.csv", csv(&cells).as_bytes())?;
+    write("summary.json", &crate::run::outputs::json(&summary))?;
+    write("scenario.toml", sc.to_resolved_toml().as_bytes())?;
+    staged.commit().map_err(crate::run::OutputError::from)?;
     Ok((cells, v))
 }

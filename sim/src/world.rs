@@ -767,6 +767,9 @@ pub struct UserBehaviour {
     pub avoid_after: Option<u32>,
 }
 
+/// The destruction reason of jobs still live when a real-time run is interrupted.
+pub const INTERRUPTED: &str = "Interrupted: sim run --hardware was stopped";
+
 /// The reason a simulated user gives when destroying a finished job.
 pub const USER_DONE: &str = "Job finished by its user.";
 
@@ -778,7 +781,7 @@ pub fn classify(reason: &str) -> Outcome {
         Outcome::Failed
     } else if reason == USER_DONE {
         Outcome::Completed
-    } else if bare == crate::realtime::INTERRUPTED {
+    } else if bare == INTERRUPTED {
         Outcome::Unfinished
     } else if bare == spinnbed_core::service::TIMED_OUT {
         Outcome::TimedOut

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 
 use spinnbed_core::proto::scp::{Reply, ReplyKind, ReplyMessage, Request, RequestMessage};
 use spinnbed_core::proto::sdp;
-use spinnbed_sim::emulate::{EmulateOptions, emulate};
+use spinnbed_realtime::emulate::{EmulateOptions, emulate};
 use spinnbed_sim::scenario;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -187,7 +187,7 @@ where
 #[test]
 fn impair_delays_every_answer_and_faults_strike_on_time() {
     let mut sc = scenario_at("127.12.0.0");
-    sc.network.latency = spinnbed_sim::scenario::dist::Dist::fixed(spinnbed_core::time::Duration::from_millis(20));
+    sc.network.latency = spinnbed_sim::quantity::dist::Dist::fixed(spinnbed_core::time::Duration::from_millis(20));
     sc.faults = vec![spinnbed_sim::scenario::FaultConfig {
         at: spinnbed_core::time::Duration::from_millis(1500),
         kind: spinnbed_sim::scenario::FaultKind::BmpSilent {
@@ -254,7 +254,7 @@ fn reverse_ip_tags_listen_on_real_sockets() {
     };
     let ((), stats) = with_emulator(sc, opts, |_| async move {
         // Power the frame on and boot it (sim load's set-up), leaving it on.
-        let load = spinnbed_sim::loadgen::LoadOptions {
+        let load = spinnbed_realtime::load::LoadOptions {
             duration: Duration::from_millis(100),
             outstanding: 1,
             max_boards: Some(1),
@@ -262,7 +262,7 @@ fn reverse_ip_tags_listen_on_real_sockets() {
             setup_timeout: Duration::from_secs(30),
             ..Default::default()
         };
-        let report = spinnbed_sim::loadgen::load(&machines, &load, |_| {}).await.unwrap();
+        let report = spinnbed_realtime::load::load(&machines, &load, |_| {}).await.unwrap();
         assert_eq!(report.boards_loaded, 1, "{report:?}");
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         sock.connect(SocketAddrV4::new(board, SCP_PORT)).await.unwrap();

@@ -2,9 +2,9 @@
 //! `scenarios/hardware-quick.toml` completes, with the same allocations as the same scenario
 //! simulated with the emulator — one core, two drivers.
 
-use spinnbed_sim::emulate::{EmulateOptions, emulate};
-use spinnbed_sim::loadgen::{LoadOptions, LoadRequest, load};
-use spinnbed_sim::realtime::{RealtimeOptions, run};
+use spinnbed_realtime::emulate::{EmulateOptions, emulate};
+use spinnbed_realtime::hardware::{RealtimeOptions, run};
+use spinnbed_realtime::load::{LoadOptions, LoadRequest, load};
 use spinnbed_sim::run::{RunSpec, simulate};
 use spinnbed_sim::scenario;
 use spinnbed_sim::world::Outcome;

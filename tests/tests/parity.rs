@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use spinnbed_sim::input::{machine_json, replay_csv};
-use spinnbed_sim::tracegen::{TraceGen, to_csv};
+use spinnbed_sim::workload::tracegen::{TraceGen, to_csv};
 use spinnbed_tests::reference_replay;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +17,7 @@ fn ours(machine_text: &str, trace_text: &str, sbf_ms: u64) -> String {
     let mut out = Vec::new();
     let r = spinnbed_sim::replay::replay(&m, &jobs, sbf_ms, &mut out).unwrap();
     let mut s = String::from_utf8(out).unwrap();
-    s.push_str(&r.summary_line(&m, sbf_ms));
+    s.push_str(&r.summary_line(&m, sbf_ms, std::time::Duration::ZERO));
     s.push('\n');
     s
 }

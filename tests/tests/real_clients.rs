@@ -2,7 +2,7 @@
 //! `.venv-clients` by `tests/clients/setup-venv.sh`) each drive `sim emulate`'s machine over
 //! real UDP on loopback.
 //!
-//! The emulator runs in-process (`spinnbed_sim::emulate::emulate` on a tokio runtime thread)
+//! The emulator runs in-process (`spinnbed_realtime::emulate::emulate` on a tokio runtime thread)
 //! serving `tests/clients/spinnman.toml` (127.3.0.0) or `tests/clients/rig.toml` (127.11.0.0),
 //! so the two tests can run at the same time. `tests/clients/spinnman_client.py` reads the BMP's
 //! version, powers a board on through the BMP, boots it with spinnman's own boot (its bundled
@@ -14,7 +14,7 @@
 //! real_clients -- --nocapture` shows them).
 
 use spinnbed_core::geometry::Board;
-use spinnbed_sim::emulate::{EmulateOptions, emulate};
+use spinnbed_realtime::emulate::{EmulateOptions, emulate};
 use spinnbed_tests::repo_root;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The simulator end to end: determinism of every output file, snapshots of the run summaries
 //! of the shipped scenarios, and the policy scenarios sharing busy-week's workload.
 
-use spinnbed_sim::run::{Perf, RunSpec, simulate, write_outputs};
+use spinnbed_sim::run::{Perf, RunSpec, simulate, stage_outputs, write_outputs};
 use spinnbed_sim::scenario;
 use std::path::{Path, PathBuf};
 
@@ -12,13 +12,14 @@ fn scenario_path(name: &str) -> PathBuf {
 }
 
 /// Runs a scenario into `dir` exactly as `sim run` does (report included).
-fn run_into(name: &str, dir: &Path) -> spinnbed_sim::outputs::Summary {
+fn run_into(name: &str, dir: &Path) -> spinnbed_sim::run::outputs::Summary {
     let sc = scenario::load(&scenario_path(name)).unwrap();
     let jobs = sc.jobs().unwrap();
     let spec = RunSpec::from_scenario(&sc, jobs);
     let (result, meta) = simulate(&spec, |_| {}).unwrap();
     let perf = Perf::new(&result, std::time::Duration::from_secs(1));
-    let summary = write_outputs(dir, &result, &meta, &sc.to_resolved_toml(), &perf).unwrap();
+    let staged = stage_outputs(dir).unwrap();
+    let summary = write_outputs(staged, &result, &meta, &sc.to_resolved_toml(), &perf).unwrap();
     spinnbed_reports::generate(dir).unwrap();
     summary
 }
@@ -301,7 +302,7 @@ fn utilisation_of_a_lone_job_stays_within_the_window() {
     jobs.truncate(1);
     let spec = RunSpec::from_scenario(&sc, jobs);
     let (result, meta) = simulate(&spec, |_| {}).unwrap();
-    let s = spinnbed_sim::outputs::summary(&result, &meta, None);
+    let s = spinnbed_sim::run::outputs::summary(&result, &meta, None);
     assert_eq!(s.started, 1);
     assert!(s.utilisation > 0.0 && s.utilisation <= 1.0, "{}", s.utilisation);
     assert!(s.powered_utilisation <= 1.0, "{}", s.powered_utilisation);
@@ -335,7 +336,7 @@ fn utilisation_of_a_lone_job_stays_within_the_window() {
     jobs.truncate(1);
     let spec = RunSpec::from_scenario(&sc, jobs);
     let (result, meta) = simulate(&spec, |_| {}).unwrap();
-    let s = spinnbed_sim::outputs::summary(&result, &meta, None);
+    let s = spinnbed_sim::run::outputs::summary(&result, &meta, None);
     assert!(
         s.utilisation <= 1.0 && s.powered_utilisation <= 1.0,
         "{} {}",

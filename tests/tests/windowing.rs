@@ -12,7 +12,12 @@ fn the_adaptive_policy_meets_its_targets_on_the_shipped_grid() {
     assert_eq!(study.losses, vec![0.0, 0.001, 0.01, 0.05, 0.1]);
     assert_eq!(study.rtts.len(), 3);
     let dir = tempfile::tempdir().unwrap();
-    let (cells, verdict) = spinnbed_sim::study::run_into(&sc, &dir.path().join("w"), |_, _| {}).unwrap();
+    let (cells, verdict) = spinnbed_sim::study::run_into(
+        &sc,
+        spinnbed_sim::run::stage_outputs(&dir.path().join("w")).unwrap(),
+        |_, _| {},
+    )
+    .unwrap();
     assert_eq!(cells.len(), 3 * 2 * 5 * 3);
     assert!(verdict.adaptive_vs_bound_at_zero_loss >= 0.9, "{verdict:?}");
     assert!(verdict.cells_worse_than_a_reference.is_empty(), "{verdict:?}");

@@ -1,9 +1,9 @@
 //! The resolved scenario as TOML: every key written, in a fixed order, in forms that read back
 //! to exactly the same values.
 
-use super::dist::fmt_f64;
-use super::units::format_duration;
 use super::*;
+use crate::quantity::dist::fmt_f64;
+use crate::quantity::units::format_duration;
 use crate::workload::swf::SwfEstimate;
 use crate::workload::synthetic::{Arrivals, ClassShape};
 use crate::workload::trace::TraceEstimate;

@@ -13,18 +13,18 @@
 //! checks ranges and references and fills in defaults, locating each key path's line in the
 //! parsed document.
 
-pub mod dist;
 mod emit;
 mod locate;
 mod raw;
 mod resolve;
-pub mod units;
 
 #[cfg(test)]
 mod tests;
 
 use crate::input::InputError;
+use crate::quantity::{dist, units};
 use crate::workload::WorkloadJob;
+use crate::workload::WorkloadReport;
 use crate::workload::swf::SwfSpec;
 use crate::workload::synthetic::{Calendar, SyntheticSpec};
 use crate::workload::trace::TraceSpec;
@@ -524,6 +524,30 @@ impl FaultKind {
     }
 }
 
+/// What a fault strikes, in words ("board (0, 0, 0) of lab dies").
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Percent with at most three decimals ("5 %", "12.5 %").
+        let pct = |loss: f64| (loss * 100.0 * 1000.0).round() / 1000.0;
+        match self {
+            FaultKind::BoardDies { machine, board } => write!(f, "board {board} of {machine} dies"),
+            FaultKind::LinkFails { machine, board, link } => {
+                write!(f, "link {} of board {board} of {machine} fails", link.name())
+            }
+            FaultKind::BmpSilent { machine, frame } => write!(
+                f,
+                "BMP of cabinet {}, frame {} of {machine} stops answering",
+                frame.cabinet, frame.frame
+            ),
+            FaultKind::LossBurst { loss, machine: None } => write!(f, "the network loses {} % of packets", pct(*loss)),
+            FaultKind::LossBurst {
+                loss,
+                machine: Some(machine),
+            } => write!(f, "the network to {machine} loses {} % of packets", pct(*loss)),
+        }
+    }
+}
+
 /// One `[[faults]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultConfig {
@@ -565,50 +589,6 @@ pub struct Scenario {
     pub study: Option<StudyConfig>,
     /// The file it came from (as named).
     pub file: PathBuf,
-}
-
-/// What building a workload did: how many jobs, what it skipped and why.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct WorkloadReport {
-    /// `synthetic`, `trace` or `swf`.
-    pub source: &'static str,
-    /// Jobs produced.
-    pub jobs: usize,
-    /// `(reason, count)` of dropped records, in a fixed order, zero counts left out.
-    pub skipped: Vec<(String, u64)>,
-    /// Facts worth printing (e.g. the processors-per-board mapping of an SWF log).
-    pub notes: Vec<String>,
-}
-
-impl WorkloadReport {
-    /// An empty report for a source.
-    pub fn new(source: &'static str) -> WorkloadReport {
-        WorkloadReport {
-            source,
-            ..WorkloadReport::default()
-        }
-    }
-    /// Records `n` records dropped for `reason` (nothing if `n` is 0).
-    pub fn skip(&mut self, reason: &str, n: u64) {
-        if n > 0 {
-            self.skipped.push((reason.to_string(), n));
-        }
-    }
-    /// Records dropped in total.
-    pub fn skipped_total(&self) -> u64 {
-        self.skipped.iter().map(|(_, n)| n).sum()
-    }
-}
-
-impl fmt::Display for WorkloadReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} jobs from the {} workload", self.jobs, self.source)?;
-        if !self.skipped.is_empty() {
-            let parts: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
-            write!(f, "; skipped {} jobs: {}", self.skipped_total(), parts.join(", "))?;
-        }
-        Ok(())
-    }
 }
 
 /// Reads and resolves a scenario file; relative paths inside it are resolved against the
@@ -670,6 +650,20 @@ impl Scenario {
                 Ok((jobs, report))
             }
         }
+    }
+
+    /// The emulator settings the scenario implies: each machine's power and boot times.
+    pub fn emulator_config(&self) -> spinnbed_emulator::Config {
+        let mut c = spinnbed_emulator::Config::default();
+        for m in &self.machines {
+            let t = spinnbed_emulator::MachineTiming {
+                power_on: m.timing.power_on,
+                power_off: m.timing.power_off,
+                boot: m.timing.boot,
+            };
+            c.machine_timing.insert(m.machine.name().to_string(), t);
+        }
+        c
     }
 
     /// The machine named `name`.

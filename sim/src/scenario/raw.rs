@@ -1,7 +1,7 @@
 //! The scenario file as written: serde structures that reject unknown keys and wrong types.
 //! Ranges, cross-references and defaults are checked and filled in by `resolve`.
 
-use super::dist::{ByteSize, Dist, NoneOr, Q};
+use crate::quantity::dist::{ByteSize, Dist, NoneOr, Q};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use spinnbed_core::time::Duration;

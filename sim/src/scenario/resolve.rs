@@ -2,11 +2,11 @@
 //!
 //! Every error names the key path; its line comes from the parsed document ([`Locator`]).
 
-use super::dist::{Dist, NoneOr, Quantity};
 use super::locate::Locator;
 use super::raw::*;
 use super::*;
 use crate::input::line_of;
+use crate::quantity::dist::{Dist, NoneOr, Quantity};
 use crate::workload::swf::SwfEstimate;
 use crate::workload::synthetic::{Arrivals, ClassShape, JobClass, Profile, default_classes};
 use crate::workload::trace::TraceEstimate;
@@ -586,9 +586,9 @@ impl Ctx<'_> {
         &self,
         key: &str,
         d: Option<Dist<dist::ByteSize>>,
-    ) -> R<crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>> {
+    ) -> R<crate::quantity::dist::Dist<crate::quantity::dist::ByteSize>> {
         match d {
-            None => Ok(crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0))),
+            None => Ok(crate::quantity::dist::Dist::fixed(crate::quantity::dist::ByteSize(0))),
             Some(d) => self.dist(key, d),
         }
     }

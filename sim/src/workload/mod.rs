@@ -12,9 +12,11 @@
 pub mod swf;
 pub mod synthetic;
 pub mod trace;
+pub mod tracegen;
 
 use spinnbed_core::alloc::Request;
 use spinnbed_core::time::{Duration, Instant};
+use std::fmt;
 
 /// One job of a workload.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,3 +53,47 @@ pub struct WorkloadJob {
 
 /// A workload source failed (the message names the file, line and field where it can).
 pub type WorkloadError = crate::input::InputError;
+
+/// What building a workload did: how many jobs, what it skipped and why.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkloadReport {
+    /// `synthetic`, `trace` or `swf`.
+    pub source: &'static str,
+    /// Jobs produced.
+    pub jobs: usize,
+    /// `(reason, count)` of dropped records, in a fixed order, zero counts left out.
+    pub skipped: Vec<(String, u64)>,
+    /// Facts worth printing (e.g. the processors-per-board mapping of an SWF log).
+    pub notes: Vec<String>,
+}
+
+impl WorkloadReport {
+    /// An empty report for a source.
+    pub fn new(source: &'static str) -> WorkloadReport {
+        WorkloadReport {
+            source,
+            ..WorkloadReport::default()
+        }
+    }
+    /// Records `n` records dropped for `reason` (nothing if `n` is 0).
+    pub fn skip(&mut self, reason: &str, n: u64) {
+        if n > 0 {
+            self.skipped.push((reason.to_string(), n));
+        }
+    }
+    /// Records dropped in total.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl fmt::Display for WorkloadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} jobs from the {} workload", self.jobs, self.source)?;
+        if !self.skipped.is_empty() {
+            let parts: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            write!(f, "; skipped {} jobs: {}", self.skipped_total(), parts.join(", "))?;
+        }
+        Ok(())
+    }
+}

@@ -9,9 +9,9 @@
 //! positive, are skipped and counted in the [`WorkloadReport`].
 
 use super::WorkloadJob;
+use super::WorkloadReport;
 use super::trace::{scaled, size_class};
 use crate::input::{self, InputError};
-use crate::scenario::WorkloadReport;
 use spinnbed_core::alloc::{Request, Shape};
 use spinnbed_core::geometry::Machine;
 use spinnbed_core::time::{Duration, Instant};
@@ -337,9 +337,9 @@ pub struct SwfSpec {
     /// Keepalive of every job.
     pub keepalive: Option<Duration>,
     /// Bytes each job's user writes before running (packet level; default 0).
-    pub data_in: crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>,
+    pub data_in: crate::quantity::dist::Dist<crate::quantity::dist::ByteSize>,
     /// Bytes each job's user reads back afterwards (default 0).
-    pub data_out: crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>,
+    pub data_out: crate::quantity::dist::Dist<crate::quantity::dist::ByteSize>,
 }
 
 /// The processors-per-board mapping used for a log on a machine: the spec's, or the automatic
@@ -527,8 +527,8 @@ mod tests {
             max_dead_boards: Some(0),
             estimate: SwfEstimate::Requested,
             keepalive: None,
-            data_in: crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0)),
-            data_out: crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0)),
+            data_in: crate::quantity::dist::Dist::fixed(crate::quantity::dist::ByteSize(0)),
+            data_out: crate::quantity::dist::Dist::fixed(crate::quantity::dist::ByteSize(0)),
         }
     }
 

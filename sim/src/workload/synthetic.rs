@@ -6,7 +6,7 @@
 //! times alone and changing durations leaves the sizes alone.
 
 use super::WorkloadJob;
-use crate::scenario::dist::{ByteSize, Dist, unit};
+use crate::quantity::dist::{ByteSize, Dist, unit};
 use spinnbed_core::alloc::{Request, Shape};
 use spinnbed_core::geometry::Board;
 use spinnbed_core::time::{Duration, Instant};

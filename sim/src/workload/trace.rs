@@ -2,8 +2,8 @@
 //! `time_scale`, all owned by one user.
 
 use super::WorkloadJob;
+use super::WorkloadReport;
 use crate::input::{self, InputError, replay_csv};
-use crate::scenario::WorkloadReport;
 use spinnbed_core::alloc::{Request, Shape};
 use spinnbed_core::time::{Duration, Instant};
 use std::path::PathBuf;
@@ -31,9 +31,9 @@ pub struct TraceSpec {
     /// Declared estimates.
     pub estimate: TraceEstimate,
     /// Bytes each job's user writes before running (packet level; default 0).
-    pub data_in: crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>,
+    pub data_in: crate::quantity::dist::Dist<crate::quantity::dist::ByteSize>,
     /// Bytes each job's user reads back afterwards (default 0).
-    pub data_out: crate::scenario::dist::Dist<crate::scenario::dist::ByteSize>,
+    pub data_out: crate::quantity::dist::Dist<crate::quantity::dist::ByteSize>,
 }
 
 /// The size class of a request for reports: `"1 board"`, `"2-24 boards"`, `"25-150 boards"`,
@@ -138,8 +138,8 @@ mod tests {
             keepalive: Some(Duration::from_secs(30)),
             owner: "ops".into(),
             estimate: TraceEstimate::Actual,
-            data_in: crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0)),
-            data_out: crate::scenario::dist::Dist::fixed(crate::scenario::dist::ByteSize(0)),
+            data_in: crate::quantity::dist::Dist::fixed(crate::quantity::dist::ByteSize(0)),
+            data_out: crate::quantity::dist::Dist::fixed(crate::quantity::dist::ByteSize(0)),
         };
         let (jobs, report) = generate(&spec, Duration::from_secs(1000)).unwrap();
         assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![3, 7, 9]);

@@ -9,7 +9,7 @@
 //! failures. All protocol work is the sans-IO host of `spinnbed-core`; this module only moves
 //! its datagrams over one UDP socket.
 
-use crate::realtime::preflight;
+use crate::hardware::preflight;
 use anyhow::{Context as _, bail};
 use spinnbed_core::geometry::Machine;
 use spinnbed_core::host::boot::{BootConfig, BootEvent, BootOutcome, stand_in_image};
@@ -25,7 +25,7 @@ use std::time::Duration as StdDuration;
 use tokio::net::UdpSocket;
 
 /// The request each board is sent over and over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadRequest {
     /// CMD_VER to the board's Ethernet chip (a 16-byte request, a ~40-byte reply).

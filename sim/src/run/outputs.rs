@@ -48,27 +48,7 @@ impl FaultSummary {
             at_s: r3(f.at.as_secs_f64()),
             until_s: f.duration.map(|d| r3((f.at + d).as_secs_f64())),
             kind: f.kind.name().to_string(),
-            what: Self::describe(f),
-        }
-    }
-
-    /// What a fault strikes, in words ("board (0, 0, 0) of lab dies").
-    pub fn describe(f: &crate::scenario::FaultConfig) -> String {
-        use crate::scenario::FaultKind::*;
-        match &f.kind {
-            BoardDies { machine, board } => format!("board {board} of {machine} dies"),
-            LinkFails { machine, board, link } => {
-                format!("link {} of board {board} of {machine} fails", link.name())
-            }
-            BmpSilent { machine, frame } => format!(
-                "BMP of cabinet {}, frame {} of {machine} stops answering",
-                frame.cabinet, frame.frame
-            ),
-            LossBurst { loss, machine: None } => format!("the network loses {} % of packets", r3(loss * 100.0)),
-            LossBurst {
-                loss,
-                machine: Some(machine),
-            } => format!("the network to {machine} loses {} % of packets", r3(loss * 100.0)),
+            what: f.kind.to_string(),
         }
     }
 }
@@ -376,6 +356,13 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
     }
 }
 
+/// Pretty JSON with a final newline (`summary.json`, `perf.json`).
+pub fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(value).expect("plain data serialises");
+    v.push(b'\n');
+    v
+}
+
 /// Seconds with at most three decimals (`12.5`, `30`, `0.007`).
 pub fn fmt_t(t: Instant) -> String {
     fmt_us(t.as_micros())
@@ -510,7 +497,7 @@ pub fn scp_jobs_csv(r: &RunResult) -> String {
             js.bytes,
             js.data_bytes,
             fmt_us(js.transfer_us),
-            crate::scenario::dist::fmt_f64(r3(js.goodput_mbps()))
+            crate::quantity::dist::fmt_f64(r3(js.goodput_mbps()))
         );
     }
     s
@@ -545,7 +532,7 @@ pub fn scp_csv(r: &RunResult) -> String {
             d.timeouts,
             d.failures,
             d.bytes,
-            crate::scenario::dist::fmt_f64(r3(goodput))
+            crate::quantity::dist::fmt_f64(r3(goodput))
         );
         prev = Some((x.t, *c));
     }

@@ -10,11 +10,8 @@
 //! destroys every live job and waits for its boards to be powered off before writing the
 //! outputs; a second interrupt stops at once.
 
-use crate::hardware::{Completion, Hardware, JobScp, ScpCounters, Session, SessionEvent};
-use crate::packet::HostSide;
-use crate::run::{RunSpec, build_service};
-use crate::scenario::FaultKind;
-use crate::world::{RunResult, World};
+use spinnbed_sim::hardware::{Completion, Hardware, HostSide, JobScp, ScpCounters, Session, SessionEvent};
+
 use anyhow::{Context as _, bail};
 use spinnbed_core::geometry::Machine;
 use spinnbed_core::host::{Host, HostConfig, HostEvent, ScpRequest};
@@ -23,15 +20,15 @@ use spinnbed_core::proto::sdp::Address;
 use spinnbed_core::sched::JobId;
 use spinnbed_core::service::BmpBatch;
 use spinnbed_core::time::{Duration, Instant};
+use spinnbed_sim::run::{RunSpec, build_service};
+use spinnbed_sim::scenario::FaultKind;
+use spinnbed_sim::world::{INTERRUPTED, RunResult, World};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// How long an interrupted run waits for the boards of its destroyed jobs to power off.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// The destruction reason of jobs still live when a real-time run is interrupted.
-pub const INTERRUPTED: &str = "Interrupted: sim run --hardware was stopped";
 
 /// Options of a real-time run.
 #[derive(Debug, Clone)]

@@ -9,12 +9,12 @@
 //! from the start of serving). Reverse IP tags that clients set get their own sockets (the
 //! board's address, the tag's port) for as long as they are set.
 
-use crate::netsim::Network;
-use crate::scenario::Scenario;
 use crate::udp::{SocketSet, check_loopback};
 use anyhow::Context as _;
 use spinnbed_core::time::Instant;
 use spinnbed_emulator::{Datagram, Emulator};
+use spinnbed_sim::netsim::Network;
+use spinnbed_sim::scenario::Scenario;
 use std::path::PathBuf;
 
 /// Options of `sim emulate`.
@@ -39,20 +39,6 @@ pub struct EmulateOptions {
     pub eieio_keys: Option<u8>,
 }
 
-/// The emulator settings a scenario implies: each machine's power and boot times.
-pub fn emulator_config(sc: &Scenario) -> spinnbed_emulator::Config {
-    let mut c = spinnbed_emulator::Config::default();
-    for m in &sc.machines {
-        let t = spinnbed_emulator::MachineTiming {
-            power_on: m.timing.power_on,
-            power_off: m.timing.power_off,
-            boot: m.timing.boot,
-        };
-        c.machine_timing.insert(m.machine.name().to_string(), t);
-    }
-    c
-}
-
 /// Microseconds since `start` as an [`Instant`].
 fn now_since(start: tokio::time::Instant) -> Instant {
     Instant(start.elapsed().as_micros() as u64)
@@ -61,7 +47,7 @@ fn now_since(start: tokio::time::Instant) -> Instant {
 /// Serves the scenario's machines until stopped.
 pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spinnbed_emulator::Stats> {
     let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
-    let mut config = emulator_config(sc);
+    let mut config = sc.emulator_config();
     if let Some(rate) = opts.eieio_rate {
         config.eieio.rate = rate;
     }
@@ -114,7 +100,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     // Reverse IP tags open sockets on their boards' addresses while they are set.
     let mut served: std::collections::BTreeSet<std::net::SocketAddrV4> = endpoints.iter().copied().collect();
     let mut refused = std::collections::BTreeSet::new();
-    let mut active = crate::packet::ActiveFaults::default();
+    let mut active = spinnbed_sim::hardware::faults::ActiveFaults::default();
     let mut tags_epoch = emu.tags_epoch();
     let mut tags_checked = start;
     loop {
@@ -126,7 +112,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
             let f = &sc.faults[i];
             active.apply(&mut emu, net.as_mut(), &f.kind, on);
             if !opts.quiet {
-                let what = crate::outputs::FaultSummary::describe(f);
+                let what = &f.kind;
                 eprintln!("sim emulate: fault {}: {what}", if on { "strikes" } else { "heals" });
             }
         }

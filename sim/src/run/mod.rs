@@ -7,14 +7,17 @@
 //! directory is either complete or absent.
 
 use crate::hardware::{BmpTiming, FixedDelays};
-use crate::outputs::{self, RunMeta};
+pub mod outputs;
+
 use crate::workload::WorkloadJob;
 use crate::world::{Limits, RunResult, World};
+use outputs::RunMeta;
 use spinnbed_core::alloc::Packer;
 use spinnbed_core::geometry::Machine;
 use spinnbed_core::sched::{Discipline, Easy, Fifo};
 use spinnbed_core::service::{Service, ServiceConfig, spalloc_packer};
 use spinnbed_core::time::{Duration, Instant};
+use spinnbed_outdir::{OutdirError, Staged};
 use std::path::{Path, PathBuf};
 
 /// Which packing policy.
@@ -129,7 +132,7 @@ pub struct RunSpec {
 pub enum HardwareChoice {
     /// Fixed BMP timings ([`FixedDelays`]).
     FixedDelay,
-    /// Packet level ([`crate::packet::PacketHardware`]).
+    /// Packet level ([`crate::hardware::PacketHardware`]).
     Emulator {
         /// Emulated machine settings.
         emulator: Box<spinnbed_emulator::Config>,
@@ -186,7 +189,7 @@ impl RunSpec {
             hardware: match sc.host.hardware {
                 crate::scenario::HardwareModel::FixedDelay => HardwareChoice::FixedDelay,
                 crate::scenario::HardwareModel::Emulator => HardwareChoice::Emulator {
-                    emulator: Box::new(crate::emulate::emulator_config(sc)),
+                    emulator: Box::new(sc.emulator_config()),
                     network: sc.network.clone(),
                 },
             },
@@ -213,7 +216,7 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
         }
         HardwareChoice::Emulator { emulator, network } => {
             let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
-            let hw = crate::packet::PacketHardware::new(
+            let hw = crate::hardware::PacketHardware::new(
                 &machines,
                 (**emulator).clone(),
                 network.clone(),
@@ -333,116 +336,60 @@ impl Perf {
     }
 }
 
-/// Whether `dir` may be replaced by a new run's output: it does not exist, is empty, or holds
-/// an earlier run (its `summary.json` and `scenario.toml`). Anything else is refused, so that a
-/// mistyped `--out` never deletes an unrelated directory.
-pub fn check_replaceable(dir: &Path) -> std::io::Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    let refuse = |why: &str| {
-        Err(std::io::Error::other(format!(
-            "refusing to replace {}: {why}; choose another --out or remove it yourself",
-            dir.display()
-        )))
-    };
-    if !dir.is_dir() {
-        return refuse("it is not a directory");
-    }
-    if std::fs::read_dir(dir)?.next().is_none() {
-        return Ok(());
-    }
-    if dir.join("summary.json").is_file() && dir.join("scenario.toml").is_file() {
-        return Ok(());
-    }
-    refuse("it exists and is not the output of an earlier run (no summary.json and scenario.toml)")
+/// Whether `dir` holds an earlier run's output (its `summary.json` and `scenario.toml`), which a
+/// new run may replace.
+pub fn is_run_dir(dir: &Path) -> bool {
+    dir.join("summary.json").is_file() && dir.join("scenario.toml").is_file()
 }
 
-/// Writes a run's output files into `dir` (replacing an earlier run there; see
-/// [`check_replaceable`]) through a temporary directory renamed into place.
+/// Prepares a run's output directory before the run (so that an unwritable or foreign
+/// `--out` fails at once): see [`spinnbed_outdir::stage`]; an earlier run there may be
+/// replaced, anything else is refused.
+pub fn stage_outputs(dir: &Path) -> Result<Staged, OutdirError> {
+    spinnbed_outdir::stage(dir, is_run_dir)
+}
+
+/// Why a run's outputs could not be written. Nothing half-written is left behind.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Staging or swapping the directory failed.
+    #[error(transparent)]
+    Outdir(#[from] OutdirError),
+    /// One file could not be written.
+    #[error("cannot write {}: {source}", file.display())]
+    Write {
+        /// The file.
+        file: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Writes a run's output files into the staged directory and swaps it into place.
 pub fn write_outputs(
-    dir: &Path,
+    staged: Staged,
     result: &RunResult,
     meta: &RunMeta,
     resolved_scenario: &str,
     perf: &Perf,
-) -> std::io::Result<outputs::Summary> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    check_replaceable(dir)?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "run".into());
-    let tmp: PathBuf = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    // Everything is written into `tmp`; on any failure it is removed, so that no half-written
-    // directory is left behind.
-    let write = || -> std::io::Result<outputs::Summary> {
-        std::fs::create_dir_all(&tmp)?;
-        let summary = outputs::summary(result, meta, result.scp.clone());
-        let mut json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
-        json.push('\n');
-        std::fs::write(tmp.join("summary.json"), json)?;
-        std::fs::write(tmp.join("jobs.csv"), outputs::jobs_csv(result))?;
-        std::fs::write(tmp.join("timeline.csv"), outputs::timeline_csv(result))?;
-        std::fs::write(tmp.join("boards.csv"), outputs::boards_csv(result))?;
-        if result.scp_samples.iter().any(Option::is_some) {
-            std::fs::write(tmp.join("scp.csv"), outputs::scp_csv(result))?;
-            std::fs::write(tmp.join("scp_jobs.csv"), outputs::scp_jobs_csv(result))?;
-        }
-        std::fs::write(tmp.join("scenario.toml"), resolved_scenario)?;
-        let mut pj = serde_json::to_string_pretty(perf).map_err(std::io::Error::other)?;
-        pj.push('\n');
-        std::fs::write(tmp.join("perf.json"), pj)?;
-        Ok(summary)
+) -> Result<outputs::Summary, OutputError> {
+    let tmp = staged.path().to_path_buf();
+    let write = |name: &str, bytes: &[u8]| {
+        let file = tmp.join(name);
+        std::fs::write(&file, bytes).map_err(|source| OutputError::Write { file, source })
     };
-    let summary = match write() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    // Swap the complete output in: an earlier run is moved aside first and deleted only once
-    // the new one is in place; if the swap fails, the new output stays in `tmp` and the error
-    // says where.
-    let old: PathBuf = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let had_old = dir.exists();
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(dir, &old).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot replace {} ({e}); the new outputs are in {}",
-                    dir.display(),
-                    tmp.display()
-                ),
-            )
-        })?;
+    let summary = outputs::summary(result, meta, result.scp.clone());
+    write("summary.json", &outputs::json(&summary))?;
+    write("jobs.csv", outputs::jobs_csv(result).as_bytes())?;
+    write("timeline.csv", outputs::timeline_csv(result).as_bytes())?;
+    write("boards.csv", outputs::boards_csv(result).as_bytes())?;
+    if result.scp_samples.iter().any(Option::is_some) {
+        write("scp.csv", outputs::scp_csv(result).as_bytes())?;
+        write("scp_jobs.csv", outputs::scp_jobs_csv(result).as_bytes())?;
     }
-    if let Err(e) = std::fs::rename(&tmp, dir) {
-        if had_old {
-            let _ = std::fs::rename(&old, dir);
-        }
-        return Err(std::io::Error::new(
-            e.kind(),
-            format!(
-                "cannot move the outputs into {} ({e}); they are in {}",
-                dir.display(),
-                tmp.display()
-            ),
-        ));
-    }
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-    }
+    write("scenario.toml", resolved_scenario.as_bytes())?;
+    write("perf.json", &outputs::json(perf))?;
+    staged.commit()?;
     Ok(summary)
 }
 

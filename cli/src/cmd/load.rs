@@ -1,0 +1,83 @@
+//! `sim load`: an SCP load generator against `sim emulate` or hardware.
+
+use crate::Failure;
+use anyhow::Context as _;
+use spinnbed_realtime::load::LoadRequest;
+use std::path::PathBuf;
+
+/// The request each board is sent.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RequestArg {
+    /// CMD_VER to the board's Ethernet chip.
+    Version,
+    /// CMD_READ of 256 bytes.
+    Read,
+    /// CMD_WRITE of 256 bytes.
+    Write,
+}
+
+/// `sim load` arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenario file (TOML): its machine description gives the BMP and board addresses.
+    scenario: PathBuf,
+    /// Seconds of load once the boards are booted.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// The request sent to each board's Ethernet chip.
+    #[arg(long, value_enum, default_value = "read")]
+    request: RequestArg,
+    /// Requests outstanding across all boards.
+    #[arg(long, default_value_t = 256)]
+    outstanding: usize,
+    /// SCP policy of each board's client: spinnman, rig or adaptive.
+    #[arg(long, default_value = "spinnman")]
+    policy: String,
+    /// Load only the first N boards.
+    #[arg(long)]
+    boards: Option<usize>,
+    /// Leave the boards powered on at the end.
+    #[arg(long)]
+    keep_powered: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Sets the machine up, loads it and prints the figures.
+pub fn run(a: Args) -> Result<(), Failure> {
+    let sc = spinnbed_sim::scenario::load(&a.scenario)?;
+    if !(a.seconds > 0.0 && a.seconds.is_finite()) {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--seconds must be a positive number (got {})",
+            a.seconds
+        )));
+    }
+    let opts = spinnbed_realtime::load::LoadOptions {
+        duration: std::time::Duration::from_secs_f64(a.seconds),
+        request: match a.request {
+            RequestArg::Version => LoadRequest::Version,
+            RequestArg::Read => LoadRequest::Read,
+            RequestArg::Write => LoadRequest::Write,
+        },
+        outstanding: a.outstanding,
+        policy: a.policy,
+        max_boards: a.boards,
+        power_off: !a.keep_powered,
+        ..Default::default()
+    };
+    let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
+    let report = super::runtime()?
+        .block_on(spinnbed_realtime::load::load(&machines, &opts, |l| {
+            eprintln!("sim load: {l}")
+        }))
+        .map_err(Failure::Input)?;
+    println!("{report}");
+    if let Some(path) = a.json {
+        let text = serde_json::to_string_pretty(&report).map_err(Failure::other)?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::Other)?;
+    }
+    Ok(())
+}

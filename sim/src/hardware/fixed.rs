@@ -1,0 +1,181 @@
+//! [`FixedDelays`]: the simplest hardware. Each BMP works through its batches one at a time,
+//! in order, and a batch takes the machine's configured power-on, link-write and power-off
+//! times; user sessions take no time.
+
+use super::{BmpTiming, Completion, Hardware, Session, SessionEvent};
+use spinnbed_core::geometry::FrameId;
+use spinnbed_core::service::BmpBatch;
+use spinnbed_core::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+
+#[derive(Debug, Default)]
+struct Bmp {
+    queue: VecDeque<BmpBatch>,
+    busy: Option<(Instant, BmpBatch)>,
+    /// Silent-BMP faults under way (overlapping faults heal when the last one does).
+    silent: u32,
+}
+
+/// How long the reference takes to give up on a silent BMP: two tries of a power-on that
+/// times out (10 s each), 15 s apart.
+const SILENT_BMP_FAILURE: Duration = Duration::from_secs(35);
+
+/// Hardware whose BMPs take fixed times (per machine) and never fail; user sessions take no
+/// time (boards are usable as soon as they are ready).
+#[derive(Debug, Default)]
+pub struct FixedDelays {
+    timing: BTreeMap<String, BmpTiming>,
+    bmps: BTreeMap<(String, FrameId), Bmp>,
+    done: VecDeque<Completion>,
+    sessions: VecDeque<(spinnbed_core::sched::JobId, SessionEvent)>,
+}
+
+impl FixedDelays {
+    /// Hardware with the given timing per machine name (unknown machines use the default).
+    pub fn new(timing: impl IntoIterator<Item = (String, BmpTiming)>) -> FixedDelays {
+        FixedDelays {
+            timing: timing.into_iter().collect(),
+            bmps: BTreeMap::new(),
+            done: VecDeque::new(),
+            sessions: VecDeque::new(),
+        }
+    }
+
+    fn duration(&self, b: &BmpBatch) -> Duration {
+        let t = self.timing.get(&b.machine).copied().unwrap_or_default();
+        let mut d = Duration::ZERO;
+        if !b.power_on.is_empty() {
+            d = d + t.power_on;
+        }
+        d = d + t.link_write.saturating_mul(b.links.len() as u64);
+        if !b.power_off.is_empty() {
+            d = d + t.power_off;
+        }
+        d
+    }
+
+    fn start_next(&mut self, key: &(String, FrameId), now: Instant) {
+        let Some(bmp) = self.bmps.get(key) else { return };
+        if bmp.busy.is_some() {
+            return;
+        }
+        let Some(next) = bmp.queue.front() else { return };
+        let at = now
+            + if bmp.silent > 0 {
+                SILENT_BMP_FAILURE
+            } else {
+                self.duration(next)
+            };
+        let bmp = self.bmps.get_mut(key).expect("present");
+        let b = bmp.queue.pop_front().expect("present");
+        bmp.busy = Some((at, b));
+    }
+}
+
+impl Hardware for FixedDelays {
+    fn name(&self) -> &'static str {
+        "fixed-delay"
+    }
+
+    fn submit(&mut self, now: Instant, batch: BmpBatch) {
+        let key = (batch.machine.clone(), batch.frame);
+        self.bmps.entry(key.clone()).or_default().queue.push_back(batch);
+        self.start_next(&key, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.bmps
+            .values()
+            .filter_map(|b| b.busy.as_ref().map(|(t, _)| *t))
+            .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<(String, FrameId)> = self
+            .bmps
+            .iter()
+            .filter(|(_, b)| b.busy.as_ref().is_some_and(|(t, _)| *t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let bmp = self.bmps.get_mut(&key).expect("due");
+            let silent = bmp.silent > 0;
+            let (_, batch) = bmp.busy.take().expect("due");
+            let result = if silent {
+                Err(format!("Requests failed on BMP {}", batch.bmp))
+            } else {
+                Ok(())
+            };
+            self.done.push_back((batch, result));
+            self.start_next(&key, now);
+        }
+    }
+
+    fn poll_done(&mut self) -> Option<Completion> {
+        self.done.pop_front()
+    }
+
+    fn start_session(&mut self, _now: Instant, session: Session) {
+        self.sessions.push_back((session.job, SessionEvent::Running));
+    }
+
+    fn finish_session(&mut self, _now: Instant, job: spinnbed_core::sched::JobId) {
+        self.sessions.push_back((job, SessionEvent::Finished));
+    }
+
+    fn end_session(&mut self, job: spinnbed_core::sched::JobId) {
+        self.sessions.retain(|(j, _)| *j != job);
+    }
+
+    /// Only a silent BMP affects fixed-delay hardware (its batches fail as the reference's
+    /// would); the other faults need packet-level hardware.
+    fn apply_fault(&mut self, _now: Instant, kind: &crate::scenario::FaultKind, on: bool) {
+        if let crate::scenario::FaultKind::BmpSilent { machine, frame } = kind {
+            let bmp = self.bmps.entry((machine.clone(), *frame)).or_default();
+            bmp.silent = if on {
+                bmp.silent + 1
+            } else {
+                bmp.silent.saturating_sub(1)
+            };
+        }
+    }
+
+    fn poll_session(&mut self) -> Option<(spinnbed_core::sched::JobId, SessionEvent)> {
+        self.sessions.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spinnbed_core::geometry::Link;
+
+    fn batch(id: u64, on: Vec<u16>, links: usize, off: Vec<u16>) -> BmpBatch {
+        BmpBatch {
+            id,
+            job: 1,
+            machine: "m".into(),
+            frame: FrameId { cabinet: 0, frame: 0 },
+            bmp: std::net::Ipv4Addr::new(10, 0, 0, 0),
+            power_on: on,
+            power_off: off,
+            links: (0..links).map(|i| (i as u16, Link::East, false)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_bmp_works_through_its_batches_in_order() {
+        let mut h = FixedDelays::new([("m".to_string(), BmpTiming::default())]);
+        h.submit(Instant::ZERO, batch(1, vec![0, 1], 12, vec![]));
+        h.submit(Instant::ZERO, batch(2, vec![], 0, vec![0, 1]));
+        assert_eq!(h.poll_timeout(), Some(Instant::from_millis(5_120)));
+        h.handle_timeout(Instant::from_millis(5_119));
+        assert!(h.poll_done().is_none());
+        h.handle_timeout(Instant::from_millis(5_120));
+        assert_eq!(h.poll_done().map(|(b, r)| (b.id, r)), Some((1, Ok(()))));
+        assert_eq!(h.poll_timeout(), Some(Instant::from_millis(6_120)));
+        h.handle_timeout(Instant::from_secs(7));
+        assert_eq!(h.poll_done().map(|(b, _)| b.id), Some(2));
+        assert_eq!(h.poll_timeout(), None);
+    }
+}
