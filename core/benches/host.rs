@@ -5,6 +5,7 @@
 //! side is never the bottleneck of a simulated run.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use spinnbed_core::datagram::Datagram;
 use spinnbed_core::host::{Host, HostConfig, Policy, ScpClient, ScpRequest, Transfer};
 use spinnbed_core::proto::scp::{Reply, ReplyMessage, Request, RequestMessage};
 use spinnbed_core::proto::sdp;
@@ -80,10 +81,15 @@ fn host_transfer(c: &mut Criterion) {
             let mut events = 0;
             while events == 0 {
                 now += Duration::from_micros(10);
-                let sent: Vec<(SocketAddrV4, Vec<u8>)> = std::iter::from_fn(|| host.poll_transmit()).collect();
-                for (dst, d) in sent {
-                    let n = answer(&d, &zeros, &mut out);
-                    host.handle_datagram(now, dst, &out[..n]);
+                let sent: Vec<Datagram> = std::iter::from_fn(|| host.poll_transmit()).collect();
+                for d in sent {
+                    let n = answer(&d.payload, &zeros, &mut out);
+                    let reply = Datagram {
+                        src: d.dst,
+                        dst: d.src,
+                        payload: out[..n].to_vec(),
+                    };
+                    host.handle_datagram(now, &reply);
                 }
                 while let Some(e) = host.poll_event() {
                     black_box(e);

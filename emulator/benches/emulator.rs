@@ -3,12 +3,13 @@
 //! route, execute, encode the reply).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::Machine;
 use spinnbed_core::proto::boot::{self, SystemVariables};
 use spinnbed_core::proto::scp::{Request, RequestMessage};
 use spinnbed_core::proto::sdp;
 use spinnbed_core::time::{Duration, Instant};
-use spinnbed_emulator::{BOOT_PORT, Config, Datagram, Emulator, SCP_PORT};
+use spinnbed_emulator::{BOOT_PORT, Config, Emulator, SCP_PORT};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 

@@ -7,20 +7,20 @@
 //! for (both clients sleep 5 s after power-on and 2 s after sending a boot image).
 
 use spinnbed_core::time::Duration;
+use spinnbed_core::timing::MachineTiming;
 
 /// Emulator configuration. [`Config::default`] gives the values described on each field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Time from a board being switched on to its FPGAs being loaded and its chips released from
-    /// reset (default 5 s). A power-on command whose mask holds board 0 (the BMP's own board) is
-    /// answered when board 0 has finished; other commands at once (see [`crate::Emulator`]).
-    pub power_on: Duration,
-    /// Time the BMP takes to answer a power-off command whose mask holds board 0, after board 0
-    /// was switched off (default 1 s); without board 0 it answers at once.
-    pub power_off: Duration,
-    /// Time from a complete boot image (CONTROL(1) after every block) to SC&MP running with its
-    /// P2P address known (default 3 s). Until then CMD_VER answers with P2P address 0xFFFF.
-    pub boot: Duration,
+    /// Power and boot times of every machine without its own entry in `machine_timing`
+    /// (default [`MachineTiming::default`]). `power_on`: from a board being switched on to its
+    /// FPGAs being loaded and its chips released from reset; a power-on command whose mask holds
+    /// board 0 (the BMP's own board) is answered when board 0 has finished, other commands at
+    /// once (see [`crate::Emulator`]). `power_off`: the BMP answers a power-off command whose
+    /// mask holds board 0 this long after board 0 was switched off; without board 0 at once.
+    /// `boot`: from a complete boot image (CONTROL(1) after every block) to SC&MP running with
+    /// its P2P address known; until then CMD_VER answers with P2P address 0xFFFF.
+    pub timing: MachineTiming,
     /// Transient IP tag timeout code after boot (default 9: 10 ms · 2⁸ = 2.56 s, the SC&MP
     /// default). CMD_IPTAG TTO changes it per board.
     pub tag_timeout_code: u8,
@@ -49,30 +49,15 @@ pub struct Config {
     pub memory_limit: usize,
     /// EIEIO live-output streaming of running applications.
     pub eieio: EieioConfig,
-    /// Power and boot times of particular machines, by name, in place of `power_on`,
-    /// `power_off` and `boot` (default: none).
+    /// Power and boot times of particular machines, by name, in place of `timing` (default:
+    /// none).
     pub machine_timing: std::collections::BTreeMap<String, MachineTiming>,
-}
-
-/// The power and boot times of one machine's boards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MachineTiming {
-    /// As [`Config::power_on`].
-    pub power_on: Duration,
-    /// As [`Config::power_off`].
-    pub power_off: Duration,
-    /// As [`Config::boot`].
-    pub boot: Duration,
 }
 
 impl Config {
     /// The power and boot times of machine `name`.
     pub fn timing_of(&self, name: &str) -> MachineTiming {
-        self.machine_timing.get(name).copied().unwrap_or(MachineTiming {
-            power_on: self.power_on,
-            power_off: self.power_off,
-            boot: self.boot,
-        })
+        self.machine_timing.get(name).copied().unwrap_or(self.timing)
     }
 }
 
@@ -103,9 +88,7 @@ impl Default for EieioConfig {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            power_on: Duration::from_secs(5),
-            power_off: Duration::from_secs(1),
-            boot: Duration::from_secs(3),
+            timing: MachineTiming::default(),
             tag_timeout_code: 9,
             count_delay: Duration::from_millis(10),
             hop_delay: Duration::from_micros(1),

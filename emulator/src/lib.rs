@@ -13,7 +13,8 @@
 //! ```
 //! use spinnbed_core::geometry::Machine;
 //! use spinnbed_core::time::Instant;
-//! use spinnbed_emulator::{Config, Datagram, Emulator};
+//! use spinnbed_core::datagram::Datagram;
+//! use spinnbed_emulator::{Config, Emulator};
 //! use std::net::{Ipv4Addr, SocketAddrV4};
 //!
 //! let m = Machine::single_board("m", Ipv4Addr::new(127, 0, 0, 3), Ipv4Addr::new(127, 0, 0, 2)).unwrap();
@@ -51,11 +52,12 @@ mod scamp;
 pub mod stats;
 mod topology;
 
-pub use config::{Config, EieioConfig, MachineTiming};
+pub use config::{Config, EieioConfig};
 pub use stats::Stats;
 
 use board::{BoardSlot, BootPhase, Phase, Runtime, local_index};
 use memory::Budget;
+use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::{Board, Chip, FrameId, Link, Machine};
 use spinnbed_core::proto::boot::{self, BootOutcome, BootReassembler, SystemVariables};
 use spinnbed_core::proto::scp::ReturnCode;
@@ -68,17 +70,6 @@ use topology::{Bmp, BootedSet, MachineState};
 pub const SCP_PORT: u16 = 17893;
 /// The UDP port of the boot ROM.
 pub const BOOT_PORT: u16 = boot::PORT;
-
-/// One UDP datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Datagram {
-    /// Sender.
-    pub src: SocketAddrV4,
-    /// Receiver.
-    pub dst: SocketAddrV4,
-    /// UDP payload.
-    pub payload: Vec<u8>,
-}
 
 /// What a board is doing, as [`Emulator::board_state`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -57,7 +57,7 @@ pub(crate) struct MachineState {
     pub bmps: Vec<Bmp>,
     pub sets: BTreeMap<u32, BootedSet>,
     /// This machine's power and boot times.
-    pub timing: crate::config::MachineTiming,
+    pub timing: spinnbed_core::timing::MachineTiming,
 }
 
 impl MachineState {

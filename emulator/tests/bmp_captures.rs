@@ -318,7 +318,7 @@ fn machines_keep_their_own_power_times() {
     let mut slow = MachineSpec::new("slow", 1, 1);
     slow.addressing = Addressing::Scheme(IpScheme::standard(Ipv4Addr::new(127, 2, 0, 0)));
     let mut config = spinnbed_emulator::Config::default();
-    let t = spinnbed_emulator::MachineTiming {
+    let t = spinnbed_core::timing::MachineTiming {
         power_on: Duration::from_secs(9),
         ..config.timing_of("slow")
     };

@@ -314,8 +314,11 @@ fn power_off_drops_runtime_state() {
 #[test]
 fn configurable_timings() {
     let config = Config {
-        power_on: Duration::from_millis(100),
-        boot: Duration::from_millis(50),
+        timing: spinnbed_core::timing::MachineTiming {
+            power_on: Duration::from_millis(100),
+            boot: Duration::from_millis(50),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let mut rig = Rig::with_config(vec![single_board()], config);

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
+use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::Board;
 use spinnbed_core::proto::boot::{self, SystemVariables};
 use spinnbed_core::proto::scp::{
@@ -12,7 +13,7 @@ use spinnbed_core::proto::scp::{
 };
 use spinnbed_core::proto::sdp::{self, Address, Flags};
 use spinnbed_core::time::{Duration, Instant};
-use spinnbed_emulator::{Config, Datagram, Emulator};
+use spinnbed_emulator::{Config, Emulator};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::OnceLock;
 

@@ -9,10 +9,12 @@
 //! from the start of serving). Reverse IP tags that clients set get their own sockets (the
 //! board's address, the tag's port) for as long as they are set.
 
+use crate::clock::Clock;
+use crate::error::RealtimeError;
 use crate::udp::{SocketSet, check_loopback};
-use anyhow::Context as _;
+use spinnbed_core::datagram::Datagram;
 use spinnbed_core::time::Instant;
-use spinnbed_emulator::{Datagram, Emulator};
+use spinnbed_emulator::Emulator;
 use spinnbed_sim::netsim::Network;
 use spinnbed_sim::scenario::Scenario;
 use std::path::PathBuf;
@@ -39,13 +41,8 @@ pub struct EmulateOptions {
     pub eieio_keys: Option<u8>,
 }
 
-/// Microseconds since `start` as an [`Instant`].
-fn now_since(start: tokio::time::Instant) -> Instant {
-    Instant(start.elapsed().as_micros() as u64)
-}
-
 /// Serves the scenario's machines until stopped.
-pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spinnbed_emulator::Stats> {
+pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> Result<spinnbed_emulator::Stats, RealtimeError> {
     let machines: Vec<_> = sc.machines.iter().map(|m| m.machine.clone()).collect();
     let mut config = sc.emulator_config();
     if let Some(rate) = opts.eieio_rate {
@@ -64,9 +61,12 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
         .then(|| Network::new(sc.network.clone(), sc.run.seed, machine_ips));
     if let Some(path) = &opts.ready_file {
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{} sockets\n", socks.len()))
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        let file_error = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| RealtimeError::File { path, source }
+        };
+        std::fs::write(&tmp, format!("{} sockets\n", socks.len())).map_err(file_error(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(file_error(path))?;
     }
     if !opts.quiet {
         eprintln!(
@@ -75,8 +75,9 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
             socks.len()
         );
     }
+    let clock = Clock::start();
     let start = tokio::time::Instant::now();
-    let stop_at = opts.duration.map(|d| start + d);
+    let stop_at = opts.duration.and_then(|d| start.checked_add(d));
     let mut sigterm = signal_stream(tokio::signal::unix::SignalKind::terminate());
     let mut sigint = signal_stream(tokio::signal::unix::SignalKind::interrupt());
     let mut log = EventLog;
@@ -104,7 +105,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
     let mut tags_epoch = emu.tags_epoch();
     let mut tags_checked = start;
     loop {
-        let now = now_since(start);
+        let now = clock.now();
         while let Some(&(at, i, on)) = faults.front()
             && at <= now
         {
@@ -162,9 +163,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
         .into_iter()
         .flatten()
         .min();
-        let sleep_until = wake
-            .map(|t| start + std::time::Duration::from_micros(t.0))
-            .unwrap_or(start + std::time::Duration::from_secs(3600));
+        let sleep_until = wake.map(|t| clock.at(t)).unwrap_or_else(|| clock.far_future());
         let sleep_until = stop_at.map_or(sleep_until, |s| sleep_until.min(s));
         let sleep_until = if served.len() > endpoints.len() {
             sleep_until.min(tags_checked + std::time::Duration::from_secs(1))
@@ -179,7 +178,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
                     batch.push(more);
                     if batch.len() >= 1024 { break; }
                 }
-                let now = now_since(start);
+                let now = clock.now();
                 for r in batch {
                     let d = Datagram { src: r.peer, dst: r.local, payload: r.payload };
                     match net.as_mut() {
@@ -189,7 +188,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> anyhow::Result<spi
                 }
             }
             _ = tokio::time::sleep_until(sleep_until) => {
-                emu.handle_timeout(now_since(start));
+                emu.handle_timeout(clock.now());
                 if stop_at.is_some_and(|s| tokio::time::Instant::now() >= s) { break; }
             }
             _ = sigint.recv() => break,

@@ -1,33 +1,36 @@
-//! `sim run --hardware`: the same service, the same host-side protocols and the same world as a
-//! simulated run, in real time over real UDP.
+//! `sim run --hardware`: the same service, host side and world as a simulated run, in real
+//! time over real UDP.
 //!
 //! The world's clock is the wall clock (µs since the start); between events the driver sleeps
-//! until the world's next deadline or until a datagram arrives. The hardware is the
-//! [`HostSide`] of packet-level runs wired to one UDP socket: BMP batches and users' sessions
-//! become SCP and boot datagrams to the machine description's BMP and board addresses — real
-//! hardware, or `sim emulate`. Before starting, every BMP is asked its version; if one does not
-//! answer, the run refuses to start and says which. Ctrl-C (or SIGTERM) stops new arrivals,
-//! destroys every live job and waits for its boards to be powered off before writing the
-//! outputs; a second interrupt stops at once.
+//! until the world's next deadline or until a datagram arrives. The hardware is the simulated
+//! run's [`HostHardware`] over a [`UdpTransport`]: the host side's datagrams go out of one UDP
+//! socket to the machine description's BMP and board addresses — real hardware, or
+//! `sim emulate`. Before starting, every BMP is asked its version; if one does not answer, the
+//! run refuses to start and says which.
+//!
+//! However the run ends, no board of its jobs is left powered if it can be helped: at the stop
+//! time (horizon + drain limit) with jobs still live, on Ctrl-C or SIGTERM, every live job is
+//! destroyed and the run waits (up to two minutes) for the boards to be powered off before
+//! writing its outputs. A second interrupt, or boards still on after the wait, stop at once,
+//! and the boards left powered are named loudly ([`RealtimeRun::left_powered`]).
 
-use spinnbed_sim::hardware::{Completion, Hardware, HostSide, JobScp, ScpCounters, Session, SessionEvent};
-
-use anyhow::{Context as _, bail};
-use spinnbed_core::geometry::Machine;
-use spinnbed_core::host::{Host, HostConfig, HostEvent, ScpRequest};
-use spinnbed_core::proto::scp::Request;
-use spinnbed_core::proto::sdp::Address;
-use spinnbed_core::sched::JobId;
-use spinnbed_core::service::BmpBatch;
+use crate::clock::Clock;
+use crate::driver::{bind_host_socket, local_addr, preflight};
+use crate::error::RealtimeError;
+use spinnbed_core::datagram::Datagram;
+use spinnbed_core::geometry::{Board, Machine};
 use spinnbed_core::time::{Duration, Instant};
+use spinnbed_sim::hardware::{HostHardware, Transport};
+use spinnbed_sim::netsim::NetStats;
+use spinnbed_sim::run::outputs::RunMeta;
 use spinnbed_sim::run::{RunSpec, build_service};
 use spinnbed_sim::scenario::FaultKind;
-use spinnbed_sim::world::{INTERRUPTED, RunResult, World};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use tokio::net::UdpSocket;
+use spinnbed_sim::world::{RunResult, World};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// How long an interrupted run waits for the boards of its destroyed jobs to power off.
+/// How long a stopping run waits for the boards of its destroyed jobs to power off.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Options of a real-time run.
@@ -48,71 +51,57 @@ impl Default for RealtimeOptions {
     }
 }
 
-/// The host side on a real socket.
-#[derive(Debug)]
-pub struct UdpHardware {
-    side: HostSide,
+/// The transport of a real-time run: the host side's datagrams queue here until the driver
+/// sends them from its socket, and datagrams the socket received wait here for the host.
+#[derive(Debug, Default)]
+pub struct UdpTransport {
+    outbox: VecDeque<Datagram>,
+    inbox: VecDeque<Datagram>,
 }
 
-impl UdpHardware {
-    fn deliver(&mut self, now: Instant, from: SocketAddrV4, payload: &[u8]) {
-        self.side.handle_datagram(now, from, payload);
-        self.side.process(now);
+impl UdpTransport {
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.outbox.pop_front()
+    }
+
+    /// A datagram the socket received.
+    pub fn push_received(&mut self, d: Datagram) {
+        self.inbox.push_back(d);
     }
 }
 
-impl Hardware for UdpHardware {
+impl Transport for UdpTransport {
     fn name(&self) -> &'static str {
         "udp"
     }
-    fn submit(&mut self, now: Instant, batch: BmpBatch) {
-        self.side.submit(now, batch);
-        self.side.process(now);
+    fn receive(&mut self, _now: Instant, deliver: &mut dyn FnMut(&Datagram)) -> bool {
+        let mut moved = false;
+        while let Some(d) = self.inbox.pop_front() {
+            deliver(&d);
+            moved = true;
+        }
+        moved
+    }
+    fn send(&mut self, _now: Instant, d: Datagram) {
+        self.outbox.push_back(d);
+    }
+    fn flush(&mut self, _now: Instant) -> bool {
+        false
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        self.side.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.side.handle_timeout(now);
-        self.side.process(now);
-    }
-    fn poll_done(&mut self) -> Option<Completion> {
-        self.side.poll_done()
-    }
-    fn start_session(&mut self, now: Instant, session: Session) {
-        self.side.start_session(now, session);
-        self.side.process(now);
-    }
-    fn finish_session(&mut self, now: Instant, job: JobId) {
-        self.side.finish_session(now, job);
-        self.side.process(now);
-    }
-    fn end_session(&mut self, job: JobId) {
-        self.side.end_session(job);
-    }
-    fn poll_session(&mut self) -> Option<(JobId, SessionEvent)> {
-        self.side.poll_session()
-    }
-    fn counters(&self) -> Option<ScpCounters> {
-        Some(self.side.counters())
+        None
     }
     /// Faults cannot be injected into real hardware: they are ignored.
     fn apply_fault(&mut self, _now: Instant, _kind: &FaultKind, _on: bool) {}
-    fn scp_stats(&self) -> Option<serde_json::Value> {
-        Some(self.side.summary())
+    fn net_stats(&self) -> Option<NetStats> {
+        None
     }
-    fn job_scp(&self, job: JobId) -> Option<JobScp> {
-        Some(self.side.job_scp(job).unwrap_or_default())
-    }
-}
-
-fn micros_since(start: tokio::time::Instant) -> Instant {
-    Instant(start.elapsed().as_micros() as u64)
 }
 
 /// Compresses a spec's time by `speed`: arrivals, runtimes, estimates, keepalives and lapses,
-/// the delay before freed boards are reused, fault times, horizon and sampling. The hardware's
-/// own times (power-on, boot) are not the spec's to change.
+/// the delay before freed boards are reused, fault times, horizon and sampling (never below
+/// 100 ms). The hardware's own times (power-on, boot) are not the spec's to change.
 pub fn scaled(spec: &RunSpec, speed: f64) -> RunSpec {
     let mut s = spec.clone();
     if speed == 1.0 {
@@ -132,97 +121,21 @@ pub fn scaled(spec: &RunSpec, speed: f64) -> RunSpec {
         fault.duration = fault.duration.map(f);
     }
     s.horizon = f(s.horizon);
-    s.sample_period = f(s.sample_period);
+    s.sample_period = f(s.sample_period).max(Duration::from_millis(100));
     s.drain_limit = f(s.drain_limit);
     s
 }
 
-/// A socket for talking to the machine: on loopback if every address is, else on all
-/// interfaces.
-async fn bind_for(machines: &[Machine]) -> anyhow::Result<UdpSocket> {
-    let all_loopback = machines
-        .iter()
-        .all(|m| m.bmps().all(|(_, ip)| ip.is_loopback()) && m.board_ips().all(|(_, ip)| ip.is_loopback()));
-    let local = if all_loopback {
-        Ipv4Addr::LOCALHOST
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    };
-    UdpSocket::bind(SocketAddrV4::new(local, 0))
-        .await
-        .with_context(|| format!("cannot bind a UDP socket on {local}"))
-}
-
-/// Asks every BMP for its version; fails naming the ones that do not answer.
-pub async fn preflight(machines: &[Machine], sock: &UdpSocket, timeout: std::time::Duration) -> anyhow::Result<()> {
-    let mut host = Host::new(HostConfig::for_policy_name("rig").unwrap_or_default());
-    let start = tokio::time::Instant::now();
-    let mut waiting = std::collections::BTreeMap::new();
-    for m in machines {
-        for (frame, ip) in m.bmps() {
-            let remote = SocketAddrV4::new(ip, spinnbed_emulator::SCP_PORT);
-            let req = ScpRequest::new(Address::new(0, 0, 0, 0), &Request::Version).context("cannot build CMD_VER")?;
-            let token = waiting.len() as u32;
-            host.submit(Instant::ZERO, remote, req, token);
-            waiting.insert(
-                token,
-                format!(
-                    "BMP {ip} (machine {}, cabinet {} frame {})",
-                    m.name(),
-                    frame.cabinet,
-                    frame.frame
-                ),
-            );
-        }
-    }
-    let mut failed = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !waiting.is_empty() {
-        while let Some((dst, p)) = host.poll_transmit() {
-            sock.send_to(&p, dst)
-                .await
-                .with_context(|| format!("cannot send to {dst}"))?;
-        }
-        while let Some(ev) = host.poll_event() {
-            if let HostEvent::Scp { token, outcome, .. } = ev {
-                let Some(who) = waiting.remove(&token) else { continue };
-                if let Err(reason) = outcome {
-                    failed.push(format!("{who}: {reason}"));
-                }
-            }
-        }
-        if waiting.is_empty() {
-            break;
-        }
-        if start.elapsed() > timeout {
-            failed.extend(
-                waiting
-                    .values()
-                    .map(|w| format!("{w}: no answer within {:.1} s", timeout.as_secs_f64())),
-            );
-            break;
-        }
-        let wake = host
-            .poll_timeout()
-            .map(|t| start + std::time::Duration::from_micros(t.0))
-            .unwrap_or(start + timeout);
-        tokio::select! {
-            r = sock.recv_from(&mut buf) => {
-                if let Ok((n, SocketAddr::V4(from))) = r {
-                    host.handle_datagram(micros_since(start), from, &buf[..n]);
-                }
-            }
-            _ = tokio::time::sleep_until(wake.min(start + timeout)) => host.handle_timeout(micros_since(start)),
-        }
-    }
-    if !failed.is_empty() {
-        bail!(
-            "cannot reach the machine's BMPs ({} of them did not answer CMD_VER); is the hardware (or `sim emulate`) running?\n  {}",
-            failed.len(),
-            failed.join("\n  ")
-        );
-    }
-    Ok(())
+/// What a real-time run hands back.
+#[derive(Debug)]
+pub struct RealtimeRun {
+    /// The run, as a simulated one's.
+    pub result: RunResult,
+    /// Its facts for the outputs (of the spec as run, i.e. time-scaled).
+    pub meta: RunMeta,
+    /// Boards still powered when the run stopped (machine, board): empty unless the power-off
+    /// failed or was cut short.
+    pub left_powered: Vec<(String, Board)>,
 }
 
 /// Runs a spec in real time against the machines' real addresses. `progress` gets the elapsed
@@ -231,40 +144,51 @@ pub async fn run(
     spec: &RunSpec,
     opts: &RealtimeOptions,
     mut progress: impl FnMut(Instant),
-) -> anyhow::Result<RunResult> {
+) -> Result<RealtimeRun, RealtimeError> {
     if !(opts.speed > 0.0 && opts.speed.is_finite()) {
-        bail!("--speed must be a positive number (got {})", opts.speed);
+        return Err(RealtimeError::Option(format!(
+            "--speed must be a positive number (got {})",
+            opts.speed
+        )));
     }
     let spec = scaled(spec, opts.speed);
     let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
-    let sock = bind_for(&machines).await?;
-    preflight(&machines, &sock, opts.preflight_timeout).await?;
-    let hw = UdpHardware {
-        side: HostSide::new(&machines, &spec.scp_policy, spec.post_power_on_delay),
-    };
-    let service = build_service(&spec).map_err(anyhow::Error::msg)?;
+    let sock = preflight(bind_host_socket(&machines).await?, &machines, opts.preflight_timeout).await?;
+    let hw = HostHardware::new(spec.host_side(local_addr(&sock)), UdpTransport::default());
+    let service = build_service(&spec)?;
     let mut world = World::new(service, hw, spec.jobs.clone(), spec.limits()).with_users(spec.users);
-    let start = tokio::time::Instant::now();
+    let clock = Clock::start();
+    let local = local_addr(&sock);
     let mut buf = vec![0u8; 2048];
     let mut last_progress = Instant::ZERO;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
-    // Set once interrupted: the time by which the boards must be off.
+    let watch = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| RealtimeError::Signal { signal: name, source })
+    };
+    let mut sigint = watch(SignalKind::interrupt(), "Ctrl-C")?;
+    let mut sigterm = watch(SignalKind::terminate(), "SIGTERM")?;
+    // Set once stopping: the time by which the boards must be off.
     let mut shutting_down: Option<tokio::time::Instant> = None;
     let mut recv_errors = 0u64;
     loop {
-        let now = micros_since(start);
+        let now = clock.now();
         world.advance(now);
-        while let Some((dst, p)) = world.hardware_mut().side_mut().poll_transmit() {
+        while let Some(d) = world.hardware_mut().transport_mut().poll_transmit() {
             // A full socket buffer drops the datagram, as UDP may; the policy resends.
-            let _ = sock.try_send_to(&p, SocketAddr::V4(dst));
+            let _ = sock.try_send_to(&d.payload, SocketAddr::V4(d.dst));
         }
         if now >= last_progress + Duration::from_millis(200) {
             progress(now);
             last_progress = now;
         }
-        if world.is_done() || world.is_shut_down() {
+        if world.is_shut_down() || (shutting_down.is_none() && world.is_done() && world.powered_boards().is_empty()) {
             break;
+        }
+        if shutting_down.is_none() && world.is_done() {
+            // The stop time passed with jobs live or boards powered: power them off first.
+            let n = world.shut_down(now);
+            eprintln!("sim: the run reached its stop time: destroying {n} job(s) and powering their boards off");
+            shutting_down = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            continue;
         }
         if shutting_down.is_some_and(|d| tokio::time::Instant::now() >= d) {
             eprintln!(
@@ -275,15 +199,14 @@ pub async fn run(
         }
         let wake = world
             .next_deadline()
-            .map(|t| start + std::time::Duration::from_micros(t.0));
-        let wake = wake.unwrap_or(start + std::time::Duration::from_secs(3600));
+            .map_or_else(|| clock.far_future(), |t| clock.at(t));
         let wake = shutting_down.map_or(wake, |d| wake.min(d));
         let interrupted = tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 match r {
-                    Ok((n, SocketAddr::V4(from))) => {
-                        let payload = buf[..n].to_vec();
-                        world.with_hardware(micros_since(start), |hw, now| hw.deliver(now, from, &payload));
+                    Ok((n, SocketAddr::V4(src))) => {
+                        let d = Datagram { src, dst: local, payload: buf[..n].to_vec() };
+                        world.with_hardware(clock.now(), |hw, now| hw.handle_datagram(now, &d));
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -304,24 +227,22 @@ pub async fn run(
         };
         if interrupted {
             if shutting_down.is_some() {
-                eprintln!("sim: interrupted again: stopping at once (boards may stay powered)");
+                eprintln!("sim: interrupted again: stopping at once");
                 break;
             }
-            let n = world.shut_down(micros_since(start), INTERRUPTED);
+            let n = world.shut_down(clock.now());
             eprintln!(
                 "sim: interrupted: destroying {n} job(s) and powering their boards off (interrupt again to stop at once)"
             );
             shutting_down = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
         }
     }
-    let end = micros_since(start);
+    let end = clock.now();
     progress(end);
-    Ok(world.into_result(end))
-}
-
-impl UdpHardware {
-    /// The host side.
-    pub fn side_mut(&mut self) -> &mut HostSide {
-        &mut self.side
-    }
+    let left_powered = world.powered_boards();
+    Ok(RealtimeRun {
+        result: world.into_result(end),
+        meta: spec.meta(),
+        left_powered,
+    })
 }

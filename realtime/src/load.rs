@@ -9,20 +9,24 @@
 //! failures. All protocol work is the sans-IO host of `spinnbed-core`; this module only moves
 //! its datagrams over one UDP socket.
 
-use crate::hardware::preflight;
-use anyhow::{Context as _, bail};
+use crate::driver::{UdpHost, bind_host_socket, preflight, version_request};
+use crate::error::RealtimeError;
 use spinnbed_core::geometry::Machine;
 use spinnbed_core::host::boot::{BootConfig, BootEvent, BootOutcome, stand_in_image};
-use spinnbed_core::host::{Host, HostConfig, HostEvent, Policy, ScpRequest};
+use spinnbed_core::host::{HostConfig, HostEvent, ScpRequest};
 use spinnbed_core::proto::scp::Request;
 use spinnbed_core::proto::sdp::Address;
-use spinnbed_core::service::BmpBatch;
+use spinnbed_core::sched::JobId;
+use spinnbed_core::service::{BatchId, BmpBatch};
 use spinnbed_core::time::Instant;
+use spinnbed_sim::scenario::ScpPolicy;
 use std::collections::BTreeMap;
-use std::io::ErrorKind;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration as StdDuration;
-use tokio::net::UdpSocket;
+
+/// Most requests `--outstanding` may keep in flight and queued (each costs a ring slot and a
+/// queued request).
+pub const MAX_OUTSTANDING: usize = 1 << 20;
 
 /// The request each board is sent over and over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -45,8 +49,8 @@ pub struct LoadOptions {
     pub request: LoadRequest,
     /// Requests outstanding across all boards (submitted and not yet answered).
     pub outstanding: usize,
-    /// SCP policy of every board's client (`spinnman`, `rig` or `adaptive`).
-    pub policy: String,
+    /// SCP policy of every board's client.
+    pub policy: ScpPolicy,
     /// Load at most this many boards (the first in board order); all if `None`.
     pub max_boards: Option<usize>,
     /// Power every board off at the end.
@@ -61,7 +65,7 @@ impl Default for LoadOptions {
             duration: StdDuration::from_secs(10),
             request: LoadRequest::Read,
             outstanding: 256,
-            policy: "spinnman".into(),
+            policy: ScpPolicy::Spinnman,
             max_boards: None,
             power_off: true,
             setup_timeout: StdDuration::from_secs(60),
@@ -75,7 +79,8 @@ pub struct LoadReport {
     /// The request sent.
     pub request: LoadRequest,
     /// The policy of the boards' clients.
-    pub policy: String,
+    #[serde(serialize_with = "policy_name")]
+    pub policy: ScpPolicy,
     /// Boards the machine description lists (live, with an address).
     pub boards: usize,
     /// Boards that answered as booted and were loaded.
@@ -112,7 +117,11 @@ impl std::fmt::Display for LoadReport {
         writeln!(
             f,
             "boards: {} loaded of {} ({} outstanding requests, {} policy, {:.1} s set-up)",
-            self.boards_loaded, self.boards, self.outstanding, self.policy, self.setup_s
+            self.boards_loaded,
+            self.boards,
+            self.outstanding,
+            self.policy.name(),
+            self.setup_s
         )?;
         writeln!(
             f,
@@ -135,62 +144,76 @@ impl std::fmt::Display for LoadReport {
     }
 }
 
-/// The host on one UDP socket.
-struct Driver {
-    host: Host,
-    sock: UdpSocket,
-    start: tokio::time::Instant,
-    buf: Vec<u8>,
+fn policy_name<S: serde::Serializer>(p: &ScpPolicy, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
 }
 
-impl Driver {
-    fn now(&self) -> Instant {
-        Instant(self.start.elapsed().as_micros() as u64)
+/// Round-trip times in µs, counted in buckets exact to the microsecond below 1,024 µs and
+/// within 0.2 % above, so that a load of any length keeps a fixed, small histogram.
+#[derive(Debug, Clone)]
+struct Latencies {
+    counts: Vec<u64>,
+    n: u64,
+    sum: f64,
+}
+
+impl Latencies {
+    const EXACT: u64 = 1024;
+    const SUB: u64 = 512;
+
+    fn new() -> Latencies {
+        Latencies {
+            counts: Vec::new(),
+            n: 0,
+            sum: 0.0,
+        }
     }
 
-    /// Sends everything the host has to send.
-    async fn flush(&mut self) -> anyhow::Result<()> {
-        while let Some((dst, p)) = self.host.poll_transmit() {
-            match self.sock.try_send_to(&p, SocketAddr::V4(dst)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.sock
-                        .send_to(&p, dst)
-                        .await
-                        .with_context(|| format!("cannot send to {dst}"))?;
-                }
-                Err(e) => return Err(e).with_context(|| format!("cannot send to {dst}")),
-            }
+    fn bucket(us: u64) -> usize {
+        if us < Self::EXACT {
+            return us as usize;
         }
-        Ok(())
+        let shift = u64::from(63 - us.leading_zeros()) - 9;
+        (Self::EXACT + (shift - 1) * Self::SUB + ((us >> shift) - Self::SUB)) as usize
     }
 
-    /// Waits for datagrams (taking every one already queued) or the host's next timer, at most
-    /// until `until`, and feeds what happened to the host.
-    async fn step(&mut self, until: tokio::time::Instant) {
-        let wake = self
-            .host
-            .poll_timeout()
-            .map(|t| self.start + StdDuration::from_micros(t.0));
-        let wake = wake.map_or(until, |w| w.min(until));
-        tokio::select! {
-            r = self.sock.recv_from(&mut self.buf) => {
-                if let Ok((n, SocketAddr::V4(from))) = r {
-                    let now = self.now();
-                    self.host.handle_datagram(now, from, &self.buf[..n]);
-                    for _ in 0..512 {
-                        match self.sock.try_recv_from(&mut self.buf) {
-                            Ok((n, SocketAddr::V4(from))) => self.host.handle_datagram(now, from, &self.buf[..n]),
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(wake) => {}
+    fn low(bucket: usize) -> u64 {
+        let b = bucket as u64;
+        if b < Self::EXACT {
+            return b;
         }
-        let now = self.now();
-        self.host.handle_timeout(now);
+        let shift = (b - Self::EXACT) / Self::SUB + 1;
+        (Self::SUB + (b - Self::EXACT) % Self::SUB) << shift
+    }
+
+    fn add(&mut self, us: u64) {
+        let b = Self::bucket(us);
+        if self.counts.len() <= b {
+            self.counts.resize(b + 1, 0);
+        }
+        self.counts[b] += 1;
+        self.n += 1;
+        self.sum += us as f64;
+    }
+
+    fn mean(&self) -> f64 {
+        if self.n == 0 { 0.0 } else { self.sum / self.n as f64 }
+    }
+
+    /// The nearest-rank percentile (`p` in 0..=1), as every other spinnbed percentile.
+    fn percentile(&self, p: f64) -> f64 {
+        if self.n == 0 {
+            return 0.0;
+        }
+        let rank = spinnbed_core::stats::nearest_rank(self.n as usize, p) as u64;
+        let mut seen = 0;
+        for (b, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Self::low(b) as f64;
+            }
+        }
+        0.0
     }
 }
 
@@ -226,8 +249,8 @@ fn power_batches(machines: &[Machine], on: bool, boards: &[(usize, Ipv4Addr)]) -
             let Some(bmp) = m.bmp_ip(frame) else { continue };
             nums.sort_unstable();
             batches.push(BmpBatch {
-                id: batches.len() as u64,
-                job: 0,
+                id: BatchId(batches.len() as u64),
+                job: JobId(0),
                 machine: m.name().to_string(),
                 frame,
                 bmp,
@@ -241,92 +264,71 @@ fn power_batches(machines: &[Machine], on: bool, boards: &[(usize, Ipv4Addr)]) -
 }
 
 /// Runs BMP batches to completion; fails naming the BMPs whose batch failed.
-async fn run_batches(d: &mut Driver, batches: Vec<BmpBatch>, timeout: StdDuration, what: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut waiting: BTreeMap<u64, Ipv4Addr> = batches.iter().map(|b| (b.id, b.bmp)).collect();
+async fn run_batches(
+    d: &mut UdpHost,
+    batches: Vec<BmpBatch>,
+    timeout: StdDuration,
+    what: &'static str,
+) -> Result<(), RealtimeError> {
+    let pending: BTreeMap<BatchId, String> = batches.iter().map(|b| (b.id, format!("BMP {}", b.bmp))).collect();
     let now = d.now();
     for b in batches {
-        d.host.submit_bmp_batch(now, b);
+        d.host_mut().submit_bmp_batch(now, b);
     }
-    let mut failed = Vec::new();
-    while !waiting.is_empty() {
-        d.flush().await?;
-        while let Some(ev) = d.host.poll_event() {
-            if let HostEvent::BatchDone { batch_id, bmp, result } = ev {
-                waiting.remove(&batch_id);
-                if let Err(e) = result {
-                    failed.push(format!("BMP {bmp}: {e}"));
-                }
-            }
-        }
-        if waiting.is_empty() {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            failed.extend(
-                waiting
-                    .values()
-                    .map(|ip| format!("BMP {ip}: no result within {:.0} s", timeout.as_secs_f64())),
-            );
-            break;
-        }
-        d.step(deadline).await;
-    }
+    let failed = d
+        .wait_for(pending, timeout, |ev| match ev {
+            HostEvent::BatchDone { batch_id, result, .. } => Some((batch_id, result.map_err(|e| e.to_string()))),
+            _ => None,
+        })
+        .await?;
     if !failed.is_empty() {
-        bail!("{what} failed on {} BMP(s):\n  {}", failed.len(), failed.join("\n  "));
+        return Err(RealtimeError::Setup { what, failed });
     }
     Ok(())
 }
 
 /// Boots one board per machine (the first of `boards` on it) and waits until it runs SC&MP.
 async fn boot_roots(
-    d: &mut Driver,
+    d: &mut UdpHost,
     boards: &[(usize, Ipv4Addr)],
-    policy: &Policy,
+    policy: ScpPolicy,
     timeout: StdDuration,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + timeout;
+) -> Result<(), RealtimeError> {
     let mut roots: BTreeMap<usize, Ipv4Addr> = BTreeMap::new();
     for &(m, ip) in boards {
         roots.entry(m).or_insert(ip);
     }
-    let mut waiting = BTreeMap::new();
-    for ip in roots.values() {
-        let cfg = BootConfig::for_policy(policy, stand_in_image(27 * 1024));
-        let op = d.host.start_boot(d.now(), *ip, cfg).context("cannot boot")?;
-        waiting.insert(op, *ip);
-    }
+    let mut pending = BTreeMap::new();
     let mut failed = Vec::new();
-    while !waiting.is_empty() {
-        d.flush().await?;
-        while let Some(ev) = d.host.poll_event() {
-            if let HostEvent::Boot {
-                op,
-                ip,
-                event: BootEvent::Done(outcome),
-            } = ev
-            {
-                waiting.remove(&op);
-                if let BootOutcome::Failed(why) = outcome {
-                    failed.push(format!("board {ip}: {why}"));
-                }
+    for ip in roots.values() {
+        let cfg = BootConfig::for_policy(&policy.policy(), stand_in_image(27 * 1024));
+        let now = d.now();
+        match d.host_mut().start_boot(now, *ip, cfg) {
+            Ok(op) => {
+                pending.insert(op, format!("board {ip}"));
             }
+            Err(e) => failed.push(format!("board {ip}: {e}")),
         }
-        if waiting.is_empty() {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            failed.extend(
-                waiting
-                    .values()
-                    .map(|ip| format!("board {ip}: not booted within {:.0} s", timeout.as_secs_f64())),
-            );
-            break;
-        }
-        d.step(deadline).await;
     }
+    failed.extend(
+        d.wait_for(pending, timeout, |ev| match ev {
+            HostEvent::Boot {
+                op,
+                event: BootEvent::Done(outcome),
+                ..
+            } => Some((
+                op,
+                match outcome {
+                    BootOutcome::Booted { .. } => Ok(()),
+                    BootOutcome::Failed(why) => Err(why),
+                },
+            )),
+            _ => None,
+        })
+        .await?,
+    );
     if !failed.is_empty() {
-        bail!("boot failed:\n  {}", failed.join("\n  "));
+        return Err(RealtimeError::Setup { what: "boot", failed });
     }
     Ok(())
 }
@@ -335,35 +337,34 @@ async fn boot_roots(
 const PROBE_TOKENS: u32 = 1 << 31;
 
 /// Asks every board for its version; returns those that run SC&MP (P2P address known).
-async fn probe(d: &mut Driver, boards: &[(usize, Ipv4Addr)], timeout: StdDuration) -> anyhow::Result<Vec<Ipv4Addr>> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let port = d.host.config().scp_port;
+async fn probe(
+    d: &mut UdpHost,
+    boards: &[(usize, Ipv4Addr)],
+    timeout: StdDuration,
+) -> Result<Vec<Ipv4Addr>, RealtimeError> {
+    let port = spinnbed_core::host::SCP_PORT;
     let now = d.now();
+    let mut pending = BTreeMap::new();
     for (i, &(_, ip)) in boards.iter().enumerate() {
-        let req = ScpRequest::new(Address::new(0, 0, 0, 0), &Request::Version).context("cannot build CMD_VER")?;
-        d.host
-            .submit(now, SocketAddrV4::new(ip, port), req, PROBE_TOKENS + i as u32);
+        let token = PROBE_TOKENS + i as u32;
+        d.host_mut()
+            .submit(now, SocketAddrV4::new(ip, port), version_request(), token);
+        pending.insert(token, format!("board {ip}"));
     }
-    let mut pending = boards.len();
     let mut ready = vec![false; boards.len()];
-    while pending > 0 && tokio::time::Instant::now() < deadline {
-        d.flush().await?;
-        while let Some(ev) = d.host.poll_event() {
-            if let HostEvent::Scp { token, outcome, .. } = ev
-                && let Some(i) = token.checked_sub(PROBE_TOKENS)
-            {
-                pending -= 1;
-                if let Ok(reply) = outcome
-                    && reply.version().is_some_and(|v| v.core().p2p != 0xFFFF)
-                {
-                    ready[i as usize] = true;
-                }
+    d.wait_for(pending, timeout, |ev| match ev {
+        HostEvent::Scp { token, outcome, .. } if token >= PROBE_TOKENS => {
+            let booted = outcome
+                .as_ref()
+                .is_ok_and(|reply| reply.version().is_some_and(|v| v.core().p2p != 0xFFFF));
+            if let Some(r) = ready.get_mut((token - PROBE_TOKENS) as usize) {
+                *r = booted;
             }
+            Some((token, Ok(())))
         }
-        if pending > 0 {
-            d.step(deadline).await;
-        }
-    }
+        _ => None,
+    })
+    .await?;
     Ok(boards
         .iter()
         .zip(ready)
@@ -373,46 +374,37 @@ async fn probe(d: &mut Driver, boards: &[(usize, Ipv4Addr)], timeout: StdDuratio
 }
 
 /// The request sent to every board.
-fn load_request(kind: LoadRequest, data: &[u8]) -> anyhow::Result<ScpRequest> {
+fn load_request(kind: LoadRequest, data: &[u8]) -> ScpRequest {
     let dest = Address::new(0, 0, 0, 0);
     let r = match kind {
         LoadRequest::Version => ScpRequest::new(dest, &Request::Version),
         LoadRequest::Read => ScpRequest::new(dest, &Request::read(0x6000_0000, 256)),
         LoadRequest::Write => ScpRequest::new(dest, &Request::write(0x6000_0000, data)),
     };
-    r.context("cannot build the load request")
+    r.expect("a request of at most 256 bytes")
 }
 
 /// Sets the machine up and loads it. `log` gets a line per phase.
-pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(&str)) -> anyhow::Result<LoadReport> {
-    if opts.outstanding == 0 {
-        bail!("--outstanding must be at least 1");
+pub async fn load(
+    machines: &[Machine],
+    opts: &LoadOptions,
+    mut log: impl FnMut(&str),
+) -> Result<LoadReport, RealtimeError> {
+    if !(1..=MAX_OUTSTANDING).contains(&opts.outstanding) {
+        return Err(RealtimeError::Option(format!(
+            "--outstanding must be from 1 to {MAX_OUTSTANDING} (got {})",
+            opts.outstanding
+        )));
     }
-    let policy = Policy::from_name(&opts.policy)
-        .with_context(|| format!("unknown SCP policy {:?} (spinnman, rig or adaptive)", opts.policy))?;
-    let all_loopback = machines
-        .iter()
-        .all(|m| m.bmps().all(|(_, ip)| ip.is_loopback()) && m.board_ips().all(|(_, ip)| ip.is_loopback()));
-    let local = if all_loopback {
-        Ipv4Addr::LOCALHOST
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    };
-    let sock = UdpSocket::bind(SocketAddrV4::new(local, 0))
-        .await
-        .with_context(|| format!("cannot bind a UDP socket on {local}"))?;
-    preflight(machines, &sock, StdDuration::from_secs(3)).await?;
+    let sock = preflight(bind_host_socket(machines).await?, machines, StdDuration::from_secs(3)).await?;
     let setup = std::time::Instant::now();
     let boards = targets(machines, opts.max_boards);
     if boards.is_empty() {
-        bail!("the machine description has no live board with an address");
+        return Err(RealtimeError::Option(
+            "the machine description has no live board with an address".into(),
+        ));
     }
-    let mut d = Driver {
-        host: Host::new(HostConfig::for_policy(policy)),
-        sock,
-        start: tokio::time::Instant::now(),
-        buf: vec![0; 2048],
-    };
+    let mut d = UdpHost::new(sock, HostConfig::for_policy(opts.policy.policy()));
     log(&format!(
         "powering on {} boards through {} BMP(s)",
         boards.len(),
@@ -426,10 +418,13 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
     )
     .await?;
     log("booting");
-    boot_roots(&mut d, &boards, &policy, opts.setup_timeout).await?;
+    boot_roots(&mut d, &boards, opts.policy, opts.setup_timeout).await?;
     let ready = probe(&mut d, &boards, opts.setup_timeout).await?;
     if ready.is_empty() {
-        bail!("no board answered as booted after the boot");
+        return Err(RealtimeError::Setup {
+            what: "boot",
+            failed: vec!["no board answered as booted after the boot".into()],
+        });
     }
     log(&format!(
         "{} of {} boards run SC&MP; loading for {:.0} s",
@@ -440,15 +435,15 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
     let setup_s = setup.elapsed().as_secs_f64();
 
     let data: Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8).collect();
-    let request = load_request(opts.request, &data)?;
+    let request = load_request(opts.request, &data);
     let payload = if opts.request == LoadRequest::Version { 0 } else { 256 };
-    let port = d.host.config().scp_port;
-    let before = d.host.stats().scp;
+    let port = spinnbed_core::host::SCP_PORT;
+    let before = d.host_mut().stats().scp;
     let mut in_flight = 0usize;
     let mut next_board = 0usize;
     let mut replies = 0u64;
     let mut failures = 0u64;
-    let mut latencies: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut latencies = Latencies::new();
     // Submit times by token (token = slot in a ring wide enough for `outstanding`).
     let ring = opts.outstanding.next_power_of_two() * 2;
     let mut sent_at = vec![Instant::ZERO; ring];
@@ -465,7 +460,8 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
             let ip = ready[next_board % ready.len()];
             next_board += 1;
             sent_at[slot as usize] = now;
-            d.host.submit(now, SocketAddrV4::new(ip, port), request.clone(), slot);
+            d.host_mut()
+                .submit(now, SocketAddrV4::new(ip, port), request.clone(), slot);
             in_flight += 1;
         }
         d.flush().await?;
@@ -480,9 +476,9 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
         let now = d.now();
         let counting = tokio::time::Instant::now() <= t1;
         if !counting && at_t1.is_none() {
-            at_t1 = Some(d.host.stats().scp);
+            at_t1 = Some(d.host_mut().stats().scp);
         }
-        while let Some(ev) = d.host.poll_event() {
+        while let Some(ev) = d.host_mut().poll_event() {
             if let HostEvent::Scp { token, outcome, .. } = ev
                 && (token as usize) < ring
             {
@@ -494,11 +490,7 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
                 match outcome {
                     Ok(_) => {
                         replies += 1;
-                        latencies.push(
-                            now.saturating_duration_since(sent_at[token as usize])
-                                .as_micros()
-                                .min(u64::from(u32::MAX)) as u32,
-                        );
+                        latencies.add(now.saturating_duration_since(sent_at[token as usize]).as_micros());
                     }
                     Err(_) => failures += 1,
                 }
@@ -506,7 +498,7 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
         }
     }
     let load_s = opts.duration.as_secs_f64();
-    let after = at_t1.unwrap_or_else(|| d.host.stats().scp);
+    let after = at_t1.unwrap_or_else(|| d.host_mut().stats().scp);
     if opts.power_off {
         log("powering off");
         run_batches(
@@ -517,16 +509,9 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
         )
         .await?;
     }
-    latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        f64::from(latencies[((latencies.len() - 1) as f64 * p).round() as usize])
-    };
     Ok(LoadReport {
         request: opts.request,
-        policy: opts.policy.clone(),
+        policy: opts.policy,
         boards: boards.len(),
         boards_loaded: ready.len(),
         outstanding: opts.outstanding,
@@ -538,12 +523,39 @@ pub async fn load(machines: &[Machine], opts: &LoadOptions, mut log: impl FnMut(
         failures,
         retries: after.retries - before.retries,
         timeouts: after.timeouts - before.timeouts,
-        latency_mean_us: if latencies.is_empty() {
-            0.0
-        } else {
-            latencies.iter().map(|&l| f64::from(l)).sum::<f64>() / latencies.len() as f64
-        },
-        latency_p50_us: pct(0.5),
-        latency_p99_us: pct(0.99),
+        latency_mean_us: latencies.mean(),
+        latency_p50_us: latencies.percentile(0.5),
+        latency_p99_us: latencies.percentile(0.99),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_are_exact_below_a_millisecond_and_close_above() {
+        for us in [
+            0u64,
+            1,
+            1023,
+            1024,
+            1500,
+            99_999,
+            4_000_000,
+            u64::from(u32::MAX),
+            1 << 40,
+        ] {
+            let b = Latencies::bucket(us);
+            let low = Latencies::low(b);
+            assert!(low <= us, "{us}: {low}");
+            assert!(us - low <= us / 500, "{us}: {low}");
+            assert_eq!(Latencies::bucket(low), b, "{us}");
+        }
+        let mut l = Latencies::new();
+        for us in 1..=100 {
+            l.add(us);
+        }
+        assert_eq!((l.percentile(0.5), l.percentile(0.99), l.mean()), (50.0, 99.0, 50.5));
+    }
 }

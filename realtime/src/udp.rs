@@ -3,7 +3,7 @@
 //! answer from exactly the address a request was sent to (real clients use connected sockets
 //! and ignore replies from anywhere else).
 
-use anyhow::{Context as _, bail};
+use crate::error::RealtimeError;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -40,22 +40,19 @@ pub fn raise_fd_limit(want: u64) {
 }
 
 /// Refuses addresses outside 127.0.0.0/8 unless allowed.
-pub fn check_loopback(addrs: &[SocketAddrV4], allow_non_loopback: bool) -> anyhow::Result<()> {
+pub fn check_loopback(addrs: &[SocketAddrV4], allow_non_loopback: bool) -> Result<(), RealtimeError> {
     if allow_non_loopback {
         return Ok(());
     }
-    if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-        bail!(
-            "{} is not a loopback address: binding the machine's real addresses needs --allow-non-loopback (or give the machine a loopback IP base such as 127.1.0.0)",
-            a.ip()
-        );
+    match addrs.iter().find(|a| !a.ip().is_loopback()) {
+        Some(a) => Err(RealtimeError::NotLoopback(*a.ip())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 impl SocketSet {
     /// Binds every address; received datagrams go to the returned channel.
-    pub async fn bind(addrs: &[SocketAddrV4]) -> anyhow::Result<(SocketSet, mpsc::Receiver<Received>)> {
+    pub async fn bind(addrs: &[SocketAddrV4]) -> Result<(SocketSet, mpsc::Receiver<Received>), RealtimeError> {
         raise_fd_limit(addrs.len() as u64 + 256);
         let (tx, rx) = mpsc::channel(65_536);
         let mut set = SocketSet {
@@ -70,13 +67,13 @@ impl SocketSet {
     }
 
     /// Binds one more address (idempotent).
-    pub async fn add(&mut self, a: SocketAddrV4) -> anyhow::Result<()> {
+    pub async fn add(&mut self, a: SocketAddrV4) -> Result<(), RealtimeError> {
         if self.sockets.contains_key(&a) {
             return Ok(());
         }
         let s = UdpSocket::bind(a)
             .await
-            .with_context(|| format!("cannot bind UDP {a}"))?;
+            .map_err(|source| RealtimeError::Bind { addr: a, source })?;
         let s = Arc::new(s);
         let rx_sock = s.clone();
         let tx = self.tx.clone();

@@ -84,15 +84,9 @@ pub fn mean(v: &[f64]) -> Option<f64> {
     }
 }
 
-/// Nearest-rank percentile of sorted data (`p` in 0..=1), as in `docs/outputs.md`.
-pub fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len();
-    let rank = (p * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
-}
+/// Nearest-rank percentile of sorted data (`p` in 0..=1), as in `docs/outputs.md` (the one
+/// definition, `spinnbed_core::stats`).
+pub use spinnbed_core::stats::percentile as percentile_sorted;
 
 /// Fraction of sorted data that is ≤ `x`.
 pub fn ecdf_at(sorted: &[f64], x: f64) -> f64 {

@@ -20,7 +20,7 @@ use spinnbed_core::time::{Duration, Instant};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::Ipv4Addr;
 
-pub use spinnbed_emulator::Datagram;
+use spinnbed_core::datagram::Datagram;
 
 /// Counters of what the network did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -12,7 +12,8 @@ use crate::input::replay_csv::{TraceJob, fmt_s};
 use spinnbed_core::alloc::spalloc::SpallocPacker;
 use spinnbed_core::alloc::{Allocator, Request};
 use spinnbed_core::geometry::{Board, Link, Machine};
-use spinnbed_core::sched::{JobQueue, JobSpec, QueueEvent};
+use spinnbed_core::reason::DestroyReason;
+use spinnbed_core::sched::{JobId, JobQueue, JobSpec, QueueEvent};
 use spinnbed_core::time::{Duration, Instant};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -91,11 +92,11 @@ pub fn replay(
         match prio {
             SUBMIT => {
                 // Trace ids are unique, so the queue cannot refuse the job.
-                let _ = queue.create_job(now, id, requests[index[&id]], JobSpec::default());
+                let _ = queue.create_job(now, JobId(id), requests[index[&id]], JobSpec::default());
             }
             END => {
-                let _ = queue.destroy_job(now, id, None);
-                queue.free(now, id);
+                let _ = queue.destroy_job(now, JobId(id), DestroyReason::Requested(None));
+                queue.free(now, JobId(id));
                 heap.push(Reverse((t + seconds_before_free_ms, CHECK_FREE, seq, 0)));
                 seq += 1;
             }
@@ -104,6 +105,7 @@ pub fn replay(
         while let Some(ev) = queue.poll_event() {
             match ev {
                 QueueEvent::Allocated { job, allocation, .. } => {
+                    let job = job.0;
                     let k = index[&job];
                     let j = &jobs[k];
                     start_ms[k] = Some(t);
@@ -141,7 +143,7 @@ pub fn replay(
                 }
                 QueueEvent::Cancelled { job, reason } => {
                     cancelled += 1;
-                    buf.extend_from_slice(cancel_line(job, reason.as_deref().unwrap_or("")).as_bytes());
+                    buf.extend_from_slice(cancel_line(job.0, &reason.to_string()).as_bytes());
                 }
                 QueueEvent::Freed { .. } => {}
             }
@@ -153,7 +155,7 @@ pub fn replay(
     }
     let mut never_started = 0;
     for (k, j) in jobs.iter().enumerate() {
-        if start_ms[k].is_none() && queue.is_pending(j.id) {
+        if start_ms[k].is_none() && queue.is_pending(JobId(j.id)) {
             never_started += 1;
             buf.extend_from_slice(cancel_line(j.id, "never started").as_bytes());
         }

@@ -10,15 +10,16 @@
 //! could reach on that path: min(link rate, 8 × 256 bytes / RTT). Cells are averaged over
 //! `seeds` network seeds.
 
+use crate::hardware::SimulatedMachine;
 use crate::hardware::host_side::{HOST_ADDR, USER_SDRAM};
-use crate::netsim::{Datagram, Network};
+use crate::hardware::transport::{Transport, settle};
 use crate::scenario::{NetworkConfig, Scenario, ScpPolicy, StudyConfig, TransferOp};
 use spinnbed_core::geometry::{FrameId, Machine};
 use spinnbed_core::host::{BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, Transfer, TransferEvent};
 use spinnbed_core::proto::sdp::Address;
-use spinnbed_core::service::BmpBatch;
+use spinnbed_core::sched::JobId;
+use spinnbed_core::service::{BatchId, BmpBatch};
 use spinnbed_core::time::{Duration, Instant};
-use spinnbed_emulator::Emulator;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -48,68 +49,28 @@ pub struct Cell {
     pub failed: u32,
 }
 
-/// The host, network and emulator of one cell, in virtual time.
+/// The host and the simulated machine of one cell, in virtual time.
 struct Bench {
     host: Host,
-    emu: Emulator,
-    net: Network,
+    machine: SimulatedMachine,
     now: Instant,
 }
 
 impl Bench {
-    /// Runs until `f` says an event finishes the step (or nothing is left to do).
+    /// Runs until `f` says an event finishes the step (true), or nothing is left to do
+    /// (false).
     fn run_until(&mut self, mut f: impl FnMut(&HostEvent) -> bool) -> bool {
         loop {
-            let mut moved = true;
-            while moved {
-                moved = false;
-                if self.host.poll_timeout().is_some_and(|t| t <= self.now) {
-                    self.host.handle_timeout(self.now);
-                    moved = true;
-                }
-                if self.emu.poll_timeout().is_some_and(|t| t <= self.now) {
-                    self.emu.handle_timeout(self.now);
-                    moved = true;
-                }
-                while let Some(d) = self.net.poll_deliver(self.now) {
-                    if d.dst == HOST_ADDR {
-                        self.host.handle_datagram(self.now, d.src, &d.payload);
-                    } else {
-                        self.emu.handle_datagram(self.now, d);
-                    }
-                    moved = true;
-                }
-                while let Some((dst, payload)) = self.host.poll_transmit() {
-                    self.net.send(
-                        self.now,
-                        Datagram {
-                            src: HOST_ADDR,
-                            dst,
-                            payload,
-                        },
-                    );
-                    moved = true;
-                }
-                while let Some(d) = self.emu.poll_transmit() {
-                    self.net.send(self.now, d);
-                    moved = true;
-                }
-                while self.emu.poll_event().is_some() {}
-                while let Some(ev) = self.host.poll_event() {
-                    if f(&ev) {
-                        return true;
-                    }
-                    moved = true;
+            settle(&mut self.host, &mut self.machine, self.now);
+            while let Some(ev) = self.host.poll_event() {
+                if f(&ev) {
+                    return true;
                 }
             }
-            let next = [
-                self.host.poll_timeout(),
-                self.emu.poll_timeout(),
-                self.net.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let next = [self.host.poll_timeout(), self.machine.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(t) => self.now = self.now.max(t),
                 None => return false,
@@ -135,20 +96,27 @@ fn measure(
     seed: u64,
     bandwidth: f64,
 ) -> (f64, u64, u64, bool) {
-    let machine = Machine::single_board("study", BMP_IP, BOARD_IP).expect("a valid single board");
-    let emu = Emulator::new(std::slice::from_ref(&machine), spinnbed_emulator::Config::default());
-    let side = [BMP_IP, BOARD_IP];
-    let setup = HostConfig::for_policy_name("adaptive").unwrap_or_default();
+    let board = Machine::single_board("study", BMP_IP, BOARD_IP).expect("a valid single board");
+    let host_config = |policy: spinnbed_core::host::Policy| HostConfig {
+        local: HOST_ADDR,
+        ..HostConfig::for_policy(policy)
+    };
+    let machine = SimulatedMachine::new(
+        std::slice::from_ref(&board),
+        spinnbed_emulator::Config::default(),
+        perfect_network(),
+        seed,
+        HOST_ADDR,
+    );
     let mut b = Bench {
-        host: Host::new(setup),
-        emu,
-        net: Network::new(perfect_network(), seed, side),
+        host: Host::new(host_config(spinnbed_core::host::Policy::adaptive())),
+        machine,
         now: Instant::ZERO,
     };
     // Power on and boot over a perfect network.
     let batch = BmpBatch {
-        id: 1,
-        job: 1,
+        id: BatchId(1),
+        job: JobId(1),
         machine: "study".into(),
         frame: FrameId { cabinet: 0, frame: 0 },
         bmp: BMP_IP,
@@ -195,8 +163,9 @@ fn measure(
         bandwidth_mbps: bandwidth,
         ..NetworkConfig::default()
     };
-    b.net = Network::new(cfg, seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), side);
-    b.host = Host::new(HostConfig::for_policy_name(policy.name()).unwrap_or_default());
+    b.machine
+        .replace_network(cfg, seed.wrapping_mul(0x9E37_79B9).wrapping_add(1));
+    b.host = Host::new(host_config(policy.policy()));
     let remote = SocketAddrV4::new(BOARD_IP, spinnbed_emulator::SCP_PORT);
     let t = match op {
         TransferOp::Write => {

@@ -9,9 +9,11 @@
 //! every job and samples the machine for the outputs.
 
 use crate::engine::EventQueue;
-use crate::hardware::{Hardware, Session, SessionEvent};
+use crate::hardware::{Hardware, JobScp, ScpCounters, ScpSummary, Session, SessionEvent, SessionFailure};
+use crate::scenario::FaultConfig;
 use crate::workload::WorkloadJob;
 use spinnbed_core::geometry::{Board, Machine, Physical};
+use spinnbed_core::reason::{DestroyReason, JobEnd};
 use spinnbed_core::sched::JobId;
 use spinnbed_core::service::{NewJob, Service, ServiceEvent};
 use spinnbed_core::time::{Duration, Instant};
@@ -69,8 +71,10 @@ pub struct JobRecord {
     pub machine: Option<String>,
     /// Outcome.
     pub outcome: Outcome,
-    /// Destruction reason.
+    /// Destruction reason, in the reference's words.
     pub reason: String,
+    /// Why the world itself destroyed the job, if it did (set just before asking the service).
+    ended_by: Option<UserEnd>,
 }
 
 /// One sample of the machine.
@@ -144,8 +148,8 @@ pub struct World<H: Hardware> {
     samples: Vec<Sample>,
     limits: Limits,
     user: UserBehaviour,
-    faults: Vec<crate::scenario::FaultConfig>,
-    scp_samples: Vec<Option<crate::hardware::ScpCounters>>,
+    faults: Vec<FaultConfig>,
+    scp_samples: Vec<Option<ScpCounters>>,
     failures: BTreeMap<(usize, Board), u32>,
     retired_boards: Vec<(String, Board)>,
     /// When a board last stopped being allocated or powered (or the end, if still so then).
@@ -188,11 +192,11 @@ pub struct RunResult {
     /// Events handled.
     pub events: u64,
     /// SCP statistics of packet-level hardware.
-    pub scp: Option<serde_json::Value>,
+    pub scp: Option<ScpSummary>,
     /// SCP counters at each sample (packet-level hardware).
-    pub scp_samples: Vec<Option<crate::hardware::ScpCounters>>,
+    pub scp_samples: Vec<Option<ScpCounters>>,
     /// Each record's SCP traffic (packet-level hardware; `None` for jobs the service refused).
-    pub job_scp: Vec<Option<crate::hardware::JobScp>>,
+    pub job_scp: Vec<Option<JobScp>>,
     /// Boards the health policy took out of service.
     pub retired_boards: Vec<(String, Board)>,
     /// When a board last stopped being allocated or powered: the last release or power-off, or
@@ -234,6 +238,7 @@ impl<H: Hardware> World<H> {
                 machine: None,
                 outcome: Outcome::NeverStarted,
                 reason: String::new(),
+                ended_by: None,
             })
             .collect();
         World {
@@ -272,7 +277,7 @@ impl<H: Hardware> World<H> {
 
     /// Schedules the scenario's faults (each strikes at its time and heals after its
     /// duration, if it has one).
-    pub fn with_faults(mut self, faults: Vec<crate::scenario::FaultConfig>) -> World<H> {
+    pub fn with_faults(mut self, faults: Vec<FaultConfig>) -> World<H> {
         // Heals are scheduled first so that, at the same instant, a fault heals before another
         // strikes (events at one time run in scheduling order).
         for (i, f) in faults.iter().enumerate() {
@@ -349,17 +354,38 @@ impl<H: Hardware> World<H> {
         r
     }
 
-    /// Stops the run early: jobs yet to arrive never will, and every live job is destroyed with
-    /// `reason`, so the service powers its boards off. Drive the world on until
-    /// [`World::is_shut_down`].
-    pub fn shut_down(&mut self, now: Instant, reason: &str) -> usize {
+    /// Stops the run early (a real-time run interrupted, or at its stop time): jobs yet to
+    /// arrive never will, and every live job is destroyed, so the service powers its boards
+    /// off. Drive the world on until [`World::is_shut_down`].
+    pub fn shut_down(&mut self, now: Instant) -> usize {
         self.closing = true;
         let live: Vec<JobId> = self.service.list_jobs().iter().map(|j| j.job_id).collect();
         for &job in &live {
-            let _ = self.service.destroy_job(now, job, Some(reason.to_string()));
+            self.destroy(now, job, UserEnd::Interrupted);
         }
         self.pump(now);
         live.len()
+    }
+
+    /// The boards still powered, by machine name (what a run that stops now would leave on).
+    pub fn powered_boards(&self) -> Vec<(String, Board)> {
+        let mut out = Vec::new();
+        for (mi, m) in self.machines.iter().enumerate() {
+            for b in m.machine.boards() {
+                if self.boards[mi][m.machine.board_index(b)].powered_since.is_some() {
+                    out.push((m.machine.name().to_string(), b));
+                }
+            }
+        }
+        out
+    }
+
+    /// Destroys a job for one of the world's own reasons, remembering which.
+    fn destroy(&mut self, now: Instant, job: JobId, why: UserEnd) {
+        let Some(&i) = self.by_sid.get(&job) else { return };
+        let reason = DestroyReason::requested(why.to_string());
+        self.records[i].ended_by = Some(why);
+        let _ = self.service.destroy_job(now, job, reason);
     }
 
     /// After [`World::shut_down`]: every job is over and every board off and released.
@@ -377,7 +403,7 @@ impl<H: Hardware> World<H> {
     /// was recorded.
     pub fn into_result(mut self, end: Instant) -> RunResult {
         self.close(end);
-        let scp = self.hw.scp_stats();
+        let scp = self.hw.scp_summary();
         let job_scp = self
             .records
             .iter()
@@ -477,7 +503,7 @@ impl<H: Hardware> World<H> {
                     self.account_power(now, &batch.machine, batch.frame, &batch.power_on, true);
                     self.account_power(now, &batch.machine, batch.frame, &batch.power_off, false);
                 }
-                let _ = self.service.bmp_batch_done(now, batch.id, result);
+                let _ = self.service.handle_bmp_batch_done(now, batch.id, result);
                 moved = true;
             }
             while let Some(ev) = self.service.poll_event() {
@@ -546,7 +572,7 @@ impl<H: Hardware> World<H> {
 
     fn on_service_event(&mut self, now: Instant, ev: ServiceEvent) {
         match ev {
-            ServiceEvent::Created { .. } => {}
+            ServiceEvent::Created { .. } | ServiceEvent::Powering { .. } | ServiceEvent::MachineChanged { .. } => {}
             ServiceEvent::Allocated { job, machine, boards } => {
                 let Some(&i) = self.by_sid.get(&job) else { return };
                 let mi = self.machine_index(&machine);
@@ -586,11 +612,11 @@ impl<H: Hardware> World<H> {
                 self.hw.end_session(job);
                 let r = &mut self.records[i];
                 r.end = Some(now);
-                r.outcome = match classify(&reason) {
+                r.outcome = match classify(&reason, r.ended_by.as_ref()) {
                     Outcome::Unfinished if r.start.is_none() => Outcome::NeverStarted,
                     o => o,
                 };
-                r.reason = reason;
+                r.reason = reason.to_string();
             }
             ServiceEvent::BoardsReleased { job, machine, .. } => {
                 let Some(&i) = self.by_sid.get(&job) else { return };
@@ -621,12 +647,10 @@ impl<H: Hardware> World<H> {
                 let runtime = self.jobs[i].runtime;
                 self.q.schedule(now + runtime, Ev::UserDone(job));
             }
-            SessionEvent::Finished => {
-                let _ = self.service.destroy_job(now, job, Some(USER_DONE.to_string()));
-            }
+            SessionEvent::Finished => self.destroy(now, job, UserEnd::Done),
             SessionEvent::Failed { why, board } => {
                 self.note_failure(now, i, board);
-                let _ = self.service.destroy_job(now, job, Some(format!("{USER_FAILED}{why}")));
+                self.destroy(now, job, UserEnd::GaveUp(why));
             }
         }
     }
@@ -753,9 +777,6 @@ fn keepalive_lease(j: &WorkloadJob) -> Option<Instant> {
     (ticks > 0).then(|| j.submit + Duration(ticks * half))
 }
 
-/// The prefix of the reason a simulated user gives when it gives up on its boards.
-pub const USER_FAILED: &str = "User gave up: ";
-
 /// What simulated users do with their boards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UserBehaviour {
@@ -767,29 +788,39 @@ pub struct UserBehaviour {
     pub avoid_after: Option<u32>,
 }
 
-/// The destruction reason of jobs still live when a real-time run is interrupted.
-pub const INTERRUPTED: &str = "Interrupted: sim run --hardware was stopped";
+/// Why the world itself destroys a job; `Display` gives the reason it passes to the service
+/// (and `jobs.csv` shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserEnd {
+    /// The user read its results back: "Job finished by its user."
+    Done,
+    /// The user gave up on its boards: "User gave up: …".
+    GaveUp(SessionFailure),
+    /// The run was stopped with the job live (a real-time run interrupted, or stopping at its
+    /// drain limit): "Interrupted: sim run --hardware was stopped".
+    Interrupted,
+}
 
-/// The reason a simulated user gives when destroying a finished job.
-pub const USER_DONE: &str = "Job finished by its user.";
+impl std::fmt::Display for UserEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserEnd::Done => f.write_str("Job finished by its user."),
+            UserEnd::GaveUp(why) => write!(f, "User gave up: {why}"),
+            UserEnd::Interrupted => f.write_str("Interrupted: sim run --hardware was stopped"),
+        }
+    }
+}
 
-/// Outcome from a destruction reason.
-pub fn classify(reason: &str) -> Outcome {
-    // Queued jobs' reasons carry the reference's "Cancelled: " prefix.
-    let bare = reason.strip_prefix("Cancelled: ").unwrap_or(reason);
-    if reason.starts_with(USER_FAILED) {
-        Outcome::Failed
-    } else if reason == USER_DONE {
-        Outcome::Completed
-    } else if bare == INTERRUPTED {
-        Outcome::Unfinished
-    } else if bare == spinnbed_core::service::TIMED_OUT {
-        Outcome::TimedOut
-    } else if bare.starts_with("Machine configuration failed") {
-        Outcome::Failed
-    } else if reason.starts_with("Cancelled:") {
-        Outcome::Cancelled
-    } else {
-        Outcome::Failed
+/// A job's outcome from how it ended (and, if the world destroyed it itself, why).
+pub fn classify(end: &JobEnd, ended_by: Option<&UserEnd>) -> Outcome {
+    match (&end.reason, ended_by) {
+        (DestroyReason::Requested(_), Some(UserEnd::Done)) => Outcome::Completed,
+        (DestroyReason::Requested(_), Some(UserEnd::GaveUp(_))) => Outcome::Failed,
+        (DestroyReason::Requested(_), Some(UserEnd::Interrupted)) => Outcome::Unfinished,
+        (DestroyReason::TimedOut, _) => Outcome::TimedOut,
+        (DestroyReason::NoSuitableMachine, _) => Outcome::Cancelled,
+        (_, _) if end.queued => Outcome::Cancelled,
+        // Configuration failures, removed machines, and anyone else's destruction.
+        (_, _) => Outcome::Failed,
     }
 }

@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use spinnbed_core::alloc::spalloc::SpallocPacker;
 use spinnbed_core::alloc::{Allocator, Request, Shape};
 use spinnbed_core::geometry::{Board, Link};
-use spinnbed_core::sched::{JobQueue, JobSpec, QueueEvent};
+use spinnbed_core::reason::DestroyReason;
+use spinnbed_core::sched::{JobId, JobQueue, JobSpec, QueueEvent};
 use spinnbed_core::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,6 +69,7 @@ impl World {
         while let Some(ev) = self.q.poll_event() {
             match ev {
                 QueueEvent::Allocated { job, allocation, .. } => {
+                    let job = job.0;
                     prop_assert!(!allocation.boards.is_empty());
                     for b in &allocation.boards {
                         prop_assert!(!self.dead.contains(b), "dead board {b} handed to job {job}");
@@ -78,7 +80,8 @@ impl World {
                     self.started.push(job);
                 }
                 QueueEvent::Cancelled { job, reason } => {
-                    let reason = reason.unwrap_or_default();
+                    let job = job.0;
+                    let reason = reason.to_string();
                     prop_assert!(!reason.is_empty(), "job {job} cancelled without a reason");
                     prop_assert!(self.outcome.insert(job, reason).is_none());
                 }
@@ -90,8 +93,10 @@ impl World {
 
     fn destroy(&mut self, job: u64) -> Result<(), TestCaseError> {
         let now = Instant::from_secs(self.now);
-        self.q.destroy_job(now, job, Some("done".into())).unwrap();
-        self.q.free(now, job);
+        self.q
+            .destroy_job(now, JobId(job), DestroyReason::requested("done"))
+            .unwrap();
+        self.q.free(now, JobId(job));
         // The boards stay reserved until released; model that by releasing our view only
         // after the allocator could have reused them (any later allocation re-checks).
         for b in self.live.remove(&job).unwrap_or_default() {
@@ -116,7 +121,7 @@ proptest! {
             match op {
                 Op::Submit(s, mdb) => {
                     let req = Request { max_dead_boards: mdb, ..Request::new(s) };
-                    world.q.create_job(Instant::from_secs(world.now), next, req, JobSpec::default()).unwrap();
+                    world.q.create_job(Instant::from_secs(world.now), JobId(next), req, JobSpec::default()).unwrap();
                     submitted.insert(next, s);
                     next += 1;
                     world.drain()?;
@@ -153,7 +158,7 @@ proptest! {
             .all(|&(x, y)| (0..3).all(|z| world.dead.contains(&Board::new(x, y, z))));
         for (id, s) in &submitted {
             if !world.outcome.contains_key(id) {
-                prop_assert!(corners_dead && world.q.is_pending(*id), "job {id} ({s:?}) neither started nor cancelled");
+                prop_assert!(corners_dead && world.q.is_pending(JobId(*id)), "job {id} ({s:?}) neither started nor cancelled");
             }
         }
         // Freeing returned exactly what was allocated.
@@ -162,7 +167,7 @@ proptest! {
         prop_assert_eq!(a.pending_boards(), 0);
         // ... and the packer is whole again: it answers every whole-machine request exactly as a
         // fresh packer with the same faults does (a leaf that never came back would differ).
-        if submitted.keys().all(|id| !world.q.is_pending(*id)) {
+        if submitted.keys().all(|id| !world.q.is_pending(JobId(*id))) {
             let mut fresh = JobQueue::default();
             let packer = SpallocPacker::new(w, h, &dead, &links);
             fresh.add_machine(Instant::ZERO, "m", &["default".to_string()], Allocator::new(Box::new(packer), Duration::ZERO)).unwrap();
@@ -176,17 +181,17 @@ proptest! {
                 let probe = |q: &mut JobQueue| -> Option<Vec<Board>> {
                     q.check_free(now);
                     while q.poll_event().is_some() {}
-                    q.create_job(now, probe_id, req, JobSpec::default()).ok()?;
+                    q.create_job(now, JobId(probe_id), req, JobSpec::default()).ok()?;
                     let mut got = None;
                     while let Some(ev) = q.poll_event() {
-                        if let QueueEvent::Allocated { job, mut allocation, .. } = ev && job == probe_id {
+                        if let QueueEvent::Allocated { job, mut allocation, .. } = ev && job == JobId(probe_id) {
                             allocation.boards.sort();
                             got = Some(allocation.boards);
                         }
                     }
-                    let _ = q.destroy_job(now, probe_id, None);
+                    let _ = q.destroy_job(now, JobId(probe_id), DestroyReason::Requested(None));
                     if got.is_some() {
-                        q.free(now, probe_id);
+                        q.free(now, JobId(probe_id));
                     }
                     while q.poll_event().is_some() {}
                     got

@@ -65,7 +65,7 @@ impl Case {
     }
 
     fn request(&self, id: JobId) -> Request {
-        Request::new(self.jobs[id as usize - 1].shape)
+        Request::new(self.jobs[id.0 as usize - 1].shape)
     }
 }
 
@@ -353,7 +353,7 @@ impl Sim<'_> {
                         self.out.overtakers.insert(job);
                     }
                     self.pending.remove(&job);
-                    let def = &self.case.jobs[job as usize - 1];
+                    let def = &self.case.jobs[job.0 as usize - 1];
                     let estimate = def.estimate.map(|e| Duration::from_secs(e).as_micros());
                     self.out
                         .allocations
@@ -364,7 +364,7 @@ impl Sim<'_> {
                 }
                 QueueEvent::Cancelled { job, reason } => {
                     prop_assert!(self.pending.remove(&job), "job {job} cancelled but not queued");
-                    prop_assert_eq!(reason.as_deref(), Some(spinnbed_core::sched::NO_SUITABLE_MACHINE));
+                    prop_assert_eq!(reason, spinnbed_core::reason::DestroyReason::NoSuitableMachine);
                     self.out.cancelled.insert(job);
                 }
                 QueueEvent::Freed { job, .. } => {
@@ -376,7 +376,9 @@ impl Sim<'_> {
     }
 
     fn end_job(&mut self, now: Instant, job: JobId) -> Result<(), TestCaseError> {
-        self.q.destroy_job(now, job, Some("done".into())).unwrap();
+        self.q
+            .destroy_job(now, job, spinnbed_core::reason::DestroyReason::requested("done"))
+            .unwrap();
         self.drain(now)?;
         let (_, _, boards) = self.running.remove(&job).expect("running");
         let until = now + Duration::from_secs(self.case.delay);
@@ -430,7 +432,7 @@ fn simulate(case: &Case, discipline: Box<dyn Discipline>) -> Result<Outcome, Tes
         sim.drain(now)?;
         while let Some(def) = case.jobs.get(next).filter(|j| Instant::from_secs(j.arrival) == now) {
             next += 1;
-            let id = next as JobId;
+            let id = JobId(next as u64);
             let spec = JobSpec {
                 estimate: def.estimate.map(|e| Duration::from_secs(e).as_micros()),
                 ..JobSpec::default()
@@ -604,7 +606,7 @@ fn delayed_free_case() -> Case {
 fn a_delayed_free_counts_in_the_reservation() {
     let case = delayed_free_case();
     let fifo = simulate(&case, Box::new(Fifo)).unwrap();
-    assert_eq!(fifo.starts[&3], Instant::from_secs(24));
+    assert_eq!(fifo.starts[&JobId(3)], Instant::from_secs(24));
     let (easy, _) = check_easy(&case, true).unwrap();
-    assert_eq!(easy.starts[&3], Instant::from_secs(24));
+    assert_eq!(easy.starts[&JobId(3)], Instant::from_secs(24));
 }

@@ -48,6 +48,8 @@ fn hardware_run_over_udp_matches_the_simulation() {
         result
     });
     let real = real.unwrap();
+    assert!(real.left_powered.is_empty(), "{:?}", real.left_powered);
+    let real = real.result;
     assert!(
         wall.elapsed() < std::time::Duration::from_secs(30),
         "took {:?}",
@@ -72,9 +74,9 @@ fn hardware_run_over_udp_matches_the_simulation() {
     // probe, and perhaps a poll during the boot, are the only requests allowed to fail.
     let scp = real.scp.expect("SCP counters of the UDP hardware");
     let jobs = real.records.len() as u64;
-    assert!(scp["requests"].as_u64().unwrap() > 20, "{scp}");
-    let failures = scp["failures"].as_u64().unwrap();
-    assert!((jobs..=2 * jobs).contains(&failures), "{scp}");
+    assert!(scp.requests > 20, "{scp:?}");
+    assert!((jobs..=2 * jobs).contains(&scp.failures), "{scp:?}");
+    assert_eq!((scp.datagrams, scp.lost), (None, None), "no simulated network over UDP");
     // Every user wrote its input to SDRAM and read its results back over UDP, as in simulation.
     for (r, j) in real.records.iter().zip(&real.job_scp) {
         let j = j
@@ -152,7 +154,7 @@ fn load_generator_boots_and_loads_every_board() {
             duration: std::time::Duration::from_millis(500),
             request: LoadRequest::Write,
             outstanding: 32,
-            policy: "adaptive".into(),
+            policy: spinnbed_sim::scenario::ScpPolicy::Adaptive,
             ..LoadOptions::default()
         };
         let report = load(&machines, &opts, |_| {}).await.unwrap();

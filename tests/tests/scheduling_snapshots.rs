@@ -6,7 +6,8 @@ use spinnbed_core::alloc::filter::Topology;
 use spinnbed_core::alloc::spalloc::SpallocPacker;
 use spinnbed_core::alloc::{Allocator, Request, Shape};
 use spinnbed_core::geometry::{Board as B, Link};
-use spinnbed_core::sched::{JobQueue, JobSpec, QueueEvent};
+use spinnbed_core::reason::DestroyReason;
+use spinnbed_core::sched::{JobId, JobQueue, JobSpec, QueueEvent};
 use spinnbed_core::time::{Duration, Instant};
 use std::fmt::Write as _;
 
@@ -76,13 +77,14 @@ fn run(machines: &[M], sbf_s: u64, ops: Vec<Op>) -> String {
                     spec.machine.as_ref().map(|m| format!(" on {m}")).unwrap_or_default()
                 )
                 .unwrap();
-                q.create_job(Instant::from_secs(t), id, req, spec).unwrap();
+                q.create_job(Instant::from_secs(t), JobId(id), req, spec).unwrap();
                 t
             }
             Op::Destroy(t, id) => {
                 writeln!(log, "t={t} destroy {id}").unwrap();
-                q.destroy_job(Instant::from_secs(t), id, None).unwrap();
-                q.free(Instant::from_secs(t), id);
+                q.destroy_job(Instant::from_secs(t), JobId(id), DestroyReason::Requested(None))
+                    .unwrap();
+                q.free(Instant::from_secs(t), JobId(id));
                 t
             }
             Op::CheckFree(t) => {
@@ -109,9 +111,7 @@ fn run(machines: &[M], sbf_s: u64, ops: Vec<Op>) -> String {
                     )
                     .unwrap();
                 }
-                QueueEvent::Cancelled { job, reason } => {
-                    writeln!(log, "    job {job} cancelled: {}", reason.unwrap_or_default()).unwrap()
-                }
+                QueueEvent::Cancelled { job, reason } => writeln!(log, "    job {job} cancelled: {reason}").unwrap(),
                 QueueEvent::Freed { .. } => {}
             }
         }

@@ -302,7 +302,7 @@ fn utilisation_of_a_lone_job_stays_within_the_window() {
     jobs.truncate(1);
     let spec = RunSpec::from_scenario(&sc, jobs);
     let (result, meta) = simulate(&spec, |_| {}).unwrap();
-    let s = spinnbed_sim::run::outputs::summary(&result, &meta, None);
+    let s = spinnbed_sim::run::outputs::summary(&result, &meta);
     assert_eq!(s.started, 1);
     assert!(s.utilisation > 0.0 && s.utilisation <= 1.0, "{}", s.utilisation);
     assert!(s.powered_utilisation <= 1.0, "{}", s.powered_utilisation);
@@ -336,7 +336,7 @@ fn utilisation_of_a_lone_job_stays_within_the_window() {
     jobs.truncate(1);
     let spec = RunSpec::from_scenario(&sc, jobs);
     let (result, meta) = simulate(&spec, |_| {}).unwrap();
-    let s = spinnbed_sim::run::outputs::summary(&result, &meta, None);
+    let s = spinnbed_sim::run::outputs::summary(&result, &meta);
     assert!(
         s.utilisation <= 1.0 && s.powered_utilisation <= 1.0,
         "{} {}",

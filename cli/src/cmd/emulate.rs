@@ -48,6 +48,6 @@ pub fn run(a: Args) -> Result<(), Failure> {
     };
     super::runtime()?
         .block_on(spinnbed_realtime::emulate::emulate(&sc, &opts))
-        .map_err(Failure::Input)?;
+        .map_err(Failure::input)?;
     Ok(())
 }

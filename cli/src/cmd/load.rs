@@ -3,6 +3,7 @@
 use crate::Failure;
 use anyhow::Context as _;
 use spinnbed_realtime::load::LoadRequest;
+use spinnbed_sim::scenario::ScpPolicy;
 use std::path::PathBuf;
 
 /// The request each board is sent.
@@ -14,6 +15,17 @@ enum RequestArg {
     Read,
     /// CMD_WRITE of 256 bytes.
     Write,
+}
+
+/// An SCP retry and windowing policy.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PolicyArg {
+    /// spinnman's pipeline: window 8, resend everything after 1 s.
+    Spinnman,
+    /// rig's stop-and-wait.
+    Rig,
+    /// spinnbed's adaptive policy.
+    Adaptive,
 }
 
 /// `sim load` arguments.
@@ -30,9 +42,9 @@ pub struct Args {
     /// Requests outstanding across all boards.
     #[arg(long, default_value_t = 256)]
     outstanding: usize,
-    /// SCP policy of each board's client: spinnman, rig or adaptive.
-    #[arg(long, default_value = "spinnman")]
-    policy: String,
+    /// SCP policy of each board's client.
+    #[arg(long, value_enum, default_value = "spinnman")]
+    policy: PolicyArg,
     /// Load only the first N boards.
     #[arg(long)]
     boards: Option<usize>,
@@ -61,7 +73,11 @@ pub fn run(a: Args) -> Result<(), Failure> {
             RequestArg::Write => LoadRequest::Write,
         },
         outstanding: a.outstanding,
-        policy: a.policy,
+        policy: match a.policy {
+            PolicyArg::Spinnman => ScpPolicy::Spinnman,
+            PolicyArg::Rig => ScpPolicy::Rig,
+            PolicyArg::Adaptive => ScpPolicy::Adaptive,
+        },
         max_boards: a.boards,
         power_off: !a.keep_powered,
         ..Default::default()
@@ -71,7 +87,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         .block_on(spinnbed_realtime::load::load(&machines, &opts, |l| {
             eprintln!("sim load: {l}")
         }))
-        .map_err(Failure::Input)?;
+        .map_err(Failure::input)?;
     println!("{report}");
     if let Some(path) = a.json {
         let text = serde_json::to_string_pretty(&report).map_err(Failure::other)?;

@@ -244,21 +244,39 @@ fn hardware(a: &Args, sc: Scenario) -> Result<(), Failure> {
         total_s.ceil() as u64,
         "{spinner} real time {pos:>5}/{len} s of arrivals [{wide_bar}] ({elapsed})",
     );
-    let result = rt
+    let run = rt
         .block_on(spinnbed_realtime::hardware::run(&spec, &opts, |t| {
             bar.set_position(t.as_secs_f64() as u64)
         }))
-        .map_err(Failure::Input)?;
+        .map_err(Failure::input)?;
     bar.finish_and_clear();
-    let mut perf = Perf::new(&result, t0.elapsed());
+    let mut perf = Perf::new(&run.result, t0.elapsed());
     perf.started_unix_s = Some(started);
     perf.speed = Some(a.speed);
-    let summary = write_outputs(staged, &result, &spec.meta(), &sc.to_resolved_toml(), &perf)
+    let summary = write_outputs(staged, &run.result, &run.meta, &sc.to_resolved_toml(), &perf)
         .with_context(|| format!("cannot write the output directory {}", dir.display()))
         .map_err(Failure::Input)?;
     let report = if a.no_report { Ok(()) } else { report_hook(&dir) };
     if !a.quiet {
         print_summary(&summary, &perf, &dir);
+    }
+    if !run.left_powered.is_empty() {
+        let boards: Vec<String> = run
+            .left_powered
+            .iter()
+            .map(|(m, b)| match sc.machine(m).and_then(|mc| mc.machine.location(*b)) {
+                Some(p) => format!(
+                    "{m} board {b} (cabinet {}, frame {}, board {})",
+                    p.cabinet, p.frame, p.board
+                ),
+                None => format!("{m} board {b}"),
+            })
+            .collect();
+        return Err(Failure::other(anyhow::anyhow!(
+            "{} board(s) may still be powered on (their power-off did not complete); power them off by hand:\n  {}",
+            boards.len(),
+            boards.join("\n  ")
+        )));
     }
     report.map_err(Failure::Input)
 }

@@ -14,21 +14,60 @@
 //!    ([`fpga::stop_register`]);
 //! 3. power off (if any boards): one CMD_POWER to board 0 with the mask.
 //!
-//! The outcome is `Ok(())` or `Err("Requests failed on BMP <ip>")`. Requests go through an SCP
+//! The outcome is `Ok(())` or [`BmpFailure::RequestsFailed`] ("Requests failed on BMP <ip>"). Requests go through an SCP
 //! client with the scenario's policy; [`BmpConfig`] holds the per-command timeouts of the real
 //! clients (a power-on reply only comes once the boards are up, so it waits long).
 
 use super::policy::Policy;
-use super::{OpRequest, Operation, Outcome, RequestOptions, SCP_PORT, ScpRequest};
+use super::{FailReason, OpRequest, Operation, Outcome, RequestOptions, SCP_PORT, ScpRequest};
 use crate::proto::scp::{Request, fpga};
 use crate::proto::sdp;
-use crate::service::BmpBatch;
+use crate::reason::BmpFailure;
+use crate::service::{BatchId, BmpBatch};
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// The reason an attempt fails when FPGA IDs stay wrong.
-pub const FPGA_ID_FAILURE: &str = "Could not get correct FPGA ID after 3 tries";
+/// Why one attempt of a batch failed (the batch is tried again, or fails with
+/// [`BmpFailure::RequestsFailed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptFailure {
+    /// An SCP request failed.
+    Request(FailReason),
+    /// FPGA IDs stayed wrong after this many power-on rounds: "Could not get correct FPGA ID
+    /// after 3 tries" (the reference's words).
+    FpgaIds {
+        /// Power-on rounds made.
+        rounds: u32,
+    },
+    /// A board number that does not fit an SCP request to a BMP (0–31).
+    NotAddressable {
+        /// The board number within its frame.
+        board: u16,
+    },
+    /// A board's BMP version reply could not be read.
+    UnreadableVersion {
+        /// The board.
+        board: u8,
+    },
+    /// A FLAG register read came back short.
+    ShortFlag {
+        /// The board.
+        board: u8,
+    },
+}
+
+impl std::fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptFailure::Request(r) => r.fmt(f),
+            AttemptFailure::FpgaIds { rounds } => write!(f, "Could not get correct FPGA ID after {rounds} tries"),
+            AttemptFailure::NotAddressable { board } => write!(f, "board {board} is not addressable on a BMP"),
+            AttemptFailure::UnreadableVersion { board } => write!(f, "unreadable BMP version of board {board}"),
+            AttemptFailure::ShortFlag { board } => write!(f, "short FLAG reply from board {board}"),
+        }
+    }
+}
 
 /// Timeouts, retries and the shape of the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,18 +172,18 @@ pub enum BmpEvent {
     /// A batch finished.
     BatchDone {
         /// The batch's id.
-        batch_id: u64,
-        /// `Ok(())`, or `Err("Requests failed on BMP <ip>")`.
-        result: Result<(), String>,
+        batch_id: BatchId,
+        /// How it went.
+        result: Result<(), BmpFailure>,
     },
     /// An attempt of a batch failed (diagnostics; a retry or the failure follows).
     AttemptFailed {
         /// The batch's id.
-        batch_id: u64,
+        batch_id: BatchId,
         /// 1-based attempt number.
         attempt: u32,
         /// What went wrong.
-        reason: String,
+        reason: AttemptFailure,
     },
 }
 
@@ -354,8 +393,9 @@ impl BmpController {
                                 boards: core::mem::take(bad),
                             };
                         } else {
-                            let reason =
-                                format!("Could not get correct FPGA ID after {} tries", self.config.fpga_rounds);
+                            let reason = AttemptFailure::FpgaIds {
+                                rounds: self.config.fpga_rounds,
+                            };
                             return self.attempt_failed(now, reason);
                         }
                         continue;
@@ -394,7 +434,7 @@ impl BmpController {
                         continue;
                     };
                     let Ok(board) = u8::try_from(board).map_err(|_| ()).and_then(check_board) else {
-                        return self.attempt_failed(now, format!("board {board} is not addressable on a BMP"));
+                        return self.attempt_failed(now, AttemptFailure::NotAddressable { board });
                     };
                     match *probe {
                         Probe::Version => match known(self.config.cache_versions, &self.versions, board) {
@@ -440,7 +480,7 @@ impl BmpController {
         }
     }
 
-    fn attempt_failed(&mut self, now: Instant, reason: String) {
+    fn attempt_failed(&mut self, now: Instant, reason: AttemptFailure) {
         self.awaiting = None;
         let Some(run) = self.run.as_mut() else { return };
         self.events.push_back(BmpEvent::AttemptFailed {
@@ -454,12 +494,12 @@ impl BmpController {
             };
             self.advance(now);
         } else {
-            let result = Err(format!("Requests failed on BMP {}", self.bmp));
+            let result = Err(BmpFailure::RequestsFailed { bmp: self.bmp });
             self.batch_done(now, result);
         }
     }
 
-    fn batch_done(&mut self, now: Instant, result: Result<(), String>) {
+    fn batch_done(&mut self, now: Instant, result: Result<(), BmpFailure>) {
         self.awaiting = None;
         if let Some(run) = self.run.take() {
             self.events.push_back(BmpEvent::BatchDone {
@@ -494,7 +534,7 @@ impl BmpController {
                 match *probe {
                     Probe::Version => {
                         let Some(v) = reply.version().and_then(|v| v.software_version()) else {
-                            return self.attempt_failed(now, format!("unreadable BMP version of board {board}"));
+                            return self.attempt_failed(now, AttemptFailure::UnreadableVersion { board });
                         };
                         self.versions.insert(board, v);
                         if v.0 < min_major {
@@ -505,7 +545,7 @@ impl BmpController {
                     }
                     Probe::Flag(f) => {
                         let Some(value) = reply.arg1() else {
-                            return self.attempt_failed(now, format!("short FLAG reply from board {board}"));
+                            return self.attempt_failed(now, AttemptFailure::ShortFlag { board });
                         };
                         if fpga::fpga_id(value) == f {
                             *probe = Probe::Flag(f + 1);
@@ -526,7 +566,7 @@ impl BmpController {
                         .and_then(|(b, ..)| u8::try_from(*b).ok())
                         .unwrap_or(0);
                     let Some(v) = reply.version().and_then(|v| v.software_version()) else {
-                        return self.attempt_failed(now, format!("unreadable BMP version of board {board}"));
+                        return self.attempt_failed(now, AttemptFailure::UnreadableVersion { board });
                     };
                     self.versions.insert(board, v);
                     if v.0 < min_major {
@@ -559,7 +599,7 @@ impl Operation for BmpController {
         self.awaiting = None;
         match outcome {
             Ok(reply) => self.on_reply(now, reply),
-            Err(reason) => self.attempt_failed(now, reason.to_string()),
+            Err(reason) => self.attempt_failed(now, AttemptFailure::Request(reason)),
         }
     }
 
@@ -587,14 +627,14 @@ fn check_board(board: u8) -> Result<u8, ()> {
     if board < 32 { Ok(board) } else { Err(()) }
 }
 
-fn boards_u8(boards: &[u16]) -> Result<Vec<u8>, String> {
+fn boards_u8(boards: &[u16]) -> Result<Vec<u8>, AttemptFailure> {
     boards
         .iter()
         .map(|&b| {
             u8::try_from(b)
                 .map_err(|_| ())
                 .and_then(check_board)
-                .map_err(|_| format!("board {b} is not addressable on a BMP"))
+                .map_err(|_| AttemptFailure::NotAddressable { board: b })
         })
         .collect()
 }
@@ -614,8 +654,8 @@ mod tests {
 
     fn batch(id: u64, on: &[u16], off: &[u16], links: &[(u16, Link, bool)]) -> BmpBatch {
         BmpBatch {
-            id,
-            job: 1,
+            id: BatchId(id),
+            job: crate::sched::JobId(1),
             machine: "m".into(),
             frame: FrameId { cabinet: 0, frame: 0 },
             bmp: bmp_ip(0),
@@ -632,7 +672,7 @@ mod tests {
     fn done(h: &mut Host) -> Vec<(u64, Result<(), String>)> {
         std::iter::from_fn(|| h.poll_event())
             .filter_map(|e| match e {
-                HostEvent::BatchDone { batch_id, result, .. } => Some((batch_id, result)),
+                HostEvent::BatchDone { batch_id, result, .. } => Some((batch_id.0, result.map_err(|e| e.to_string()))),
                 _ => None,
             })
             .collect()
@@ -748,15 +788,16 @@ mod tests {
         let reasons: Vec<String> = events
             .iter()
             .filter_map(|e| match e {
-                HostEvent::BmpAttemptFailed { reason, .. } => Some(reason.clone()),
+                HostEvent::BmpAttemptFailed { reason, .. } => Some(reason.to_string()),
                 _ => None,
             })
             .collect();
-        assert_eq!(reasons, vec![FPGA_ID_FAILURE.to_string(), FPGA_ID_FAILURE.to_string()]);
+        let fpga = "Could not get correct FPGA ID after 3 tries";
+        assert_eq!(reasons, vec![fpga, fpga]);
         assert!(events.contains(&HostEvent::BatchDone {
-            batch_id: 3,
+            batch_id: BatchId(3),
             bmp: bmp_ip(0),
-            result: Err("Requests failed on BMP 127.0.2.0".into()),
+            result: Err(BmpFailure::RequestsFailed { bmp: bmp_ip(0) }),
         }));
         let times: Vec<Instant> = net.bmps[&bmp_ip(0)].power.iter().map(|p| p.0).collect();
         // Rounds every 5 s (power, sleep, check), then 15 s before the second attempt.

@@ -35,7 +35,7 @@ pub mod transfer;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use bmp::{BmpConfig, BmpController, BmpEvent};
+pub use bmp::{AttemptFailure, BmpConfig, BmpController, BmpEvent};
 pub use boot::{BootConfig, BootEvent, BootOutcome, BootSequencer, stand_in_image};
 pub use policy::{AdaptivePolicy, Policy, RigPolicy, RttEstimator, SpinnmanPolicy};
 pub use runner::{Host, HostConfig, HostError, HostEvent, OpId};

@@ -11,14 +11,16 @@
 //! back by them. When a boot or a transfer ends, whatever it still has queued or in flight is
 //! cancelled.
 
-use super::bmp::{BmpConfig, BmpController, BmpEvent};
+use super::bmp::{AttemptFailure, BmpConfig, BmpController, BmpEvent};
 use super::boot::{BootConfig, BootEvent, BootSequencer};
 use super::policy::Policy;
 use super::stack::{HostStack, StackStats};
 use super::transfer::{Transfer, TransferEvent};
 use super::{Operation, Outcome, SCP_PORT, ScpRequest, TimerIndex};
+use crate::datagram::Datagram;
 use crate::proto;
-use crate::service::BmpBatch;
+use crate::reason::BmpFailure;
+use crate::service::{BatchId, BmpBatch};
 use crate::time::Instant;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -38,6 +40,9 @@ pub struct HostConfig {
     pub bmp: BmpConfig,
     /// SCP port of boards and BMPs (17893).
     pub scp_port: u16,
+    /// The host's own address: the source of the datagrams it sends (`0.0.0.0:0` when the
+    /// driver's socket decides).
+    pub local: SocketAddrV4,
 }
 
 impl HostConfig {
@@ -47,6 +52,7 @@ impl HostConfig {
             policy,
             bmp: BmpConfig::for_policy(&policy),
             scp_port: SCP_PORT,
+            local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
         }
     }
 
@@ -65,25 +71,25 @@ impl Default for HostConfig {
 /// Something that happened on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEvent {
-    /// A BMP batch finished (feed to `Service::bmp_batch_done`).
+    /// A BMP batch finished (feed to `Service::handle_bmp_batch_done`).
     BatchDone {
         /// The batch.
-        batch_id: u64,
+        batch_id: BatchId,
         /// Its BMP.
         bmp: Ipv4Addr,
-        /// `Ok(())` or `Err("Requests failed on BMP <ip>")`.
-        result: Result<(), String>,
+        /// How it went.
+        result: Result<(), BmpFailure>,
     },
     /// An attempt of a BMP batch failed (diagnostics).
     BmpAttemptFailed {
         /// The batch.
-        batch_id: u64,
+        batch_id: BatchId,
         /// Its BMP.
         bmp: Ipv4Addr,
         /// 1-based attempt.
         attempt: u32,
         /// What went wrong.
-        reason: String,
+        reason: AttemptFailure,
     },
     /// News of a boot.
     Boot {
@@ -153,6 +159,8 @@ pub struct Host {
     stack: HostStack,
     ops: BTreeMap<OpId, Op>,
     bmps: BTreeMap<Ipv4Addr, OpId>,
+    /// BMPs whose batches run with their own settings instead of `config.bmp`.
+    bmp_configs: BTreeMap<Ipv4Addr, BmpConfig>,
     timers: TimerIndex<OpId>,
     next_op: OpId,
     events: VecDeque<HostEvent>,
@@ -166,6 +174,7 @@ impl Host {
             stack: HostStack::new(config.policy),
             ops: BTreeMap::new(),
             bmps: BTreeMap::new(),
+            bmp_configs: BTreeMap::new(),
             timers: TimerIndex::default(),
             next_op: USER_OP,
             events: VecDeque::new(),
@@ -206,6 +215,13 @@ impl Host {
         }
     }
 
+    /// Runs the batches of the BMP at `bmp` with `config` instead of [`HostConfig::bmp`] (e.g.
+    /// a machine's own number of tries and retry interval). Takes effect for a BMP whose
+    /// controller has not been created yet, i.e. before its first batch.
+    pub fn set_bmp_config(&mut self, bmp: Ipv4Addr, config: BmpConfig) {
+        self.bmp_configs.insert(bmp, config);
+    }
+
     /// Queues a BMP batch on its BMP's controller (created on first use).
     pub fn submit_bmp_batch(&mut self, now: Instant, batch: BmpBatch) {
         let ip = batch.bmp;
@@ -213,7 +229,7 @@ impl Host {
             Some(id) => *id,
             None => {
                 let id = self.alloc_op();
-                let mut config = self.config.bmp;
+                let mut config = self.bmp_configs.get(&ip).copied().unwrap_or(self.config.bmp);
                 config.port = self.config.scp_port;
                 self.ops.insert(id, Op::Bmp(Box::new(BmpController::new(ip, config))));
                 self.bmps.insert(ip, id);
@@ -249,9 +265,9 @@ impl Host {
         self.stack.submit(now, remote, request, tag(USER_OP, token));
     }
 
-    /// A datagram arrived from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, payload: &[u8]) {
-        self.stack.handle_datagram(now, from, payload);
+    /// A datagram arrived (from `d.src`; its destination is not checked).
+    pub fn handle_datagram(&mut self, now: Instant, d: &Datagram) {
+        self.stack.handle_datagram(now, d.src, &d.payload);
         self.route(now);
     }
 
@@ -268,9 +284,14 @@ impl Host {
         self.route(now);
     }
 
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
-        self.stack.poll_transmit()
+    /// The next datagram to send (its source is [`HostConfig::local`]).
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        let (dst, payload) = self.stack.poll_transmit()?;
+        Some(Datagram {
+            src: self.config.local,
+            dst,
+            payload,
+        })
     }
 
     /// The next event.
@@ -416,8 +437,8 @@ mod tests {
     fn busy_host(policy: Policy) -> Host {
         let mut h = Host::new(HostConfig::for_policy(policy));
         let batch = BmpBatch {
-            id: 1,
-            job: 1,
+            id: crate::service::BatchId(1),
+            job: crate::sched::JobId(1),
             machine: "m".into(),
             frame: FrameId { cabinet: 0, frame: 0 },
             bmp: bmp_ip(0),
@@ -493,7 +514,7 @@ mod tests {
                 } else {
                     junk
                 };
-                h.handle_datagram(now, from, &bytes);
+                h.handle_datagram(now, &Datagram { src: from, dst: addr(board_ip(0), 50_000), payload: bytes });
                 while h.poll_transmit().is_some() {}
                 if h.poll_timeout().is_some_and(|t| t <= now) {
                     h.handle_timeout(now);

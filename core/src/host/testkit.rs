@@ -96,13 +96,18 @@ impl Sut for HostStack {
 
 impl Sut for Host {
     fn sut_datagram(&mut self, now: Instant, from: SocketAddrV4, payload: &[u8]) {
-        self.handle_datagram(now, from, payload);
+        let d = crate::datagram::Datagram {
+            src: from,
+            dst: self.config().local,
+            payload: payload.to_vec(),
+        };
+        self.handle_datagram(now, &d);
     }
     fn sut_timeout(&mut self, now: Instant) {
         self.handle_timeout(now);
     }
     fn sut_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
-        self.poll_transmit()
+        self.poll_transmit().map(|d| (d.dst, d.payload))
     }
     fn sut_next(&self) -> Option<Instant> {
         self.poll_timeout()

@@ -180,7 +180,7 @@ impl Discipline for Easy {
 mod tests {
     use crate::alloc::spalloc::SpallocPacker;
     use crate::alloc::{Allocator, Request, Shape};
-    use crate::sched::{JobQueue, JobSpec, QueueEvent};
+    use crate::sched::{JobId, JobQueue, JobSpec, QueueEvent};
     use crate::time::{Duration, Instant};
 
     fn queue(easy: bool) -> JobQueue {
@@ -206,7 +206,7 @@ mod tests {
             estimate: Some(Duration::from_secs(est_s).as_micros()),
             ..JobSpec::default()
         };
-        q.create_job(Instant::from_secs(t), id, Request::new(shape), spec)
+        q.create_job(Instant::from_secs(t), JobId(id), Request::new(shape), spec)
             .unwrap();
     }
 
@@ -214,7 +214,7 @@ mod tests {
         std::iter::from_fn(|| q.poll_event())
             .filter_map(|e| {
                 if let QueueEvent::Allocated { job, .. } = e {
-                    Some(job)
+                    Some(job.0)
                 } else {
                     None
                 }
@@ -250,8 +250,13 @@ mod tests {
         let mut q = queue(true);
         submit(&mut q, 0, 1, Shape::Triads { w: 1, h: 1 }, 100);
         submit(&mut q, 0, 2, Shape::Triads { w: 2, h: 1 }, 100);
-        q.create_job(Instant::ZERO, 3, Request::new(Shape::AnyBoard), JobSpec::default())
-            .unwrap();
+        q.create_job(
+            Instant::ZERO,
+            JobId(3),
+            Request::new(Shape::AnyBoard),
+            JobSpec::default(),
+        )
+        .unwrap();
         assert_eq!(started(&mut q), vec![1]);
     }
 }

@@ -16,17 +16,25 @@ pub mod easy;
 pub use easy::Easy;
 
 use crate::alloc::{AllocId, Allocation, Allocator, Request};
+use crate::reason::DestroyReason;
 use crate::time::Instant;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// A job's identifier (chosen by the caller).
-pub type JobId = u64;
+/// A job's identifier (chosen by the caller: the service numbers its jobs 1, 2, …; a replay
+/// uses the trace's ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct JobId(pub u64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The tag jobs without tags or machine select.
 pub const DEFAULT_TAG: &str = "default";
-
-/// The reason a job is cancelled when no machine could ever run it.
-pub const NO_SUITABLE_MACHINE: &str = "No suitable machines available.";
 
 /// Something the queue did, for its owner to act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,14 +54,14 @@ pub enum QueueEvent {
         /// The job.
         job: JobId,
         /// Why.
-        reason: Option<String>,
+        reason: DestroyReason,
     },
     /// A queued job was removed without starting (`on_cancel`).
     Cancelled {
         /// The job.
         job: JobId,
         /// Why.
-        reason: Option<String>,
+        reason: DestroyReason,
     },
 }
 
@@ -84,6 +92,11 @@ pub trait Discipline: std::fmt::Debug + Send {
     /// Called when the head of a machine's queue cannot start; may name later jobs of that
     /// queue to try now, in order (the first that starts counts as this pass's start).
     fn backfill(&mut self, view: &BlockedMachine<'_>) -> Vec<JobId>;
+    /// Whether the discipline ever starts a job other than a machine's queue head (when not,
+    /// the queue never asks it to [`Discipline::backfill`]).
+    fn backfills(&self) -> bool {
+        true
+    }
     /// How many pending jobs of the queue (head included) [`Discipline::backfill`] looks at;
     /// `None`: all of them. The view's queue is cut to this length.
     fn lookahead(&self) -> Option<usize> {
@@ -115,6 +128,9 @@ pub struct Fifo;
 impl Discipline for Fifo {
     fn name(&self) -> &'static str {
         "fifo"
+    }
+    fn backfills(&self) -> bool {
+        false
     }
     fn backfill(&mut self, _: &BlockedMachine<'_>) -> Vec<JobId> {
         Vec::new()
@@ -307,7 +323,7 @@ impl JobQueue {
         self.postpone += 1;
         let on_it = self.jobs_on(i);
         for id in on_it {
-            let _ = self.destroy_job(now, id, Some("Machine removed.".to_string()));
+            let _ = self.destroy_job(now, id, DestroyReason::MachineRemoved);
             self.free(now, id);
         }
         self.machines.remove(i);
@@ -433,14 +449,14 @@ impl JobQueue {
             }
         }
         if !found {
-            let _ = self.destroy_job(now, id, Some(NO_SUITABLE_MACHINE.to_string()));
+            let _ = self.destroy_job(now, id, DestroyReason::NoSuitableMachine);
         }
         self.process_queue(now);
     }
 
     /// Destroys a job: a queued one is cancelled (`Cancelled`), an allocated one reported
     /// `Freed` (its boards are released by [`JobQueue::free`]).
-    pub fn destroy_job(&mut self, now: Instant, id: JobId, reason: Option<String>) -> Result<(), QueueError> {
+    pub fn destroy_job(&mut self, now: Instant, id: JobId, reason: DestroyReason) -> Result<(), QueueError> {
         let job = self.jobs.get_mut(&id).ok_or(QueueError::UnknownJob(id))?;
         if job.pending {
             job.pending = false;
@@ -566,7 +582,7 @@ impl JobQueue {
 
     /// Lets the discipline start a later job on machine `m` whose head is blocked.
     fn try_backfill(&mut self, now: Instant, m: usize) -> bool {
-        if self.discipline.name() == "fifo" {
+        if !self.discipline.backfills() {
             return false;
         }
         let machine = &self.machines[m];

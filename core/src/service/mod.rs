@@ -13,7 +13,7 @@
 //! leaving a job stuck in the queue.
 //!
 //! Sans-IO: every call takes `now`; BMP work comes out of [`Service::poll_bmp_batch`], its
-//! completion goes in through [`Service::bmp_batch_done`]; what happened to jobs comes out of
+//! completion goes in through [`Service::handle_bmp_batch_done`]; what happened to jobs comes out of
 //! [`Service::poll_event`]; [`Service::poll_timeout`] says when to call
 //! [`Service::handle_timeout`] (keepalive expiry, delayed frees).
 
@@ -21,15 +21,23 @@ use crate::alloc::filter::Topology;
 use crate::alloc::spalloc::SpallocPacker;
 use crate::alloc::{Allocator, Packer, Request, Shape};
 use crate::geometry::{Board, Chip, FrameId, JobExtent, Link, Machine, Physical, WhereIs};
+use crate::reason::{BmpFailure, DestroyReason, JobEnd};
 use crate::sched::{Discipline, Fifo, JobId, JobQueue, JobSpec, QueueEvent};
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
 
-/// The reason given to jobs whose keepalive lapsed.
-pub const TIMED_OUT: &str = "Job timed out.";
-/// The reason given to jobs on a machine that was removed.
-pub const MACHINE_REMOVED: &str = "Machine removed.";
+/// Identifies a [`BmpBatch`] (numbered from 1 in the order the service issues them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct BatchId(pub u64);
+
+impl std::fmt::Display for BatchId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// A job's state, numbered as the reference's `JobState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,8 +98,8 @@ pub struct NewJob {
 /// enables, in that order (power on, links, power off), as the reference's `AtomicRequests`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BmpBatch {
-    /// Batch id (for [`Service::bmp_batch_done`]).
-    pub id: u64,
+    /// Batch id (for [`Service::handle_bmp_batch_done`]).
+    pub id: BatchId,
     /// The job it is for.
     pub job: JobId,
     /// Machine name.
@@ -108,7 +116,9 @@ pub struct BmpBatch {
     pub links: Vec<(u16, Link, bool)>,
 }
 
-/// Something that happened to a job.
+/// Something that happened to a job or a machine: the service's one notification channel (a
+/// spalloc server's `jobs_changed` and `machines_changed` notifications are the jobs and
+/// machines these events name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceEvent {
     /// Created and queued (or about to be allocated).
@@ -125,6 +135,13 @@ pub enum ServiceEvent {
         /// Its boards, sorted.
         boards: Vec<Board>,
     },
+    /// Its owner asked for its boards to be powered on or off again (state → power).
+    Powering {
+        /// The job.
+        job: JobId,
+        /// On or off.
+        on: bool,
+    },
     /// All power and link work done: the job can use its boards.
     Ready {
         /// The job.
@@ -134,10 +151,10 @@ pub enum ServiceEvent {
     Destroyed {
         /// The job.
         job: JobId,
-        /// Why.
-        reason: String,
-        /// Whether it had boards.
-        had_boards: bool,
+        /// Why (and whether it was still queued).
+        reason: JobEnd,
+        /// The machine whose boards it held (`None` if it had none).
+        machine: Option<String>,
     },
     /// A destroyed job's boards have been powered off and handed back to the allocator.
     BoardsReleased {
@@ -148,6 +165,37 @@ pub enum ServiceEvent {
         /// How many boards.
         boards: usize,
     },
+    /// A machine was added, changed or removed.
+    MachineChanged {
+        /// Its name.
+        machine: String,
+    },
+}
+
+impl ServiceEvent {
+    /// The job the event is about, if any.
+    pub fn job(&self) -> Option<JobId> {
+        match self {
+            ServiceEvent::Created { job }
+            | ServiceEvent::Allocated { job, .. }
+            | ServiceEvent::Powering { job, .. }
+            | ServiceEvent::Ready { job }
+            | ServiceEvent::Destroyed { job, .. }
+            | ServiceEvent::BoardsReleased { job, .. } => Some(*job),
+            ServiceEvent::MachineChanged { .. } => None,
+        }
+    }
+
+    /// The machine whose allocations or description the event changed, if any.
+    pub fn machine(&self) -> Option<&str> {
+        match self {
+            ServiceEvent::Allocated { machine, .. }
+            | ServiceEvent::BoardsReleased { machine, .. }
+            | ServiceEvent::MachineChanged { machine } => Some(machine),
+            ServiceEvent::Destroyed { machine, .. } => machine.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Why a call was refused.
@@ -180,7 +228,7 @@ pub enum ServiceError {
     },
     /// No such BMP batch outstanding.
     #[error("no outstanding BMP batch {0}")]
-    UnknownBatch(u64),
+    UnknownBatch(BatchId),
 }
 
 /// What `get_job_state` reports.
@@ -192,8 +240,8 @@ pub struct JobStateInfo {
     pub power: Option<bool>,
     /// Keepalive period; `None` if none or destroyed.
     pub keepalive: Option<Duration>,
-    /// Destruction reason.
-    pub reason: Option<String>,
+    /// Why it was destroyed (destroyed jobs only).
+    pub reason: Option<JobEnd>,
     /// Creation time; `None` once destroyed.
     pub start_time: Option<Instant>,
     /// Host that last kept the job alive; `None` once destroyed.
@@ -346,17 +394,15 @@ pub struct Service {
     packer_factory: PackerFactory,
     jobs: BTreeMap<JobId, Job>,
     retired: VecDeque<JobId>,
-    retired_reasons: BTreeMap<JobId, String>,
+    retired_reasons: BTreeMap<JobId, JobEnd>,
     /// Keepalive deadlines of live jobs, earliest first.
     deadlines: BTreeSet<(Instant, JobId)>,
     draining: BTreeMap<JobId, Draining>,
     next_id: JobId,
     next_batch: u64,
-    batches: BTreeMap<u64, JobId>,
+    batches: BTreeMap<BatchId, JobId>,
     out_batches: VecDeque<BmpBatch>,
     events: VecDeque<ServiceEvent>,
-    changed_jobs: BTreeSet<JobId>,
-    changed_machines: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Service {
@@ -398,13 +444,11 @@ impl Service {
             retired_reasons: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             draining: BTreeMap::new(),
-            next_id: 1,
+            next_id: JobId(1),
             next_batch: 1,
             batches: BTreeMap::new(),
             out_batches: VecDeque::new(),
             events: VecDeque::new(),
-            changed_jobs: BTreeSet::new(),
-            changed_machines: BTreeSet::new(),
         }
     }
 
@@ -427,7 +471,7 @@ impl Service {
         self.queue
             .add_machine(now, &name, &tags, allocator)
             .map_err(|_| ServiceError::DuplicateMachine(name.clone()))?;
-        self.changed_machines.insert(name);
+        self.events.push_back(ServiceEvent::MachineChanged { machine: name });
         self.drain_queue(now);
         Ok(())
     }
@@ -452,7 +496,7 @@ impl Service {
         self.queue
             .modify_machine(now, &name, Some(&tags), Some((&db, &dl)))
             .map_err(|_| ServiceError::UnknownMachine(name.clone()))?;
-        self.changed_machines.insert(name);
+        self.events.push_back(ServiceEvent::MachineChanged { machine: name });
         self.drain_queue(now);
         Ok(())
     }
@@ -463,7 +507,7 @@ impl Service {
         let i = self.machine_index(name)?;
         let on_it = self.jobs_on(i);
         for id in on_it {
-            self.destroy_job(now, id, Some(MACHINE_REMOVED.to_string()))?;
+            self.destroy_job(now, id, DestroyReason::MachineRemoved)?;
         }
         self.queue
             .remove_machine(now, name)
@@ -479,7 +523,9 @@ impl Service {
         // Boards still draining on the removed machine will never come back to an allocator:
         // they are released now.
         self.release_machine_boards(name);
-        self.changed_machines.insert(name.to_string());
+        self.events.push_back(ServiceEvent::MachineChanged {
+            machine: name.to_string(),
+        });
         self.drain_queue(now);
         Ok(())
     }
@@ -495,7 +541,7 @@ impl Service {
         // every other job where it is meanwhile.
         let on_it = self.jobs_on(i);
         for id in &on_it {
-            let _ = self.queue.destroy_job(now, *id, Some(MACHINE_REMOVED.to_string()));
+            let _ = self.queue.destroy_job(now, *id, DestroyReason::MachineRemoved);
         }
         self.drain_queue(now);
         self.release_machine_boards(&name);
@@ -508,7 +554,7 @@ impl Service {
             topo: topology_of(&machine),
             machine,
         };
-        self.changed_machines.insert(name);
+        self.events.push_back(ServiceEvent::MachineChanged { machine: name });
         self.drain_queue(now);
         Ok(())
     }
@@ -599,7 +645,7 @@ impl Service {
             ));
         }
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id = JobId(id.0 + 1);
         self.jobs.insert(
             id,
             Job {
@@ -618,7 +664,6 @@ impl Service {
         if let Some(k) = new.keepalive {
             self.deadlines.insert((now + k, id));
         }
-        self.changed_jobs.insert(id);
         self.events.push_back(ServiceEvent::Created { job: id });
         let spec = JobSpec {
             machine: new.machine,
@@ -665,7 +710,7 @@ impl Service {
     }
 
     /// Destroys a job (queued or allocated). Unknown or already destroyed ids are an error.
-    pub fn destroy_job(&mut self, now: Instant, id: JobId, reason: Option<String>) -> Result<(), ServiceError> {
+    pub fn destroy_job(&mut self, now: Instant, id: JobId, reason: DestroyReason) -> Result<(), ServiceError> {
         if !self.jobs.contains_key(&id) {
             return Err(ServiceError::UnknownJob(id));
         }
@@ -678,6 +723,7 @@ impl Service {
     pub fn power_on_job_boards(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
         self.touch(now, id)?;
         if self.jobs[&id].alloc.is_some() {
+            self.events.push_back(ServiceEvent::Powering { job: id, on: true });
             let links = self.config.disable_peripheral_links.then_some(false);
             self.set_power(id, true, links);
         }
@@ -688,6 +734,7 @@ impl Service {
     pub fn power_off_job_boards(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
         self.touch(now, id)?;
         if self.jobs[&id].alloc.is_some() {
+            self.events.push_back(ServiceEvent::Powering { job: id, on: false });
             self.set_power(id, false, None);
         }
         Ok(())
@@ -818,7 +865,7 @@ impl Service {
             Some((
                 a.machine,
                 JobExtent {
-                    id,
+                    id: id.0,
                     boards: &a.boards,
                     width: a.width,
                     height: a.height,
@@ -858,16 +905,6 @@ impl Service {
         }
     }
 
-    /// Jobs whose state changed since the last call (cleared on read).
-    pub fn take_changed_jobs(&mut self) -> BTreeSet<JobId> {
-        std::mem::take(&mut self.changed_jobs)
-    }
-
-    /// Machines whose allocations or description changed since the last call.
-    pub fn take_changed_machines(&mut self) -> BTreeSet<String> {
-        std::mem::take(&mut self.changed_machines)
-    }
-
     /// The next BMP batch to carry out.
     pub fn poll_bmp_batch(&mut self) -> Option<BmpBatch> {
         self.out_batches.pop_front()
@@ -892,14 +929,15 @@ impl Service {
         [keep, self.queue.next_release()].into_iter().flatten().min()
     }
 
-    /// Destroys timed-out jobs and releases due delayed frees.
+    /// Time has reached [`Service::poll_timeout`]: destroys timed-out jobs and releases due
+    /// delayed frees.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.destroy_timed_out_jobs(now);
         self.check_free(now);
     }
 
     /// Destroys jobs whose keepalive deadline has passed ("Job timed out.").
-    pub fn destroy_timed_out_jobs(&mut self, now: Instant) {
+    fn destroy_timed_out_jobs(&mut self, now: Instant) {
         let expired: Vec<JobId> = self
             .deadlines
             .iter()
@@ -907,19 +945,23 @@ impl Service {
             .map(|(_, id)| *id)
             .collect();
         for id in expired {
-            let _ = self.destroy_job(now, id, Some(TIMED_OUT.to_string()));
+            let _ = self.destroy_job(now, id, DestroyReason::TimedOut);
         }
     }
 
     /// Releases due delayed frees and starts what can start.
-    pub fn check_free(&mut self, now: Instant) {
+    fn check_free(&mut self, now: Instant) {
         self.queue.check_free(now);
         self.drain_queue(now);
     }
 
-    /// Reports a BMP batch's outcome (`Err` carries the failure text, e.g. "Requests failed
-    /// on BMP 10.0.0.0").
-    pub fn bmp_batch_done(&mut self, now: Instant, batch: u64, result: Result<(), String>) -> Result<(), ServiceError> {
+    /// A BMP batch has been carried out, or failed.
+    pub fn handle_bmp_batch_done(
+        &mut self,
+        now: Instant,
+        batch: BatchId,
+        result: Result<(), BmpFailure>,
+    ) -> Result<(), ServiceError> {
         let id = self.batches.remove(&batch).ok_or(ServiceError::UnknownBatch(batch))?;
         if let Some(d) = self.draining.get_mut(&id) {
             d.outstanding -= 1;
@@ -933,14 +975,11 @@ impl Service {
         j.outstanding -= 1;
         match result {
             Err(e) => {
-                let _ = self
-                    .queue
-                    .destroy_job(now, id, Some(format!("Machine configuration failed. Error: {e}")));
+                let _ = self.queue.destroy_job(now, id, DestroyReason::ConfigurationFailed(e));
                 self.drain_queue(now);
             }
             Ok(()) if j.outstanding == 0 => {
                 j.state = JobState::Ready;
-                self.changed_jobs.insert(id);
                 self.events.push_back(ServiceEvent::Ready { job: id });
             }
             Ok(()) => {}
@@ -957,10 +996,8 @@ impl Service {
                     machine,
                     allocation,
                 } => self.on_allocate(job, &machine, allocation),
-                QueueEvent::Cancelled { job, reason } => {
-                    self.teardown(now, job, format!("Cancelled: {}", reason.unwrap_or_default()));
-                }
-                QueueEvent::Freed { job, reason } => self.teardown(now, job, reason.unwrap_or_default()),
+                QueueEvent::Cancelled { job, reason } => self.teardown(now, job, JobEnd { reason, queued: true }),
+                QueueEvent::Freed { job, reason } => self.teardown(now, job, JobEnd { reason, queued: false }),
             }
         }
     }
@@ -981,8 +1018,6 @@ impl Service {
                 height,
             });
         }
-        self.changed_jobs.insert(id);
-        self.changed_machines.insert(machine.to_string());
         self.events.push_back(ServiceEvent::Allocated {
             job: id,
             machine: machine.to_string(),
@@ -1003,7 +1038,6 @@ impl Service {
         j.outstanding += n;
         j.state = JobState::Power;
         j.power = power;
-        self.changed_jobs.insert(id);
         if j.outstanding == 0 {
             // No BMP work at all (no located boards): ready at once.
             j.state = JobState::Ready;
@@ -1037,7 +1071,7 @@ impl Service {
                 (Vec::new(), boards)
             };
             out.push(BmpBatch {
-                id: 0,
+                id: BatchId(0),
                 job: id,
                 machine: m.name().to_string(),
                 frame,
@@ -1054,7 +1088,7 @@ impl Service {
     fn issue(&mut self, plan: Vec<BmpBatch>) -> usize {
         let n = plan.len();
         for mut b in plan {
-            b.id = self.next_batch;
+            b.id = BatchId(self.next_batch);
             self.next_batch += 1;
             self.batches.insert(b.id, b.job);
             self.out_batches.push_back(b);
@@ -1064,7 +1098,7 @@ impl Service {
 
     /// Removes a job from the live set, remembers its reason and powers its boards off; the
     /// boards go back to the allocator once all BMP work for the job has completed.
-    fn teardown(&mut self, now: Instant, id: JobId, reason: String) {
+    fn teardown(&mut self, now: Instant, id: JobId, reason: JobEnd) {
         let Some(j) = self.jobs.remove(&id) else { return };
         if let Some(u) = j.keepalive_until {
             self.deadlines.remove(&(u, id));
@@ -1076,15 +1110,18 @@ impl Service {
                 self.retired_reasons.remove(&old);
             }
         }
-        self.changed_jobs.insert(id);
+        let machine = j
+            .alloc
+            .as_ref()
+            .map(|a| self.machines[a.machine].machine.name().to_string());
         self.events.push_back(ServiceEvent::Destroyed {
             job: id,
             reason,
-            had_boards: j.alloc.is_some(),
+            machine: machine.clone(),
         });
-        let Some(a) = j.alloc else { return };
-        let machine = self.machines[a.machine].machine.name().to_string();
-        self.changed_machines.insert(machine.clone());
+        let (Some(a), Some(machine)) = (j.alloc, machine) else {
+            return;
+        };
         let plan = self.plan_batches(id, &a, false, None);
         let outstanding = j.outstanding + self.issue(plan);
         let d = Draining {
@@ -1107,7 +1144,6 @@ impl Service {
             machine: d.machine.clone(),
             boards: d.boards,
         });
-        self.changed_machines.insert(d.machine);
         self.drain_queue(now);
     }
 
@@ -1177,7 +1213,7 @@ mod tests {
     fn ack_all(s: &mut Service, now: Instant) -> Vec<BmpBatch> {
         let mut done = Vec::new();
         while let Some(b) = s.poll_bmp_batch() {
-            s.bmp_batch_done(now, b.id, Ok(())).unwrap();
+            s.handle_bmp_batch_done(now, b.id, Ok(())).unwrap();
             done.push(b);
         }
         done
@@ -1195,7 +1231,7 @@ mod tests {
         let id = s
             .create_job(t0, Some("10.0.0.9"), job(Request::new(Shape::Triads { w: 1, h: 1 })))
             .unwrap();
-        assert_eq!(id, 1);
+        assert_eq!(id, JobId(1));
         assert_eq!(s.get_job_state(t0, id).state, JobState::Power);
         // A 1 x 1 triad at (0, 0): boards 0, 1, 2 of frame (0, 0) under the standard layout.
         let batches: Vec<BmpBatch> = std::iter::from_fn(|| s.poll_bmp_batch()).collect();
@@ -1205,7 +1241,7 @@ mod tests {
         assert_eq!(b.links.len(), 12);
         assert!(b.links.iter().all(|(_, _, enable)| !enable));
         assert_eq!(b.bmp, Ipv4Addr::new(192, 168, 0, 0));
-        s.bmp_batch_done(t0, b.id, Ok(())).unwrap();
+        s.handle_bmp_batch_done(t0, b.id, Ok(())).unwrap();
         assert_eq!(s.get_job_state(t0, id).state, JobState::Ready);
         let info = s.get_job_machine_info(t0, id).unwrap();
         assert_eq!((info.width, info.height), (16, 16));
@@ -1214,9 +1250,12 @@ mod tests {
 
         // Destroy: power off; the boards return only after the power-off and the delay.
         let t1 = Instant::from_secs(100);
-        s.destroy_job(t1, id, Some("done".into())).unwrap();
+        s.destroy_job(t1, id, DestroyReason::requested("done")).unwrap();
         assert_eq!(s.get_job_state(t1, id).state, JobState::Destroyed);
-        assert_eq!(s.get_job_state(t1, id).reason.as_deref(), Some("done"));
+        assert_eq!(
+            s.get_job_state(t1, id).reason.map(|r| r.to_string()).as_deref(),
+            Some("done")
+        );
         let off: Vec<BmpBatch> = std::iter::from_fn(|| s.poll_bmp_batch()).collect();
         assert_eq!(off.len(), 1);
         assert_eq!(off[0].power_off, vec![0, 1, 2]);
@@ -1227,7 +1266,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.get_job_state(t1, big).state, JobState::Queued);
         let t2 = Instant::from_secs(110);
-        s.bmp_batch_done(t2, off[0].id, Ok(())).unwrap();
+        s.handle_bmp_batch_done(t2, off[0].id, Ok(())).unwrap();
         assert_eq!(s.poll_timeout(), Some(Instant::from_secs(140)));
         s.handle_timeout(Instant::from_secs(139));
         assert_eq!(s.get_job_state(Instant::from_secs(139), big).state, JobState::Queued);
@@ -1275,7 +1314,7 @@ mod tests {
     }
 
     fn reason(s: &mut Service, now: Instant, id: JobId) -> Option<String> {
-        s.get_job_state(now, id).reason
+        s.get_job_state(now, id).reason.map(|r| r.to_string())
     }
 
     #[test]
@@ -1349,7 +1388,7 @@ mod tests {
         // for "a" starts on the new "a" instead of being cancelled.
         s.modify_machine(t0, machine_at("a", 2, 1, [10, 1, 0, 0], &["default"]))
             .unwrap();
-        assert_eq!(reason(&mut s, t0, holder).as_deref(), Some(MACHINE_REMOVED));
+        assert_eq!(reason(&mut s, t0, holder).as_deref(), Some("Machine removed."));
         let ev = events(&mut s);
         assert!(
             ev.iter()
@@ -1369,7 +1408,7 @@ mod tests {
         assert_eq!(s.get_job_machine_info(t0, waiting).unwrap().machine_name, "b");
         // Removing "b" destroys its job; a job only "b" could run is cancelled.
         s.remove_machine(t0, "b").unwrap();
-        assert_eq!(reason(&mut s, t0, waiting).as_deref(), Some(MACHINE_REMOVED));
+        assert_eq!(reason(&mut s, t0, waiting).as_deref(), Some("Machine removed."));
         let big = s
             .create_job(t0, None, job(Request::new(Shape::Triads { w: 3, h: 1 })))
             .unwrap();
@@ -1386,18 +1425,24 @@ mod tests {
         s.add_machine(t0, machine("m", 2, 2)).unwrap();
         let id = s.create_job(t0, None, job(Request::new(Shape::AnyBoard))).unwrap();
         let b = s.poll_bmp_batch().unwrap();
-        s.bmp_batch_done(t0, b.id, Err("Requests failed on BMP 192.168.0.0".into()))
-            .unwrap();
+        s.handle_bmp_batch_done(
+            t0,
+            b.id,
+            Err(BmpFailure::RequestsFailed {
+                bmp: Ipv4Addr::new(192, 168, 0, 0),
+            }),
+        )
+        .unwrap();
         let st = s.get_job_state(t0, id);
         assert_eq!(st.state, JobState::Destroyed);
         assert_eq!(
-            st.reason.as_deref(),
+            st.reason.map(|r| r.to_string()).as_deref(),
             Some("Machine configuration failed. Error: Requests failed on BMP 192.168.0.0")
         );
         // The power-off still goes out, and the board comes back after it.
         let off = s.poll_bmp_batch().unwrap();
         assert_eq!(off.power_off, vec![0]);
-        s.bmp_batch_done(t0, off.id, Ok(())).unwrap();
+        s.handle_bmp_batch_done(t0, off.id, Ok(())).unwrap();
         assert!(
             events(&mut s)
                 .iter()
@@ -1420,8 +1465,11 @@ mod tests {
         s.handle_timeout(Instant::from_secs(111));
         assert!(s.list_jobs().is_empty());
         assert_eq!(
-            s.get_job_state(Instant::from_secs(111), id).reason.as_deref(),
-            Some(TIMED_OUT)
+            s.get_job_state(Instant::from_secs(111), id)
+                .reason
+                .map(|r| r.to_string())
+                .as_deref(),
+            Some("Job timed out.")
         );
     }
 
@@ -1433,7 +1481,10 @@ mod tests {
             .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 2, h: 1 })))
             .unwrap();
         assert_eq!(
-            s.get_job_state(Instant::ZERO, id).reason.as_deref(),
+            s.get_job_state(Instant::ZERO, id)
+                .reason
+                .map(|r| r.to_string())
+                .as_deref(),
             Some("Cancelled: No suitable machines available.")
         );
         let bad = job(Request::new(Shape::Boards { n: 4, min_ratio: -1.0 }));
@@ -1447,7 +1498,10 @@ mod tests {
         };
         assert_eq!(s.create_job(Instant::ZERO, None, no_owner), Err(ServiceError::NoOwner));
         assert_eq!(s.live_jobs(), 0);
-        assert!(s.destroy_job(Instant::ZERO, 99, None).is_err());
+        assert!(
+            s.destroy_job(Instant::ZERO, JobId(99), DestroyReason::Requested(None))
+                .is_err()
+        );
     }
 
     #[test]
@@ -1464,7 +1518,7 @@ mod tests {
             .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 1, h: 1 })))
             .unwrap();
         ack_all(&mut s, Instant::ZERO);
-        s.destroy_job(Instant::ZERO, a, None).unwrap();
+        s.destroy_job(Instant::ZERO, a, DestroyReason::Requested(None)).unwrap();
         assert_eq!(s.get_job_state(Instant::ZERO, a).state, JobState::Unknown);
         let b = s
             .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 1, h: 1 })))
@@ -1524,12 +1578,15 @@ mod tests {
             vec!["big", "small"]
         );
         let w = s.where_is(&WhereIsQuery::JobChip { job: k, x: 0, y: 0 }).unwrap();
-        assert_eq!((w.machine.as_str(), w.job_id), ("small", Some(k)));
-        assert!(s.take_changed_jobs().contains(&j));
-        assert!(s.take_changed_jobs().is_empty());
+        assert_eq!((w.machine.as_str(), w.job_id), ("small", Some(k.0)));
+        assert!(events(&mut s).iter().any(|e| e.job() == Some(j)));
+        assert!(events(&mut s).is_empty());
         // Removing a machine destroys its jobs.
         s.remove_machine(t0, "small").unwrap();
-        assert_eq!(s.get_job_state(t0, k).reason.as_deref(), Some(MACHINE_REMOVED));
+        assert_eq!(
+            s.get_job_state(t0, k).reason.map(|r| r.to_string()).as_deref(),
+            Some("Machine removed.")
+        );
         assert_eq!(
             s.get_board_position("big", Board::new(1, 1, 2)),
             Some(Physical::new(0, 0, 11))

@@ -2,12 +2,13 @@
 //! address, hex fixtures, and shortcuts for powering and booting boards.
 #![allow(dead_code)]
 
+use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::{Addressing, Board, IpScheme, Machine, MachineSpec};
 use spinnbed_core::proto::boot::{self, SystemVariables};
 use spinnbed_core::proto::scp::{ReplyKind, ReplyMessage, Request, RequestMessage};
 use spinnbed_core::proto::sdp;
 use spinnbed_core::time::{Duration, Instant};
-use spinnbed_emulator::{BOOT_PORT, Config, Datagram, Emulator, SCP_PORT};
+use spinnbed_emulator::{BOOT_PORT, Config, Emulator, SCP_PORT};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Where the test host sends from.

@@ -51,3 +51,58 @@ impl ActiveFaults {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spinnbed_core::datagram::Datagram;
+    use spinnbed_core::geometry::{FrameId, Machine, MachineSpec};
+    use spinnbed_core::proto::scp::{Request, RequestMessage};
+    use spinnbed_core::proto::sdp;
+    use spinnbed_core::time::Instant;
+    use std::net::SocketAddrV4;
+
+    /// Overlapping silent-BMP faults: the BMP answers again only when the last one heals.
+    #[test]
+    fn overlapping_faults_heal_with_the_last_one() {
+        let m = Machine::new(MachineSpec::new("m", 1, 1)).unwrap();
+        let frame = FrameId { cabinet: 0, frame: 0 };
+        let bmp = SocketAddrV4::new(m.bmp_ip(frame).unwrap(), 17893);
+        let mut emu = Emulator::new(std::slice::from_ref(&m), spinnbed_emulator::Config::default());
+        let mut faults = ActiveFaults::default();
+        let silent = FaultKind::BmpSilent {
+            machine: "m".into(),
+            frame,
+        };
+        let ask = |emu: &mut Emulator, seq: u16| -> bool {
+            let msg = RequestMessage {
+                sdp: sdp::Repr::request(sdp::Address::scp(0, 0, 0)),
+                seq,
+                request: Request::Version,
+            };
+            let mut buf = vec![0u8; 64];
+            let n = msg.emit_udp(&mut buf).unwrap();
+            buf.truncate(n);
+            let host = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 9, 9, 9), 5000);
+            emu.handle_datagram(
+                Instant::ZERO,
+                Datagram {
+                    src: host,
+                    dst: bmp,
+                    payload: buf,
+                },
+            );
+            let answered = emu.poll_transmit().is_some();
+            while emu.poll_transmit().is_some() {}
+            answered
+        };
+        assert!(ask(&mut emu, 1));
+        faults.apply(&mut emu, None, &silent, true);
+        faults.apply(&mut emu, None, &silent, true);
+        assert!(!ask(&mut emu, 2));
+        faults.apply(&mut emu, None, &silent, false);
+        assert!(!ask(&mut emu, 3), "one of two faults healed: still silent");
+        faults.apply(&mut emu, None, &silent, false);
+        assert!(ask(&mut emu, 4));
+    }
+}

@@ -2,10 +2,14 @@
 //! in order, and a batch takes the machine's configured power-on, link-write and power-off
 //! times; user sessions take no time.
 
-use super::{BmpTiming, Completion, Hardware, Session, SessionEvent};
+use super::{Completion, Hardware, Session, SessionEvent};
+use crate::scenario::FaultKind;
 use spinnbed_core::geometry::FrameId;
+use spinnbed_core::reason::BmpFailure;
+use spinnbed_core::sched::JobId;
 use spinnbed_core::service::BmpBatch;
 use spinnbed_core::time::{Duration, Instant};
+use spinnbed_core::timing::MachineTiming;
 use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug, Default)]
@@ -16,23 +20,29 @@ struct Bmp {
     silent: u32,
 }
 
-/// How long the reference takes to give up on a silent BMP: two tries of a power-on that
-/// times out (10 s each), 15 s apart.
-const SILENT_BMP_FAILURE: Duration = Duration::from_secs(35);
+/// How long one attempt at a silent BMP takes to time out: the reference's power-on timeout.
+const SILENT_ATTEMPT: Duration = Duration::from_secs(10);
+
+/// How long the reference takes to give up on a silent BMP: `bmp_tries` attempts that time
+/// out, `bmp_retry_delay` apart (35 s with the defaults: two tries, 15 s apart).
+fn silent_bmp_failure(t: &MachineTiming) -> Duration {
+    let tries = u64::from(t.bmp_tries.max(1));
+    SILENT_ATTEMPT.saturating_mul(tries) + t.bmp_retry_delay.saturating_mul(tries - 1)
+}
 
 /// Hardware whose BMPs take fixed times (per machine) and never fail; user sessions take no
 /// time (boards are usable as soon as they are ready).
 #[derive(Debug, Default)]
 pub struct FixedDelays {
-    timing: BTreeMap<String, BmpTiming>,
+    timing: BTreeMap<String, MachineTiming>,
     bmps: BTreeMap<(String, FrameId), Bmp>,
     done: VecDeque<Completion>,
-    sessions: VecDeque<(spinnbed_core::sched::JobId, SessionEvent)>,
+    sessions: VecDeque<(JobId, SessionEvent)>,
 }
 
 impl FixedDelays {
     /// Hardware with the given timing per machine name (unknown machines use the default).
-    pub fn new(timing: impl IntoIterator<Item = (String, BmpTiming)>) -> FixedDelays {
+    pub fn new(timing: impl IntoIterator<Item = (String, MachineTiming)>) -> FixedDelays {
         FixedDelays {
             timing: timing.into_iter().collect(),
             bmps: BTreeMap::new(),
@@ -41,8 +51,12 @@ impl FixedDelays {
         }
     }
 
+    fn timing(&self, machine: &str) -> MachineTiming {
+        self.timing.get(machine).copied().unwrap_or_default()
+    }
+
     fn duration(&self, b: &BmpBatch) -> Duration {
-        let t = self.timing.get(&b.machine).copied().unwrap_or_default();
+        let t = self.timing(&b.machine);
         let mut d = Duration::ZERO;
         if !b.power_on.is_empty() {
             d = d + t.power_on;
@@ -62,7 +76,7 @@ impl FixedDelays {
         let Some(next) = bmp.queue.front() else { return };
         let at = now
             + if bmp.silent > 0 {
-                SILENT_BMP_FAILURE
+                silent_bmp_failure(&self.timing(&next.machine))
             } else {
                 self.duration(next)
             };
@@ -102,7 +116,7 @@ impl Hardware for FixedDelays {
             let silent = bmp.silent > 0;
             let (_, batch) = bmp.busy.take().expect("due");
             let result = if silent {
-                Err(format!("Requests failed on BMP {}", batch.bmp))
+                Err(BmpFailure::RequestsFailed { bmp: batch.bmp })
             } else {
                 Ok(())
             };
@@ -119,18 +133,18 @@ impl Hardware for FixedDelays {
         self.sessions.push_back((session.job, SessionEvent::Running));
     }
 
-    fn finish_session(&mut self, _now: Instant, job: spinnbed_core::sched::JobId) {
+    fn finish_session(&mut self, _now: Instant, job: JobId) {
         self.sessions.push_back((job, SessionEvent::Finished));
     }
 
-    fn end_session(&mut self, job: spinnbed_core::sched::JobId) {
+    fn end_session(&mut self, job: JobId) {
         self.sessions.retain(|(j, _)| *j != job);
     }
 
     /// Only a silent BMP affects fixed-delay hardware (its batches fail as the reference's
     /// would); the other faults need packet-level hardware.
-    fn apply_fault(&mut self, _now: Instant, kind: &crate::scenario::FaultKind, on: bool) {
-        if let crate::scenario::FaultKind::BmpSilent { machine, frame } = kind {
+    fn apply_fault(&mut self, _now: Instant, kind: &FaultKind, on: bool) {
+        if let FaultKind::BmpSilent { machine, frame } = kind {
             let bmp = self.bmps.entry((machine.clone(), *frame)).or_default();
             bmp.silent = if on {
                 bmp.silent + 1
@@ -140,7 +154,7 @@ impl Hardware for FixedDelays {
         }
     }
 
-    fn poll_session(&mut self) -> Option<(spinnbed_core::sched::JobId, SessionEvent)> {
+    fn poll_session(&mut self) -> Option<(JobId, SessionEvent)> {
         self.sessions.pop_front()
     }
 }
@@ -149,11 +163,12 @@ impl Hardware for FixedDelays {
 mod tests {
     use super::*;
     use spinnbed_core::geometry::Link;
+    use spinnbed_core::service::BatchId;
 
     fn batch(id: u64, on: Vec<u16>, links: usize, off: Vec<u16>) -> BmpBatch {
         BmpBatch {
-            id,
-            job: 1,
+            id: BatchId(id),
+            job: JobId(1),
             machine: "m".into(),
             frame: FrameId { cabinet: 0, frame: 0 },
             bmp: std::net::Ipv4Addr::new(10, 0, 0, 0),
@@ -165,17 +180,45 @@ mod tests {
 
     #[test]
     fn a_bmp_works_through_its_batches_in_order() {
-        let mut h = FixedDelays::new([("m".to_string(), BmpTiming::default())]);
+        let mut h = FixedDelays::new([("m".to_string(), MachineTiming::default())]);
         h.submit(Instant::ZERO, batch(1, vec![0, 1], 12, vec![]));
         h.submit(Instant::ZERO, batch(2, vec![], 0, vec![0, 1]));
         assert_eq!(h.poll_timeout(), Some(Instant::from_millis(5_120)));
         h.handle_timeout(Instant::from_millis(5_119));
         assert!(h.poll_done().is_none());
         h.handle_timeout(Instant::from_millis(5_120));
-        assert_eq!(h.poll_done().map(|(b, r)| (b.id, r)), Some((1, Ok(()))));
-        assert_eq!(h.poll_timeout(), Some(Instant::from_millis(6_120)));
+        assert_eq!(h.poll_done().map(|(b, r)| (b.id, r)), Some((BatchId(1), Ok(()))));
+        assert_eq!(h.poll_timeout(), Some(Instant::from_millis(5_170)));
         h.handle_timeout(Instant::from_secs(7));
-        assert_eq!(h.poll_done().map(|(b, _)| b.id), Some(2));
+        assert_eq!(h.poll_done().map(|(b, _)| b.id), Some(BatchId(2)));
         assert_eq!(h.poll_timeout(), None);
+    }
+
+    /// A silent BMP fails a batch after the machine's own number of tries, its own retry delay
+    /// apart (each try timing out after the reference's 10 s).
+    #[test]
+    fn a_silent_bmp_gives_up_after_the_machines_tries_and_retry_delay() {
+        for (tries, delay_s, fails_after_s) in [(2, 15, 35), (3, 5, 40), (1, 15, 10)] {
+            let timing = MachineTiming {
+                bmp_tries: tries,
+                bmp_retry_delay: Duration::from_secs(delay_s),
+                ..MachineTiming::default()
+            };
+            let mut h = FixedDelays::new([("m".to_string(), timing)]);
+            let kind = FaultKind::BmpSilent {
+                machine: "m".into(),
+                frame: FrameId { cabinet: 0, frame: 0 },
+            };
+            h.apply_fault(Instant::ZERO, &kind, true);
+            h.submit(Instant::ZERO, batch(1, vec![0], 0, vec![]));
+            assert_eq!(
+                h.poll_timeout(),
+                Some(Instant::from_secs(fails_after_s)),
+                "{tries} tries"
+            );
+            h.handle_timeout(Instant::from_secs(fails_after_s));
+            let (_, result) = h.poll_done().unwrap();
+            assert_eq!(result.unwrap_err().to_string(), "Requests failed on BMP 10.0.0.0");
+        }
     }
 }

@@ -9,15 +9,19 @@
 //! users' sessions boot their job's boards (boot packets, then CMD_VER polls), write their
 //! input to SDRAM and read their results back.
 
-use super::{Completion, JobScp, ScpCounters, Session, SessionEvent};
+use super::transport::HostEnd;
+use super::{Completion, JobScp, ScpCounters, ScpSummary, Session, SessionEvent, SessionFailure};
+use crate::netsim::NetStats;
+use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::{Board, Machine};
 use spinnbed_core::host::{
     BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, OpId, Policy, Stats, Transfer, TransferEvent,
 };
 use spinnbed_core::proto::sdp::Address;
 use spinnbed_core::sched::JobId;
-use spinnbed_core::service::BmpBatch;
-use spinnbed_core::time::Instant;
+use spinnbed_core::service::{BatchId, BmpBatch};
+use spinnbed_core::time::{Duration, Instant};
+use spinnbed_core::timing::MachineTiming;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -56,7 +60,9 @@ pub struct HostSide {
     host: Host,
     policy: Policy,
     machines: Vec<Machine>,
-    batches: BTreeMap<u64, BmpBatch>,
+    /// Batches submitted and not yet done, by id (issued in order, so a BMP's earliest one is
+    /// the one it is working on).
+    batches: BTreeMap<BatchId, BmpBatch>,
     done: VecDeque<Completion>,
     sessions: BTreeMap<JobId, UserSession>,
     ops: BTreeMap<OpId, JobId>,
@@ -82,19 +88,31 @@ impl std::fmt::Debug for HostSide {
 }
 
 impl HostSide {
-    /// A host side for `machines` with the SCP policy called `policy_name`, waiting
+    /// A host side at `local` for `machines` (each with its timing: a batch is tried
+    /// `bmp_tries` times, `bmp_retry_delay` apart) with the SCP `policy`, waiting
     /// `post_power_on_delay` after each power-on before checking FPGAs.
     pub fn new(
-        machines: &[Machine],
-        policy_name: &str,
-        post_power_on_delay: spinnbed_core::time::Duration,
+        local: SocketAddrV4,
+        machines: &[(Machine, MachineTiming)],
+        policy: Policy,
+        post_power_on_delay: Duration,
     ) -> HostSide {
-        let mut config = HostConfig::for_policy_name(policy_name).unwrap_or_default();
+        let mut config = HostConfig::for_policy(policy);
         config.bmp.post_power_on_delay = post_power_on_delay;
+        config.local = local;
+        let mut host = Host::new(config);
+        for (m, t) in machines {
+            let mut bmp = config.bmp;
+            bmp.tries = t.bmp_tries.max(1);
+            bmp.retry_interval = t.bmp_retry_delay;
+            for (_, ip) in m.bmps() {
+                host.set_bmp_config(ip, bmp);
+            }
+        }
         HostSide {
             policy: config.policy,
-            host: Host::new(config),
-            machines: machines.to_vec(),
+            host,
+            machines: machines.iter().map(|(m, _)| m.clone()).collect(),
             batches: BTreeMap::new(),
             done: VecDeque::new(),
             sessions: BTreeMap::new(),
@@ -108,9 +126,27 @@ impl HostSide {
         }
     }
 
-    /// One job's SCP traffic so far.
-    pub fn job_scp(&self, job: JobId) -> Option<JobScp> {
-        self.job_scp.get(&job).copied()
+    /// One job's SCP traffic so far, including its session and the batch its BMP is working
+    /// on, if they are still under way (so that the jobs' shares add up to the run's totals
+    /// whenever the run stops).
+    pub fn job_scp(&self, job: JobId) -> JobScp {
+        let mut j = self.job_scp.get(&job).copied().unwrap_or_default();
+        if let Some(s) = self.sessions.get(&job) {
+            j.add_delta(&s.mark, &self.client_stats(s.root));
+        }
+        let mut working = std::collections::BTreeSet::new();
+        for b in self.batches.values() {
+            // The earliest outstanding batch of each BMP is the one it is working on.
+            if working.insert(b.bmp) && b.job == job {
+                let mark = self.bmp_marks.get(&b.bmp).copied().unwrap_or_default();
+                j.add_delta(&mark, &self.client_stats(self.bmp_addr(b.bmp)));
+            }
+        }
+        j
+    }
+
+    fn bmp_addr(&self, bmp: Ipv4Addr) -> SocketAddrV4 {
+        SocketAddrV4::new(bmp, self.host.config().scp_port)
     }
 
     /// Counters of the client for `remote` (zero if it never had one).
@@ -118,22 +154,10 @@ impl HostSide {
         self.host.stack().client(remote).map(|c| *c.stats()).unwrap_or_default()
     }
 
-    /// Run-level SCP statistics for `summary.json`.
-    pub fn summary(&self) -> serde_json::Value {
-        let c = self.counters();
-        let goodput = if self.transfer_us == 0 {
-            0.0
-        } else {
-            c.bytes as f64 * 8.0 / self.transfer_us as f64
-        };
-        serde_json::json!({
-            "requests": c.requests,
-            "retries": c.retries,
-            "timeouts": c.timeouts,
-            "failures": c.failures,
-            "bytes": c.bytes,
-            "goodput_mbps": (goodput * 1000.0).round() / 1000.0,
-        })
+    /// Run-level SCP statistics for `summary.json`, with the network's counters if there is a
+    /// simulated network.
+    pub fn summary(&self, net: Option<NetStats>) -> ScpSummary {
+        ScpSummary::new(self.counters(), self.transfer_us, net)
     }
 
     /// Ends a job's session: its board traffic since the start is the job's.
@@ -154,38 +178,6 @@ impl HostSide {
             failures: s.failures,
             bytes: self.user_bytes,
         }
-    }
-
-    /// A datagram from `from` arrived.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, payload: &[u8]) {
-        self.host.handle_datagram(now, from, payload);
-    }
-
-    /// Runs host timers due by `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.host.poll_timeout().is_some_and(|t| t <= now) {
-            self.host.handle_timeout(now);
-        }
-    }
-
-    /// The next datagram to send: (destination, payload).
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
-        self.host.poll_transmit()
-    }
-
-    /// The host's next deadline.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.host.poll_timeout()
-    }
-
-    /// Acts on everything the host reported; returns whether there was anything.
-    pub fn process(&mut self, now: Instant) -> bool {
-        let mut any = false;
-        while let Some(ev) = self.host.poll_event() {
-            self.on_host_event(now, ev);
-            any = true;
-        }
-        any
     }
 
     /// Queues a BMP batch on its BMP's controller.
@@ -212,7 +204,7 @@ impl HostSide {
     fn on_host_event(&mut self, now: Instant, ev: HostEvent) {
         match ev {
             HostEvent::BatchDone { batch_id, bmp, result } => {
-                let now_stats = self.client_stats(SocketAddrV4::new(bmp, self.host.config().scp_port));
+                let now_stats = self.client_stats(self.bmp_addr(bmp));
                 let before = self.bmp_marks.insert(bmp, now_stats).unwrap_or_default();
                 if let Some(b) = self.batches.remove(&batch_id) {
                     self.job_scp.entry(b.job).or_default().add_delta(&before, &now_stats);
@@ -227,7 +219,7 @@ impl HostSide {
                 let Some(job) = self.ops.remove(&op) else { return };
                 match outcome {
                     BootOutcome::Booted { .. } => self.after_boot(now, job),
-                    BootOutcome::Failed(why) => self.fail(job, format!("boot failed: {why}")),
+                    BootOutcome::Failed(why) => self.fail(job, SessionFailure::BootFailed(why)),
                 }
             }
             HostEvent::Transfer {
@@ -256,14 +248,14 @@ impl HostSide {
                             _ => {}
                         }
                     }
-                    Err(e) => self.fail(job, format!("data transfer failed: {e}")),
+                    Err(e) => self.fail(job, SessionFailure::TransferFailed(e)),
                 }
             }
             _ => {}
         }
     }
 
-    fn fail(&mut self, job: JobId, why: String) {
+    fn fail(&mut self, job: JobId, why: SessionFailure) {
         let board = self.sessions.get(&job).map(|s| s.root_board);
         self.close_session(job);
         self.ops.retain(|_, j| *j != job);
@@ -294,7 +286,7 @@ impl HostSide {
             .and_then(|b| Some((*b, self.board_addr(&session.machine, *b)?)));
         let Some((root_board, root)) = root else {
             let why = SessionEvent::Failed {
-                why: "no address for the job's boards".into(),
+                why: SessionFailure::NoAddress,
                 board: None,
             };
             self.session_events.push_back((session.job, why));
@@ -323,9 +315,8 @@ impl HostSide {
                 self.sessions.insert(session.job, s);
             }
             Err(e) => {
-                let why = format!("cannot boot: {e}");
                 let failed = SessionEvent::Failed {
-                    why,
+                    why: SessionFailure::CannotBoot(e.to_string()),
                     board: Some(root_board),
                 };
                 self.session_events.push_back((session.job, failed));
@@ -362,6 +353,36 @@ impl HostSide {
 /// Deterministic user data.
 fn pattern(job: JobId, len: usize) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u64).wrapping_mul(31).wrapping_add(job) as u8)
+        .map(|i| (i as u64).wrapping_mul(31).wrapping_add(job.0) as u8)
         .collect()
+}
+
+impl HostEnd for HostSide {
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.host.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.host.poll_timeout().is_some_and(|t| t <= now) {
+            self.host.handle_timeout(now);
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, d: &Datagram) {
+        self.host.handle_datagram(now, d);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.host.poll_transmit()
+    }
+
+    /// Acts on everything the host reported; returns whether there was anything.
+    fn process(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(ev) = self.host.poll_event() {
+            self.on_host_event(now, ev);
+            any = true;
+        }
+        any
+    }
 }

@@ -1,49 +1,42 @@
-//! The hardware seam of a simulated run.
+//! The hardware seam: the service asks for BMP work ([`BmpBatch`]es) and users start sessions
+//! on their boards; a [`Hardware`] carries them out and reports completions. The world only
+//! ever talks to this trait.
 //!
-//! The service asks for BMP work ([`BmpBatch`]es); a [`Hardware`] carries it out and reports
-//! completions. The engine only ever talks to this trait, so the packet-level emulator (SCP over
-//! a simulated network) and the real-UDP driver plug in without touching it.
-//!
-//! Implementations: [`FixedDelays`] ([`fixed`]): BMP batches take fixed times; [`PacketHardware`]
-//! ([`packet`]): the [`HostSide`] ([`host_side`]) speaking SCP and the boot protocol over the
-//! simulated network to the emulated machine. [`faults`] strikes and heals scenario faults on
-//! an emulated machine.
+//! Implementations:
+//! - [`FixedDelays`] ([`fixed`]): each BMP works through its batches in order, each taking the
+//!   machine's [`MachineTiming`](spinnbed_core::timing::MachineTiming); sessions take no time.
+//! - [`HostHardware`] ([`transport`]): the [`HostSide`] ([`host_side`]) — the core's host
+//!   speaking SCP and the boot protocol — over a [`Transport`]. In simulated runs the transport
+//!   is a [`SimulatedMachine`] ([`machine`]: the simulated network and the emulated machine,
+//!   with the scenario's faults from [`faults`]); `spinnbed-realtime` plugs in a UDP socket.
+//!   [`transport::settle`] is the one loop that moves datagrams between a host and a
+//!   transport until both are quiet.
 
 pub mod faults;
 pub mod fixed;
 pub mod host_side;
-pub mod packet;
+pub mod machine;
+pub mod transport;
 
 pub use fixed::FixedDelays;
 pub use host_side::HostSide;
-pub use packet::PacketHardware;
+pub use machine::SimulatedMachine;
+pub use transport::{HostEnd, HostHardware, Transport};
 
+use crate::netsim::NetStats;
+use crate::scenario::FaultKind;
+use spinnbed_core::geometry::Board;
+use spinnbed_core::reason::BmpFailure;
+use spinnbed_core::sched::JobId;
 use spinnbed_core::service::BmpBatch;
-use spinnbed_core::time::{Duration, Instant};
+use spinnbed_core::time::Instant;
 
-/// How long BMP operations take on one machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BmpTiming {
-    /// Powering boards on and loading their FPGAs.
-    pub power_on: Duration,
-    /// Powering boards off.
-    pub power_off: Duration,
-    /// One FPGA register write (a link STOP bit).
-    pub link_write: Duration,
-}
+/// Packet-level hardware of simulated runs: the host side over the simulated network to the
+/// emulated machine.
+pub type PacketHardware = HostHardware<SimulatedMachine>;
 
-impl Default for BmpTiming {
-    fn default() -> BmpTiming {
-        BmpTiming {
-            power_on: Duration::from_secs(5),
-            power_off: Duration::from_secs(1),
-            link_write: Duration::from_millis(10),
-        }
-    }
-}
-
-/// A completed batch and its outcome (`Err` carries the failure text).
-pub type Completion = (BmpBatch, Result<(), String>);
+/// A completed batch and how it went.
+pub type Completion = (BmpBatch, Result<(), BmpFailure>);
 
 /// SCP counters of packet-level hardware, for `summary.json` and `scp.csv`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -58,6 +51,29 @@ pub struct ScpCounters {
     pub failures: u64,
     /// Payload bytes the users moved (input written plus results read).
     pub bytes: u64,
+}
+
+/// `summary.json` `scp`: a packet-level run's SCP traffic (keys in alphabetical order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ScpSummary {
+    /// Payload bytes the users moved (input written plus results read).
+    pub bytes: u64,
+    /// Datagrams the simulated network carried (simulated runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<u64>,
+    /// Requests that failed after all retries.
+    pub failures: u64,
+    /// The users' transfer goodput, Mbit/s (3 decimals).
+    pub goodput_mbps: f64,
+    /// Datagrams the simulated network lost (simulated runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    /// Requests submitted.
+    pub requests: u64,
+    /// Resends.
+    pub retries: u64,
+    /// Receive timeouts.
+    pub timeouts: u64,
 }
 
 /// One job's SCP traffic in a packet-level run: its BMP batches (power on, FPGA checks, link
@@ -105,11 +121,11 @@ impl JobScp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The service's job id.
-    pub job: spinnbed_core::sched::JobId,
+    pub job: JobId,
     /// Machine name.
     pub machine: String,
     /// The job's boards (sorted).
-    pub boards: Vec<spinnbed_core::geometry::Board>,
+    pub boards: Vec<Board>,
     /// Boot the boards before use.
     pub boot: bool,
     /// How many times to try booting before giving up.
@@ -118,6 +134,30 @@ pub struct Session {
     pub data_in: u64,
     /// Bytes to read back after running.
     pub data_out: u64,
+}
+
+/// Why a user gave up on its boards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionFailure {
+    /// The job's boards have no address to talk to.
+    NoAddress,
+    /// The boot could not even start (a bad image).
+    CannotBoot(String),
+    /// The boards did not boot.
+    BootFailed(String),
+    /// Writing the input or reading the results failed.
+    TransferFailed(String),
+}
+
+impl std::fmt::Display for SessionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionFailure::NoAddress => f.write_str("no address for the job's boards"),
+            SessionFailure::CannotBoot(e) => write!(f, "cannot boot: {e}"),
+            SessionFailure::BootFailed(why) => write!(f, "boot failed: {why}"),
+            SessionFailure::TransferFailed(e) => write!(f, "data transfer failed: {e}"),
+        }
+    }
 }
 
 /// Progress of a user session.
@@ -130,15 +170,15 @@ pub enum SessionEvent {
     /// The user gives up (boot or transfer failure, after retries).
     Failed {
         /// What went wrong.
-        why: String,
+        why: SessionFailure,
         /// The board that did not answer (the one the user booted and talked to), if known.
-        board: Option<spinnbed_core::geometry::Board>,
+        board: Option<Board>,
     },
 }
 
-/// Carries out BMP batches in simulated time.
+/// Carries out BMP batches and users' sessions.
 pub trait Hardware {
-    /// A short name for summaries ("fixed-delay", "emulator").
+    /// A short name for summaries ("fixed-delay", "emulator", "udp").
     fn name(&self) -> &'static str;
     /// The service asked for `batch` at `now`.
     fn submit(&mut self, now: Instant, batch: BmpBatch);
@@ -151,23 +191,50 @@ pub trait Hardware {
     /// A job is ready: its user boots its boards and writes its input.
     fn start_session(&mut self, now: Instant, session: Session);
     /// The job's run is over: its user reads the results back.
-    fn finish_session(&mut self, now: Instant, job: spinnbed_core::sched::JobId);
+    fn finish_session(&mut self, now: Instant, job: JobId);
     /// Forget a session (the job was destroyed under the user).
-    fn end_session(&mut self, job: spinnbed_core::sched::JobId);
+    fn end_session(&mut self, job: JobId);
     /// The next session progress report.
-    fn poll_session(&mut self) -> Option<(spinnbed_core::sched::JobId, SessionEvent)>;
-    /// SCP statistics, if this hardware speaks SCP (packet-level runs).
-    fn scp_stats(&self) -> Option<serde_json::Value> {
+    fn poll_session(&mut self) -> Option<(JobId, SessionEvent)>;
+    /// The run's SCP traffic, if this hardware speaks SCP.
+    fn scp_summary(&self) -> Option<ScpSummary> {
         None
     }
     /// Running SCP counters, if this hardware speaks SCP.
     fn counters(&self) -> Option<ScpCounters> {
         None
     }
-    /// One job's SCP traffic so far, if this hardware speaks SCP.
-    fn job_scp(&self, _job: spinnbed_core::sched::JobId) -> Option<JobScp> {
+    /// One job's SCP traffic so far (including batches and sessions still under way), if this
+    /// hardware speaks SCP.
+    fn job_scp(&self, _job: JobId) -> Option<JobScp> {
         None
     }
     /// A scheduled fault strikes (`on`) or heals.
-    fn apply_fault(&mut self, now: Instant, kind: &crate::scenario::FaultKind, on: bool);
+    fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool);
+}
+
+/// Rounds to 3 decimals.
+fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl ScpSummary {
+    /// From the host side's counters and, in simulated runs, the network's.
+    pub fn new(c: ScpCounters, transfer_us: u64, net: Option<NetStats>) -> ScpSummary {
+        let goodput = if transfer_us == 0 {
+            0.0
+        } else {
+            c.bytes as f64 * 8.0 / transfer_us as f64
+        };
+        ScpSummary {
+            bytes: c.bytes,
+            datagrams: net.map(|n| n.sent),
+            failures: c.failures,
+            goodput_mbps: r3(goodput),
+            lost: net.map(|n| n.lost),
+            requests: c.requests,
+            retries: c.retries,
+            timeouts: c.timeouts,
+        }
+    }
 }

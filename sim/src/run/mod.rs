@@ -6,17 +6,20 @@
 //! docs/outputs.md into a fresh temporary directory and renames it into place, so an output
 //! directory is either complete or absent.
 
-use crate::hardware::{BmpTiming, FixedDelays};
 pub mod outputs;
 
+use crate::hardware::host_side::HOST_ADDR;
+use crate::hardware::{FixedDelays, HostSide, PacketHardware, SimulatedMachine};
+use crate::scenario::{FaultConfig, NetworkConfig, ScpPolicy};
 use crate::workload::WorkloadJob;
 use crate::world::{Limits, RunResult, World};
 use outputs::RunMeta;
 use spinnbed_core::alloc::Packer;
 use spinnbed_core::geometry::Machine;
 use spinnbed_core::sched::{Discipline, Easy, Fifo};
-use spinnbed_core::service::{Service, ServiceConfig, spalloc_packer};
+use spinnbed_core::service::{Service, ServiceConfig, ServiceError, spalloc_packer};
 use spinnbed_core::time::{Duration, Instant};
+use spinnbed_core::timing::MachineTiming;
 use spinnbed_outdir::{OutdirError, Staged};
 use std::path::{Path, PathBuf};
 
@@ -105,8 +108,8 @@ pub struct RunSpec {
     pub sample_period: Duration,
     /// The run stops this long after the horizon even if jobs remain.
     pub drain_limit: Duration,
-    /// Machines in priority order, with their BMP timing.
-    pub machines: Vec<(Machine, BmpTiming)>,
+    /// Machines in priority order, with their hardware timing.
+    pub machines: Vec<(Machine, MachineTiming)>,
     /// Service settings.
     pub service: ServiceConfig,
     /// Packing policy.
@@ -120,9 +123,9 @@ pub struct RunSpec {
     /// What users do with their boards.
     pub users: crate::world::UserBehaviour,
     /// Scheduled faults.
-    pub faults: Vec<crate::scenario::FaultConfig>,
-    /// The host's SCP policy at packet level (`spinnman`, `rig`, `adaptive`).
-    pub scp_policy: String,
+    pub faults: Vec<FaultConfig>,
+    /// The host's SCP retry and windowing policy at packet level.
+    pub scp_policy: ScpPolicy,
     /// Host wait after powering boards on, at packet level.
     pub post_power_on_delay: Duration,
 }
@@ -137,7 +140,7 @@ pub enum HardwareChoice {
         /// Emulated machine settings.
         emulator: Box<spinnbed_emulator::Config>,
         /// The simulated network.
-        network: crate::scenario::NetworkConfig,
+        network: NetworkConfig,
     },
 }
 
@@ -156,18 +159,7 @@ impl RunSpec {
             horizon: sc.run.horizon,
             sample_period: sc.run.sample_period,
             drain_limit: sc.run.drain_limit,
-            machines: sc
-                .machines
-                .iter()
-                .map(|m| {
-                    let t = BmpTiming {
-                        power_on: m.timing.power_on,
-                        power_off: m.timing.power_off,
-                        link_write: m.timing.link_write,
-                    };
-                    (m.machine.clone(), t)
-                })
-                .collect(),
+            machines: sc.machines.iter().map(|m| (m.machine.clone(), m.timing)).collect(),
             service: ServiceConfig {
                 seconds_before_free: sc.policy.seconds_before_free,
                 max_retired_jobs: usize::try_from(sc.policy.max_retired_jobs).unwrap_or(usize::MAX),
@@ -199,14 +191,27 @@ impl RunSpec {
                 avoid_after: (sc.policy.avoid_failing_boards > 0).then_some(sc.policy.avoid_failing_boards),
             },
             faults: sc.faults.clone(),
-            scp_policy: sc.host.scp_policy.name().to_string(),
+            scp_policy: sc.host.scp_policy,
             post_power_on_delay: sc.host.post_power_on_delay,
         }
     }
 }
 
+/// Why a run could not be set up.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    /// The service refused a machine (e.g. two machines share an address).
+    #[error("machine {machine}: {error}")]
+    Machine {
+        /// The machine's name.
+        machine: String,
+        /// Why.
+        error: ServiceError,
+    },
+}
+
 /// Runs a spec to completion; `progress` gets the simulated time now and then.
-pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunResult, RunMeta), String> {
+pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunResult, RunMeta), RunError> {
     let service = build_service(spec)?;
     let limits = spec.limits();
     let result = match &spec.hardware {
@@ -216,14 +221,8 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
         }
         HardwareChoice::Emulator { emulator, network } => {
             let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
-            let hw = crate::hardware::PacketHardware::new(
-                &machines,
-                (**emulator).clone(),
-                network.clone(),
-                spec.seed,
-                &spec.scp_policy,
-                spec.post_power_on_delay,
-            );
+            let machine = SimulatedMachine::new(&machines, (**emulator).clone(), network.clone(), spec.seed, HOST_ADDR);
+            let hw: PacketHardware = crate::hardware::HostHardware::new(spec.host_side(HOST_ADDR), machine);
             run_world(spec, service, hw, limits, progress)
         }
     };
@@ -231,8 +230,20 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
     Ok((result, meta))
 }
 
+impl RunSpec {
+    /// The host side of a packet-level run of this spec, at `local`.
+    pub fn host_side(&self, local: std::net::SocketAddrV4) -> HostSide {
+        HostSide::new(
+            local,
+            &self.machines,
+            self.scp_policy.policy(),
+            self.post_power_on_delay,
+        )
+    }
+}
+
 /// The service of a run: its machines with the spec's policies.
-pub fn build_service(spec: &RunSpec) -> Result<Service, String> {
+pub fn build_service(spec: &RunSpec) -> Result<Service, RunError> {
     let packer = spec.packer;
     let mut service = Service::with_policies(
         spec.service,
@@ -242,7 +253,10 @@ pub fn build_service(spec: &RunSpec) -> Result<Service, String> {
     for (m, _) in &spec.machines {
         service
             .add_machine(Instant::ZERO, m.clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(|error| RunError::Machine {
+                machine: m.name().to_string(),
+                error,
+            })?;
     }
     Ok(service)
 }
@@ -253,7 +267,7 @@ impl RunSpec {
         Limits {
             horizon: Instant::ZERO + self.horizon,
             stop: Instant::ZERO + self.horizon + self.drain_limit,
-            sample_period: self.sample_period.max(Duration::from_millis(100)),
+            sample_period: self.sample_period,
         }
     }
 
@@ -317,11 +331,7 @@ impl Perf {
     pub fn new(r: &RunResult, wall: std::time::Duration) -> Perf {
         let w = wall.as_secs_f64().max(1e-9);
         let sim = r.end.as_micros() as f64 / 1e6;
-        let datagrams = r
-            .scp
-            .as_ref()
-            .and_then(|s| s.get("datagrams"))
-            .and_then(serde_json::Value::as_u64);
+        let datagrams = r.scp.and_then(|s| s.datagrams);
         Perf {
             datagrams,
             datagrams_per_s: datagrams.map(|d| (d as f64 / w).round()),
@@ -378,7 +388,7 @@ pub fn write_outputs(
         let file = tmp.join(name);
         std::fs::write(&file, bytes).map_err(|source| OutputError::Write { file, source })
     };
-    let summary = outputs::summary(result, meta, result.scp.clone());
+    let summary = outputs::summary(result, meta);
     write("summary.json", &outputs::json(&summary))?;
     write("jobs.csv", outputs::jobs_csv(result).as_bytes())?;
     write("timeline.csv", outputs::timeline_csv(result).as_bytes())?;
@@ -424,7 +434,13 @@ mod tests {
             horizon: Duration::from_secs(3600),
             sample_period: Duration::from_secs(60),
             drain_limit: Duration::from_secs(86400),
-            machines: vec![(Machine::new(MachineSpec::new("m", 2, 2)).unwrap(), BmpTiming::default())],
+            machines: vec![(
+                Machine::new(MachineSpec::new("m", 2, 2)).unwrap(),
+                MachineTiming {
+                    power_off: Duration::from_secs(1),
+                    ..MachineTiming::default()
+                },
+            )],
             service: ServiceConfig::default(),
             packer: PackerChoice::Spalloc,
             queue: QueueChoice::Fifo,
@@ -432,7 +448,7 @@ mod tests {
             hardware: HardwareChoice::FixedDelay,
             users: Default::default(),
             faults: Vec::new(),
-            scp_policy: "spinnman".into(),
+            scp_policy: ScpPolicy::Spinnman,
             post_power_on_delay: Duration::from_secs(5),
         }
     }
@@ -461,7 +477,7 @@ mod tests {
         // t = 210 (every 30 s), so the job times out just after 210 + 60 s.
         assert_eq!(rec(3).outcome, crate::world::Outcome::TimedOut);
         assert_eq!(rec(3).end, Some(Instant::from_secs(270) + Duration(1)));
-        let s = outputs::summary(&r, &meta, None);
+        let s = outputs::summary(&r, &meta);
         assert_eq!((s.completed, s.cancelled, s.timed_out), (2, 1, 1));
         assert!(s.utilisation > 0.0 && s.utilisation <= 1.0);
         let tl = outputs::timeline_csv(&r);

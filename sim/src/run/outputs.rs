@@ -167,7 +167,7 @@ pub struct Summary {
     /// Per machine.
     pub machines: Vec<MachineStats>,
     /// SCP statistics (packet-level runs only).
-    pub scp: Option<serde_json::Value>,
+    pub scp: Option<crate::hardware::ScpSummary>,
     /// Faults injected during the run, in time order (absent when none were).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultSummary>,
@@ -186,13 +186,9 @@ fn secs(t: Instant) -> f64 {
     t.as_micros() as f64 / 1e6
 }
 
-/// Nearest-rank percentile of sorted values.
+/// Nearest-rank percentile of sorted values (`p` in percent; 0 if there are none).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    spinnbed_core::stats::percentile(sorted, p / 100.0).unwrap_or(0.0)
 }
 
 fn wait_stats(mut w: Vec<f64>) -> WaitStats {
@@ -212,7 +208,7 @@ fn wait_stats(mut w: Vec<f64>) -> WaitStats {
 }
 
 /// Computes `summary.json`.
-pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) -> Summary {
+pub fn summary(r: &RunResult, meta: &RunMeta) -> Summary {
     let count = |o: Outcome| r.records.iter().filter(|x| x.outcome == o).count();
     let first_submit = r.records.iter().map(|x| x.submit).min().unwrap_or(Instant::ZERO);
     let last_end = r
@@ -346,7 +342,7 @@ pub fn summary(r: &RunResult, meta: &RunMeta, scp: Option<serde_json::Value>) ->
         }),
         classes,
         machines,
-        scp,
+        scp: r.scp,
         faults: {
             let mut f: Vec<&crate::scenario::FaultConfig> =
                 meta.faults.iter().filter(|f| Instant::ZERO + f.at <= r.end).collect();

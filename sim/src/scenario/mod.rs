@@ -112,35 +112,9 @@ impl RunConfig {
     }
 }
 
-/// `[machine.timing]`: how long the hardware takes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MachineTiming {
-    /// A BMP powering boards on and loading their FPGAs.
-    pub power_on: Duration,
-    /// A BMP powering boards off.
-    pub power_off: Duration,
-    /// One FPGA register write.
-    pub link_write: Duration,
-    /// A board booting (used by the emulator).
-    pub boot: Duration,
-    /// Wait before retrying a BMP request that got no answer.
-    pub bmp_retry_delay: Duration,
-    /// Attempts per BMP request.
-    pub bmp_tries: u32,
-}
-
-impl Default for MachineTiming {
-    fn default() -> MachineTiming {
-        MachineTiming {
-            power_on: Duration::from_secs(5),
-            power_off: Duration::from_millis(50),
-            link_write: Duration::from_millis(10),
-            boot: Duration::from_secs(3),
-            bmp_retry_delay: Duration::from_secs(15),
-            bmp_tries: 2,
-        }
-    }
-}
+/// `[machine.timing]`: how long the hardware takes (one type for the emulator, fixed-delay
+/// hardware and the host's BMP retries).
+pub use spinnbed_core::timing::MachineTiming;
 
 /// One `[[machine]]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,6 +243,16 @@ impl ScpPolicy {
             ScpPolicy::Spinnman => "spinnman",
             ScpPolicy::Rig => "rig",
             ScpPolicy::Adaptive => "adaptive",
+        }
+    }
+
+    /// The host-side policy with its default settings.
+    pub fn policy(self) -> spinnbed_core::host::Policy {
+        use spinnbed_core::host::Policy;
+        match self {
+            ScpPolicy::Spinnman => Policy::spinnman(),
+            ScpPolicy::Rig => Policy::rig(),
+            ScpPolicy::Adaptive => Policy::adaptive(),
         }
     }
 }
@@ -656,12 +640,7 @@ impl Scenario {
     pub fn emulator_config(&self) -> spinnbed_emulator::Config {
         let mut c = spinnbed_emulator::Config::default();
         for m in &self.machines {
-            let t = spinnbed_emulator::MachineTiming {
-                power_on: m.timing.power_on,
-                power_off: m.timing.power_off,
-                boot: m.timing.boot,
-            };
-            c.machine_timing.insert(m.machine.name().to_string(), t);
+            c.machine_timing.insert(m.machine.name().to_string(), m.timing);
         }
         c
     }

@@ -1,0 +1,67 @@
+//! [`RealtimeError`]: why a real-time command could not start or carry on.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+/// Why a real-time command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    /// A socket could not be bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddrV4,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A datagram could not be sent (other than a full buffer, which UDP may drop).
+    #[error("cannot send to {dst}: {source}")]
+    Send {
+        /// The destination.
+        dst: SocketAddrV4,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A signal handler could not be installed.
+    #[error("cannot watch for {signal}: {source}")]
+    Signal {
+        /// Which signal.
+        signal: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An address outside 127.0.0.0/8 without permission to bind it.
+    #[error(
+        "{0} is not a loopback address: binding the machine's real addresses needs --allow-non-loopback (or give the machine a loopback IP base such as 127.1.0.0)"
+    )]
+    NotLoopback(Ipv4Addr),
+    /// Some BMPs did not answer CMD_VER before the run.
+    #[error(
+        "cannot reach the machine's BMPs ({} of them did not answer CMD_VER); is the hardware (or `sim emulate`) running?\n  {}",
+        .0.len(),
+        .0.join("\n  ")
+    )]
+    Unreachable(Vec<String>),
+    /// A set-up step (power on, boot, power off) failed on some BMPs or boards.
+    #[error("{what} failed on {} BMP(s) or board(s):\n  {}", failed.len(), failed.join("\n  "))]
+    Setup {
+        /// The step.
+        what: &'static str,
+        /// `who: why`, one per failure.
+        failed: Vec<String>,
+    },
+    /// A command-line option out of range.
+    #[error("{0}")]
+    Option(String),
+    /// The run could not be set up.
+    #[error(transparent)]
+    Run(#[from] spinnbed_sim::run::RunError),
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
