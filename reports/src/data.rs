@@ -1,14 +1,17 @@
 //! Readers for a run's output files (`docs/outputs.md`).
 //!
-//! Every reader names the file — and for CSV the line and column — of anything it cannot use, and
-//! none of them panics on odd input: unknown columns are ignored, empty optional fields are `None`,
-//! numbers must be finite.
+//! CSV files are read into the row types the simulator writes them from
+//! (`spinnbed_outputs::rows`), then turned into what the charts draw. Every reader names the
+//! file — and for CSV the line and column — of anything it cannot use, and none of them panics
+//! on odd input: unknown columns are ignored, empty optional fields are `None`, numbers must be
+//! finite.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use spinnbed_outputs::rows;
 
 /// Malformed or unreadable input, naming the file (and for CSV files the line).
 #[derive(Debug, thiserror::Error)]
@@ -135,17 +138,15 @@ pub struct ScpSummary {
 }
 
 /// The columns of `jobs.csv` the report uses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Job {
-    #[serde(default)]
     pub class: String,
     pub wait_s: Option<f64>,
-    #[serde(default)]
     pub outcome: String,
 }
 
-/// One row of `timeline.csv`. Counts are read as numbers so that `12` and `12.0` both work.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// One row of `timeline.csv`, as the charts draw it.
+#[derive(Debug, Clone, Copy)]
 pub struct TimelineRow {
     pub t_s: f64,
     pub queued: f64,
@@ -154,22 +155,6 @@ pub struct TimelineRow {
     pub powered_boards: f64,
     pub idle_boards: f64,
     pub dead_boards: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RawBoard {
-    #[serde(default)]
-    machine: String,
-    x: u32,
-    y: u32,
-    z: u32,
-    dead: String,
-    #[serde(default)]
-    allocated_s: Option<f64>,
-    #[serde(default)]
-    powered_s: Option<f64>,
-    #[serde(default)]
-    dead_links: Option<String>,
 }
 
 /// The six board links, in hardware order (east = 0 … south = 5).
@@ -211,8 +196,8 @@ pub struct Board {
     pub dead_links: Vec<Link>,
 }
 
-/// One row of `scp.csv`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// One row of `scp.csv`, as the charts draw it.
+#[derive(Debug, Clone, Copy)]
 pub struct ScpRow {
     pub t_s: f64,
     pub requests: f64,
@@ -224,20 +209,7 @@ pub struct ScpRow {
 }
 
 /// One row of the SCP windowing study file.
-#[derive(Debug, Clone, Deserialize)]
-pub struct WindowingRow {
-    pub policy: String,
-    #[serde(default)]
-    pub op: String,
-    pub loss: f64,
-    pub rtt_ms: f64,
-    pub goodput_mbps: f64,
-    pub bound_mbps: Option<f64>,
-    #[serde(default)]
-    pub retries: Option<f64>,
-    #[serde(default)]
-    pub timeouts: Option<f64>,
-}
+pub use spinnbed_outputs::rows::WindowingRow;
 
 /// Everything the report needs from one run directory.
 #[derive(Debug, Clone)]
@@ -255,35 +227,45 @@ impl RunData {
     /// Reads `summary.json`, `jobs.csv`, `timeline.csv`, `boards.csv` and, if present, `scp.csv`.
     pub fn load(dir: &Path) -> Result<RunData, InputError> {
         let summary = read_summary(&dir.join("summary.json"))?;
-        let jobs: Vec<Job> = read_csv(&dir.join("jobs.csv"), |j: &Job| match j.wait_s {
-            Some(w) => finite(&[("wait_s", w)]),
-            None => Ok(()),
-        })?;
-        let timeline: Vec<TimelineRow> = read_csv(&dir.join("timeline.csv"), |r: &TimelineRow| {
-            finite(&[
-                ("t_s", r.t_s),
-                ("queued", r.queued),
-                ("running", r.running),
-                ("allocated_boards", r.allocated_boards),
-                ("powered_boards", r.powered_boards),
-                ("idle_boards", r.idle_boards),
-                ("dead_boards", r.dead_boards),
-            ])
-        })?;
+        let jobs: Vec<Job> = read_csv(&dir.join("jobs.csv"), |_: &rows::JobRow| Ok(()))?
+            .into_iter()
+            .map(|j| Job {
+                class: j.class,
+                wait_s: j.wait_s.map(rows::Secs::as_f64),
+                outcome: j.outcome,
+            })
+            .collect();
+        let timeline: Vec<TimelineRow> = read_csv(&dir.join("timeline.csv"), |_: &rows::TimelineRow| Ok(()))?
+            .into_iter()
+            .map(|r| TimelineRow {
+                t_s: r.t_s.as_f64(),
+                queued: r.queued as f64,
+                running: r.running as f64,
+                allocated_boards: r.allocated_boards as f64,
+                powered_boards: r.powered_boards as f64,
+                idle_boards: r.idle_boards as f64,
+                dead_boards: r.dead_boards as f64,
+            })
+            .collect();
         let boards = read_boards(&dir.join("boards.csv"))?;
         let scp_path = dir.join("scp.csv");
         let scp = if scp_path.is_file() {
-            Some(read_csv(&scp_path, |r: &ScpRow| {
-                finite(&[
-                    ("t_s", r.t_s),
-                    ("requests", r.requests),
-                    ("retries", r.retries),
-                    ("timeouts", r.timeouts),
-                    ("failures", r.failures),
-                    ("bytes", r.bytes),
-                    ("goodput_mbps", r.goodput_mbps),
-                ])
-            })?)
+            let rows = read_csv(&scp_path, |r: &rows::ScpRow| {
+                finite(&[("goodput_mbps", r.goodput_mbps)])
+            })?;
+            Some(
+                rows.into_iter()
+                    .map(|r| ScpRow {
+                        t_s: r.t_s.as_f64(),
+                        requests: r.requests as f64,
+                        retries: r.retries as f64,
+                        timeouts: r.timeouts as f64,
+                        failures: r.failures as f64,
+                        bytes: r.bytes as f64,
+                        goodput_mbps: r.goodput_mbps,
+                    })
+                    .collect(),
+            )
         } else {
             None
         };
@@ -403,23 +385,33 @@ pub fn read_csv<T: DeserializeOwned>(
         match rdr.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_error(path, &e, Some(&headers))),
+            Err(e) => return Err(csv_error(path, &e, None)),
         }
         let line = record.position().map_or(0, |p| p.line());
         let row: T = record
             .deserialize(Some(&headers))
-            .map_err(|e| csv_error(path, &e, Some(&headers)))?;
+            .map_err(|e| csv_error(path, &e, Some((&headers, &record))))?;
         check(&row).map_err(|m| InputError::malformed(path, line, m))?;
         out.push(row);
     }
     Ok(out)
 }
 
-fn csv_error(path: &Path, e: &csv::Error, headers: Option<&csv::StringRecord>) -> InputError {
+/// A CSV error naming the column where it can: the deserializer's field, or else (for the row
+/// types' own checks, whose messages quote the value, e.g. `"NaN" is not a time in seconds`)
+/// the column holding the quoted value.
+fn csv_error(path: &Path, e: &csv::Error, row: Option<(&csv::StringRecord, &csv::StringRecord)>) -> InputError {
     let line = e.position().map_or(1, |p| p.line());
     let message = match e.kind() {
         csv::ErrorKind::Deserialize { err, .. } => {
-            let column = err.field().and_then(|i| headers.and_then(|h| h.get(i as usize)));
+            let quoted = |v: &str| err.kind().to_string().contains(&format!("{v:?}"));
+            let column = row.and_then(|(headers, record)| match err.field() {
+                Some(i) => headers.get(i as usize),
+                None => record
+                    .iter()
+                    .position(|v| !v.is_empty() && quoted(v))
+                    .and_then(|i| headers.get(i)),
+            });
             match column {
                 Some(c) => format!("column `{c}`: {}", err.kind()),
                 None => err.kind().to_string(),
@@ -435,25 +427,13 @@ fn csv_error(path: &Path, e: &csv::Error, headers: Option<&csv::StringRecord>) -
 }
 
 fn read_boards(path: &Path) -> Result<Vec<Board>, InputError> {
-    let raw: Vec<RawBoard> = read_csv(path, |r: &RawBoard| {
+    let raw: Vec<rows::BoardRow> = read_csv(path, |r: &rows::BoardRow| {
         if r.z > 2 {
             return Err(format!("column `z`: {} is not 0, 1 or 2", r.z));
         }
-        if !matches!(r.dead.to_ascii_lowercase().as_str(), "0" | "1" | "true" | "false" | "") {
-            return Err(format!("column `dead`: {:?} is not 0 or 1", r.dead));
-        }
-        for (name, v) in [("allocated_s", r.allocated_s), ("powered_s", r.powered_s)] {
-            if let Some(v) = v
-                && !v.is_finite()
-            {
-                return Err(format!("column `{name}`: {v} is not a finite number"));
-            }
-        }
-        if let Some(links) = &r.dead_links {
-            for l in links.split(';').filter(|l| !l.trim().is_empty()) {
-                if Link::parse(l).is_none() {
-                    return Err(format!("column `dead_links`: unknown link {l:?}"));
-                }
+        for l in r.dead_links.split(';').filter(|l| !l.trim().is_empty()) {
+            if Link::parse(l).is_none() {
+                return Err(format!("column `dead_links`: unknown link {l:?}"));
             }
         }
         Ok(())
@@ -461,23 +441,17 @@ fn read_boards(path: &Path) -> Result<Vec<Board>, InputError> {
     Ok(raw
         .into_iter()
         .map(|r| {
-            let mut dead_links: Vec<Link> = r
-                .dead_links
-                .as_deref()
-                .unwrap_or("")
-                .split(';')
-                .filter_map(Link::parse)
-                .collect();
+            let mut dead_links: Vec<Link> = r.dead_links.split(';').filter_map(Link::parse).collect();
             dead_links.sort();
             dead_links.dedup();
             Board {
                 machine: r.machine,
-                x: r.x,
-                y: r.y,
-                z: r.z,
-                dead: matches!(r.dead.to_ascii_lowercase().as_str(), "1" | "true"),
-                allocated_s: r.allocated_s.unwrap_or(0.0).max(0.0),
-                powered_s: r.powered_s.unwrap_or(0.0).max(0.0),
+                x: r.x.into(),
+                y: r.y.into(),
+                z: r.z.into(),
+                dead: r.dead.0,
+                allocated_s: r.allocated_s.as_f64(),
+                powered_s: r.powered_s.as_f64(),
                 dead_links,
             }
         })
@@ -487,10 +461,11 @@ fn read_boards(path: &Path) -> Result<Vec<Board>, InputError> {
 /// Reads the SCP windowing study file.
 pub fn read_windowing(path: &Path) -> Result<Vec<WindowingRow>, InputError> {
     read_csv(path, |r: &WindowingRow| {
-        finite(&[("loss", r.loss), ("rtt_ms", r.rtt_ms), ("goodput_mbps", r.goodput_mbps)])?;
-        if let Some(b) = r.bound_mbps {
-            finite(&[("bound_mbps", b)])?;
-        }
-        Ok(())
+        finite(&[
+            ("loss", r.loss),
+            ("rtt_ms", r.rtt_ms),
+            ("goodput_mbps", r.goodput_mbps),
+            ("bound_mbps", r.bound_mbps),
+        ])
     })
 }

@@ -561,24 +561,22 @@ pub fn windowing_index(
         "<h2>Cells</h2>\n<table class=\"classes\">\n<tr><th>policy</th><th>op</th><th>loss</th><th>RTT</th>\
 <th>goodput</th><th>bound</th><th>of bound</th><th>retries</th><th>timeouts</th></tr>\n",
     );
-    let opt = |v: Option<f64>| v.map_or_else(String::new, |x| format!("{x:.1}"));
     for r in rows {
-        let share = r
-            .bound_mbps
+        let share = Some(r.bound_mbps)
             .filter(|b| *b > 0.0)
             .map_or_else(String::new, |b| format!("{:.1} %", 100.0 * r.goodput_mbps / b));
         let _ = writeln!(
             body,
-            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{} %</td><td>{} ms</td><td>{:.2} Mbit/s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{} %</td><td>{} ms</td><td>{:.2} Mbit/s</td><td>{:.2} Mbit/s</td><td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>",
             esc(&r.policy),
             esc(&r.op),
             crate::format::tick(100.0 * r.loss),
             crate::format::tick(r.rtt_ms),
             r.goodput_mbps,
-            r.bound_mbps.map_or_else(String::new, |b| format!("{b:.2} Mbit/s")),
+            r.bound_mbps,
             share,
-            opt(r.retries),
-            opt(r.timeouts)
+            r.retries,
+            r.timeouts
         );
     }
     body.push_str("</table>\n");

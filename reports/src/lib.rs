@@ -56,7 +56,7 @@ pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
     Ok(ReportSummary { files })
 }
 
-/// Writes a directory through [`spinnbed_outdir`]: into a temporary directory beside `dest`,
+/// Writes a directory through [`spinnbed_outputs::dir`]: into a temporary directory beside `dest`,
 /// swapped in whole, so that a report that fails half-way leaves the previous one (or none),
 /// never a partial one. Returns the files as they are named once in place.
 fn write_atomically(
@@ -64,7 +64,7 @@ fn write_atomically(
     is_earlier: impl Fn(&Path) -> bool,
     write: impl FnOnce(&Path) -> Result<Vec<PathBuf>>,
 ) -> Result<Vec<PathBuf>> {
-    let staged = spinnbed_outdir::stage(dest, is_earlier)?;
+    let staged = spinnbed_outputs::dir::stage(dest, is_earlier)?;
     let tmp = staged.path().to_path_buf();
     let files = write(&tmp)?;
     staged.commit()?;

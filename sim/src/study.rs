@@ -20,7 +20,6 @@ use spinnbed_core::proto::sdp::Address;
 use spinnbed_core::sched::JobId;
 use spinnbed_core::service::{BatchId, BmpBatch};
 use spinnbed_core::time::{Duration, Instant};
-use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 const BMP_IP: Ipv4Addr = Ipv4Addr::new(127, 2, 0, 0);
@@ -250,28 +249,22 @@ pub fn run(
     cells
 }
 
-fn num(x: f64) -> String {
-    crate::quantity::dist::fmt_f64((x * 1000.0).round() / 1000.0)
+fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// `scp.csv` of the study.
-pub fn csv(cells: &[Cell]) -> String {
-    let mut s = String::from("policy,op,loss,rtt_ms,goodput_mbps,bound_mbps,retries,timeouts\n");
-    for c in cells {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{}",
-            c.policy,
-            c.op,
-            num(c.loss),
-            num(c.rtt_ms),
-            num(c.goodput_mbps),
-            num(c.bound_mbps),
-            num(c.retries),
-            num(c.timeouts)
-        );
-    }
-    s
+pub fn csv(cells: &[Cell]) -> Result<Vec<u8>, ::csv::Error> {
+    spinnbed_outputs::rows::to_csv(cells.iter().map(|c| spinnbed_outputs::rows::WindowingRow {
+        policy: c.policy.clone(),
+        op: c.op.clone(),
+        loss: r3(c.loss),
+        rtt_ms: r3(c.rtt_ms),
+        goodput_mbps: r3(c.goodput_mbps),
+        bound_mbps: r3(c.bound_mbps),
+        retries: r3(c.retries),
+        timeouts: r3(c.timeouts),
+    }))
 }
 
 /// The study's verdict on the adaptive policy's targets.
@@ -347,7 +340,7 @@ pub enum StudyError {
 /// staged output directory ([`crate::run::stage_outputs`]), which is then swapped into place.
 pub fn run_into(
     sc: &Scenario,
-    staged: spinnbed_outdir::Staged,
+    staged: spinnbed_outputs::dir::Staged,
     progress: impl FnMut(usize, usize),
 ) -> Result<(Vec<Cell>, Verdict), StudyError> {
     let study = sc.study.as_ref().ok_or(StudyError::NoStudy)?;
@@ -367,7 +360,7 @@ pub fn run_into(
         let file = tmp.join(name);
         std::fs::write(&file, bytes).map_err(|source| crate::run::OutputError::Write { file, source })
     };
-    write("scp.csv", csv(&cells).as_bytes())?;
+    write("scp.csv", &csv(&cells).map_err(crate::run::OutputError::from)?)?;
     write("summary.json", &crate::run::outputs::json(&summary))?;
     write("scenario.toml", sc.to_resolved_toml().as_bytes())?;
     staged.commit().map_err(crate::run::OutputError::from)?;

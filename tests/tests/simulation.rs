@@ -155,6 +155,51 @@ fn quick_report_summary_tables() {
     }
 }
 
+/// Runs scenario text (relative paths against `scenarios/`) into `dir` as `sim run` does.
+fn run_text_into(text: &str, dir: &Path) -> spinnbed_sim::run::outputs::Summary {
+    let root = spinnbed_tests::repo_root().join("scenarios");
+    let sc = scenario::parse("test.toml", text, &root).unwrap();
+    let spec = RunSpec::from_scenario(&sc, sc.jobs().unwrap());
+    let (result, meta) = simulate(&spec, |_| {}).unwrap();
+    let perf = Perf::new(&result, std::time::Duration::from_secs(1));
+    let staged = stage_outputs(dir).unwrap();
+    let summary = write_outputs(staged, &result, &meta, &sc.to_resolved_toml(), &perf).unwrap();
+    spinnbed_reports::generate(dir).unwrap();
+    summary
+}
+
+/// `scp_jobs.csv` of the run in `out` adds up to its `summary.json` totals; returns the number
+/// of requests.
+fn assert_scp_jobs_add_up(out: &Path) -> u64 {
+    use spinnbed_outputs::rows::{JobRow, Row, ScpJobRow};
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let scp = &summary["scp"];
+    let mut r = csv::Reader::from_path(out.join("scp_jobs.csv")).unwrap();
+    assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), ScpJobRow::COLUMNS);
+    let rows: Vec<ScpJobRow> = r.deserialize().collect::<Result<_, _>>().unwrap();
+    let jobs: Vec<JobRow> = csv::Reader::from_path(out.join("jobs.csv"))
+        .unwrap()
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), jobs.len(), "one row per job");
+    let sum = |f: fn(&ScpJobRow) -> u64| rows.iter().map(f).sum::<u64>();
+    let total = |k: &str| scp[k].as_u64().unwrap();
+    assert_eq!(sum(|r| r.requests), total("requests"), "requests");
+    assert_eq!(sum(|r| r.retries), total("retries"), "retries");
+    assert_eq!(sum(|r| r.timeouts), total("timeouts"), "timeouts");
+    assert_eq!(sum(|r| r.failures), total("failures"), "failures");
+    assert_eq!(sum(|r| r.data_bytes), total("bytes"), "user data bytes");
+    // A job that moved data has a goodput consistent with its bytes and transfer time.
+    if let Some(r) = rows.iter().find(|r| r.data_bytes > 0) {
+        let expect = r.data_bytes as f64 * 8.0 / r.transfer_s.as_f64() / 1e6;
+        assert!((r.goodput_mbps - expect).abs() < 0.01 * expect + 0.01, "{r:?}");
+        assert!(scp["goodput_mbps"].as_f64().unwrap() > 0.0, "{scp}");
+    }
+    total("requests")
+}
+
 /// Packet level: every SCP request, resend, timeout, failure and byte of user data is
 /// attributed to exactly one job (`scp_jobs.csv` adds up to `summary.json`'s totals).
 #[test]
@@ -162,43 +207,58 @@ fn per_job_scp_statistics_add_up_to_the_run_totals() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("packet-quick");
     run_into("packet-quick", &out);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    let scp = &summary["scp"];
-    let text = std::fs::read_to_string(out.join("scp_jobs.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(
-        header,
-        [
-            "id",
-            "requests",
-            "retries",
-            "timeouts",
-            "failures",
-            "bytes",
-            "data_bytes",
-            "transfer_s",
-            "goodput_mbps"
-        ]
+    assert!(assert_scp_jobs_add_up(&out) > 10_000);
+}
+
+/// The same when the run stops with jobs still holding boards (their sessions and BMP batches
+/// under way are theirs too): before, their traffic since the last finished step was lost.
+#[test]
+fn per_job_scp_statistics_add_up_when_the_run_stops_with_jobs_live() {
+    let text = std::fs::read_to_string(scenario_path("packet-quick")).unwrap();
+    let text = text.replace("drain_limit = \"1d\"", "drain_limit = \"1s\"");
+    assert!(
+        text.contains("drain_limit = \"1s\""),
+        "packet-quick sets drain_limit = \"1d\""
     );
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|f| f.parse().unwrap()).collect())
-        .collect();
-    let jobs = std::fs::read_to_string(out.join("jobs.csv")).unwrap().lines().count() - 1;
-    assert_eq!(rows.len(), jobs, "one row per job");
-    let sum = |col: usize| rows.iter().map(|r| r[col]).sum::<f64>() as u64;
-    assert!(scp["requests"].as_u64().unwrap() > 10_000, "{scp}");
-    assert_eq!(sum(1), scp["requests"].as_u64().unwrap(), "requests");
-    assert_eq!(sum(2), scp["retries"].as_u64().unwrap(), "retries");
-    assert_eq!(sum(3), scp["timeouts"].as_u64().unwrap(), "timeouts");
-    assert_eq!(sum(4), scp["failures"].as_u64().unwrap(), "failures");
-    assert_eq!(sum(6), scp["bytes"].as_u64().unwrap(), "user data bytes");
-    // A job that moved data has a goodput consistent with its bytes and transfer time.
-    let r = rows.iter().find(|r| r[6] > 0.0).expect("a job moved data");
-    assert!((r[8] - r[6] * 8.0 / r[7] / 1e6).abs() < 0.01 * r[8] + 0.01, "{r:?}");
-    let goodput = scp["goodput_mbps"].as_f64().unwrap();
-    assert!(goodput > 0.0, "{scp}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stopped");
+    let summary = run_text_into(&text, &out);
+    assert!(
+        summary.unfinished > 0,
+        "jobs still live at the stop: {}",
+        summary.unfinished
+    );
+    assert_scp_jobs_add_up(&out);
+}
+
+/// A machine whose name holds a comma and quotes: `boards.csv` is written and read back whole
+/// (it used to be written by hand, unquoted, and the report could not read it).
+#[test]
+fn machine_names_with_commas_and_quotes_survive_the_outputs() {
+    let text = std::fs::read_to_string(scenario_path("quick")).unwrap();
+    let name = "lab, \\\"west\\\" wing";
+    let text = text.replace("name = \"lab\"", &format!("name = \"{name}\""));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("commas");
+    run_text_into(&text, &out);
+    let boards: Vec<spinnbed_outputs::rows::BoardRow> = csv::Reader::from_path(out.join("boards.csv"))
+        .unwrap()
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(boards.len(), 12);
+    assert!(
+        boards.iter().all(|b| b.machine == "lab, \"west\" wing"),
+        "{:?}",
+        boards[0].machine
+    );
+    let jobs: Vec<spinnbed_outputs::rows::JobRow> = csv::Reader::from_path(out.join("jobs.csv"))
+        .unwrap()
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(jobs.iter().any(|j| j.machine == "lab, \"west\" wing"));
+    assert!(out.join("report/index.html").is_file());
 }
 
 /// `faults.toml`: a board dies for good, a BMP goes silent for ten minutes, the network has a

@@ -66,7 +66,7 @@ impl Chart for Windowing<'_> {
         // A row's position on the x axis: the index of its loss level.
         let loss = |r: &WindowingRow| levels.keys().position(|k| *k == key(shown(r))).unwrap_or(0) as f64;
         let x_end = (levels.len().max(1) - 1) as f64 + 0.35;
-        let values = || rows.iter().flat_map(|r| [Some(r.goodput_mbps), r.bound_mbps]).flatten();
+        let values = || rows.iter().flat_map(|r| [r.goodput_mbps, r.bound_mbps]);
         let y_max = values().fold(0.0, f64::max);
         // Failed transfers (goodput 0) are drawn on the floor of a log axis.
         let y_min = values().filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
@@ -122,7 +122,7 @@ impl Chart for Windowing<'_> {
                 let mut bound: Vec<(f64, f64)> = here
                     .iter()
                     .filter(|r| r.policy == policies[p] && key(r.rtt_ms) == rtt)
-                    .filter_map(|r| r.bound_mbps.map(|b| (loss(r), b)))
+                    .map(|r| (loss(r), r.bound_mbps))
                     .collect();
                 bound.sort_by(|a, b| a.0.total_cmp(&b.0));
                 // Identical bounds of several policies are drawn once.

@@ -137,7 +137,7 @@ pub fn jobs() -> String {
             None => {
                 let _ = writeln!(
                     s,
-                    "{i},bob,{class},\"boards(3,0.333)\",,{submit:.3},,,,,,,never_started,"
+                    "{i},bob,{class},\"boards(3,0.333)\",,{submit:.3},,,,,0,0,never_started,"
                 );
             }
         }

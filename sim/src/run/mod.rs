@@ -20,7 +20,7 @@ use spinnbed_core::sched::{Discipline, Easy, Fifo};
 use spinnbed_core::service::{Service, ServiceConfig, ServiceError, spalloc_packer};
 use spinnbed_core::time::{Duration, Instant};
 use spinnbed_core::timing::MachineTiming;
-use spinnbed_outdir::{OutdirError, Staged};
+use spinnbed_outputs::dir::{OutdirError, Staged};
 use std::path::{Path, PathBuf};
 
 /// Which packing policy.
@@ -353,10 +353,10 @@ pub fn is_run_dir(dir: &Path) -> bool {
 }
 
 /// Prepares a run's output directory before the run (so that an unwritable or foreign
-/// `--out` fails at once): see [`spinnbed_outdir::stage`]; an earlier run there may be
+/// `--out` fails at once): see [`spinnbed_outputs::dir::stage`]; an earlier run there may be
 /// replaced, anything else is refused.
 pub fn stage_outputs(dir: &Path) -> Result<Staged, OutdirError> {
-    spinnbed_outdir::stage(dir, is_run_dir)
+    spinnbed_outputs::dir::stage(dir, is_run_dir)
 }
 
 /// Why a run's outputs could not be written. Nothing half-written is left behind.
@@ -365,6 +365,9 @@ pub enum OutputError {
     /// Staging or swapping the directory failed.
     #[error(transparent)]
     Outdir(#[from] OutdirError),
+    /// A CSV file could not be encoded.
+    #[error("cannot write a CSV file: {0}")]
+    Csv(#[from] csv::Error),
     /// One file could not be written.
     #[error("cannot write {}: {source}", file.display())]
     Write {
@@ -390,12 +393,12 @@ pub fn write_outputs(
     };
     let summary = outputs::summary(result, meta);
     write("summary.json", &outputs::json(&summary))?;
-    write("jobs.csv", outputs::jobs_csv(result).as_bytes())?;
-    write("timeline.csv", outputs::timeline_csv(result).as_bytes())?;
-    write("boards.csv", outputs::boards_csv(result).as_bytes())?;
+    write("jobs.csv", &outputs::jobs_csv(result)?)?;
+    write("timeline.csv", &outputs::timeline_csv(result)?)?;
+    write("boards.csv", &outputs::boards_csv(result)?)?;
     if result.scp_samples.iter().any(Option::is_some) {
-        write("scp.csv", outputs::scp_csv(result).as_bytes())?;
-        write("scp_jobs.csv", outputs::scp_jobs_csv(result).as_bytes())?;
+        write("scp.csv", &outputs::scp_csv(result)?)?;
+        write("scp_jobs.csv", &outputs::scp_jobs_csv(result)?)?;
     }
     write("scenario.toml", resolved_scenario.as_bytes())?;
     write("perf.json", &outputs::json(perf))?;
@@ -480,8 +483,9 @@ mod tests {
         let s = outputs::summary(&r, &meta);
         assert_eq!((s.completed, s.cancelled, s.timed_out), (2, 1, 1));
         assert!(s.utilisation > 0.0 && s.utilisation <= 1.0);
-        let tl = outputs::timeline_csv(&r);
+        let tl = String::from_utf8(outputs::timeline_csv(&r).unwrap()).unwrap();
         assert!(tl.lines().count() > 3);
-        assert!(outputs::jobs_csv(&r).contains("timed_out"));
+        let jobs = String::from_utf8(outputs::jobs_csv(&r).unwrap()).unwrap();
+        assert!(jobs.contains("timed_out"));
     }
 }

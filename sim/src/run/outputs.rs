@@ -2,13 +2,14 @@
 //! `boards.csv`, and the metrics behind them. Everything here is a pure function of the run
 //! result, so the same run gives byte-identical files.
 
+use crate::hardware::ScpCounters;
 use crate::world::{Outcome, RunResult};
 use serde::Serialize;
 use spinnbed_core::alloc::{Request, Shape};
 use spinnbed_core::geometry::Link;
 use spinnbed_core::time::{Duration, Instant};
+use spinnbed_outputs::rows::{Bit, BoardRow, JobRow, ScpJobRow, ScpRow, Secs, TimelineRow, to_csv};
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 /// Run facts that are not in the result itself.
 #[derive(Debug, Clone)]
@@ -359,22 +360,9 @@ pub fn json<T: Serialize>(value: &T) -> Vec<u8> {
     v
 }
 
-/// Seconds with at most three decimals (`12.5`, `30`, `0.007`).
-pub fn fmt_t(t: Instant) -> String {
-    fmt_us(t.as_micros())
-}
-
-fn fmt_us(us: u64) -> String {
-    let ms = (us + 500) / 1000;
-    let (w, f) = (ms / 1000, ms % 1000);
-    if f == 0 {
-        return w.to_string();
-    }
-    let mut s = format!("{w}.{f:03}");
-    while s.ends_with('0') {
-        s.pop();
-    }
-    s
+/// A time as output files write it.
+fn at(t: Instant) -> Secs {
+    Secs(t.as_micros())
 }
 
 /// A request as written in `jobs.csv`.
@@ -388,64 +376,48 @@ pub fn request_label(r: &Request) -> String {
 }
 
 /// `jobs.csv`.
-pub fn jobs_csv(r: &RunResult) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "id", "owner", "class", "request", "machine", "submit_s", "start_s", "ready_s", "end_s", "wait_s", "boards",
-        "triads", "outcome", "reason",
-    ]);
-    for x in &r.records {
+pub fn jobs_csv(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
+    to_csv(r.records.iter().map(|x| {
         let j = &r.jobs[x.index];
-        let opt = |t: Option<Instant>| t.map(fmt_t).unwrap_or_default();
-        let wait = x
-            .start
-            .map(|s| fmt_us(s.as_micros().saturating_sub(x.submit.as_micros())))
-            .unwrap_or_default();
         let triads: BTreeSet<(u16, u16)> = x.boards.iter().map(|b| (b.x, b.y)).collect();
-        let _ = w.write_record([
-            j.id.to_string(),
-            j.owner.clone(),
-            j.class.clone(),
-            request_label(&j.request),
-            x.machine.clone().unwrap_or_default(),
-            fmt_t(x.submit),
-            opt(x.start),
-            opt(x.ready),
-            opt(x.end),
-            wait,
-            x.boards.len().to_string(),
-            triads.len().to_string(),
-            x.outcome.name().to_string(),
-            x.reason.clone(),
-        ]);
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        JobRow {
+            id: j.id,
+            owner: j.owner.clone(),
+            class: j.class.clone(),
+            request: request_label(&j.request),
+            machine: x.machine.clone().unwrap_or_default(),
+            submit_s: at(x.submit),
+            start_s: x.start.map(at),
+            ready_s: x.ready.map(at),
+            end_s: x.end.map(at),
+            wait_s: x
+                .start
+                .map(|s| Secs(s.as_micros().saturating_sub(x.submit.as_micros()))),
+            boards: x.boards.len() as u64,
+            triads: triads.len() as u64,
+            outcome: x.outcome.name().to_string(),
+            reason: x.reason.clone(),
+        }
+    }))
 }
 
 /// `timeline.csv`.
-pub fn timeline_csv(r: &RunResult) -> String {
-    let mut s = String::from("t_s,queued,running,allocated_boards,powered_boards,idle_boards,dead_boards\n");
-    for x in &r.samples {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{}",
-            fmt_t(x.t),
-            x.queued,
-            x.running,
-            x.allocated,
-            x.powered,
-            x.idle,
-            x.dead
-        );
-    }
-    s
+pub fn timeline_csv(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
+    to_csv(r.samples.iter().map(|x| TimelineRow {
+        t_s: at(x.t),
+        queued: x.queued as u64,
+        running: x.running as u64,
+        allocated_boards: x.allocated as u64,
+        powered_boards: x.powered as u64,
+        idle_boards: x.idle as u64,
+        dead_boards: x.dead as u64,
+    }))
 }
 
 /// `boards.csv`.
-pub fn boards_csv(r: &RunResult) -> String {
-    let mut s = String::from("machine,x,y,z,cabinet,frame,board,dead,allocated_s,powered_s,dead_links\n");
-    for (mi, m) in r.machines.iter().enumerate() {
-        for b in m.boards() {
+pub fn boards_csv(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
+    let rows = r.machines.iter().enumerate().flat_map(|(mi, m)| {
+        m.boards().map(move |b| {
             let u = r.boards[mi][m.board_index(b)];
             let p = m.location(b);
             let links: Vec<&str> = Link::ALL
@@ -453,62 +425,52 @@ pub fn boards_csv(r: &RunResult) -> String {
                 .filter(|l| m.dead_links().contains(&(b, **l)))
                 .map(|l| l.name())
                 .collect();
-            let _ = writeln!(
-                s,
-                "{},{},{},{},{},{},{},{},{},{},{}",
-                m.name(),
-                b.x,
-                b.y,
-                b.z,
-                p.map(|p| p.cabinet.to_string()).unwrap_or_default(),
-                p.map(|p| p.frame.to_string()).unwrap_or_default(),
-                p.map(|p| p.board.to_string()).unwrap_or_default(),
-                u8::from(m.dead_boards().contains(&b)),
-                fmt_us(u.allocated.as_micros()),
-                fmt_us(u.powered.as_micros()),
-                links.join(";")
-            );
-        }
-    }
-    s
+            BoardRow {
+                machine: m.name().to_string(),
+                x: b.x,
+                y: b.y,
+                z: b.z,
+                cabinet: p.map(|p| p.cabinet),
+                frame: p.map(|p| p.frame),
+                board: p.map(|p| p.board),
+                dead: Bit(m.dead_boards().contains(&b)),
+                allocated_s: Secs(u.allocated.as_micros()),
+                powered_s: Secs(u.powered.as_micros()),
+                dead_links: links.join(";"),
+            }
+        })
+    });
+    to_csv(rows)
 }
 
 /// `scp_jobs.csv`: each job's SCP traffic in a packet-level run (rows in `jobs.csv` order).
-pub fn scp_jobs_csv(r: &RunResult) -> String {
-    let mut s = String::from("id,requests,retries,timeouts,failures,bytes,data_bytes,transfer_s,goodput_mbps\n");
-    for (x, js) in r.records.iter().zip(&r.job_scp) {
-        let j = &r.jobs[x.index];
-        let Some(js) = js else {
-            let _ = writeln!(s, "{},0,0,0,0,0,0,0,0", j.id);
-            continue;
-        };
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{}",
-            j.id,
-            js.requests,
-            js.retries,
-            js.timeouts,
-            js.failures,
-            js.bytes,
-            js.data_bytes,
-            fmt_us(js.transfer_us),
-            crate::quantity::dist::fmt_f64(r3(js.goodput_mbps()))
-        );
-    }
-    s
+pub fn scp_jobs_csv(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
+    to_csv(r.records.iter().zip(&r.job_scp).map(|(x, js)| {
+        let js = js.unwrap_or_default();
+        ScpJobRow {
+            id: r.jobs[x.index].id,
+            requests: js.requests,
+            retries: js.retries,
+            timeouts: js.timeouts,
+            failures: js.failures,
+            bytes: js.bytes,
+            data_bytes: js.data_bytes,
+            transfer_s: Secs(js.transfer_us),
+            goodput_mbps: r3(js.goodput_mbps()),
+        }
+    }))
 }
 
 /// `scp.csv`: per sample period, the SCP traffic of packet-level runs.
-pub fn scp_csv(r: &RunResult) -> String {
-    let mut s = String::from("t_s,requests,retries,timeouts,failures,bytes,goodput_mbps\n");
-    let mut prev: Option<(Instant, crate::hardware::ScpCounters)> = None;
+pub fn scp_csv(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
+    let mut rows = Vec::new();
+    let mut prev: Option<(Instant, ScpCounters)> = None;
     for (x, c) in r.samples.iter().zip(&r.scp_samples) {
         let Some(c) = c else { continue };
         let (dt, d) = match prev {
             Some((t0, p)) => (
                 (x.t - t0).as_micros() as f64 / 1e6,
-                crate::hardware::ScpCounters {
+                ScpCounters {
                     requests: c.requests - p.requests,
                     retries: c.retries - p.retries,
                     timeouts: c.timeouts - p.timeouts,
@@ -519,20 +481,18 @@ pub fn scp_csv(r: &RunResult) -> String {
             None => (0.0, *c),
         };
         let goodput = if dt > 0.0 { d.bytes as f64 * 8.0 / dt / 1e6 } else { 0.0 };
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{}",
-            fmt_t(x.t),
-            d.requests,
-            d.retries,
-            d.timeouts,
-            d.failures,
-            d.bytes,
-            crate::quantity::dist::fmt_f64(r3(goodput))
-        );
+        rows.push(ScpRow {
+            t_s: at(x.t),
+            requests: d.requests,
+            retries: d.retries,
+            timeouts: d.timeouts,
+            failures: d.failures,
+            bytes: d.bytes,
+            goodput_mbps: r3(goodput),
+        });
         prev = Some((x.t, *c));
     }
-    s
+    to_csv(rows)
 }
 
 #[cfg(test)]
@@ -540,11 +500,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_and_percentiles() {
-        assert_eq!(fmt_us(12_500_000), "12.5");
-        assert_eq!(fmt_us(30_000_000), "30");
-        assert_eq!(fmt_us(7_000), "0.007");
-        assert_eq!(fmt_us(1_499), "0.001");
+    fn percentiles() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentile(&v, 50.0), 50.0);
         assert_eq!(percentile(&v, 95.0), 95.0);
