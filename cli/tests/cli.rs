@@ -309,3 +309,68 @@ fn a_failed_report_leaves_no_partial_report_and_exits_2() {
         .collect();
     assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
 }
+
+/// Out-of-range numbers on the command line are refused with exit 2 and the flag's name; none
+/// panics (exit 101), aborts or writes a trace that `sim replay` would reject.
+#[test]
+fn out_of_range_options_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, TINY).unwrap();
+    let machine = repo().join("scenarios/machines/spinnaker1m.json");
+    let trace = dir.path().join("t.csv");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["emulate".into(), "--duration=-1".into()], "--duration"),
+        (vec!["emulate".into(), "--duration=nan".into()], "--duration"),
+        (vec!["emulate".into(), "--duration=inf".into()], "--duration"),
+        (vec!["emulate".into(), "--duration=1e30".into()], "--duration"),
+        (vec!["load".into(), "--seconds=1e30".into()], "--seconds"),
+        (vec!["load".into(), "--outstanding=100000000".into()], "--outstanding"),
+    ];
+    for (args, flag) in cases {
+        let (code, _, err) = run(sim()
+            .arg(&args[0])
+            .arg(&scenario)
+            .args(&args[1..])
+            .args(["--quiet"].iter().filter(|_| args[0] == "emulate")));
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+    let gen_cases: [(&[&str], &str); 4] = [
+        (&["--jobs", "18446744073709551615"], "--jobs"),
+        (&["--mean-interarrival", "inf"], "--mean-interarrival"),
+        (&["--load", "nan"], "--load"),
+        (&["--load", "1e-300"], "1e9 s"),
+    ];
+    for (args, want) in gen_cases {
+        let jobs: &[&str] = if args.contains(&"--jobs") {
+            &[]
+        } else {
+            &["--jobs", "50"]
+        };
+        let (code, _, err) = run(sim()
+            .args(["gen-trace", "--machine"])
+            .arg(&machine)
+            .arg("--out")
+            .arg(&trace)
+            .args(jobs)
+            .args(args));
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!trace.exists(), "{args:?} wrote a trace");
+    }
+    // A huge mean inter-arrival time that still fits is written and replays.
+    let (code, _, err) = run(sim()
+        .args(["gen-trace", "--jobs", "5", "--mean-interarrival", "1000", "--machine"])
+        .arg(&machine)
+        .arg("--out")
+        .arg(&trace));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(sim()
+        .args(["replay", "--machine"])
+        .arg(&machine)
+        .arg("--trace")
+        .arg(&trace));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 6, "{out}");
+}

@@ -177,25 +177,45 @@ fn process_gone(pid: u32) -> bool {
     proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
 
-/// Removes `.NAME.tmp-PID` and `.NAME.old-PID` beside `dir` whose process is gone.
+/// Removes `.NAME.tmp-PID` and `.NAME.old-PID` beside `dir` whose process is gone. A process
+/// killed in the middle of [`Staged::commit`] (after moving the earlier output aside, before
+/// moving the new one in) left no `dir`: the new output, complete in its `.tmp-PID` (a commit
+/// only starts once it is), is moved into place, or the earlier one back if that is gone.
 fn clean_stale(dir: &Path) {
     let parent = parent_of(dir);
     let name = name_of(dir);
     let Ok(entries) = fs::read_dir(parent) else { return };
+    let mut stale: Vec<(u32, bool, PathBuf)> = Vec::new();
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().to_string();
-        let pid = [".tmp-", ".old-"].iter().find_map(|kind| {
-            file.strip_prefix('.')?
+        let found = [(".tmp-", false), (".old-", true)].iter().find_map(|(kind, old)| {
+            let pid = file
+                .strip_prefix('.')?
                 .strip_prefix(name.as_str())?
                 .strip_prefix(kind)?
                 .parse::<u32>()
-                .ok()
+                .ok()?;
+            Some((pid, *old))
         });
-        if let Some(pid) = pid
+        if let Some((pid, old)) = found
             && pid != std::process::id()
             && process_gone(pid)
         {
-            let _ = fs::remove_dir_all(e.path());
+            stale.push((pid, old, e.path()));
+        }
+    }
+    stale.sort();
+    if !dir.exists() {
+        // Killed mid-swap: the `.old` of a dead process whose commit had begun.
+        if let Some(pid) = stale.iter().find(|(_, old, _)| *old).map(|(pid, _, _)| *pid) {
+            let tmp = parent.join(format!(".{name}.tmp-{pid}"));
+            let old = parent.join(format!(".{name}.old-{pid}"));
+            let _ = fs::rename(&tmp, dir).or_else(|_| fs::rename(&old, dir));
+        }
+    }
+    for (_, _, path) in stale {
+        if path.exists() {
+            let _ = fs::remove_dir_all(path);
         }
     }
 }
@@ -242,12 +262,15 @@ mod tests {
         let dir = root.path().join("out");
         // A pid that cannot be running: above the kernel's pid_max limit (2^22).
         let dead = 4_194_305u32;
+        // An earlier output is in place; a dead process left temporaries beside it.
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("a"), "earlier").unwrap();
         for stale in [format!(".out.tmp-{dead}"), format!(".out.old-{dead}")] {
             fs::create_dir(root.path().join(stale)).unwrap();
         }
-        // Another output's temporary, and a live process's, are left alone.
+        // Another output's temporary is left alone.
         fs::create_dir(root.path().join(format!(".other.tmp-{dead}"))).unwrap();
-        let s = stage(&dir, |_| false).unwrap();
+        let s = stage(&dir, |d| d.join("a").is_file()).unwrap();
         let mut names: Vec<String> = fs::read_dir(root.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -255,9 +278,43 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            vec![format!(".other.tmp-{dead}"), format!(".out.tmp-{}", std::process::id())]
+            vec![
+                format!(".other.tmp-{dead}"),
+                format!(".out.tmp-{}", std::process::id()),
+                "out".to_string()
+            ]
         );
+        assert_eq!(fs::read_to_string(dir.join("a")).unwrap(), "earlier");
         drop(s);
+    }
+
+    /// A process killed between moving the earlier output aside and moving the new one in left
+    /// no output directory: the next stage puts the complete new output in place.
+    #[test]
+    fn an_interrupted_swap_is_finished_by_the_next_stage() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("run");
+        let dead = 4_194_305u32;
+        let old = root.path().join(format!(".run.old-{dead}"));
+        let tmp = root.path().join(format!(".run.tmp-{dead}"));
+        fs::create_dir(&old).unwrap();
+        fs::write(old.join("a"), "earlier").unwrap();
+        fs::create_dir(&tmp).unwrap();
+        fs::write(tmp.join("a"), "new").unwrap();
+        let s = stage(&dir, |d| d.join("a").is_file()).unwrap();
+        drop(s);
+        assert_eq!(fs::read_to_string(dir.join("a")).unwrap(), "new");
+        let left: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec!["run"]);
+        // With only the earlier output aside (its new one already gone), that one comes back.
+        fs::remove_dir_all(&dir).unwrap();
+        fs::create_dir(&old).unwrap();
+        fs::write(old.join("a"), "earlier").unwrap();
+        drop(stage(&dir, |d| d.join("a").is_file()).unwrap());
+        assert_eq!(fs::read_to_string(dir.join("a")).unwrap(), "earlier");
     }
 
     #[test]

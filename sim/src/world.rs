@@ -143,6 +143,8 @@ pub struct World<H: Hardware> {
     records: Vec<JobRecord>,
     by_sid: BTreeMap<JobId, usize>,
     machines: Vec<MachineInfo>,
+    /// Machine name → index in `machines`.
+    machine_names: BTreeMap<String, usize>,
     /// Per machine, dense by board index.
     boards: Vec<Vec<BoardUse>>,
     samples: Vec<Sample>,
@@ -248,6 +250,11 @@ impl<H: Hardware> World<H> {
             jobs,
             records,
             by_sid: BTreeMap::new(),
+            machine_names: machines
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.machine.name().to_string(), i))
+                .collect(),
             machines,
             boards,
             samples: Vec::new(),
@@ -536,7 +543,7 @@ impl<H: Hardware> World<H> {
     }
 
     fn machine_index(&self, name: &str) -> Option<usize> {
-        self.machines.iter().position(|m| m.machine.name() == name)
+        self.machine_names.get(name).copied()
     }
 
     fn account_power(

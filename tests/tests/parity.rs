@@ -87,7 +87,8 @@ fn run_case(name: &str, machine_text: &str, seed: u64, load: f64) {
             load,
             ..TraceGen::new(JOBS, seed, m.width(), m.height(), live)
         }
-        .generate(),
+        .generate()
+        .unwrap(),
     );
     let mpath = dir.path().join("machine.json");
     let tpath = dir.path().join("trace.csv");

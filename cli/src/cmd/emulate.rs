@@ -40,7 +40,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         allow_non_loopback: a.allow_non_loopback,
         impair: a.impair,
         ready_file: a.ready_file,
-        duration: a.duration.map(std::time::Duration::from_secs_f64),
+        duration: a.duration.map(|d| super::seconds_option("--duration", d)).transpose()?,
         quiet: a.quiet,
         stop: None,
         eieio_rate: Some(a.eieio_rate),

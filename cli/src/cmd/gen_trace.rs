@@ -3,7 +3,7 @@
 use crate::Failure;
 use anyhow::Context as _;
 use spinnbed_sim::input::{self, machine_json};
-use spinnbed_sim::workload::tracegen::{self, TraceGen};
+use spinnbed_sim::workload::tracegen::{self, TraceGen, TraceGenError};
 use std::path::PathBuf;
 
 /// `sim gen-trace` arguments.
@@ -36,11 +36,6 @@ pub struct Args {
 pub fn run(a: Args) -> Result<(), Failure> {
     let mname = a.machine.display().to_string();
     let m = machine_json::parse(&mname, &input::read_text(&a.machine)?)?;
-    if !(a.load > 0.0 && a.median_duration > 0.0 && a.mean_interarrival.is_none_or(|m| m > 0.0)) {
-        return Err(Failure::input(anyhow::anyhow!(
-            "--load, --mean-interarrival and --median-duration must be positive"
-        )));
-    }
     let live = (m.board_positions() - m.dead_boards().len()) as u32;
     let g = TraceGen {
         load: a.load,
@@ -48,7 +43,24 @@ pub fn run(a: Args) -> Result<(), Failure> {
         median_duration_s: a.median_duration,
         ..TraceGen::new(a.jobs, a.seed, m.width(), m.height(), live)
     };
-    std::fs::write(&a.out, tracegen::to_csv(&g.generate()))
+    let jobs = g.generate().map_err(|e| {
+        let flag = match &e {
+            TraceGenError::Setting { what, .. } => match *what {
+                "jobs" => "--jobs: ",
+                "load" => "--load: ",
+                "median_duration_s" => "--median-duration: ",
+                _ => "--mean-interarrival: ",
+            },
+            TraceGenError::TooLong { .. } => "",
+        };
+        Failure::input(anyhow::anyhow!("{flag}{e}"))
+    })?;
+    let write = || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&a.out)?);
+        tracegen::write_csv(&jobs, &mut w)?;
+        std::io::Write::flush(&mut w)
+    };
+    write()
         .with_context(|| format!("cannot write {}", a.out.display()))
         .map_err(Failure::Input)?;
     Ok(())

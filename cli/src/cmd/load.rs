@@ -59,14 +59,9 @@ pub struct Args {
 /// Sets the machine up, loads it and prints the figures.
 pub fn run(a: Args) -> Result<(), Failure> {
     let sc = spinnbed_sim::scenario::load(&a.scenario)?;
-    if !(a.seconds > 0.0 && a.seconds.is_finite()) {
-        return Err(Failure::input(anyhow::anyhow!(
-            "--seconds must be a positive number (got {})",
-            a.seconds
-        )));
-    }
+    let duration = super::seconds_option("--seconds", a.seconds)?;
     let opts = spinnbed_realtime::load::LoadOptions {
-        duration: std::time::Duration::from_secs_f64(a.seconds),
+        duration,
         request: match a.request {
             RequestArg::Version => LoadRequest::Version,
             RequestArg::Read => LoadRequest::Read,

@@ -165,6 +165,8 @@ struct QJob {
 #[derive(Debug)]
 pub struct JobQueue {
     machines: Vec<QMachine>,
+    /// Machine name → index in `machines`.
+    names: BTreeMap<String, usize>,
     jobs: BTreeMap<JobId, QJob>,
     /// Job creation order (sequence → id), for queue regeneration.
     order: BTreeMap<u64, JobId>,
@@ -203,6 +205,7 @@ impl JobQueue {
     pub fn new(discipline: Box<dyn Discipline>) -> JobQueue {
         JobQueue {
             machines: Vec::new(),
+            names: BTreeMap::new(),
             jobs: BTreeMap::new(),
             order: BTreeMap::new(),
             next_seq: 0,
@@ -229,7 +232,17 @@ impl JobQueue {
     }
 
     fn machine_index(&self, name: &str) -> Option<usize> {
-        self.machines.iter().position(|m| m.name == name)
+        self.names.get(name).copied()
+    }
+
+    /// Rebuilds the name index after machines moved.
+    fn reindex(&mut self) {
+        self.names = self
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.clone(), i))
+            .collect();
     }
 
     /// A machine's allocator.
@@ -280,6 +293,7 @@ impl JobQueue {
         if self.machine_index(name).is_some() {
             return Err(QueueError::DuplicateMachine(name.to_string()));
         }
+        self.names.insert(name.to_string(), self.machines.len());
         self.machines.push(QMachine {
             name: name.to_string(),
             tags: tags.iter().cloned().collect(),
@@ -327,6 +341,7 @@ impl JobQueue {
             self.free(now, id);
         }
         self.machines.remove(i);
+        self.reindex();
         for j in self.jobs.values_mut() {
             if let Some(m) = j.machine
                 && m > i
@@ -377,6 +392,7 @@ impl JobQueue {
             .ok_or_else(|| QueueError::UnknownMachine(name.to_string()))?;
         let m = self.machines.remove(i);
         self.machines.push(m);
+        self.reindex();
         for j in self.jobs.values_mut() {
             if let Some(k) = j.machine {
                 j.machine = Some(if k == i {
@@ -505,7 +521,10 @@ impl JobQueue {
     }
 
     fn regenerate_queues(&mut self, now: Instant) {
-        if self.postpone > 0 {
+        // With no job pending there is nothing to queue: entries left in the queues are stale
+        // (skipped when they reach the head), so the queues need no rebuilding either. (This
+        // keeps adding many machines linear.)
+        if self.postpone > 0 || self.pending_count == 0 {
             return;
         }
         for m in &mut self.machines {

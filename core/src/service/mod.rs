@@ -391,6 +391,10 @@ pub struct Service {
     config: ServiceConfig,
     queue: JobQueue,
     machines: Vec<ServiceMachine>,
+    /// Machine name → index in `machines`.
+    names: BTreeMap<String, usize>,
+    /// Every BMP and board address → the index of the machine it belongs to.
+    ips: BTreeMap<Ipv4Addr, usize>,
     packer_factory: PackerFactory,
     jobs: BTreeMap<JobId, Job>,
     retired: VecDeque<JobId>,
@@ -413,6 +417,11 @@ impl std::fmt::Debug for Service {
             .field("discipline", &self.queue.discipline())
             .finish_non_exhaustive()
     }
+}
+
+/// A machine's BMP and board addresses.
+fn addresses(m: &Machine) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    m.bmps().map(|(_, ip)| ip).chain(m.board_ips().map(|(_, ip)| ip))
 }
 
 /// The reference packing policy for a machine.
@@ -438,6 +447,8 @@ impl Service {
             config,
             queue: JobQueue::new(discipline),
             machines: Vec::new(),
+            names: BTreeMap::new(),
+            ips: BTreeMap::new(),
             packer_factory,
             jobs: BTreeMap::new(),
             retired: VecDeque::new(),
@@ -459,7 +470,7 @@ impl Service {
 
     /// Adds a machine at the lowest priority.
     pub fn add_machine(&mut self, now: Instant, machine: Machine) -> Result<(), ServiceError> {
-        if self.machines.iter().any(|m| m.machine.name() == machine.name()) {
+        if self.names.contains_key(machine.name()) {
             return Err(ServiceError::DuplicateMachine(machine.name().to_string()));
         }
         self.check_addresses(&machine, None)?;
@@ -467,6 +478,9 @@ impl Service {
         let topo = topology_of(&machine);
         let name = machine.name().to_string();
         let tags = machine.tags().to_vec();
+        let i = self.machines.len();
+        self.names.insert(name.clone(), i);
+        self.ips.extend(addresses(&machine).map(|ip| (ip, i)));
         self.machines.push(ServiceMachine { machine, topo });
         self.queue
             .add_machine(now, &name, &tags, allocator)
@@ -513,6 +527,7 @@ impl Service {
             .remove_machine(now, name)
             .map_err(|_| ServiceError::UnknownMachine(name.to_string()))?;
         self.machines.remove(i);
+        self.reindex();
         for j in self.jobs.values_mut() {
             if let Some(a) = &mut j.alloc
                 && a.machine > i
@@ -550,6 +565,10 @@ impl Service {
         self.queue
             .replace_machine(now, &name, &tags, allocator)
             .map_err(|_| ServiceError::UnknownMachine(name.clone()))?;
+        for ip in addresses(&self.machines[i].machine) {
+            self.ips.remove(&ip);
+        }
+        self.ips.extend(addresses(&machine).map(|ip| (ip, i)));
         self.machines[i] = ServiceMachine {
             topo: topology_of(&machine),
             machine,
@@ -557,6 +576,22 @@ impl Service {
         self.events.push_back(ServiceEvent::MachineChanged { machine: name });
         self.drain_queue(now);
         Ok(())
+    }
+
+    /// Rebuilds the name and address indexes after machines moved.
+    fn reindex(&mut self) {
+        self.names = self
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.machine.name().to_string(), i))
+            .collect();
+        self.ips = self
+            .machines
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| addresses(&m.machine).map(move |ip| (ip, i)))
+            .collect();
     }
 
     /// Jobs holding boards of machine `i`.
@@ -571,29 +606,13 @@ impl Service {
     /// Refuses `machine` if one of its BMP or board addresses belongs to another machine
     /// (`except`: the index of the machine it replaces, whose addresses do not count).
     fn check_addresses(&self, machine: &Machine, except: Option<usize>) -> Result<(), ServiceError> {
-        let mut ips: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
-        for (k, m) in self.machines.iter().enumerate() {
-            if Some(k) == except {
-                continue;
-            }
-            for ip in m
-                .machine
-                .bmps()
-                .map(|(_, ip)| ip)
-                .chain(m.machine.board_ips().map(|(_, ip)| ip))
+        for ip in addresses(machine) {
+            if let Some(&k) = self.ips.get(&ip)
+                && Some(k) != except
             {
-                ips.insert(ip, m.machine.name());
-            }
-        }
-        for ip in machine
-            .bmps()
-            .map(|(_, ip)| ip)
-            .chain(machine.board_ips().map(|(_, ip)| ip))
-        {
-            if let Some(a) = ips.get(&ip) {
                 return Err(ServiceError::DuplicateIp {
                     ip,
-                    a: a.to_string(),
+                    a: self.machines[k].machine.name().to_string(),
                     b: machine.name().to_string(),
                 });
             }
@@ -622,9 +641,9 @@ impl Service {
     }
 
     fn machine_index(&self, name: &str) -> Result<usize, ServiceError> {
-        self.machines
-            .iter()
-            .position(|m| m.machine.name() == name)
+        self.names
+            .get(name)
+            .copied()
             .ok_or_else(|| ServiceError::UnknownMachine(name.to_string()))
     }
 
@@ -842,20 +861,12 @@ impl Service {
 
     /// The physical position of a board.
     pub fn get_board_position(&self, machine: &str, board: Board) -> Option<Physical> {
-        self.machines
-            .iter()
-            .find(|m| m.machine.name() == machine)?
-            .machine
-            .location(board)
+        self.machines[*self.names.get(machine)?].machine.location(board)
     }
 
     /// The board at a physical position.
     pub fn get_board_at_position(&self, machine: &str, position: Physical) -> Option<Board> {
-        self.machines
-            .iter()
-            .find(|m| m.machine.name() == machine)?
-            .machine
-            .board_at(position)
+        self.machines[*self.names.get(machine)?].machine.board_at(position)
     }
 
     /// Locates a board or chip in every coordinate form.
@@ -881,7 +892,7 @@ impl Service {
                     .map(|(_, e)| e)
             }
         };
-        let machine = |name: &str| self.machines.iter().position(|m| m.machine.name() == name);
+        let machine = |name: &str| self.names.get(name).copied();
         match query {
             WhereIsQuery::Board { machine: name, board } => {
                 let i = machine(name)?;
@@ -1003,7 +1014,7 @@ impl Service {
     }
 
     fn on_allocate(&mut self, id: JobId, machine: &str, allocation: crate::alloc::Allocation) {
-        let Some(mi) = self.machines.iter().position(|m| m.machine.name() == machine) else {
+        let Some(&mi) = self.names.get(machine) else {
             return;
         };
         let periphery = allocation.periphery(&self.machines[mi].topo);

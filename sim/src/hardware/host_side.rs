@@ -59,7 +59,7 @@ struct UserSession {
 pub struct HostSide {
     host: Host,
     policy: Policy,
-    machines: Vec<Machine>,
+    machines: BTreeMap<String, Machine>,
     /// Batches submitted and not yet done, by id (issued in order, so a BMP's earliest one is
     /// the one it is working on).
     batches: BTreeMap<BatchId, BmpBatch>,
@@ -112,7 +112,10 @@ impl HostSide {
         HostSide {
             policy: config.policy,
             host,
-            machines: machines.iter().map(|(m, _)| m.clone()).collect(),
+            machines: machines
+                .iter()
+                .map(|(m, _)| (m.name().to_string(), m.clone()))
+                .collect(),
             batches: BTreeMap::new(),
             done: VecDeque::new(),
             sessions: BTreeMap::new(),
@@ -197,7 +200,7 @@ impl HostSide {
     }
 
     fn board_addr(&self, machine: &str, board: Board) -> Option<SocketAddrV4> {
-        let m = self.machines.iter().find(|m| m.name() == machine)?;
+        let m = self.machines.get(machine)?;
         Some(SocketAddrV4::new(m.board_ip(board)?, spinnbed_emulator::SCP_PORT))
     }
 

@@ -48,6 +48,16 @@ pub fn parse(file: &str, text: &str) -> Result<Machine, InputError> {
             Err(pe) => Some(pe.path().to_string()).filter(|p| !p.is_empty() && p != "."),
             Ok(_) => None,
         };
+        // serde_json says "trailing characters" of a tuple with too many elements.
+        let msg = match field.as_deref() {
+            Some(f) if msg.starts_with("trailing characters") && f.starts_with("dead_boards[") => {
+                "too many elements: expected [x, y, z] (3 elements)".to_string()
+            }
+            Some(f) if msg.starts_with("trailing characters") && f.starts_with("dead_links[") => {
+                "too many elements: expected [x, y, z, \"link\"] (4 elements)".to_string()
+            }
+            _ => msg,
+        };
         InputError::at(file, Some(e.line()), field.as_deref(), msg)
     })?;
     let err = |span: (usize, usize), field: String, msg: String| {
@@ -129,6 +139,14 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("dead_boards[0]")));
+        // Extra elements are refused, saying how many there should be.
+        let e = parse(
+            "m.json",
+            "{\"name\": \"m\", \"width\": 2, \"height\": 2,\n \"dead_boards\": [[0, 0, 1, 5]]}",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("dead_boards[0]")));
+        assert!(e.to_string().contains("expected [x, y, z] (3 elements)"), "{e}");
         let e = parse("m.json", "{\"name\": 5, \"width\": 2, \"height\": 2}").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("name"));
         let e = parse("m.json", "{\"name\": \"m\", \"width\": 65535, \"height\": 65535}").unwrap_err();

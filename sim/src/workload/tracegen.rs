@@ -3,9 +3,37 @@
 //! `min_ratio` 0.333 and `max_dead_boards` 0, rectangles of triads and a few specific boards,
 //! with Poisson arrivals and heavy-tailed durations.
 
-use crate::input::replay_csv::{Kind, TraceJob, fmt_s};
+use crate::input::replay_csv::{Kind, MAX_MS, TraceJob, fmt_s};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// Most jobs a trace may have (each costs about 90 bytes while it is generated).
+pub const MAX_JOBS: usize = 10_000_000;
+
+/// Why a trace cannot be generated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TraceGenError {
+    /// A setting out of range.
+    #[error("{what} must be {range} (got {got})")]
+    Setting {
+        /// Which (`jobs`, `load`, `mean_interarrival_s`, `median_duration_s`).
+        what: &'static str,
+        /// The allowed range.
+        range: &'static str,
+        /// The value given.
+        got: String,
+    },
+    /// The arrivals would run past the longest time a trace can hold.
+    #[error(
+        "the arrivals would span more than the 1e9 s a trace may hold (job {job} would arrive after {at_s:.3e} s): raise the load or lower the mean inter-arrival time or the number of jobs"
+    )]
+    TooLong {
+        /// The first job past the limit.
+        job: u64,
+        /// When it would arrive.
+        at_s: f64,
+    },
+}
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -43,8 +71,39 @@ impl TraceGen {
         }
     }
 
-    /// Generates the jobs in submission order (ids 1..=n).
-    pub fn generate(&self) -> Vec<TraceJob> {
+    /// Checks the settings: a number of jobs from 1 to [`MAX_JOBS`], finite positive load,
+    /// mean inter-arrival time and median duration.
+    pub fn validate(&self) -> Result<(), TraceGenError> {
+        let positive = |what, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(TraceGenError::Setting {
+                    what,
+                    range: "a finite number above zero",
+                    got: v.to_string(),
+                })
+            }
+        };
+        if !(1..=MAX_JOBS).contains(&self.jobs) {
+            return Err(TraceGenError::Setting {
+                what: "jobs",
+                range: "from 1 to 10000000",
+                got: self.jobs.to_string(),
+            });
+        }
+        positive("load", self.load)?;
+        positive("median_duration_s", self.median_duration_s)?;
+        if let Some(m) = self.mean_interarrival_s {
+            positive("mean_interarrival_s", m)?;
+        }
+        Ok(())
+    }
+
+    /// Generates the jobs in submission order (ids 1..=n); fails if the settings are out of
+    /// range or the arrivals would run past the 1e9 s a trace can hold.
+    pub fn generate(&self) -> Result<Vec<TraceJob>, TraceGenError> {
+        self.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let unit = |rng: &mut ChaCha8Rng| -> f64 { (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 };
         let boards_total = self.width as i64 * self.height as i64 * 3;
@@ -105,21 +164,35 @@ impl TraceGen {
         }
         let mean_gap = self.mean_interarrival_s.unwrap_or_else(|| {
             let n = self.jobs.max(1) as f64;
-            demand / n / (self.load.max(1e-6) * self.live_boards.max(1) as f64)
+            demand / n / (self.load * self.live_boards.max(1) as f64)
         });
         let mut t_ms: u64 = 0;
         for j in &mut out {
             let gap = -mean_gap * (1.0 - unit(&mut rng)).ln();
-            t_ms += (gap * 1000.0).round() as u64;
+            let at = t_ms as f64 + (gap * 1000.0).round();
+            if at.is_nan() || at > MAX_MS as f64 {
+                return Err(TraceGenError::TooLong {
+                    job: j.id,
+                    at_s: at / 1000.0,
+                });
+            }
+            t_ms = at as u64;
             j.submit_ms = t_ms;
         }
-        out
+        Ok(out)
     }
 }
 
 /// Writes jobs as replay CSV.
 pub fn to_csv(jobs: &[TraceJob]) -> String {
-    let mut s = String::from("id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n");
+    let mut out = Vec::new();
+    write_csv(jobs, &mut out).expect("writing to memory");
+    String::from_utf8(out).expect("the CSV is ASCII")
+}
+
+/// Writes jobs as replay CSV to `out`.
+pub fn write_csv(jobs: &[TraceJob], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s")?;
     for j in jobs {
         let opt = |v: Option<String>| v.unwrap_or_default();
         let (kind, a, b, c) = match j.kind {
@@ -133,8 +206,9 @@ pub fn to_csv(jobs: &[TraceJob]) -> String {
                 j.args[2].to_string(),
             ),
         };
-        s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{}",
             j.id,
             fmt_s(j.submit_ms),
             kind,
@@ -144,7 +218,7 @@ pub fn to_csv(jobs: &[TraceJob]) -> String {
             opt(j.min_ratio.map(|r| r.to_string())),
             opt(j.max_dead_boards.map(|d| d.to_string())),
             fmt_s(j.duration_ms)
-        ));
+        )?;
     }
-    s
+    Ok(())
 }
