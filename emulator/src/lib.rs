@@ -443,7 +443,14 @@ impl Emulator {
 
     /// Traffic counters.
     pub fn stats(&self) -> Stats {
-        self.stats.clone()
+        let mut s = self.stats.clone();
+        s.boards_powered = self
+            .machines
+            .iter()
+            .flat_map(|m| m.boards.iter().flatten())
+            .filter(|b| b.switched_on)
+            .count() as u64;
+        s
     }
 
     /// Marks a board dead (it never answers, even powered; its SC&MP state is lost) or alive

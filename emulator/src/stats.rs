@@ -63,6 +63,8 @@ pub struct Stats {
     pub reverse_tag_other: u64,
     /// Writes and fills refused with RC_BUF because [`crate::Config::memory_limit`] was reached.
     pub memory_refused: u64,
+    /// Boards switched on when the counters were read (a snapshot, not a counter).
+    pub boards_powered: u64,
 }
 
 impl Stats {
@@ -135,6 +137,9 @@ impl fmt::Display for Stats {
         }
         if !first {
             write!(f, ")")?;
+        }
+        if self.boards_powered > 0 {
+            write!(f, "; {} board(s) powered", self.boards_powered)?;
         }
         let list = |m: &BTreeMap<Command, u64>| {
             m.iter()

@@ -133,8 +133,8 @@ pub struct RealtimeRun {
     pub result: RunResult,
     /// Its facts for the outputs (of the spec as run, i.e. time-scaled).
     pub meta: RunMeta,
-    /// Boards still powered when the run stopped (machine, board): empty unless the power-off
-    /// failed or was cut short.
+    /// Boards that may still be powered when the run stopped (machine, board): on, or allocated
+    /// with a power-on perhaps under way; empty unless the power-off failed or was cut short.
     pub left_powered: Vec<(String, Board)>,
 }
 
@@ -180,11 +180,11 @@ pub async fn run(
             progress(now);
             last_progress = now;
         }
-        if world.is_shut_down() || (shutting_down.is_none() && world.is_done() && world.powered_boards().is_empty()) {
+        if world.is_shut_down() || (world.is_done() && world.is_quiet()) {
             break;
         }
         if shutting_down.is_none() && world.is_done() {
-            // The stop time passed with jobs live or boards powered: power them off first.
+            // The stop time passed with jobs live or boards allocated: power them off first.
             let n = world.shut_down(now);
             eprintln!("sim: the run reached its stop time: destroying {n} job(s) and powering their boards off");
             shutting_down = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
@@ -239,7 +239,7 @@ pub async fn run(
     }
     let end = clock.now();
     progress(end);
-    let left_powered = world.powered_boards();
+    let left_powered = world.possibly_powered_boards();
     Ok(RealtimeRun {
         result: world.into_result(end),
         meta: spec.meta(),

@@ -306,7 +306,7 @@ impl<H: Hardware> World<H> {
 
     /// True when every job has arrived and finished, and all boards are back.
     fn finished(&self) -> bool {
-        self.arrived == self.jobs.len() && self.open == 0 && self.allocated == 0 && self.powered == 0
+        self.arrived == self.jobs.len() && self.is_quiet()
     }
 
     /// Runs until everything is done or the stop time; `progress` is called now and then with
@@ -374,17 +374,24 @@ impl<H: Hardware> World<H> {
         live.len()
     }
 
-    /// The boards still powered, by machine name (what a run that stops now would leave on).
-    pub fn powered_boards(&self) -> Vec<(String, Board)> {
+    /// The boards that may still be powered, by machine name: those known to be on, and those
+    /// still allocated (a power-on may be under way): what a run that stops now may leave on.
+    pub fn possibly_powered_boards(&self) -> Vec<(String, Board)> {
         let mut out = Vec::new();
         for (mi, m) in self.machines.iter().enumerate() {
             for b in m.machine.boards() {
-                if self.boards[mi][m.machine.board_index(b)].powered_since.is_some() {
+                let u = &self.boards[mi][m.machine.board_index(b)];
+                if u.powered_since.is_some() || u.alloc_since.is_some() {
                     out.push((m.machine.name().to_string(), b));
                 }
             }
         }
         out
+    }
+
+    /// No job is live and no board is allocated or powered.
+    pub fn is_quiet(&self) -> bool {
+        self.open == 0 && self.allocated == 0 && self.powered == 0
     }
 
     /// Destroys a job for one of the world's own reasons, remembering which.
@@ -397,7 +404,7 @@ impl<H: Hardware> World<H> {
 
     /// After [`World::shut_down`]: every job is over and every board off and released.
     pub fn is_shut_down(&self) -> bool {
-        self.closing && self.open == 0 && self.allocated == 0 && self.powered == 0
+        self.closing && self.is_quiet()
     }
 
     /// True when every job has arrived and finished and every board is back, or the stop time

@@ -174,3 +174,85 @@ fn load_generator_boots_and_loads_every_board() {
         .unwrap_or(0);
     assert!(writes >= report.replies, "{writes} writes for {report}");
 }
+
+/// Runs `spec` in real time against an in-process `sim emulate` of `sc`; returns the run and
+/// the emulator's counters when it stopped.
+fn run_against_emulator(
+    sc: &scenario::Scenario,
+    spec: &RunSpec,
+    opts: &RealtimeOptions,
+) -> (spinnbed_realtime::hardware::RealtimeRun, spinnbed_emulator::Stats) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    rt.block_on(async {
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let eopts = EmulateOptions {
+            ready_file: Some(ready.clone()),
+            duration: Some(std::time::Duration::from_secs(120)),
+            quiet: true,
+            stop: Some(stop.clone()),
+            ..EmulateOptions::default()
+        };
+        let sc2 = sc.clone();
+        let server = tokio::spawn(async move { emulate(&sc2, &eopts).await });
+        for _ in 0..200 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(ready.exists(), "sim emulate did not bind its sockets");
+        let result = run(spec, opts, |_| {}).await;
+        stop.notify_one();
+        (result.unwrap(), server.await.unwrap().unwrap())
+    })
+}
+
+/// A `--hardware` run that reaches its stop time (horizon + drain limit) with jobs still live
+/// destroys them and powers their boards off before it ends — before, it stopped at once and
+/// left boards powered. `--speed 1e300` (every time collapses to zero) is the extreme case.
+#[test]
+fn a_hardware_run_that_stops_at_its_drain_limit_leaves_no_board_powered() {
+    let root = spinnbed_tests::repo_root().join("scenarios");
+    let text = std::fs::read_to_string(root.join("hardware-quick.toml")).unwrap();
+    for (base, drain, speed) in [("127.12.0.0", "1s", 5.0), ("127.13.0.0", "2m", 1e300)] {
+        let text = text
+            .replace("base = \"127.4.0.0\"", &format!("base = \"{base}\""))
+            .replace("drain_limit = \"2m\"", &format!("drain_limit = \"{drain}\""));
+        let sc = scenario::parse("stop.toml", &text, &root).unwrap();
+        let spec = RunSpec::from_scenario(&sc, sc.jobs().unwrap());
+        let opts = RealtimeOptions {
+            speed,
+            ..RealtimeOptions::default()
+        };
+        let (real, stats) = run_against_emulator(&sc, &spec, &opts);
+        assert!(real.left_powered.is_empty(), "{speed}: {:?}", real.left_powered);
+        assert_eq!(
+            stats.boards_powered, 0,
+            "{speed}: the emulator still has boards on: {stats}"
+        );
+        let records = &real.result.records;
+        assert!(
+            records.iter().any(|r| r.outcome == Outcome::Unfinished),
+            "{speed}: some job should still have been live at the stop"
+        );
+        assert!(
+            records.iter().all(|r| matches!(
+                r.outcome,
+                Outcome::Completed | Outcome::Unfinished | Outcome::NeverStarted
+            )),
+            "{speed}: {records:?}"
+        );
+        // The outputs describe the run as it ran: with --speed, its times are the scaled ones.
+        assert_eq!(
+            real.meta.horizon,
+            spinnbed_core::time::Instant::ZERO + spinnbed_realtime::hardware::scaled(&spec, speed).horizon,
+            "{speed}"
+        );
+    }
+}

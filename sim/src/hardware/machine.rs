@@ -114,3 +114,68 @@ impl Transport for SimulatedMachine {
         Some(self.net.stats())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::host_side::HOST_ADDR;
+    use crate::hardware::{Hardware, HostHardware, HostSide};
+    use spinnbed_core::geometry::{FrameId, MachineSpec};
+    use spinnbed_core::host::Policy;
+    use spinnbed_core::sched::JobId;
+    use spinnbed_core::service::{BatchId, BmpBatch};
+    use spinnbed_core::time::Duration;
+    use spinnbed_core::timing::MachineTiming;
+
+    /// Packet level: a silent BMP fails a batch after the machine's own `bmp_tries` attempts,
+    /// `bmp_retry_delay` apart (spinnman's power-on attempt times out after 10 s) — the timing
+    /// settings used to be read and ignored.
+    #[test]
+    fn a_silent_bmp_fails_after_the_machines_tries_and_retry_delay() {
+        for (tries, delay_s, fails_at_s) in [(2, 15, 35), (3, 5, 40)] {
+            let m = Machine::new(MachineSpec::new("m", 1, 1)).unwrap();
+            let timing = MachineTiming {
+                bmp_tries: tries,
+                bmp_retry_delay: Duration::from_secs(delay_s),
+                ..MachineTiming::default()
+            };
+            let frame = FrameId { cabinet: 0, frame: 0 };
+            let side = HostSide::new(HOST_ADDR, &[(m.clone(), timing)], Policy::spinnman(), Duration::ZERO);
+            let net = NetworkConfig::default();
+            let machine = SimulatedMachine::new(&[m.clone()], spinnbed_emulator::Config::default(), net, 1, HOST_ADDR);
+            let mut hw = HostHardware::new(side, machine);
+            let silent = FaultKind::BmpSilent {
+                machine: "m".into(),
+                frame,
+            };
+            hw.apply_fault(Instant::ZERO, &silent, true);
+            hw.submit(
+                Instant::ZERO,
+                BmpBatch {
+                    id: BatchId(1),
+                    job: JobId(1),
+                    machine: "m".into(),
+                    frame,
+                    bmp: m.bmp_ip(frame).unwrap(),
+                    power_on: vec![0],
+                    power_off: Vec::new(),
+                    links: Vec::new(),
+                },
+            );
+            let mut now = Instant::ZERO;
+            let done = loop {
+                if let Some(d) = hw.poll_done() {
+                    break d;
+                }
+                now = hw.poll_timeout().expect("the batch is still under way");
+                hw.handle_timeout(now);
+            };
+            assert_eq!(
+                done.1.unwrap_err().to_string(),
+                format!("Requests failed on BMP {}", done.0.bmp)
+            );
+            let s = now.as_micros() as f64 / 1e6;
+            assert!((s - fails_at_s as f64).abs() < 0.01, "{tries} tries: failed at {s} s");
+        }
+    }
+}
