@@ -14,40 +14,11 @@ use spinnbed_core::geometry::Board;
 use spinnbed_core::proto::scp::Request;
 use spinnbed_core::time::Duration;
 use spinnbed_emulator::{Config, Emulator};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 
-/// Counts live heap bytes.
-struct Counting;
+#[path = "../tests/common/counting.rs"]
+mod counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting::live;
 
 fn kib(bytes: isize) -> f64 {
     bytes as f64 / 1024.0
@@ -59,9 +30,9 @@ fn main() {
         "{:<44} {:>12} {:>14}",
         "SpiNNaker1M (1,200 boards)", "measured KiB", "estimate KiB"
     );
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     let emu = Emulator::new(std::slice::from_ref(&m), Config::default());
-    let idle = LIVE.load(Ordering::Relaxed) - before + core::mem::size_of::<Emulator>() as isize;
+    let idle = live() - before + core::mem::size_of::<Emulator>() as isize;
     println!(
         "{:<44} {:>12.0} {:>14.0}",
         "idle",
@@ -70,10 +41,10 @@ fn main() {
     );
     drop(emu);
 
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = live();
     let mut rig = Rig::new(vec![m]);
     let stage = |name: &str, rig: &Rig| {
-        let live = LIVE.load(Ordering::Relaxed) - base;
+        let live = live() - base;
         println!(
             "{name:<44} {:>12.0} {:>14.0}",
             kib(live),

@@ -62,3 +62,46 @@ pub fn reference_replay(machine: &Path, trace: &Path, seconds_before_free: &str)
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// Runs `sim emulate` for `sc` (in process, on a 2-thread tokio runtime, with `opts` and a
+/// ready file) while `client` runs; returns what the client returned and the emulator's
+/// statistics once it stopped. Each test serves its own loopback base (127.N.0.0), so tests
+/// run side by side.
+pub fn with_emulator<F, Fut, R>(
+    sc: spinnbed_sim::scenario::Scenario,
+    opts: spinnbed_realtime::emulate::EmulateOptions,
+    client: F,
+) -> (R, spinnbed_emulator::Stats)
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ready = dir.path().join("ready");
+    rt.block_on(async {
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let opts = spinnbed_realtime::emulate::EmulateOptions {
+            ready_file: Some(ready.clone()),
+            duration: Some(std::time::Duration::from_secs(120)),
+            stop: Some(stop.clone()),
+            ..opts
+        };
+        let server = tokio::spawn(async move { spinnbed_realtime::emulate::emulate(&sc, &opts).await });
+        for _ in 0..200 {
+            if ready.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(ready.exists(), "sim emulate did not bind its sockets");
+        let r = client(ready.clone()).await;
+        stop.notify_one();
+        let stats = server.await.expect("the emulator task").expect("sim emulate");
+        (r, stats)
+    })
+}

@@ -9,8 +9,8 @@ use spinnbed_core::proto::scp::{Reply, ReplyKind, ReplyMessage, Request, Request
 use spinnbed_core::proto::sdp;
 use spinnbed_realtime::emulate::{EmulateOptions, emulate};
 use spinnbed_sim::scenario;
+use spinnbed_tests::with_emulator;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
@@ -143,42 +143,6 @@ fn from_hex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
-}
-
-/// Runs `emulate` for `sc` on a 2-thread runtime while `client` runs (given the ready file);
-/// returns what the client returned and the emulator's statistics once it is done.
-fn with_emulator<F, Fut, R>(sc: scenario::Scenario, opts: EmulateOptions, client: F) -> (R, spinnbed_emulator::Stats)
-where
-    F: FnOnce(std::path::PathBuf) -> Fut,
-    Fut: std::future::Future<Output = R>,
-{
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready");
-    rt.block_on(async {
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let opts = EmulateOptions {
-            ready_file: Some(ready.clone()),
-            duration: Some(Duration::from_secs(120)),
-            stop: Some(stop.clone()),
-            ..opts
-        };
-        let server = tokio::spawn(async move { emulate(&sc, &opts).await });
-        for _ in 0..200 {
-            if ready.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(ready.exists(), "no ready file");
-        let r = client(ready.clone()).await;
-        stop.notify_one();
-        (r, server.await.unwrap().unwrap())
-    })
 }
 
 /// `--impair` applies the scenario's network and faults on the emulator side: a stop-and-wait

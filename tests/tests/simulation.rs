@@ -11,17 +11,9 @@ fn scenario_path(name: &str) -> PathBuf {
         .join(format!("{name}.toml"))
 }
 
-/// Runs a scenario into `dir` exactly as `sim run` does (report included).
+/// Runs a shipped scenario into `dir` exactly as `sim run` does (report included).
 fn run_into(name: &str, dir: &Path) -> spinnbed_sim::run::outputs::Summary {
-    let sc = scenario::load(&scenario_path(name)).unwrap();
-    let jobs = sc.jobs().unwrap();
-    let spec = RunSpec::from_scenario(&sc, jobs);
-    let (result, meta) = simulate(&spec, |_| {}).unwrap();
-    let perf = Perf::new(&result, std::time::Duration::from_secs(1));
-    let staged = stage_outputs(dir).unwrap();
-    let summary = write_outputs(staged, &result, &meta, &sc.to_resolved_toml(), &perf).unwrap();
-    spinnbed_reports::generate(dir).unwrap();
-    summary
+    run_text_into(&std::fs::read_to_string(scenario_path(name)).unwrap(), dir)
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
