@@ -6,7 +6,6 @@
 //! `cargo bench -p spinnbed-emulator --bench memory`
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::*;
