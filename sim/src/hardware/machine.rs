@@ -142,7 +142,13 @@ mod tests {
             let frame = FrameId { cabinet: 0, frame: 0 };
             let side = HostSide::new(HOST_ADDR, &[(m.clone(), timing)], Policy::spinnman(), Duration::ZERO);
             let net = NetworkConfig::default();
-            let machine = SimulatedMachine::new(&[m.clone()], spinnbed_emulator::Config::default(), net, 1, HOST_ADDR);
+            let machine = SimulatedMachine::new(
+                std::slice::from_ref(&m),
+                spinnbed_emulator::Config::default(),
+                net,
+                1,
+                HOST_ADDR,
+            );
             let mut hw = HostHardware::new(side, machine);
             let silent = FaultKind::BmpSilent {
                 machine: "m".into(),
