@@ -39,10 +39,7 @@ pub trait Quantity: Copy + PartialEq + PartialOrd + fmt::Debug {
 impl Quantity for Duration {
     const EXPECTED: &'static str = "a duration (seconds, or a string such as \"30s\", \"5m\", \"1.5h\")";
     fn from_int(v: i64) -> Result<Self, String> {
-        if v < 0 {
-            return Err(format!("a duration must not be negative (got {v})"));
-        }
-        Ok(Duration::from_secs(v as u64))
+        units::duration_from_int_secs(v)
     }
     fn from_float(v: f64) -> Result<Self, String> {
         units::duration_from_secs(v)
@@ -70,9 +67,7 @@ impl Quantity for Duration {
 impl Quantity for ByteSize {
     const EXPECTED: &'static str = "a byte size (bytes, or a string such as \"64KiB\", \"10MB\")";
     fn from_int(v: i64) -> Result<Self, String> {
-        u64::try_from(v)
-            .map(ByteSize)
-            .map_err(|_| format!("a byte size must not be negative (got {v})"))
+        units::bytes_from_int(v).map(ByteSize)
     }
     fn from_float(v: f64) -> Result<Self, String> {
         units::bytes_from_number(v).map(ByteSize)
@@ -161,6 +156,12 @@ pub fn fmt_f64(v: f64) -> String {
     format!("{v:?}")
 }
 
+/// A TOML integer (TOML has no integers above `i64::MAX`; a format that does gets "too large"
+/// rather than a silently saturated value).
+fn int_of<E: de::Error>(v: u64) -> Result<i64, E> {
+    i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+}
+
 /// A deserialised [`Quantity`] (number or string).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Q<T>(pub T);
@@ -176,7 +177,7 @@ impl<'de, T: Quantity> Visitor<'de> for QVisitor<T> {
         T::from_int(v).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        T::from_int(i64::try_from(v).unwrap_or(i64::MAX)).map_err(E::custom)
+        T::from_int(int_of(v)?).map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
         T::from_float(v).map_err(E::custom)
@@ -207,9 +208,7 @@ impl<'de, T: Quantity> Visitor<'de> for NoneOrVisitor<T> {
         T::from_int(v).map(Some).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<T>, E> {
-        T::from_int(i64::try_from(v).unwrap_or(i64::MAX))
-            .map(Some)
-            .map_err(E::custom)
+        T::from_int(int_of(v)?).map(Some).map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<T>, E> {
         T::from_float(v).map(Some).map_err(E::custom)
@@ -551,9 +550,7 @@ impl<'de, T: Quantity> Visitor<'de> for DistVisitor<T> {
         T::from_int(v).map(Dist::fixed).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dist<T>, E> {
-        T::from_int(i64::try_from(v).unwrap_or(i64::MAX))
-            .map(Dist::fixed)
-            .map_err(E::custom)
+        T::from_int(int_of(v)?).map(Dist::fixed).map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dist<T>, E> {
         T::from_float(v).map(Dist::fixed).map_err(E::custom)
@@ -726,6 +723,29 @@ mod tests {
             let d = parse::<Duration>(text).unwrap();
             assert_eq!(d.validate().unwrap_err().0, key, "{text}");
         }
+    }
+
+    /// Before: integer seconds skipped the float path's 1.8e13 s cap and saturated at
+    /// `Duration::MAX` (`horizon = 20000000000000` was accepted).
+    #[test]
+    fn integers_share_the_caps_of_floats() {
+        assert_eq!(
+            parse::<Duration>("18000000000000"),
+            Ok(Dist::fixed(Duration::from_secs(18_000_000_000_000)))
+        );
+        for text in [
+            "20000000000000",
+            "9223372036854775807",
+            "{ dist = \"fixed\", value = 20000000000000 }",
+        ] {
+            let e = parse::<Duration>(text).unwrap_err();
+            assert!(e.contains("too large"), "{text}: {e}");
+        }
+        assert_eq!(
+            parse::<ByteSize>("9223372036854775807"),
+            Ok(Dist::fixed(ByteSize(9_223_372_036_854_775_807)))
+        );
+        assert!(parse::<ByteSize>("-1").unwrap_err().contains("negative"));
     }
 
     #[test]

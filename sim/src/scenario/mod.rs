@@ -112,6 +112,9 @@ impl RunConfig {
     }
 }
 
+/// The shortest `sample_period` a scenario may ask for.
+pub const MIN_SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+
 /// `[machine.timing]`: how long the hardware takes (one type for the emulator, fixed-delay
 /// hardware and the host's BMP retries).
 pub use spinnbed_core::timing::MachineTiming;
@@ -579,8 +582,8 @@ pub struct Scenario {
 /// file's directory.
 pub fn load(path: &Path) -> Result<Scenario, InputError> {
     let file = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| InputError::at(&file, None, None, format!("cannot read: {e}")))?;
+    let bytes = crate::input::read_bytes(path, crate::input::MAX_INPUT_BYTES)?;
+    let text = crate::input::decode_utf8(&file, bytes)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -3,10 +3,87 @@
 
 use crate::quantity::dist::{ByteSize, Dist, NoneOr, Q};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use spinnbed_core::time::Duration;
 use std::fmt;
 use std::net::Ipv4Addr;
+
+/// A fixed-length array such as `[x, y, z]`, read as a tuple that must use up the array: TOML
+/// arrays are sequences, and serde's tuples ignore elements past their own length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuple<T>(pub T);
+
+/// How a tuple is written in scenarios, for "expected [x, y, z] (3 elements)".
+pub trait TupleForm {
+    /// E.g. `[x, y, z]`.
+    const FORM: &'static str;
+}
+
+impl TupleForm for (i64, i64) {
+    const FORM: &'static str = "[cabinet, frame]";
+}
+impl TupleForm for (i64, i64, i64) {
+    const FORM: &'static str = "[x, y, z]";
+}
+impl TupleForm for (i64, i64, i64, String) {
+    const FORM: &'static str = "[x, y, z, \"link\"]";
+}
+impl TupleForm for (i64, i64, Ipv4Addr) {
+    const FORM: &'static str = "[cabinet, frame, \"ip\"]";
+}
+impl TupleForm for (i64, i64, i64, Ipv4Addr) {
+    const FORM: &'static str = "[x, y, z, \"ip\"]";
+}
+impl TupleForm for (i64, i64, i64, i64, i64, i64) {
+    const FORM: &'static str = "[x, y, z, cabinet, frame, board]";
+}
+
+/// `Deserialize` for `Tuple<(A, B, …)>`: exactly `n` elements, else "invalid length".
+macro_rules! tuple_impl {
+    ($n:literal: $($t:ident),+) => {
+        impl<'de, $($t: Deserialize<'de>),+> Deserialize<'de> for Tuple<($($t,)+)>
+        where
+            ($($t,)+): TupleForm,
+        {
+            fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+                struct V<$($t),+>(std::marker::PhantomData<($($t,)+)>);
+                impl<'de, $($t: Deserialize<'de>),+> Visitor<'de> for V<$($t),+>
+                where
+                    ($($t,)+): TupleForm,
+                {
+                    type Value = ($($t,)+);
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        write!(f, "{} ({} elements)", <($($t,)+) as TupleForm>::FORM, $n)
+                    }
+                    #[allow(non_snake_case)]
+                    fn visit_seq<Sq: SeqAccess<'de>>(self, mut seq: Sq) -> Result<Self::Value, Sq::Error> {
+                        let mut read = 0usize;
+                        $(
+                            let $t: $t = seq
+                                .next_element()?
+                                .ok_or_else(|| de::Error::invalid_length(read, &self))?;
+                            read += 1;
+                        )+
+                        let mut len = read;
+                        while seq.next_element::<de::IgnoredAny>()?.is_some() {
+                            len += 1;
+                        }
+                        if len != read {
+                            return Err(de::Error::invalid_length(len, &self));
+                        }
+                        Ok(($($t,)+))
+                    }
+                }
+                d.deserialize_seq(V(std::marker::PhantomData)).map(Tuple)
+            }
+        }
+    };
+}
+
+tuple_impl!(2: T0, T1);
+tuple_impl!(3: T0, T1, T2);
+tuple_impl!(4: T0, T1, T2, T3);
+tuple_impl!(6: T0, T1, T2, T3, T4, T5);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,9 +183,9 @@ pub struct RawMachine {
     pub width: i64,
     pub height: i64,
     #[serde(default)]
-    pub dead_boards: Vec<(i64, i64, i64)>,
+    pub dead_boards: Vec<Tuple<(i64, i64, i64)>>,
     #[serde(default)]
-    pub dead_links: Vec<(i64, i64, i64, String)>,
+    pub dead_links: Vec<Tuple<(i64, i64, i64, String)>>,
     pub layout: Option<RawLayout>,
     pub ip: Option<RawIp>,
     pub timing: Option<RawTiming>,
@@ -124,7 +201,7 @@ pub enum RawLayout {
 #[serde(deny_unknown_fields)]
 pub struct RawLayoutTable {
     pub spinner_csv: Option<String>,
-    pub boards: Option<Vec<LocatedBoard>>,
+    pub boards: Option<Vec<Tuple<LocatedBoard>>>,
 }
 
 /// `[x, y, z, cabinet, frame, board]`.
@@ -166,8 +243,8 @@ pub struct RawIp {
     pub board_stride: Option<Ipv4Addr>,
     pub bmp_offset: Option<Ipv4Addr>,
     pub spinnaker_offset: Option<Ipv4Addr>,
-    pub bmps: Option<Vec<(i64, i64, Ipv4Addr)>>,
-    pub boards: Option<Vec<(i64, i64, i64, Ipv4Addr)>>,
+    pub bmps: Option<Vec<Tuple<(i64, i64, Ipv4Addr)>>>,
+    pub boards: Option<Vec<Tuple<(i64, i64, i64, Ipv4Addr)>>>,
 }
 
 #[derive(Deserialize)]
@@ -314,7 +391,7 @@ pub struct RawClass {
     pub require_torus: Option<bool>,
     pub width: Option<Dist<f64>>,
     pub height: Option<Dist<f64>>,
-    pub specific: Option<Vec<(i64, i64, i64)>>,
+    pub specific: Option<Vec<Tuple<(i64, i64, i64)>>>,
     pub duration: Dist<Duration>,
     pub estimate_factor: Option<f64>,
     pub estimate: Option<String>,
@@ -417,9 +494,9 @@ pub struct RawPath {
     pub machine: Option<String>,
     pub to: Option<RawPathTo>,
     #[serde(default)]
-    pub frames: Vec<(i64, i64)>,
+    pub frames: Vec<Tuple<(i64, i64)>>,
     #[serde(default)]
-    pub boards: Vec<(i64, i64, i64)>,
+    pub boards: Vec<Tuple<(i64, i64, i64)>>,
     pub latency: Option<Dist<Duration>>,
     pub loss: Option<f64>,
     pub burst: Option<RawBurst>,
@@ -443,9 +520,9 @@ pub struct RawFault {
     pub at: Q<Duration>,
     pub kind: RawFaultKind,
     pub machine: Option<String>,
-    pub board: Option<(i64, i64, i64)>,
+    pub board: Option<Tuple<(i64, i64, i64)>>,
     pub link: Option<String>,
-    pub frame: Option<(i64, i64)>,
+    pub frame: Option<Tuple<(i64, i64)>>,
     pub duration: Option<Q<Duration>>,
     pub loss: Option<f64>,
 }

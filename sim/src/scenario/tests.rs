@@ -851,6 +851,202 @@ fn malformed_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>,
     ]
 }
 
+/// Hostile values that were accepted (or mangled) before: overflowing quantities, tuples with
+/// extra elements, sample periods the run would not honour, keys too deep for the TOML parser.
+/// Each must be an error naming the line and the key.
+fn hostile_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>, &'static str)> {
+    let w = |extra: &str| format!("{BASE}\n[workload]\njobs = 10\n{extra}");
+    let machine = |extra: &str| w("").replace("height = 2", &format!("height = 2\n{extra}"));
+    let class = |body: &str| {
+        w(&format!(
+            "\n[[workload.class]]\nname = \"c\"\nweight = 1\nduration = \"1m\"\n{body}\n"
+        ))
+    };
+    let fault = |body: &str| {
+        w(&format!(
+            "[host]\nhardware = \"emulator\"\n\n[[faults]]\nat = \"1h\"\n{body}\n"
+        ))
+    };
+    let path = |body: &str| {
+        w(&format!(
+            "[network]\n[[network.path]]\nmachine = \"m\"\nloss = 0.1\n{body}\n"
+        ))
+    };
+    let run = |extra: &str| {
+        format!(
+            "[run]\nname = \"t\"\n{extra}\n[[machine]]\nname = \"m\"\nwidth = 1\nheight = 1\n[workload]\njobs = 1\n"
+        )
+    };
+    let deep_key = vec!["a"; 81].join(".");
+    let deep_header = vec!["b"; 90].join(".");
+    vec![
+        // Overflow: checked arithmetic and one cap for every way of writing a duration.
+        (
+            run("horizon = \"339832257969984841.181015646310w\""),
+            Some("horizon"),
+            Some("run.horizon"),
+            "too large",
+        ),
+        (
+            run("horizon = 20000000000000"),
+            Some("horizon"),
+            Some("run.horizon"),
+            "too large",
+        ),
+        (
+            run("horizon = \"1h\"\ndrain_limit = 20000000000000"),
+            Some("drain_limit"),
+            Some("run.drain_limit"),
+            "too large",
+        ),
+        (
+            w("data_in = \"99999999999999999999TB\""),
+            Some("data_in"),
+            Some("workload.data_in"),
+            "too large",
+        ),
+        // Tuples with extra elements.
+        (
+            machine("dead_boards = [[1, 1, 2, 5]]"),
+            Some("dead_boards"),
+            Some("machine[0].dead_boards[0]"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            machine("dead_links = [[0, 0, 0, \"north\", \"junk\"]]"),
+            Some("dead_links"),
+            Some("machine[0].dead_links[0]"),
+            "invalid length 5, expected [x, y, z, \"link\"] (4 elements)",
+        ),
+        (
+            machine("layout = { boards = [[0, 0, 0, 0, 0, 0, 7]] }"),
+            Some("layout"),
+            Some("machine[0].layout.boards[0]"),
+            "invalid length 7, expected [x, y, z, cabinet, frame, board] (6 elements)",
+        ),
+        (
+            machine("[machine.ip]\nbmps = [[0, 0, \"172.16.0.1\", 1]]\nboards = [[0, 0, 0, \"172.16.0.2\"]]"),
+            Some("bmps"),
+            Some("machine[0].ip.bmps[0]"),
+            "invalid length 4, expected [cabinet, frame, \"ip\"] (3 elements)",
+        ),
+        (
+            machine("[machine.ip]\nbmps = [[0, 0, \"172.16.0.1\"]]\nboards = [[0, 0, 0, \"172.16.0.2\", \"x\"]]"),
+            Some("boards = [[0, 0, 0,"),
+            Some("machine[0].ip.boards[0]"),
+            "invalid length 5, expected [x, y, z, \"ip\"] (4 elements)",
+        ),
+        (
+            class("specific = [[0, 0, 0],\n  [0, 0, 0, 42]]"),
+            Some("[0, 0, 0, 42]"),
+            Some("workload.class[0].specific[1]"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            fault("kind = \"bmp_silent\"\nmachine = \"m\"\nframe = [0, 0, 9]"),
+            Some("frame"),
+            Some("faults[0].frame"),
+            "invalid length 3, expected [cabinet, frame] (2 elements)",
+        ),
+        (
+            fault("kind = \"board_dies\"\nmachine = \"m\"\nboard = [0, 0, 0, 0]"),
+            Some("board = ["),
+            Some("faults[0].board"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            path("frames = [[0, 0, 1]]"),
+            Some("frames"),
+            Some("network.path[0].frames[0]"),
+            "invalid length 3, expected [cabinet, frame] (2 elements)",
+        ),
+        (
+            path("boards = [[0, 0, 0, 0]]"),
+            Some("boards"),
+            Some("network.path[0].boards[0]"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            machine("dead_boards = [[1, 1]]"),
+            Some("dead_boards"),
+            Some("machine[0].dead_boards[0]"),
+            "invalid length 2, expected [x, y, z] (3 elements)",
+        ),
+        (
+            machine("dead_boards = [[1, \"a\", 1]]"),
+            Some("dead_boards"),
+            Some("machine[0].dead_boards[0][1]"),
+            "invalid type",
+        ),
+        // A sample period the run would not honour.
+        (
+            run("horizon = \"1h\"\nsample_period = \"10ms\""),
+            Some("sample_period"),
+            Some("run.sample_period"),
+            "must be at least 100ms (got 10ms)",
+        ),
+        (
+            run("horizon = \"1h\"\nsample_period = 0"),
+            Some("sample_period"),
+            Some("run.sample_period"),
+            "must be at least 100ms (got 0s)",
+        ),
+        // Keys too deep for the TOML parser's recursion limit.
+        (
+            format!("{}\n{deep_key} = 1\n", w("")),
+            Some("a.a.a."),
+            None,
+            "nested too deeply",
+        ),
+        (
+            format!("{}\n[{deep_header}]\nx = 1\n", w("")),
+            Some("b.b.b."),
+            None,
+            "nested too deeply",
+        ),
+    ]
+}
+
+#[test]
+fn hostile_values_name_file_line_and_key() {
+    for (text, at, field, msg) in hostile_cases() {
+        let e = parse_err(&text);
+        assert_eq!(e.file, "s.toml");
+        let want_line = at.map(|needle| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("needle {needle:?} not in\n{text}"))
+                + 1
+        });
+        assert_eq!(e.line, want_line, "wrong line for {e}\n--- text ---\n{text}");
+        assert_eq!(e.field.as_deref(), field, "wrong field for {e}\n--- text ---\n{text}");
+        assert!(e.message.contains(msg), "message {:?} lacks {msg:?}\n{text}", e.message);
+    }
+}
+
+/// Before: a tuple's extra elements were dropped silently.
+#[test]
+fn a_tuple_with_extra_elements_is_an_error_with_its_line() {
+    let text = format!("{BASE}dead_boards = [\n  [0, 0, 0],\n  [1, 1, 2, 5],\n]\n\n[workload]\njobs = 1\n");
+    let e = parse_err(&text);
+    assert_eq!(
+        e.to_string(),
+        "s.toml: line 11: machine[0].dead_boards[1]: invalid length 4, expected [x, y, z] (3 elements)"
+    );
+}
+
+/// Before: `load` read with `read_to_string`, whose error names neither line nor column.
+#[test]
+fn a_scenario_that_is_not_utf8_names_line_and_column() {
+    let dir = temp_dir("utf8");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, b"[run]\nname = \"t\"\nhorizon = \"1\xffh\"\n").unwrap();
+    let e = load(&path).unwrap_err();
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("bad byte 0xff at column 13"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn network_paths_select_endpoints_and_layer_in_order() {
     let text = format!(
