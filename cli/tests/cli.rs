@@ -309,3 +309,17 @@ fn a_failed_report_leaves_no_partial_report_and_exits_2() {
         .collect();
     assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
 }
+
+/// Before: `sim check` of a study reported the placeholder workload it was given ("1 jobs").
+#[test]
+fn check_of_a_study_says_what_it_measures() {
+    let (code, out, err) = run(sim().arg("check").arg(repo().join("scenarios/scp-windowing.toml")));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            "study scp-windowing: 3 policies x 2 ops x 5 losses x 3 rtts = 90 cells, 3 seeds each, 256KiB per transfer"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("jobs"), "{out}");
+}

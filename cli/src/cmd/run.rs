@@ -43,7 +43,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         return hardware(&a, sc);
     }
     let dir = a.out.clone().unwrap_or_else(|| crate::default_out(&sc.run.name));
-    if sc.study.is_some() {
+    if sc.study().is_some() {
         return study(&a, &sc, &dir);
     }
     let staged = stage_outputs(&dir).map_err(Failure::input)?;
@@ -204,7 +204,7 @@ fn study(a: &Args, sc: &Scenario, dir: &Path) -> Result<(), Failure> {
 }
 
 fn hardware(a: &Args, sc: Scenario) -> Result<(), Failure> {
-    if sc.study.is_some() {
+    if sc.study().is_some() {
         return Err(Failure::input(anyhow::anyhow!(
             "{}: a [study] runs in simulation only (drop --hardware)",
             a.scenario.display()

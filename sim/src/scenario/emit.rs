@@ -94,7 +94,9 @@ pub fn scenario(sc: &Scenario) -> String {
     for m in &sc.machines {
         machine(&mut o, m);
     }
-    workload(&mut o, &sc.workload);
+    if let Experiment::Workload(w) = &sc.experiment {
+        workload(&mut o, w);
+    }
 
     let p = &sc.policy;
     let _ = writeln!(o, "\n[policy]");
@@ -198,7 +200,7 @@ pub fn scenario(sc: &Scenario) -> String {
         }
     }
 
-    if let Some(st) = &sc.study {
+    if let Experiment::Study(st) = &sc.experiment {
         let _ = writeln!(o, "\n[study]");
         let _ = writeln!(o, "kind = \"scp-windowing\"");
         let list = |v: Vec<String>| v.join(", ");

@@ -51,6 +51,11 @@ impl<'a> Locator<'a> {
         }
     }
 
+    /// The text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// The 1-based line of the deepest part of `path` that exists in the document: the key's
     /// line for a table key, the element's line for an array index.
     pub fn line(&self, path: &str) -> Option<usize> {

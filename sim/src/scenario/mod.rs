@@ -555,6 +555,28 @@ fn fill_data(jobs: &mut [WorkloadJob], data_in: &Dist<dist::ByteSize>, data_out:
     }
 }
 
+/// What a scenario does: submit jobs to the service, or measure.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per scenario: boxing would only cost readability
+pub enum Experiment {
+    /// `[workload]`: jobs submitted to the service (the default, with a synthetic workload).
+    Workload(WorkloadConfig),
+    /// `[study]`: a measurement grid instead of jobs.
+    Study(StudyConfig),
+}
+
+/// The text a scenario was read from, kept to name the line of a key in messages about the
+/// resolved scenario (memory estimates, a study asked for jobs). Not part of the scenario's
+/// value: texts that resolve alike are equal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SourceText(std::sync::Arc<str>);
+
+impl PartialEq for SourceText {
+    fn eq(&self, _: &SourceText) -> bool {
+        true
+    }
+}
+
 /// A fully resolved scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -562,8 +584,8 @@ pub struct Scenario {
     pub run: RunConfig,
     /// `[[machine]]`, in file order (at least one).
     pub machines: Vec<MachineConfig>,
-    /// `[workload]`.
-    pub workload: WorkloadConfig,
+    /// `[workload]` or `[study]`.
+    pub experiment: Experiment,
     /// `[policy]`.
     pub policy: PolicyConfig,
     /// `[host]`.
@@ -572,10 +594,10 @@ pub struct Scenario {
     pub network: NetworkConfig,
     /// `[[faults]]`, in file order.
     pub faults: Vec<FaultConfig>,
-    /// A measurement study run instead of the workload (`[study]`).
-    pub study: Option<StudyConfig>,
     /// The file it came from (as named).
     pub file: PathBuf,
+    /// Its text.
+    pub(crate) source: SourceText,
 }
 
 /// Reads and resolves a scenario file; relative paths inside it are resolved against the
@@ -616,9 +638,46 @@ impl Scenario {
         self.workload().map(|(jobs, _)| jobs)
     }
 
-    /// Builds the workload and reports what it skipped (trace and SWF sources).
+    /// The `[study]`, if the scenario is one.
+    pub fn study(&self) -> Option<&StudyConfig> {
+        match &self.experiment {
+            Experiment::Study(st) => Some(st),
+            Experiment::Workload(_) => None,
+        }
+    }
+
+    /// The `[workload]`, unless the scenario is a study.
+    pub fn workload_config(&self) -> Option<&WorkloadConfig> {
+        match &self.experiment {
+            Experiment::Workload(w) => Some(w),
+            Experiment::Study(_) => None,
+        }
+    }
+
+    /// The 1-based line of a key path (`run.sample_period`) in the text the scenario was read
+    /// from: the key's line, or that of the deepest table of it that is written.
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        locate::Locator::new(&self.source.0).line(key)
+    }
+
+    /// An error about `key` of this scenario, with its file and line.
+    pub(crate) fn error_at(&self, key: &str, message: impl Into<String>) -> InputError {
+        InputError::at(&self.file.display().to_string(), self.line_of(key), Some(key), message)
+    }
+
+    /// Builds the workload and reports what it skipped (trace and SWF sources). A study has no
+    /// workload: asking for one is an error.
     pub fn workload(&self) -> Result<(Vec<WorkloadJob>, WorkloadReport), InputError> {
-        match &self.workload {
+        let workload = match &self.experiment {
+            Experiment::Workload(w) => w,
+            Experiment::Study(_) => {
+                return Err(self.error_at(
+                    "study",
+                    "this scenario is a [study]: it measures instead of running jobs, so it has no workload",
+                ));
+            }
+        };
+        match workload {
             WorkloadConfig::Synthetic(spec) => {
                 let jobs = crate::workload::synthetic::generate(spec, &self.run.calendar(), self.run.seed);
                 let mut report = WorkloadReport::new("synthetic");

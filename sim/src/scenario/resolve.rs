@@ -199,17 +199,17 @@ impl Ctx<'_> {
             machines.push(self.machine(i, m)?);
         }
         self.machines_together(&machines)?;
-        // A study measures instead of running a workload: without a [workload] it gets a
-        // placeholder of one synthetic job (written out in the resolved copy).
-        let raw_workload = match (raw.workload, raw.study.is_some()) {
-            (Some(w), _) => w,
-            (None, true) => RawWorkload {
-                jobs: Some(1),
-                ..RawWorkload::default()
-            },
-            (None, false) => RawWorkload::default(),
+        // A study measures instead of running jobs: it has no workload.
+        let experiment = match (raw.workload, raw.study) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    "study",
+                    "a scenario runs either a [workload] or a [study], not both: remove one of them",
+                ));
+            }
+            (None, Some(st)) => Experiment::Study(self.study(st)?),
+            (w, None) => Experiment::Workload(self.workload(w.unwrap_or_default(), &run, &machines)?),
         };
-        let workload = self.workload(raw_workload, &run, &machines)?;
         let policy = self.policy(raw.policy)?;
         let host = self.host(raw.host)?;
         let network = self.network(raw.network, &machines)?;
@@ -230,20 +230,16 @@ impl Ctx<'_> {
             }
             faults.push(fault);
         }
-        let study = match raw.study {
-            Some(st) => Some(self.study(st)?),
-            None => None,
-        };
         Ok(Scenario {
             run,
             machines,
-            workload,
+            experiment,
             policy,
             host,
             network,
             faults,
-            study,
             file: PathBuf::from(self.file),
+            source: SourceText(self.loc.text().into()),
         })
     }
 

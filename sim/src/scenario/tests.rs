@@ -64,7 +64,7 @@ fn a_minimal_scenario_gets_every_default() {
     assert_eq!(m.timing, MachineTiming::default());
     assert_eq!(m.timing.power_on, Duration::from_secs(5));
     assert_eq!(m.timing.link_write, Duration::from_millis(10));
-    let WorkloadConfig::Synthetic(w) = &sc.workload else {
+    let Some(WorkloadConfig::Synthetic(w)) = sc.workload_config() else {
         panic!()
     };
     assert_eq!(w.arrivals, Arrivals::Jobs(10));
@@ -252,7 +252,7 @@ fn every_key_is_read_and_printed_back() {
         small.machine.bmp_ip(FrameId { cabinet: 0, frame: 0 }),
         Some(Ipv4Addr::new(172, 16, 0, 1))
     );
-    let WorkloadConfig::Synthetic(w) = &sc.workload else {
+    let Some(WorkloadConfig::Synthetic(w)) = sc.workload_config() else {
         panic!()
     };
     assert_eq!(w.arrivals, Arrivals::RatePerHour(50.0));
@@ -1202,7 +1202,7 @@ fn relative_paths_follow_the_scenario_file() {
                 time_scale = 2\nestimate = \"actual\"\n";
     std::fs::write(dir.join("s.toml"), text).unwrap();
     let sc = load(&dir.join("s.toml")).unwrap();
-    let WorkloadConfig::Trace(t) = &sc.workload else {
+    let Some(WorkloadConfig::Trace(t)) = sc.workload_config() else {
         panic!()
     };
     assert_eq!(t.path, normalize_for_test(&dir.join("traces/t.csv")));
@@ -1289,7 +1289,9 @@ fn swf_source_reads_a_small_log() {
         dir.join("log.swf").display()
     );
     let sc = parse_ok(&text);
-    let WorkloadConfig::Swf(s) = &sc.workload else { panic!() };
+    let Some(WorkloadConfig::Swf(s)) = sc.workload_config() else {
+        panic!()
+    };
     assert_eq!(s.procs_per_board, None);
     assert_eq!((s.time_scale, s.skip, s.limit), (1.0, Duration::ZERO, None));
     assert_eq!(
@@ -1308,7 +1310,7 @@ fn swf_source_reads_a_small_log() {
     assert_eq!(report.skipped_total(), 1);
     assert!(report.notes[0].contains("auto: MaxProcs 24 / 12 live boards"));
     let fixed = parse_ok(&format!("{text}procs_per_board = 12\nlimit = 1\nskip = 30\n"));
-    let WorkloadConfig::Swf(s) = &fixed.workload else {
+    let Some(WorkloadConfig::Swf(s)) = fixed.workload_config() else {
         panic!()
     };
     assert_eq!(
@@ -1337,6 +1339,10 @@ fn shipped_scenarios_load_and_build_their_jobs() {
     for path in names {
         let sc = load(&path).unwrap_or_else(|e| panic!("{e}"));
         round_trip(&sc);
+        if sc.study().is_some() {
+            assert!(sc.workload().is_err());
+            continue;
+        }
         let (jobs, report) = sc.workload().unwrap_or_else(|e| panic!("{e}"));
         eprintln!("{}: {report}", path.display());
         assert!(!jobs.is_empty());
@@ -1397,4 +1403,37 @@ fn the_readme_example_parses() {
     round_trip(&sc);
     let jobs = sc.jobs().unwrap();
     assert!(jobs.iter().any(|j| j.machine.as_deref() == Some("bench")));
+}
+
+const STUDY: &str =
+    "[study]\nkind = \"scp-windowing\"\nlosses = [0, 0.05]\nrtts = [\"1ms\"]\nseeds = 2\nbytes = \"64KiB\"\n";
+
+/// Before: a study without a [workload] was given a placeholder one-job workload (reported by
+/// `sim check` and written into the resolved copy), and one with a [workload] kept both.
+#[test]
+fn a_study_is_an_experiment_without_a_workload() {
+    let sc = parse_ok(&format!("{BASE}\n{STUDY}"));
+    let Experiment::Study(st) = &sc.experiment else {
+        panic!("{:?}", sc.experiment)
+    };
+    assert_eq!(
+        (st.losses.len(), st.rtts.len(), st.seeds, st.bytes),
+        (2, 1, 2, 64 << 10)
+    );
+    assert_eq!(sc.study(), Some(st));
+    assert!(sc.workload_config().is_none());
+    let text = sc.to_resolved_toml();
+    assert!(!text.contains("workload"), "{text}");
+    round_trip(&sc);
+    // Asking a study for its jobs is a clear error, located at the [study] table.
+    let e = sc.workload().unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(10), Some("study")));
+    assert!(e.message.contains("measures instead of running jobs"), "{e}");
+    assert!(sc.jobs().is_err());
+    // A workload and a study: an error naming the study.
+    let both = format!("{BASE}\n[workload]\njobs = 3\n\n{STUDY}");
+    let e = parse_err(&both);
+    assert_eq!(e.field.as_deref(), Some("study"));
+    assert_eq!(e.line, Some(13));
+    assert!(e.message.contains("not both"), "{e}");
 }
