@@ -32,8 +32,32 @@ pub trait Quantity: Copy + PartialEq + PartialOrd + fmt::Debug {
     fn to_f64(self) -> f64;
     /// A sampled base-unit value, rounded and clamped into the type.
     fn from_sample(x: f64) -> Self;
-    /// The TOML literal that reads back to exactly this value.
+    /// The TOML literal that reads back to exactly this value (for messages).
     fn to_toml(self) -> String;
+    /// The TOML value that reads back to exactly this value (for serialisation).
+    fn to_value(self) -> QValue;
+}
+
+/// A quantity as a TOML value: durations and byte sizes as strings with units, counts as
+/// numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QValue {
+    /// `"5m"`, `"64KiB"`.
+    Text(String),
+    /// A count.
+    Float(f64),
+    /// A small integer.
+    Int(u32),
+}
+
+impl serde::Serialize for QValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            QValue::Text(t) => s.serialize_str(t),
+            QValue::Float(v) => s.serialize_f64(*v),
+            QValue::Int(v) => s.serialize_u32(*v),
+        }
+    }
 }
 
 impl Quantity for Duration {
@@ -62,6 +86,9 @@ impl Quantity for Duration {
     fn to_toml(self) -> String {
         format!("\"{}\"", units::format_duration(self))
     }
+    fn to_value(self) -> QValue {
+        QValue::Text(units::format_duration(self))
+    }
 }
 
 impl Quantity for ByteSize {
@@ -89,6 +116,9 @@ impl Quantity for ByteSize {
     }
     fn to_toml(self) -> String {
         format!("\"{}\"", units::format_bytes(self.0))
+    }
+    fn to_value(self) -> QValue {
+        QValue::Text(units::format_bytes(self.0))
     }
 }
 
@@ -125,6 +155,9 @@ impl Quantity for f64 {
     fn to_toml(self) -> String {
         fmt_f64(self)
     }
+    fn to_value(self) -> QValue {
+        QValue::Float(self)
+    }
 }
 
 /// Small non-negative integers (limits such as `max_dead_boards`).
@@ -148,6 +181,9 @@ impl Quantity for u32 {
     }
     fn to_toml(self) -> String {
         self.to_string()
+    }
+    fn to_value(self) -> QValue {
+        QValue::Int(self)
     }
 }
 
@@ -193,6 +229,12 @@ impl<'de, T: Quantity> serde::Deserialize<'de> for Q<T> {
     }
 }
 
+impl<T: Quantity> serde::Serialize for Q<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.to_value().serialize(s)
+    }
+}
+
 /// A [`Quantity`] or the string `"none"`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoneOr<T>(pub Option<T>);
@@ -227,6 +269,15 @@ impl<'de, T: Quantity> Visitor<'de> for NoneOrVisitor<T> {
 impl<'de, T: Quantity> serde::Deserialize<'de> for NoneOr<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(NoneOrVisitor(PhantomData)).map(NoneOr)
+    }
+}
+
+impl<T: Quantity> serde::Serialize for NoneOr<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(v) => v.to_value().serialize(s),
+            None => s.serialize_str("none"),
+        }
     }
 }
 
@@ -469,32 +520,40 @@ impl<T: Quantity> Dist<T> {
         };
         T::from_sample(x)
     }
+}
 
-    /// The inline-table TOML form: `{ dist = "lognormal", median = "10m", sigma = 1.2 }`.
-    pub fn to_toml(&self) -> String {
-        let mut parts = vec![format!("dist = \"{}\"", self.name())];
+/// A fixed value without clamps is written as the value itself (`"45m"`); any other
+/// distribution as a table of its parameters in a fixed order (`dist`, the law's keys, `min`,
+/// `max`).
+impl<T: Quantity> serde::Serialize for Dist<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if let (Law::Fixed(v), None, None) = (&self.law, self.min, self.max) {
+            return v.to_value().serialize(s);
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("dist", self.name())?;
         match &self.law {
-            Law::Fixed(v) => parts.push(format!("value = {}", v.to_toml())),
+            Law::Fixed(v) => m.serialize_entry("value", &v.to_value())?,
             Law::Uniform | Law::LogUniform => {}
-            Law::Exponential { mean } => parts.push(format!("mean = {}", mean.to_toml())),
+            Law::Exponential { mean } => m.serialize_entry("mean", &mean.to_value())?,
             Law::LogNormal { median, sigma } => {
-                parts.push(format!("median = {}", median.to_toml()));
-                parts.push(format!("sigma = {}", fmt_f64(*sigma)));
+                m.serialize_entry("median", &median.to_value())?;
+                m.serialize_entry("sigma", sigma)?;
             }
             Law::Choice { values, weights } => {
-                let v: Vec<String> = values.iter().map(|v| v.to_toml()).collect();
-                let w: Vec<String> = weights.iter().map(|w| fmt_f64(*w)).collect();
-                parts.push(format!("values = [{}]", v.join(", ")));
-                parts.push(format!("weights = [{}]", w.join(", ")));
+                let values: Vec<QValue> = values.iter().map(|v| v.to_value()).collect();
+                m.serialize_entry("values", &values)?;
+                m.serialize_entry("weights", weights)?;
             }
         }
-        if let Some(m) = self.min {
-            parts.push(format!("min = {}", m.to_toml()));
+        if let Some(v) = self.min {
+            m.serialize_entry("min", &v.to_value())?;
         }
-        if let Some(m) = self.max {
-            parts.push(format!("max = {}", m.to_toml()));
+        if let Some(v) = self.max {
+            m.serialize_entry("max", &v.to_value())?;
         }
-        format!("{{ {} }}", parts.join(", "))
+        m.end()
     }
 }
 
@@ -665,20 +724,54 @@ mod tests {
             .map_err(|e| e.message().to_string())
     }
 
+    /// Serialises `d = <dist>` and reads it back.
+    fn write<T: Quantity>(d: &Dist<T>) -> String {
+        #[derive(serde::Serialize)]
+        #[serde(bound = "T: Quantity")]
+        struct W<'a, T: Quantity> {
+            d: &'a Dist<T>,
+        }
+        toml::to_string(&W { d }).unwrap()
+    }
+
     #[test]
-    fn reads_every_law_and_prints_it_back() {
+    fn reads_every_law_and_writes_it_back() {
         let cases = [
-            "{ dist = \"fixed\", value = \"5m\" }",
-            "{ dist = \"uniform\", min = \"1s\", max = \"2h\" }",
-            "{ dist = \"loguniform\", min = \"1s\", max = \"2h\" }",
-            "{ dist = \"exponential\", mean = \"30m\", max = \"1d\" }",
-            "{ dist = \"lognormal\", median = \"10m\", sigma = 1.2, min = \"10s\" }",
-            "{ dist = \"choice\", values = [\"1m\", \"1h\"], weights = [3.0, 1.0] }",
+            ("{ dist = \"fixed\", value = \"5m\" }", "d = \"5m\"\n"),
+            (
+                "{ dist = \"fixed\", value = \"5m\", max = \"1h\" }",
+                "[d]\ndist = \"fixed\"\nvalue = \"5m\"\nmax = \"1h\"\n",
+            ),
+            (
+                "{ dist = \"uniform\", min = \"1s\", max = \"2h\" }",
+                "[d]\ndist = \"uniform\"\nmin = \"1s\"\nmax = \"2h\"\n",
+            ),
+            (
+                "{ dist = \"loguniform\", min = \"1s\", max = \"2h\" }",
+                "[d]\ndist = \"loguniform\"\nmin = \"1s\"\nmax = \"2h\"\n",
+            ),
+            (
+                "{ dist = \"exponential\", mean = \"30m\", max = \"1d\" }",
+                "[d]\ndist = \"exponential\"\nmean = \"30m\"\nmax = \"1d\"\n",
+            ),
+            (
+                "{ dist = \"lognormal\", median = \"10m\", sigma = 1.2, min = \"10s\" }",
+                "[d]\ndist = \"lognormal\"\nmedian = \"10m\"\nsigma = 1.2\nmin = \"10s\"\n",
+            ),
+            (
+                "{ dist = \"choice\", values = [\"1m\", \"1h\"], weights = [3.0, 1.0] }",
+                "[d]\ndist = \"choice\"\nvalues = [\"1m\", \"1h\"]\nweights = [3.0, 1.0]\n",
+            ),
         ];
-        for c in cases {
+        for (c, written) in cases {
             let d: Dist<Duration> = parse(c).unwrap();
-            assert_eq!(d.to_toml(), c);
             assert_eq!(d.validate(), Ok(()));
+            assert_eq!(write(&d), written, "{c}");
+            let again: Dist<Duration> = toml::from_str::<toml::Table>(written).unwrap()["d"]
+                .clone()
+                .try_into()
+                .unwrap();
+            assert_eq!(again, d, "{c}");
         }
         assert_eq!(parse::<Duration>("\"5m\""), Ok(Dist::fixed(Duration::from_secs(300))));
         assert_eq!(parse::<Duration>("1.5"), Ok(Dist::fixed(Duration(1_500_000))));
@@ -686,9 +779,11 @@ mod tests {
         assert_eq!(parse::<ByteSize>("\"1MiB\""), Ok(Dist::fixed(ByteSize(1 << 20))));
         let c: Dist<f64> = parse("{ dist = \"choice\", values = [1, 2, 4] }").unwrap();
         assert_eq!(
-            c.to_toml(),
-            "{ dist = \"choice\", values = [1.0, 2.0, 4.0], weights = [1.0, 1.0, 1.0] }"
+            write(&c),
+            "[d]\ndist = \"choice\"\nvalues = [1.0, 2.0, 4.0]\nweights = [1.0, 1.0, 1.0]\n"
         );
+        assert_eq!(write(&Dist::fixed(3u32)), "d = 3\n");
+        assert_eq!(write(&Dist::fixed(ByteSize(3 << 29))), "d = \"1.5GiB\"\n");
     }
 
     #[test]

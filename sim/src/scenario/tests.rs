@@ -312,14 +312,20 @@ fn every_key_is_read_and_printed_back() {
     assert_eq!(sc.faults[4].duration, None);
     round_trip(&sc);
     let text = sc.to_resolved_toml();
+    assert!(
+        text.starts_with(
+            "# Resolved scenario (every default written out); read back, it gives the same run.\n\n[run]\n"
+        )
+    );
     for line in [
-        "seed = \"18446744073709551615\"",
-        "horizon = \"36h\"",
-        "sample_period = \"90s\"",
-        "power_on = \"7.5s\"",
-        "seconds_before_free = \"500ms\"",
-        "latency = { dist = \"lognormal\", median = \"0.2ms\", sigma = 0.3, max = \"5ms\" }",
-        "data_out = { dist = \"choice\", values = [\"1MiB\", \"1.5GiB\"], weights = [3.0, 1.0] }",
+        "seed = \"18446744073709551615\"\n",
+        "horizon = \"36h\"\n",
+        "sample_period = \"90s\"\n",
+        "power_on = \"7.5s\"\n",
+        "seconds_before_free = \"500ms\"\n",
+        "duration = \"45m\"\n",
+        "\n[network.latency]\ndist = \"lognormal\"\nmedian = \"0.2ms\"\nsigma = 0.3\nmax = \"5ms\"\n",
+        "\n[workload.data_out]\ndist = \"choice\"\nvalues = [\"1MiB\", \"1.5GiB\"]\nweights = [3.0, 1.0]\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
@@ -1436,4 +1442,26 @@ fn a_study_is_an_experiment_without_a_workload() {
     assert_eq!(e.field.as_deref(), Some("study"));
     assert_eq!(e.line, Some(13));
     assert!(e.message.contains("not both"), "{e}");
+}
+
+/// The resolved copy is serialised by `toml` (no hand-written escaping): names with quotes,
+/// backslashes, control characters and non-ASCII text read back unchanged.
+#[test]
+fn names_with_any_characters_round_trip() {
+    let text = format!(
+        "{}\n[workload]\njobs = 3\n\n[[workload.class]]\nname = \"c \\\"1\\\" \\\\ \\u0001\\u007f\"\nweight = 1\nduration = \"1m\"\ntags = [\"x\\ty\"]\n",
+        BASE.replace(
+            "name = \"m\"",
+            "name = \"m \\\"q\\\" \\\\ \\n\\r\\t\\u0000 é ☃ '''\"\ntags = [\"default\", \"x\\ty\"]"
+        )
+    );
+    let sc = parse_ok(&text);
+    assert_eq!(sc.machines[0].machine.name(), "m \"q\" \\ \n\r\t\u{0} é ☃ '''");
+    round_trip(&sc);
+    let again = parse_ok(&sc.to_resolved_toml());
+    assert_eq!(again.machines[0].machine.name(), sc.machines[0].machine.name());
+    let Some(WorkloadConfig::Synthetic(w)) = again.workload_config() else {
+        panic!()
+    };
+    assert_eq!(w.classes[0].name, "c \"1\" \\ \u{1}\u{7f}");
 }
