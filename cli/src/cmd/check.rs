@@ -12,10 +12,13 @@ pub struct Args {
     scenario: PathBuf,
 }
 
-/// Loads the scenario, builds its workload (or describes its study) and prints one line about
-/// it.
+/// Loads the scenario, checks that a simulated run of it fits in memory (with its report),
+/// builds its workload (or describes its study) and prints one line about it.
 pub fn run(a: Args) -> Result<(), Failure> {
     let sc = spinnbed_sim::scenario::load(&a.scenario)?;
+    // Checked before building the workload, which may itself be what does not fit.
+    let memory = sc.memory_estimate();
+    crate::memory::check(&memory)?;
     if let Some(st) = sc.study() {
         println!(
             "{}: ok: scenario {:?}, {}",
@@ -26,6 +29,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         return Ok(());
     }
     let (jobs, report) = sc.workload()?;
+    crate::memory::check(&memory.with_jobs(jobs.len()))?;
     println!(
         "{}: ok: scenario {:?}, {} machine(s), {} jobs over {} ({report})",
         a.scenario.display(),

@@ -6,7 +6,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step<'a> {
     /// A table key.
     Key(&'a str),
@@ -59,11 +59,23 @@ impl<'a> Locator<'a> {
     /// The 1-based line of the deepest part of `path` that exists in the document: the key's
     /// line for a table key, the element's line for an array index.
     pub fn line(&self, path: &str) -> Option<usize> {
+        self.find(path).map(|(line, _)| line)
+    }
+
+    /// Whether every part of `path` is written in the document.
+    pub fn has(&self, path: &str) -> bool {
+        self.find(path).is_some_and(|(_, whole)| whole)
+    }
+
+    /// The line of the deepest part of `path` found, and whether that is all of it.
+    fn find(&self, path: &str) -> Option<(usize, bool)> {
         let root = self.root.as_ref()?;
+        let steps = steps(path);
+        let mut matched = 0;
         let mut table: Option<&DeTable<'a>> = Some(root.get_ref());
         let mut array: Option<&[Spanned<DeValue<'a>>]> = None;
         let mut found: Option<usize> = None;
-        for step in steps(path) {
+        for step in steps.iter().copied() {
             let value = match (step, table, array) {
                 (Step::Key(k), Some(t), _) => {
                     let Some((key, value)) = t.get_key_value(k) else { break };
@@ -77,6 +89,7 @@ impl<'a> Locator<'a> {
                 }
                 _ => break,
             };
+            matched += 1;
             table = None;
             array = None;
             match value.get_ref() {
@@ -85,7 +98,7 @@ impl<'a> Locator<'a> {
                 _ => {}
             }
         }
-        found.map(|offset| line_of(self.text, offset))
+        found.map(|offset| (line_of(self.text, offset), matched == steps.len()))
     }
 }
 
@@ -213,6 +226,8 @@ mod tests {
         assert_eq!(l.line("machine[1].name"), Some(12));
         assert_eq!(l.line("machine[1].timing.power_on"), Some(14));
         assert_eq!(l.line("nothing"), None);
+        assert!(l.has("machine[1].timing.power_on") && l.has("machine[0].dead[1]"));
+        assert!(!l.has("run.missing") && !l.has("machine[0].dead[2]") && !l.has("nothing"));
     }
 
     #[test]

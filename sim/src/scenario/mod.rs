@@ -8,6 +8,9 @@
 //! value), and [`Scenario::jobs`] builds the workload. `scenarios/README.md` documents every
 //! key.
 //!
+//! [`Scenario::memory_estimate`] says how much memory a simulated run needs (for callers to
+//! refuse a scenario that would not fit before running it).
+//!
 //! Reading happens in two steps: serde structures (module `raw`) reject unknown keys and wrong types
 //! (with `serde_path_to_error` giving the key path and toml's span the line), then `resolve`
 //! checks ranges and references and fills in defaults, locating each key path's line in the
@@ -15,6 +18,7 @@
 
 mod emit;
 mod locate;
+mod memory;
 mod raw;
 mod resolve;
 
@@ -29,6 +33,7 @@ use crate::workload::swf::SwfSpec;
 use crate::workload::synthetic::{Calendar, SyntheticSpec};
 use crate::workload::trace::TraceSpec;
 use dist::Dist;
+pub use memory::{MemoryEstimate, MemoryTerm, approx_bytes};
 use spinnbed_core::geometry::{Board, FrameId, Link, Machine, MachineSpec};
 use spinnbed_core::time::Duration;
 use std::fmt;

@@ -1465,3 +1465,102 @@ fn names_with_any_characters_round_trip() {
     };
     assert_eq!(w.classes[0].name, "c \"1\" \\ \u{1}\u{7f}");
 }
+
+fn run_with(run: &str, workload: &str) -> Scenario {
+    parse_ok(&format!(
+        "[run]\nname = \"m\"\n{run}\n\n[[machine]]\nname = \"m\"\nwidth = 2\nheight = 2\n\n[workload]\n{workload}\n"
+    ))
+}
+
+/// Before: nothing estimated a run's memory, so `horizon = "100000w"` passed `check` and
+/// aborted in `run`, and `jobs = 1000000000` aborted allocating arrival times.
+#[test]
+fn memory_estimates_name_the_key_that_needs_the_most() {
+    // A sample every second for a year.
+    let sc = run_with("horizon = \"52w\"\nsample_period = \"1s\"", "jobs = 200");
+    let est = sc.memory_estimate().without_report();
+    assert_eq!(
+        (est.samples, est.samples_at_most, est.jobs),
+        (31_449_602, 34_041_602, 200)
+    );
+    assert!(est.check(8 << 30).is_ok());
+    assert_eq!(
+        est.check(3_200_000_000).unwrap_err().to_string(),
+        "s.toml: line 4: run.sample_period: \"1s\" over the 364d horizon is 31449602 samples, about 6.8 GB; \
+         about 3.2 GB is available: use a longer sample_period or a shorter horizon (and jobs still running \
+         after the horizon add samples until the 30d drain_limit: up to 34041602 in all)"
+    );
+    // With the report, 805 bytes a sample.
+    let with_report = sc.memory_estimate();
+    assert_eq!(with_report.largest().bytes, 31_449_602 * 805);
+    assert!(with_report.check(8 << 30).is_err());
+    // A billion jobs.
+    let sc = run_with("horizon = \"1d\"", "jobs = 1000000000");
+    let e = sc.memory_estimate().check(8 << 30).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(11), Some("workload.jobs")));
+    assert!(
+        e.message
+            .starts_with("1000000000 jobs, about 1.4 TB; about 8.6 GB is available: ask for fewer jobs"),
+        "{e}"
+    );
+    // A rate over a long horizon.
+    let sc = run_with("horizon = \"10w\"", "rate_per_hour = 1e7");
+    let e = sc.memory_estimate().check(8 << 30).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("workload.rate_per_hour"));
+    assert!(e.message.contains("is about 16800000000 jobs, about 23.5 TB"), "{e}");
+    // The longest horizon there is, as an integer: resolved at once (the profile's mean no
+    // longer walks every hour), refused for its samples.
+    let sc = run_with("horizon = 18000000000000", "jobs = 10");
+    let est = sc.memory_estimate();
+    assert_eq!(est.arrival_hours, 5_000_000_000);
+    let e = est.check(1 << 40).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("run.horizon")));
+    assert!(
+        e.message
+            .starts_with("\"5m\" over the 5000000000h horizon is 60000000002 samples, about 48.3 TB"),
+        "{e}"
+    );
+    // Every part: the machine's boards, the arrival table.
+    let sc = run_with("horizon = \"2h\"", "jobs = 10");
+    let terms = sc.memory_estimate().terms();
+    let keys: Vec<_> = terms.iter().map(|t| t.key.clone().unwrap_or_default()).collect();
+    assert_eq!(
+        keys,
+        ["", "run.horizon", "workload.jobs", "machine[0].width", "run.horizon"]
+    );
+    assert_eq!(terms[3].bytes, 12 * 800 + 7000);
+    assert_eq!(terms[4].bytes, 2 * 8);
+    assert!(sc.memory_estimate().check(17_000_000).is_ok());
+    // A study: the transfer, no timeline, no jobs.
+    let sc = parse_ok(&format!("{BASE}\n{STUDY}"));
+    let est = sc.memory_estimate();
+    assert_eq!((est.samples, est.jobs), (0, 0));
+    assert_eq!(est.bytes(), 16_000_000 + 2 * (64 << 10));
+    let e = est.check(1_000_000).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("study.bytes"));
+    // A file-based workload is counted once read.
+    assert_eq!(
+        run_with("horizon = \"1h\"", "jobs = 1")
+            .memory_estimate()
+            .with_jobs(7)
+            .jobs,
+        7
+    );
+}
+
+/// Every shipped scenario fits comfortably in a gigabyte.
+#[test]
+fn shipped_scenarios_need_little_memory() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let sc = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let mut est = sc.memory_estimate();
+            if sc.study().is_none() {
+                est = est.with_jobs(sc.jobs().unwrap().len());
+            }
+            est.check(1 << 30).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
