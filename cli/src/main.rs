@@ -3,6 +3,7 @@
 //! `spinnbed-realtime` for UDP and the wall clock, `spinnbed-reports` for charts).
 
 mod cmd;
+mod memory;
 mod progress;
 
 use clap::{Parser, Subcommand};

@@ -374,3 +374,87 @@ fn out_of_range_options_exit_2_naming_the_flag() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out.lines().count(), 6, "{out}");
 }
+
+/// Before: `sim check` of a study reported the placeholder workload it was given ("1 jobs").
+#[test]
+fn check_of_a_study_says_what_it_measures() {
+    let (code, out, err) = run(sim().arg("check").arg(repo().join("scenarios/scp-windowing.toml")));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            "study scp-windowing: 3 policies x 2 ops x 5 losses x 3 rtts = 90 cells, 3 seeds each, 256KiB per transfer"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("jobs"), "{out}");
+}
+
+/// Before: `horizon = "100000w"` passed `check` and aborted `run` out of memory (a sample
+/// every 5 minutes, 2e9 of them), and `jobs = 1000000000` aborted allocating arrival times.
+/// Now both are refused up front, exit 2, naming the line and the key.
+#[test]
+fn a_scenario_that_cannot_fit_in_memory_is_refused_before_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long.toml");
+    std::fs::write(&long, TINY.replace("horizon = \"1h\"", "horizon = \"100000w\"")).unwrap();
+    let out = dir.path().join("out");
+    let attempts = [
+        run(sim().arg("check").arg(&long)),
+        run(sim()
+            .arg("run")
+            .arg(&long)
+            .arg("--out")
+            .arg(&out)
+            .args(["-q", "--no-report"])),
+    ];
+    for (code, _, err) in attempts {
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("long.toml: line 5: run.horizon: \"5m\" over the 700000d horizon is 201600002 samples, about")
+                && err.contains("is available: use a longer sample_period or a shorter horizon"),
+            "{err}"
+        );
+    }
+    assert!(!out.exists(), "a refused run left {}", out.display());
+    let many = dir.path().join("many.toml");
+    std::fs::write(&many, TINY.replace("jobs = 5", "jobs = 1000000000")).unwrap();
+    let (code, _, err) = run(sim()
+        .arg("run")
+        .arg(&many)
+        .arg("--out")
+        .arg(dir.path().join("m"))
+        .arg("-q"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("many.toml: line 17: workload.jobs: 1000000000 jobs, about 1.4 TB"),
+        "{err}"
+    );
+}
+
+/// The budget is 80 % of the address-space limit when one is set (and of the available memory).
+#[test]
+fn the_memory_budget_follows_the_address_space_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let year = dir.path().join("year.toml");
+    std::fs::write(
+        &year,
+        TINY.replace("horizon = \"1h\"", "horizon = \"52w\"\nsample_period = \"1s\""),
+    )
+    .unwrap();
+    let limited = |scenario: &Path| {
+        run(Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 2097152 && exec \"$0\" check \"$1\"")
+            .arg(env!("CARGO_BIN_EXE_sim"))
+            .arg(scenario))
+    };
+    let (code, _, err) = limited(&year);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("year.toml: line 6: run.sample_period: \"1s\" over the 364d horizon is 31449602 samples, about 25.3 GB; about 1.7 GB is available"),
+        "{err}"
+    );
+    let (code, out, err) = limited(&repo().join("scenarios/quick.toml"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("ok"), "{out}");
+}

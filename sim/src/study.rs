@@ -343,7 +343,7 @@ pub fn run_into(
     staged: spinnbed_outputs::dir::Staged,
     progress: impl FnMut(usize, usize),
 ) -> Result<(Vec<Cell>, Verdict), StudyError> {
-    let study = sc.study.as_ref().ok_or(StudyError::NoStudy)?;
+    let study = sc.study().ok_or(StudyError::NoStudy)?;
     let cells = run(study, &sc.network, sc.run.seed, progress);
     let v = verdict(&cells);
     let summary = serde_json::json!({

@@ -94,7 +94,7 @@ fn policy_scenarios_share_busy_weeks_workload() {
     for name in ["backfill", "packers", "busy-week-packet"] {
         let sc = scenario::load(&scenario_path(name)).unwrap();
         assert_eq!(
-            sc.workload, base.workload,
+            sc.experiment, base.experiment,
             "{name}: workload section differs from busy-week"
         );
         assert_eq!(sc.machines, base.machines, "{name}: machines differ from busy-week");

@@ -10,7 +10,7 @@ use spinnbed_sim::scenario;
 fn the_adaptive_policy_meets_its_targets_on_the_shipped_grid() {
     let path = spinnbed_tests::repo_root().join("scenarios/scp-windowing.toml");
     let sc = scenario::load(&path).unwrap();
-    let study = sc.study.clone().expect("scp-windowing.toml has a [study]");
+    let study = sc.study().cloned().expect("scp-windowing.toml has a [study]");
     assert_eq!(study.losses, vec![0.0, 0.001, 0.01, 0.05, 0.1]);
     assert_eq!(study.rtts.len(), 3);
     let dir = tempfile::tempdir().unwrap();

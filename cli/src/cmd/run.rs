@@ -43,11 +43,18 @@ pub fn run(a: Args) -> Result<(), Failure> {
         return hardware(&a, sc);
     }
     let dir = a.out.clone().unwrap_or_else(|| crate::default_out(&sc.run.name));
-    if sc.study.is_some() {
+    // Refused before anything is built or written if it would not fit in memory.
+    let mut memory = sc.memory_estimate();
+    if a.no_report {
+        memory = memory.without_report();
+    }
+    crate::memory::check(&memory)?;
+    if sc.study().is_some() {
         return study(&a, &sc, &dir);
     }
     let staged = stage_outputs(&dir).map_err(Failure::input)?;
     let (jobs, report) = sc.workload()?;
+    crate::memory::check(&memory.with_jobs(jobs.len()))?;
     let spec = RunSpec::from_scenario(&sc, jobs);
     let total = (sc.run.horizon.as_micros() / 1_000_000).max(1);
     let bar = crate::progress::bar(
@@ -204,7 +211,7 @@ fn study(a: &Args, sc: &Scenario, dir: &Path) -> Result<(), Failure> {
 }
 
 fn hardware(a: &Args, sc: Scenario) -> Result<(), Failure> {
-    if sc.study.is_some() {
+    if sc.study().is_some() {
         return Err(Failure::input(anyhow::anyhow!(
             "{}: a [study] runs in simulation only (drop --hardware)",
             a.scenario.display()

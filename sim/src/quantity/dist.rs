@@ -32,17 +32,38 @@ pub trait Quantity: Copy + PartialEq + PartialOrd + fmt::Debug {
     fn to_f64(self) -> f64;
     /// A sampled base-unit value, rounded and clamped into the type.
     fn from_sample(x: f64) -> Self;
-    /// The TOML literal that reads back to exactly this value.
+    /// The TOML literal that reads back to exactly this value (for messages).
     fn to_toml(self) -> String;
+    /// The TOML value that reads back to exactly this value (for serialisation).
+    fn to_value(self) -> QValue;
+}
+
+/// A quantity as a TOML value: durations and byte sizes as strings with units, counts as
+/// numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QValue {
+    /// `"5m"`, `"64KiB"`.
+    Text(String),
+    /// A count.
+    Float(f64),
+    /// A small integer.
+    Int(u32),
+}
+
+impl serde::Serialize for QValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            QValue::Text(t) => s.serialize_str(t),
+            QValue::Float(v) => s.serialize_f64(*v),
+            QValue::Int(v) => s.serialize_u32(*v),
+        }
+    }
 }
 
 impl Quantity for Duration {
     const EXPECTED: &'static str = "a duration (seconds, or a string such as \"30s\", \"5m\", \"1.5h\")";
     fn from_int(v: i64) -> Result<Self, String> {
-        if v < 0 {
-            return Err(format!("a duration must not be negative (got {v})"));
-        }
-        Ok(Duration::from_secs(v as u64))
+        units::duration_from_int_secs(v)
     }
     fn from_float(v: f64) -> Result<Self, String> {
         units::duration_from_secs(v)
@@ -65,14 +86,15 @@ impl Quantity for Duration {
     fn to_toml(self) -> String {
         format!("\"{}\"", units::format_duration(self))
     }
+    fn to_value(self) -> QValue {
+        QValue::Text(units::format_duration(self))
+    }
 }
 
 impl Quantity for ByteSize {
     const EXPECTED: &'static str = "a byte size (bytes, or a string such as \"64KiB\", \"10MB\")";
     fn from_int(v: i64) -> Result<Self, String> {
-        u64::try_from(v)
-            .map(ByteSize)
-            .map_err(|_| format!("a byte size must not be negative (got {v})"))
+        units::bytes_from_int(v).map(ByteSize)
     }
     fn from_float(v: f64) -> Result<Self, String> {
         units::bytes_from_number(v).map(ByteSize)
@@ -94,6 +116,9 @@ impl Quantity for ByteSize {
     }
     fn to_toml(self) -> String {
         format!("\"{}\"", units::format_bytes(self.0))
+    }
+    fn to_value(self) -> QValue {
+        QValue::Text(units::format_bytes(self.0))
     }
 }
 
@@ -130,6 +155,9 @@ impl Quantity for f64 {
     fn to_toml(self) -> String {
         fmt_f64(self)
     }
+    fn to_value(self) -> QValue {
+        QValue::Float(self)
+    }
 }
 
 /// Small non-negative integers (limits such as `max_dead_boards`).
@@ -154,11 +182,20 @@ impl Quantity for u32 {
     fn to_toml(self) -> String {
         self.to_string()
     }
+    fn to_value(self) -> QValue {
+        QValue::Int(self)
+    }
 }
 
 /// A float as a TOML literal that reads back to the same `f64` (`1.0`, not `1`).
 pub fn fmt_f64(v: f64) -> String {
     format!("{v:?}")
+}
+
+/// A TOML integer (TOML has no integers above `i64::MAX`; a format that does gets "too large"
+/// rather than a silently saturated value).
+fn int_of<E: de::Error>(v: u64) -> Result<i64, E> {
+    i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
 }
 
 /// A deserialised [`Quantity`] (number or string).
@@ -176,7 +213,7 @@ impl<'de, T: Quantity> Visitor<'de> for QVisitor<T> {
         T::from_int(v).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        T::from_int(i64::try_from(v).unwrap_or(i64::MAX)).map_err(E::custom)
+        T::from_int(int_of(v)?).map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
         T::from_float(v).map_err(E::custom)
@@ -189,6 +226,12 @@ impl<'de, T: Quantity> Visitor<'de> for QVisitor<T> {
 impl<'de, T: Quantity> serde::Deserialize<'de> for Q<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(QVisitor(PhantomData)).map(Q)
+    }
+}
+
+impl<T: Quantity> serde::Serialize for Q<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.to_value().serialize(s)
     }
 }
 
@@ -207,9 +250,7 @@ impl<'de, T: Quantity> Visitor<'de> for NoneOrVisitor<T> {
         T::from_int(v).map(Some).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<T>, E> {
-        T::from_int(i64::try_from(v).unwrap_or(i64::MAX))
-            .map(Some)
-            .map_err(E::custom)
+        T::from_int(int_of(v)?).map(Some).map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<T>, E> {
         T::from_float(v).map(Some).map_err(E::custom)
@@ -228,6 +269,15 @@ impl<'de, T: Quantity> Visitor<'de> for NoneOrVisitor<T> {
 impl<'de, T: Quantity> serde::Deserialize<'de> for NoneOr<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(NoneOrVisitor(PhantomData)).map(NoneOr)
+    }
+}
+
+impl<T: Quantity> serde::Serialize for NoneOr<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(v) => v.to_value().serialize(s),
+            None => s.serialize_str("none"),
+        }
     }
 }
 
@@ -470,32 +520,40 @@ impl<T: Quantity> Dist<T> {
         };
         T::from_sample(x)
     }
+}
 
-    /// The inline-table TOML form: `{ dist = "lognormal", median = "10m", sigma = 1.2 }`.
-    pub fn to_toml(&self) -> String {
-        let mut parts = vec![format!("dist = \"{}\"", self.name())];
+/// A fixed value without clamps is written as the value itself (`"45m"`); any other
+/// distribution as a table of its parameters in a fixed order (`dist`, the law's keys, `min`,
+/// `max`).
+impl<T: Quantity> serde::Serialize for Dist<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if let (Law::Fixed(v), None, None) = (&self.law, self.min, self.max) {
+            return v.to_value().serialize(s);
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("dist", self.name())?;
         match &self.law {
-            Law::Fixed(v) => parts.push(format!("value = {}", v.to_toml())),
+            Law::Fixed(v) => m.serialize_entry("value", &v.to_value())?,
             Law::Uniform | Law::LogUniform => {}
-            Law::Exponential { mean } => parts.push(format!("mean = {}", mean.to_toml())),
+            Law::Exponential { mean } => m.serialize_entry("mean", &mean.to_value())?,
             Law::LogNormal { median, sigma } => {
-                parts.push(format!("median = {}", median.to_toml()));
-                parts.push(format!("sigma = {}", fmt_f64(*sigma)));
+                m.serialize_entry("median", &median.to_value())?;
+                m.serialize_entry("sigma", sigma)?;
             }
             Law::Choice { values, weights } => {
-                let v: Vec<String> = values.iter().map(|v| v.to_toml()).collect();
-                let w: Vec<String> = weights.iter().map(|w| fmt_f64(*w)).collect();
-                parts.push(format!("values = [{}]", v.join(", ")));
-                parts.push(format!("weights = [{}]", w.join(", ")));
+                let values: Vec<QValue> = values.iter().map(|v| v.to_value()).collect();
+                m.serialize_entry("values", &values)?;
+                m.serialize_entry("weights", weights)?;
             }
         }
-        if let Some(m) = self.min {
-            parts.push(format!("min = {}", m.to_toml()));
+        if let Some(v) = self.min {
+            m.serialize_entry("min", &v.to_value())?;
         }
-        if let Some(m) = self.max {
-            parts.push(format!("max = {}", m.to_toml()));
+        if let Some(v) = self.max {
+            m.serialize_entry("max", &v.to_value())?;
         }
-        format!("{{ {} }}", parts.join(", "))
+        m.end()
     }
 }
 
@@ -551,9 +609,7 @@ impl<'de, T: Quantity> Visitor<'de> for DistVisitor<T> {
         T::from_int(v).map(Dist::fixed).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dist<T>, E> {
-        T::from_int(i64::try_from(v).unwrap_or(i64::MAX))
-            .map(Dist::fixed)
-            .map_err(E::custom)
+        T::from_int(int_of(v)?).map(Dist::fixed).map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dist<T>, E> {
         T::from_float(v).map(Dist::fixed).map_err(E::custom)
@@ -668,20 +724,54 @@ mod tests {
             .map_err(|e| e.message().to_string())
     }
 
+    /// Serialises `d = <dist>` and reads it back.
+    fn write<T: Quantity>(d: &Dist<T>) -> String {
+        #[derive(serde::Serialize)]
+        #[serde(bound = "T: Quantity")]
+        struct W<'a, T: Quantity> {
+            d: &'a Dist<T>,
+        }
+        toml::to_string(&W { d }).unwrap()
+    }
+
     #[test]
-    fn reads_every_law_and_prints_it_back() {
+    fn reads_every_law_and_writes_it_back() {
         let cases = [
-            "{ dist = \"fixed\", value = \"5m\" }",
-            "{ dist = \"uniform\", min = \"1s\", max = \"2h\" }",
-            "{ dist = \"loguniform\", min = \"1s\", max = \"2h\" }",
-            "{ dist = \"exponential\", mean = \"30m\", max = \"1d\" }",
-            "{ dist = \"lognormal\", median = \"10m\", sigma = 1.2, min = \"10s\" }",
-            "{ dist = \"choice\", values = [\"1m\", \"1h\"], weights = [3.0, 1.0] }",
+            ("{ dist = \"fixed\", value = \"5m\" }", "d = \"5m\"\n"),
+            (
+                "{ dist = \"fixed\", value = \"5m\", max = \"1h\" }",
+                "[d]\ndist = \"fixed\"\nvalue = \"5m\"\nmax = \"1h\"\n",
+            ),
+            (
+                "{ dist = \"uniform\", min = \"1s\", max = \"2h\" }",
+                "[d]\ndist = \"uniform\"\nmin = \"1s\"\nmax = \"2h\"\n",
+            ),
+            (
+                "{ dist = \"loguniform\", min = \"1s\", max = \"2h\" }",
+                "[d]\ndist = \"loguniform\"\nmin = \"1s\"\nmax = \"2h\"\n",
+            ),
+            (
+                "{ dist = \"exponential\", mean = \"30m\", max = \"1d\" }",
+                "[d]\ndist = \"exponential\"\nmean = \"30m\"\nmax = \"1d\"\n",
+            ),
+            (
+                "{ dist = \"lognormal\", median = \"10m\", sigma = 1.2, min = \"10s\" }",
+                "[d]\ndist = \"lognormal\"\nmedian = \"10m\"\nsigma = 1.2\nmin = \"10s\"\n",
+            ),
+            (
+                "{ dist = \"choice\", values = [\"1m\", \"1h\"], weights = [3.0, 1.0] }",
+                "[d]\ndist = \"choice\"\nvalues = [\"1m\", \"1h\"]\nweights = [3.0, 1.0]\n",
+            ),
         ];
-        for c in cases {
+        for (c, written) in cases {
             let d: Dist<Duration> = parse(c).unwrap();
-            assert_eq!(d.to_toml(), c);
             assert_eq!(d.validate(), Ok(()));
+            assert_eq!(write(&d), written, "{c}");
+            let again: Dist<Duration> = toml::from_str::<toml::Table>(written).unwrap()["d"]
+                .clone()
+                .try_into()
+                .unwrap();
+            assert_eq!(again, d, "{c}");
         }
         assert_eq!(parse::<Duration>("\"5m\""), Ok(Dist::fixed(Duration::from_secs(300))));
         assert_eq!(parse::<Duration>("1.5"), Ok(Dist::fixed(Duration(1_500_000))));
@@ -689,9 +779,11 @@ mod tests {
         assert_eq!(parse::<ByteSize>("\"1MiB\""), Ok(Dist::fixed(ByteSize(1 << 20))));
         let c: Dist<f64> = parse("{ dist = \"choice\", values = [1, 2, 4] }").unwrap();
         assert_eq!(
-            c.to_toml(),
-            "{ dist = \"choice\", values = [1.0, 2.0, 4.0], weights = [1.0, 1.0, 1.0] }"
+            write(&c),
+            "[d]\ndist = \"choice\"\nvalues = [1.0, 2.0, 4.0]\nweights = [1.0, 1.0, 1.0]\n"
         );
+        assert_eq!(write(&Dist::fixed(3u32)), "d = 3\n");
+        assert_eq!(write(&Dist::fixed(ByteSize(3 << 29))), "d = \"1.5GiB\"\n");
     }
 
     #[test]
@@ -726,6 +818,29 @@ mod tests {
             let d = parse::<Duration>(text).unwrap();
             assert_eq!(d.validate().unwrap_err().0, key, "{text}");
         }
+    }
+
+    /// Before: integer seconds skipped the float path's 1.8e13 s cap and saturated at
+    /// `Duration::MAX` (`horizon = 20000000000000` was accepted).
+    #[test]
+    fn integers_share_the_caps_of_floats() {
+        assert_eq!(
+            parse::<Duration>("18000000000000"),
+            Ok(Dist::fixed(Duration::from_secs(18_000_000_000_000)))
+        );
+        for text in [
+            "20000000000000",
+            "9223372036854775807",
+            "{ dist = \"fixed\", value = 20000000000000 }",
+        ] {
+            let e = parse::<Duration>(text).unwrap_err();
+            assert!(e.contains("too large"), "{text}: {e}");
+        }
+        assert_eq!(
+            parse::<ByteSize>("9223372036854775807"),
+            Ok(Dist::fixed(ByteSize(9_223_372_036_854_775_807)))
+        );
+        assert!(parse::<ByteSize>("-1").unwrap_err().contains("negative"));
     }
 
     #[test]

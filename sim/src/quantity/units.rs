@@ -64,26 +64,56 @@ fn split_number(text: &str) -> Result<(u128, u128, &str), String> {
     } else {
         frac.parse().map_err(|_| "bad number".to_string())?
     };
-    Ok((w * scale + f, scale, unit.trim()))
+    // At most 20 + 12 digits: below 10^32, far from u128::MAX; checked all the same.
+    let num = w.checked_mul(scale).and_then(|v| v.checked_add(f)).ok_or("too large")?;
+    Ok((num, scale, unit.trim()))
 }
+
+/// `num / scale` units of `per` base units, rounded to nearest; `None` if that overflows.
+fn scaled(num: u128, scale: u128, per: u128) -> Option<u128> {
+    Some(num.checked_mul(per)?.checked_add(scale / 2)? / scale)
+}
+
+/// The longest duration accepted, however written: 1.8e13 s (about 570,000 years), so that a
+/// horizon plus a drain limit still fits in 64-bit microseconds.
+pub const MAX_DURATION_SECS: u64 = 18_000_000_000_000;
+
+/// [`MAX_DURATION_SECS`] in microseconds.
+const MAX_DURATION_US: u128 = MAX_DURATION_SECS as u128 * S;
 
 /// Parses a duration string with a unit: `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"`, `"1w"`,
 /// `"1.5h"`, `"0.15ms"` (also `us`/`µs`, `min`, `sec`). Exact to the microsecond (rounded to
 /// nearest).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let expected = || format!("expected a duration like \"250ms\", \"30s\", \"5m\", \"1.5h\" or \"7d\" (got {text:?})");
+    let too_large = || format!("duration {text:?} is too large (at most {MAX_DURATION_SECS} s)");
     let (num, scale, unit) = split_number(text).map_err(|e| {
         if e.contains("negative") {
             format!("a duration must not be negative (got {text:?})")
+        } else if e.contains("too large") {
+            too_large()
         } else {
             expected()
         }
     })?;
     let (_, per) = DURATION_UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(expected)?;
-    let us = (num * per + scale / 2) / scale;
-    u64::try_from(us)
-        .map(Duration)
-        .map_err(|_| format!("duration {text:?} is too large"))
+    match scaled(num, scale, *per) {
+        Some(us) if us <= MAX_DURATION_US => Ok(Duration(us as u64)),
+        _ => Err(too_large()),
+    }
+}
+
+/// A duration from a TOML integer number of seconds (the same cap as for any other form).
+pub fn duration_from_int_secs(secs: i64) -> Result<Duration, String> {
+    if secs < 0 {
+        return Err(format!("a duration must not be negative (got {secs})"));
+    }
+    if secs as u64 > MAX_DURATION_SECS {
+        return Err(format!(
+            "duration {secs} s is too large (at most {MAX_DURATION_SECS} s)"
+        ));
+    }
+    Ok(Duration::from_secs(secs as u64))
 }
 
 /// A duration from a TOML number of seconds.
@@ -94,8 +124,10 @@ pub fn duration_from_secs(secs: f64) -> Result<Duration, String> {
     if secs < 0.0 {
         return Err(format!("a duration must not be negative (got {secs})"));
     }
-    if secs > 1.8e13 {
-        return Err(format!("duration {secs} s is too large"));
+    if secs > MAX_DURATION_SECS as f64 {
+        return Err(format!(
+            "duration {secs} s is too large (at most {MAX_DURATION_SECS} s)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -145,16 +177,25 @@ pub fn format_duration(d: Duration) -> String {
 /// nearest byte).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let expected = || format!("expected a byte size like \"512B\", \"64KiB\", \"10MB\" or \"1.5GiB\" (got {text:?})");
+    let too_large = || format!("byte size {text:?} is too large");
     let (num, scale, unit) = split_number(text).map_err(|e| {
         if e.contains("negative") {
             format!("a byte size must not be negative (got {text:?})")
+        } else if e.contains("too large") {
+            too_large()
         } else {
             expected()
         }
     })?;
     let (_, per) = BYTE_UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(expected)?;
-    let b = (num * per + scale / 2) / scale;
-    u64::try_from(b).map_err(|_| format!("byte size {text:?} is too large"))
+    scaled(num, scale, *per)
+        .and_then(|b| u64::try_from(b).ok())
+        .ok_or_else(too_large)
+}
+
+/// A byte size from a TOML integer number of bytes.
+pub fn bytes_from_int(v: i64) -> Result<u64, String> {
+    u64::try_from(v).map_err(|_| format!("a byte size must not be negative (got {v})"))
 }
 
 /// A byte size from a TOML number of bytes.
@@ -288,5 +329,32 @@ mod tests {
         }
         assert_eq!(bytes_from_number(1024.0), Ok(1024));
         assert!(bytes_from_number(-1.0).is_err());
+    }
+
+    /// Before checked arithmetic, these products overflowed u128: debug builds panicked and
+    /// release builds wrapped (`"339832257969984841.181015646310w"` read as 4 hours).
+    #[test]
+    fn overflowing_values_are_too_large_not_wrapped() {
+        for text in [
+            "339832257969984841.181015646310w",
+            "99999999999999999999.999999999999w",
+            "99999999999999999999w",
+        ] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(e.contains("too large"), "{text}: {e}");
+        }
+        for text in ["99999999999999999999.999999999999TiB", "99999999999999999999TB"] {
+            let e = parse_bytes(text).unwrap_err();
+            assert!(e.contains("too large"), "{text}: {e}");
+        }
+        // One cap for every way of writing a duration: 1.8e13 s.
+        assert!(parse_duration("18000000000000s").is_ok());
+        assert!(
+            parse_duration("18000000000000.000001s")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(duration_from_secs(1.8e13).is_ok());
+        assert!(duration_from_secs(1.9e13).unwrap_err().contains("too large"));
     }
 }

@@ -1,427 +1,405 @@
-//! The resolved scenario as TOML: every key written, in a fixed order, in forms that read back
-//! to exactly the same values.
+//! The resolved scenario as TOML: the resolved [`Scenario`] converted back to the structures
+//! the file is read with (module `raw`), every key filled in, and serialised by `toml`. Keys
+//! come in a fixed order (the structures' field order; toml writes a table's values before its
+//! sub-tables), and every value is in a form that reads back to exactly the same value.
 
+use super::raw::*;
 use super::*;
-use crate::quantity::dist::fmt_f64;
-use crate::quantity::units::format_duration;
+use crate::quantity::dist::{ByteSize, NoneOr, Q};
 use crate::workload::swf::SwfEstimate;
-use crate::workload::synthetic::{Arrivals, ClassShape};
+use crate::workload::synthetic::{Arrivals, ClassShape, JobClass};
 use crate::workload::trace::TraceEstimate;
 use spinnbed_core::geometry::{Addressing, Layout};
-use std::fmt::Write;
 
-/// A TOML basic string.
-fn s(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 2);
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn d(v: Duration) -> String {
-    s(&format_duration(v))
-}
-
-fn opt_d(v: Option<Duration>) -> String {
-    v.map_or_else(|| s("none"), d)
-}
-
-fn opt_u32(v: Option<u32>) -> String {
-    v.map_or_else(|| s("none"), |n| n.to_string())
-}
-
-fn strings(v: &[String]) -> String {
-    let items: Vec<String> = v.iter().map(|t| s(t)).collect();
-    format!("[{}]", items.join(", "))
-}
-
-fn floats(v: &[f64]) -> String {
-    let items: Vec<String> = v.iter().map(|x| fmt_f64(*x)).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// An array, one item per line when long.
-fn array(items: Vec<String>) -> String {
-    if items.len() <= 8 {
-        format!("[{}]", items.join(", "))
-    } else {
-        let mut out = String::from("[\n");
-        for i in items {
-            let _ = writeln!(out, "  {i},");
-        }
-        out.push(']');
-        out
-    }
-}
-
-fn path(p: &Path) -> String {
-    s(&p.display().to_string())
-}
+/// The first line of every resolved scenario.
+const HEADER: &str = "# Resolved scenario (every default written out); read back, it gives the same run.";
 
 pub fn scenario(sc: &Scenario) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "# Resolved scenario (every default written out); read back, it gives the same run."
-    );
-    let r = &sc.run;
-    let _ = writeln!(o, "\n[run]");
-    let _ = writeln!(o, "name = {}", s(&r.name));
-    if r.seed <= i64::MAX as u64 {
-        let _ = writeln!(o, "seed = {}", r.seed);
-    } else {
-        let _ = writeln!(o, "seed = \"{}\"", r.seed);
-    }
-    let _ = writeln!(o, "horizon = {}", d(r.horizon));
-    let _ = writeln!(o, "sample_period = {}", d(r.sample_period));
-    let _ = writeln!(o, "drain_limit = {}", d(r.drain_limit));
-    let _ = writeln!(o, "start_weekday = {}", s(r.start_weekday.name()));
-    let _ = writeln!(o, "start_hour = {}", r.start_hour);
-
-    for m in &sc.machines {
-        machine(&mut o, m);
-    }
-    workload(&mut o, &sc.workload);
-
-    let p = &sc.policy;
-    let _ = writeln!(o, "\n[policy]");
-    let packer = match p.packer {
-        PackerKind::Spalloc => "spalloc",
-        PackerKind::Anywhere => "anywhere",
-    };
-    let _ = writeln!(o, "packer = {}", s(packer));
-    let _ = writeln!(o, "exact_boards = {}", p.exact_boards);
-    let queue = match p.queue {
-        QueueKind::Fifo => "fifo",
-        QueueKind::Easy => "easy",
-    };
-    let _ = writeln!(o, "queue = {}", s(queue));
-    let _ = writeln!(o, "backfill_depth = {}", p.backfill_depth);
-    let est = match p.estimate {
-        EstimateSource::Declared => "declared",
-        EstimateSource::Actual => "actual",
-    };
-    let _ = writeln!(o, "estimate = {}", s(est));
-    let _ = writeln!(o, "seconds_before_free = {}", d(p.seconds_before_free));
-    let _ = writeln!(o, "max_retired_jobs = {}", p.max_retired_jobs);
-    let _ = writeln!(o, "disable_peripheral_links = {}", p.disable_peripheral_links);
-    let _ = writeln!(o, "avoid_failing_boards = {}", p.avoid_failing_boards);
-
-    let h = &sc.host;
-    let _ = writeln!(o, "\n[host]");
-    let _ = writeln!(o, "hardware = {}", s(h.hardware.name()));
-    let _ = writeln!(o, "post_power_on_delay = {}", d(h.post_power_on_delay));
-    let scp = match h.scp_policy {
-        ScpPolicy::Spinnman => "spinnman",
-        ScpPolicy::Rig => "rig",
-        ScpPolicy::Adaptive => "adaptive",
-    };
-    let _ = writeln!(o, "scp_policy = {}", s(scp));
-    let _ = writeln!(o, "boot_users = {}", h.boot_users);
-    let _ = writeln!(o, "boot_tries = {}", h.boot_tries);
-
-    let n = &sc.network;
-    let _ = writeln!(o, "\n[network]");
-    let _ = writeln!(o, "latency = {}", n.latency.to_toml());
-    let _ = writeln!(o, "loss = {}", fmt_f64(n.loss));
-    if let Some(b) = &n.burst {
-        let _ = writeln!(
-            o,
-            "burst = {{ p_enter = {}, p_leave = {}, loss = {} }}",
-            fmt_f64(b.p_enter),
-            fmt_f64(b.p_leave),
-            fmt_f64(b.loss)
-        );
-    }
-    let _ = writeln!(o, "duplicate = {}", fmt_f64(n.duplicate));
-    let _ = writeln!(o, "reorder = {}", fmt_f64(n.reorder));
-    let _ = writeln!(o, "bandwidth_mbps = {}", fmt_f64(n.bandwidth_mbps));
-    for p in &n.paths {
-        let _ = writeln!(o, "\n[[network.path]]");
-        if let Some(m) = &p.machine {
-            let _ = writeln!(o, "machine = {}", s(m));
-        }
-        let _ = writeln!(o, "to = {}", s(p.to.name()));
-        if !p.frames.is_empty() {
-            let v: Vec<String> = p
-                .frames
-                .iter()
-                .map(|f| format!("[{}, {}]", f.cabinet, f.frame))
-                .collect();
-            let _ = writeln!(o, "frames = [{}]", v.join(", "));
-        }
-        if !p.boards.is_empty() {
-            let v: Vec<String> = p
-                .boards
-                .iter()
-                .map(|b| format!("[{}, {}, {}]", b.x, b.y, b.z))
-                .collect();
-            let _ = writeln!(o, "boards = [{}]", v.join(", "));
-        }
-        let t = &p.set;
-        if let Some(l) = &t.latency {
-            let _ = writeln!(o, "latency = {}", l.to_toml());
-        }
-        if let Some(v) = t.loss {
-            let _ = writeln!(o, "loss = {}", fmt_f64(v));
-        }
-        if let Some(b) = &t.burst {
-            let _ = writeln!(
-                o,
-                "burst = {{ p_enter = {}, p_leave = {}, loss = {} }}",
-                fmt_f64(b.p_enter),
-                fmt_f64(b.p_leave),
-                fmt_f64(b.loss)
-            );
-        }
-        if let Some(v) = t.duplicate {
-            let _ = writeln!(o, "duplicate = {}", fmt_f64(v));
-        }
-        if let Some(v) = t.reorder {
-            let _ = writeln!(o, "reorder = {}", fmt_f64(v));
-        }
-        if let Some(v) = t.bandwidth_mbps {
-            let _ = writeln!(o, "bandwidth_mbps = {}", fmt_f64(v));
-        }
-    }
-
-    if let Some(st) = &sc.study {
-        let _ = writeln!(o, "\n[study]");
-        let _ = writeln!(o, "kind = \"scp-windowing\"");
-        let list = |v: Vec<String>| v.join(", ");
-        let _ = writeln!(
-            o,
-            "policies = [{}]",
-            list(st.policies.iter().map(|p| s(p.name())).collect())
-        );
-        let _ = writeln!(o, "ops = [{}]", list(st.ops.iter().map(|p| s(p.name())).collect()));
-        let _ = writeln!(
-            o,
-            "losses = [{}]",
-            list(st.losses.iter().map(|l| fmt_f64(*l)).collect())
-        );
-        let _ = writeln!(o, "rtts = [{}]", list(st.rtts.iter().map(|r| d(*r)).collect()));
-        let _ = writeln!(o, "bytes = {}", st.bytes);
-        let _ = writeln!(o, "seeds = {}", st.seeds);
-    }
-
-    for f in &sc.faults {
-        let _ = writeln!(o, "\n[[faults]]");
-        let _ = writeln!(o, "at = {}", d(f.at));
-        let _ = writeln!(o, "kind = {}", s(f.kind.name()));
-        match &f.kind {
-            FaultKind::BoardDies { machine, board } => {
-                let _ = writeln!(o, "machine = {}", s(machine));
-                let _ = writeln!(o, "board = [{}, {}, {}]", board.x, board.y, board.z);
-            }
-            FaultKind::LinkFails { machine, board, link } => {
-                let _ = writeln!(o, "machine = {}", s(machine));
-                let _ = writeln!(o, "board = [{}, {}, {}]", board.x, board.y, board.z);
-                let _ = writeln!(o, "link = {}", s(link.name()));
-            }
-            FaultKind::BmpSilent { machine, frame } => {
-                let _ = writeln!(o, "machine = {}", s(machine));
-                let _ = writeln!(o, "frame = [{}, {}]", frame.cabinet, frame.frame);
-            }
-            FaultKind::LossBurst { loss, machine } => {
-                if let Some(machine) = machine {
-                    let _ = writeln!(o, "machine = {}", s(machine));
-                }
-                let _ = writeln!(o, "loss = {}", fmt_f64(*loss));
-            }
-        }
-        if let Some(dur) = f.duration {
-            let _ = writeln!(o, "duration = {}", d(dur));
-        }
-    }
-    o
+    // Every value is a string, a bool, a finite number, an array or a table with string keys
+    // (the seed above i64::MAX is written as a string), so serialisation cannot fail.
+    let body = toml::to_string(&to_raw(sc)).expect("a resolved scenario serialises");
+    format!("{HEADER}\n\n{body}")
 }
 
-fn machine(o: &mut String, m: &MachineConfig) {
+fn q(d: Duration) -> Q<Duration> {
+    Q(d)
+}
+
+fn int<T: TryInto<i64>>(v: T) -> i64 {
+    // Every integer of a resolved scenario was read from a TOML integer (an i64).
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+fn board(b: Board) -> Tuple<(i64, i64, i64)> {
+    Tuple((int(b.x), int(b.y), int(b.z)))
+}
+
+fn frame(f: FrameId) -> Tuple<(i64, i64)> {
+    Tuple((int(f.cabinet), int(f.frame)))
+}
+
+fn scp(p: ScpPolicy) -> RawScp {
+    match p {
+        ScpPolicy::Spinnman => RawScp::Spinnman,
+        ScpPolicy::Rig => RawScp::Rig,
+        ScpPolicy::Adaptive => RawScp::Adaptive,
+    }
+}
+
+fn to_raw(sc: &Scenario) -> RawScenario {
+    let (workload, study) = match &sc.experiment {
+        Experiment::Workload(w) => (Some(workload(w)), None),
+        Experiment::Study(st) => (None, Some(study(st))),
+    };
+    RawScenario {
+        run: run(&sc.run),
+        machine: sc.machines.iter().map(machine).collect(),
+        workload,
+        study,
+        policy: Some(policy(&sc.policy)),
+        host: Some(host(&sc.host)),
+        network: Some(network(&sc.network)),
+        faults: sc.faults.iter().map(fault).collect(),
+    }
+}
+
+fn run(r: &RunConfig) -> RawRun {
+    RawRun {
+        name: r.name.clone(),
+        seed: Some(Seed(r.seed)),
+        horizon: q(r.horizon),
+        sample_period: Some(q(r.sample_period)),
+        drain_limit: Some(q(r.drain_limit)),
+        start_weekday: Some(match r.start_weekday {
+            Weekday::Monday => RawWeekday::Monday,
+            Weekday::Tuesday => RawWeekday::Tuesday,
+            Weekday::Wednesday => RawWeekday::Wednesday,
+            Weekday::Thursday => RawWeekday::Thursday,
+            Weekday::Friday => RawWeekday::Friday,
+            Weekday::Saturday => RawWeekday::Saturday,
+            Weekday::Sunday => RawWeekday::Sunday,
+        }),
+        start_hour: Some(int(r.start_hour)),
+    }
+}
+
+fn machine(m: &MachineConfig) -> RawMachine {
     let sp = &m.spec;
-    let _ = writeln!(o, "\n[[machine]]");
-    let _ = writeln!(o, "name = {}", s(&sp.name));
-    let _ = writeln!(o, "tags = {}", strings(&sp.tags));
-    let _ = writeln!(o, "width = {}", sp.width);
-    let _ = writeln!(o, "height = {}", sp.height);
-    let dead: Vec<String> = sp
-        .dead_boards
-        .iter()
-        .map(|b| format!("[{}, {}, {}]", b.x, b.y, b.z))
-        .collect();
-    let _ = writeln!(o, "dead_boards = {}", array(dead));
-    let links: Vec<String> = sp
-        .dead_links
-        .iter()
-        .map(|(b, l)| format!("[{}, {}, {}, {}]", b.x, b.y, b.z, s(l.name())))
-        .collect();
-    let _ = writeln!(o, "dead_links = {}", array(links));
-    match &sp.layout {
-        Layout::Standard => {
-            let _ = writeln!(o, "layout = \"standard\"");
-        }
-        Layout::Explicit(list) => {
-            let items = list
-                .iter()
-                .map(|(b, p)| format!("[{}, {}, {}, {}, {}, {}]", b.x, b.y, b.z, p.cabinet, p.frame, p.board))
-                .collect();
-            let _ = writeln!(o, "\n[machine.layout]");
-            let _ = writeln!(o, "boards = {}", array(items));
-        }
-    }
-    let _ = writeln!(o, "\n[machine.ip]");
-    match &sp.addressing {
-        Addressing::Scheme(ip) => {
-            let _ = writeln!(o, "base = {}", s(&ip.base.to_string()));
-            let _ = writeln!(o, "cabinet_stride = {}", s(&ip.cabinet_stride.to_string()));
-            let _ = writeln!(o, "frame_stride = {}", s(&ip.frame_stride.to_string()));
-            let _ = writeln!(o, "board_stride = {}", s(&ip.board_stride.to_string()));
-            let _ = writeln!(o, "bmp_offset = {}", s(&ip.bmp_offset.to_string()));
-            let _ = writeln!(o, "spinnaker_offset = {}", s(&ip.spinnaker_offset.to_string()));
-        }
-        Addressing::Explicit { bmps, boards } => {
-            let b: Vec<String> = bmps
-                .iter()
-                .map(|(f, ip)| format!("[{}, {}, {}]", f.cabinet, f.frame, s(&ip.to_string())))
-                .collect();
-            let _ = writeln!(o, "bmps = {}", array(b));
-            let b: Vec<String> = boards
-                .iter()
-                .map(|(b, ip)| format!("[{}, {}, {}, {}]", b.x, b.y, b.z, s(&ip.to_string())))
-                .collect();
-            let _ = writeln!(o, "boards = {}", array(b));
-        }
-    }
+    let layout = match &sp.layout {
+        Layout::Standard => RawLayout::Standard,
+        Layout::Explicit(list) => RawLayout::Table(RawLayoutTable {
+            spinner_csv: None,
+            boards: Some(
+                list.iter()
+                    .map(|(b, p)| Tuple((int(b.x), int(b.y), int(b.z), int(p.cabinet), int(p.frame), int(p.board))))
+                    .collect(),
+            ),
+        }),
+    };
+    let ip = match &sp.addressing {
+        Addressing::Scheme(ip) => RawIp {
+            base: Some(ip.base),
+            cabinet_stride: Some(ip.cabinet_stride),
+            frame_stride: Some(ip.frame_stride),
+            board_stride: Some(ip.board_stride),
+            bmp_offset: Some(ip.bmp_offset),
+            spinnaker_offset: Some(ip.spinnaker_offset),
+            bmps: None,
+            boards: None,
+        },
+        Addressing::Explicit { bmps, boards } => RawIp {
+            base: None,
+            cabinet_stride: None,
+            frame_stride: None,
+            board_stride: None,
+            bmp_offset: None,
+            spinnaker_offset: None,
+            bmps: Some(
+                bmps.iter()
+                    .map(|(f, ip)| Tuple((int(f.cabinet), int(f.frame), *ip)))
+                    .collect(),
+            ),
+            boards: Some(
+                boards
+                    .iter()
+                    .map(|(b, ip)| Tuple((int(b.x), int(b.y), int(b.z), *ip)))
+                    .collect(),
+            ),
+        },
+    };
     let t = &m.timing;
-    let _ = writeln!(o, "\n[machine.timing]");
-    let _ = writeln!(o, "power_on = {}", d(t.power_on));
-    let _ = writeln!(o, "power_off = {}", d(t.power_off));
-    let _ = writeln!(o, "link_write = {}", d(t.link_write));
-    let _ = writeln!(o, "boot = {}", d(t.boot));
-    let _ = writeln!(o, "bmp_retry_delay = {}", d(t.bmp_retry_delay));
-    let _ = writeln!(o, "bmp_tries = {}", t.bmp_tries);
+    RawMachine {
+        name: sp.name.clone(),
+        tags: Some(sp.tags.clone()),
+        width: int(sp.width),
+        height: int(sp.height),
+        dead_boards: sp.dead_boards.iter().map(|b| board(*b)).collect(),
+        dead_links: sp
+            .dead_links
+            .iter()
+            .map(|(b, l)| Tuple((int(b.x), int(b.y), int(b.z), l.name().to_string())))
+            .collect(),
+        layout: Some(layout),
+        ip: Some(ip),
+        timing: Some(RawTiming {
+            power_on: Some(q(t.power_on)),
+            power_off: Some(q(t.power_off)),
+            link_write: Some(q(t.link_write)),
+            boot: Some(q(t.boot)),
+            bmp_retry_delay: Some(q(t.bmp_retry_delay)),
+            bmp_tries: Some(int(t.bmp_tries)),
+        }),
+    }
 }
 
-fn workload(o: &mut String, w: &WorkloadConfig) {
-    let _ = writeln!(o, "\n[workload]");
+fn workload(w: &WorkloadConfig) -> RawWorkload {
     match w {
         WorkloadConfig::Synthetic(sp) => {
-            let _ = writeln!(o, "source = \"synthetic\"");
-            match sp.arrivals {
-                Arrivals::Jobs(n) => {
-                    let _ = writeln!(o, "jobs = {n}");
-                }
-                Arrivals::RatePerHour(r) => {
-                    let _ = writeln!(o, "rate_per_hour = {}", fmt_f64(r));
-                }
-            }
-            let _ = writeln!(o, "daily = {}", floats(&sp.daily));
-            let _ = writeln!(o, "weekly = {}", floats(&sp.weekly));
-            let _ = writeln!(o, "owners = {}", sp.owners);
-            let _ = writeln!(o, "keepalive = {}", opt_d(sp.keepalive));
-            let _ = writeln!(o, "lapse_probability = {}", fmt_f64(sp.lapse_probability));
-            let _ = writeln!(o, "lapse_after = {}", sp.lapse_after.to_toml());
-            let _ = writeln!(o, "data_in = {}", sp.data_in.to_toml());
-            let _ = writeln!(o, "data_out = {}", sp.data_out.to_toml());
-            for c in &sp.classes {
-                let _ = writeln!(o, "\n[[workload.class]]");
-                let _ = writeln!(o, "name = {}", s(&c.name));
-                let _ = writeln!(o, "weight = {}", fmt_f64(c.weight));
-                let _ = writeln!(o, "kind = {}", s(c.shape.kind()));
-                let limits = match &c.shape {
-                    ClassShape::Board => false,
-                    ClassShape::Boards { boards, min_ratio } => {
-                        let _ = writeln!(o, "boards = {}", boards.to_toml());
-                        let _ = writeln!(o, "min_ratio = {}", fmt_f64(*min_ratio));
-                        true
-                    }
-                    ClassShape::Rect { width, height } => {
-                        let _ = writeln!(o, "width = {}", width.to_toml());
-                        let _ = writeln!(o, "height = {}", height.to_toml());
-                        true
-                    }
-                    ClassShape::Specific { boards } => {
-                        let items = boards.iter().map(|b| format!("[{}, {}, {}]", b.x, b.y, b.z)).collect();
-                        let _ = writeln!(o, "specific = {}", array(items));
-                        false
-                    }
-                };
-                if limits {
-                    let _ = writeln!(o, "max_dead_boards = {}", opt_u32(c.max_dead_boards));
-                    let _ = writeln!(o, "max_dead_links = {}", opt_u32(c.max_dead_links));
-                    let _ = writeln!(o, "require_torus = {}", c.require_torus);
-                }
-                let _ = writeln!(o, "duration = {}", c.duration.to_toml());
-                match c.estimate_factor {
-                    Some(f) => {
-                        let _ = writeln!(o, "estimate_factor = {}", fmt_f64(f));
-                    }
-                    None => {
-                        let _ = writeln!(o, "estimate = \"none\"");
-                    }
-                }
-                if let Some(m) = &c.machine {
-                    let _ = writeln!(o, "machine = {}", s(m));
-                }
-                if let Some(t) = &c.tags {
-                    let _ = writeln!(o, "tags = {}", strings(t));
-                }
+            let (jobs, rate_per_hour) = match sp.arrivals {
+                Arrivals::Jobs(n) => (Some(int(n)), None),
+                Arrivals::RatePerHour(r) => (None, Some(r)),
+            };
+            RawWorkload {
+                source: Some(RawSource::Synthetic),
+                jobs,
+                rate_per_hour,
+                daily: Some(sp.daily.to_vec()),
+                weekly: Some(sp.weekly.to_vec()),
+                owners: Some(int(sp.owners)),
+                keepalive: Some(NoneOr(sp.keepalive)),
+                lapse_probability: Some(sp.lapse_probability),
+                lapse_after: Some(sp.lapse_after.clone()),
+                data_in: Some(sp.data_in.clone()),
+                data_out: Some(sp.data_out.clone()),
+                class: Some(sp.classes.iter().map(class).collect()),
+                ..RawWorkload::default()
             }
         }
-        WorkloadConfig::Trace(t) => {
-            let _ = writeln!(o, "source = \"trace\"");
-            let _ = writeln!(o, "path = {}", path(&t.path));
-            let _ = writeln!(o, "time_scale = {}", fmt_f64(t.time_scale));
-            let _ = writeln!(o, "keepalive = {}", opt_d(t.keepalive));
-            let _ = writeln!(o, "owner = {}", s(&t.owner));
-            let est = match t.estimate {
-                TraceEstimate::None => "none",
-                TraceEstimate::Actual => "actual",
-            };
-            let _ = writeln!(o, "estimate = {}", s(est));
-            let _ = writeln!(o, "data_in = {}", t.data_in.to_toml());
-            let _ = writeln!(o, "data_out = {}", t.data_out.to_toml());
+        WorkloadConfig::Trace(t) => RawWorkload {
+            source: Some(RawSource::Trace),
+            path: Some(t.path.display().to_string()),
+            time_scale: Some(t.time_scale),
+            keepalive: Some(NoneOr(t.keepalive)),
+            owner: Some(t.owner.clone()),
+            estimate: Some(
+                match t.estimate {
+                    TraceEstimate::None => "none",
+                    TraceEstimate::Actual => "actual",
+                }
+                .to_string(),
+            ),
+            data_in: Some(t.data_in.clone()),
+            data_out: Some(t.data_out.clone()),
+            ..RawWorkload::default()
+        },
+        WorkloadConfig::Swf(w) => RawWorkload {
+            source: Some(RawSource::Swf),
+            path: Some(w.path.display().to_string()),
+            procs_per_board: Some(AutoOr(w.procs_per_board)),
+            time_scale: Some(w.time_scale),
+            skip: Some(q(w.skip)),
+            limit: w.limit.map(int),
+            min_ratio: Some(w.min_ratio),
+            max_dead_boards: Some(NoneOr(w.max_dead_boards)),
+            estimate: Some(
+                match w.estimate {
+                    SwfEstimate::Requested => "requested",
+                    SwfEstimate::Actual => "actual",
+                    SwfEstimate::None => "none",
+                }
+                .to_string(),
+            ),
+            keepalive: Some(NoneOr(w.keepalive)),
+            data_in: Some(w.data_in.clone()),
+            data_out: Some(w.data_out.clone()),
+            ..RawWorkload::default()
+        },
+    }
+}
+
+fn class(c: &JobClass) -> RawClass {
+    let mut raw = RawClass {
+        name: c.name.clone(),
+        weight: c.weight,
+        kind: Some(match c.shape {
+            ClassShape::Board => RawKind::Board,
+            ClassShape::Boards { .. } => RawKind::Boards,
+            ClassShape::Rect { .. } => RawKind::Rect,
+            ClassShape::Specific { .. } => RawKind::Specific,
+        }),
+        boards: None,
+        min_ratio: None,
+        max_dead_boards: None,
+        max_dead_links: None,
+        require_torus: None,
+        width: None,
+        height: None,
+        specific: None,
+        duration: c.duration.clone(),
+        estimate_factor: c.estimate_factor,
+        estimate: c.estimate_factor.is_none().then(|| "none".to_string()),
+        machine: c.machine.clone(),
+        tags: c.tags.clone(),
+    };
+    // The request limits apply to boards and rect classes only.
+    let limits = match &c.shape {
+        ClassShape::Board => false,
+        ClassShape::Boards { boards, min_ratio } => {
+            raw.boards = Some(boards.clone());
+            raw.min_ratio = Some(*min_ratio);
+            true
         }
-        WorkloadConfig::Swf(w) => {
-            let _ = writeln!(o, "source = \"swf\"");
-            let _ = writeln!(o, "path = {}", path(&w.path));
-            match w.procs_per_board {
-                Some(p) => {
-                    let _ = writeln!(o, "procs_per_board = {}", fmt_f64(p));
-                }
-                None => {
-                    let _ = writeln!(o, "procs_per_board = \"auto\"");
-                }
-            }
-            let _ = writeln!(o, "time_scale = {}", fmt_f64(w.time_scale));
-            let _ = writeln!(o, "skip = {}", d(w.skip));
-            if let Some(l) = w.limit {
-                let _ = writeln!(o, "limit = {l}");
-            }
-            let _ = writeln!(o, "min_ratio = {}", fmt_f64(w.min_ratio));
-            let _ = writeln!(o, "max_dead_boards = {}", opt_u32(w.max_dead_boards));
-            let est = match w.estimate {
-                SwfEstimate::Requested => "requested",
-                SwfEstimate::Actual => "actual",
-                SwfEstimate::None => "none",
-            };
-            let _ = writeln!(o, "estimate = {}", s(est));
-            let _ = writeln!(o, "keepalive = {}", opt_d(w.keepalive));
-            let _ = writeln!(o, "data_in = {}", w.data_in.to_toml());
-            let _ = writeln!(o, "data_out = {}", w.data_out.to_toml());
+        ClassShape::Rect { width, height } => {
+            raw.width = Some(width.clone());
+            raw.height = Some(height.clone());
+            true
+        }
+        ClassShape::Specific { boards } => {
+            raw.specific = Some(boards.iter().map(|b| board(*b)).collect());
+            false
+        }
+    };
+    if limits {
+        raw.max_dead_boards = Some(NoneOr(c.max_dead_boards));
+        raw.max_dead_links = Some(NoneOr(c.max_dead_links));
+        raw.require_torus = Some(c.require_torus);
+    }
+    raw
+}
+
+fn study(st: &StudyConfig) -> RawStudy {
+    RawStudy {
+        kind: RawStudyKind::ScpWindowing,
+        policies: Some(st.policies.iter().map(|p| scp(*p)).collect()),
+        ops: Some(
+            st.ops
+                .iter()
+                .map(|o| match o {
+                    TransferOp::Read => RawOp::Read,
+                    TransferOp::Write => RawOp::Write,
+                })
+                .collect(),
+        ),
+        losses: Some(st.losses.clone()),
+        rtts: Some(st.rtts.iter().map(|r| q(*r)).collect()),
+        bytes: Some(Q(ByteSize(st.bytes))),
+        seeds: Some(int(st.seeds)),
+    }
+}
+
+fn policy(p: &PolicyConfig) -> RawPolicy {
+    RawPolicy {
+        packer: Some(match p.packer {
+            PackerKind::Spalloc => RawPacker::Spalloc,
+            PackerKind::Anywhere => RawPacker::Anywhere,
+        }),
+        exact_boards: Some(p.exact_boards),
+        queue: Some(match p.queue {
+            QueueKind::Fifo => RawQueue::Fifo,
+            QueueKind::Easy => RawQueue::Easy,
+        }),
+        backfill_depth: Some(int(p.backfill_depth)),
+        estimate: Some(match p.estimate {
+            EstimateSource::Declared => RawPolicyEstimate::Declared,
+            EstimateSource::Actual => RawPolicyEstimate::Actual,
+        }),
+        seconds_before_free: Some(q(p.seconds_before_free)),
+        max_retired_jobs: Some(int(p.max_retired_jobs)),
+        disable_peripheral_links: Some(p.disable_peripheral_links),
+        avoid_failing_boards: Some(int(p.avoid_failing_boards)),
+    }
+}
+
+fn host(h: &HostConfig) -> RawHost {
+    RawHost {
+        hardware: Some(match h.hardware {
+            HardwareModel::FixedDelay => RawHardware::FixedDelay,
+            HardwareModel::Emulator => RawHardware::Emulator,
+        }),
+        post_power_on_delay: Some(q(h.post_power_on_delay)),
+        scp_policy: Some(scp(h.scp_policy)),
+        boot_users: Some(h.boot_users),
+        boot_tries: Some(int(h.boot_tries)),
+    }
+}
+
+fn burst(b: &BurstLoss) -> RawBurst {
+    RawBurst {
+        p_enter: b.p_enter,
+        p_leave: b.p_leave,
+        loss: b.loss,
+    }
+}
+
+fn network(n: &NetworkConfig) -> RawNetwork {
+    RawNetwork {
+        latency: Some(n.latency.clone()),
+        loss: Some(n.loss),
+        burst: n.burst.as_ref().map(burst),
+        duplicate: Some(n.duplicate),
+        reorder: Some(n.reorder),
+        bandwidth_mbps: Some(n.bandwidth_mbps),
+        path: n
+            .paths
+            .iter()
+            .map(|p| RawPath {
+                machine: p.machine.clone(),
+                to: Some(match p.to {
+                    PathTo::All => RawPathTo::All,
+                    PathTo::Bmps => RawPathTo::Bmps,
+                    PathTo::Boards => RawPathTo::Boards,
+                }),
+                frames: p.frames.iter().map(|f| frame(*f)).collect(),
+                boards: p.boards.iter().map(|b| board(*b)).collect(),
+                latency: p.set.latency.clone(),
+                loss: p.set.loss,
+                burst: p.set.burst.as_ref().map(burst),
+                duplicate: p.set.duplicate,
+                reorder: p.set.reorder,
+                bandwidth_mbps: p.set.bandwidth_mbps,
+            })
+            .collect(),
+    }
+}
+
+fn fault(f: &FaultConfig) -> RawFault {
+    let mut raw = RawFault {
+        at: q(f.at),
+        kind: match f.kind {
+            FaultKind::BoardDies { .. } => RawFaultKind::BoardDies,
+            FaultKind::LinkFails { .. } => RawFaultKind::LinkFails,
+            FaultKind::BmpSilent { .. } => RawFaultKind::BmpSilent,
+            FaultKind::LossBurst { .. } => RawFaultKind::LossBurst,
+        },
+        machine: None,
+        board: None,
+        link: None,
+        frame: None,
+        duration: f.duration.map(q),
+        loss: None,
+    };
+    match &f.kind {
+        FaultKind::BoardDies { machine, board: b } => {
+            raw.machine = Some(machine.clone());
+            raw.board = Some(board(*b));
+        }
+        FaultKind::LinkFails {
+            machine,
+            board: b,
+            link,
+        } => {
+            raw.machine = Some(machine.clone());
+            raw.board = Some(board(*b));
+            raw.link = Some(link.name().to_string());
+        }
+        FaultKind::BmpSilent { machine, frame: fr } => {
+            raw.machine = Some(machine.clone());
+            raw.frame = Some(frame(*fr));
+        }
+        FaultKind::LossBurst { loss, machine } => {
+            raw.machine = machine.clone();
+            raw.loss = Some(*loss);
         }
     }
+    raw
 }

@@ -8,6 +8,9 @@
 //! value), and [`Scenario::jobs`] builds the workload. `scenarios/README.md` documents every
 //! key.
 //!
+//! [`Scenario::memory_estimate`] says how much memory a simulated run needs (for callers to
+//! refuse a scenario that would not fit before running it).
+//!
 //! Reading happens in two steps: serde structures (module `raw`) reject unknown keys and wrong types
 //! (with `serde_path_to_error` giving the key path and toml's span the line), then `resolve`
 //! checks ranges and references and fills in defaults, locating each key path's line in the
@@ -15,6 +18,7 @@
 
 mod emit;
 mod locate;
+mod memory;
 mod raw;
 mod resolve;
 
@@ -29,6 +33,7 @@ use crate::workload::swf::SwfSpec;
 use crate::workload::synthetic::{Calendar, SyntheticSpec};
 use crate::workload::trace::TraceSpec;
 use dist::Dist;
+pub use memory::{MemoryEstimate, MemoryTerm, approx_bytes};
 use spinnbed_core::geometry::{Board, FrameId, Link, Machine, MachineSpec};
 use spinnbed_core::time::Duration;
 use std::fmt;
@@ -111,6 +116,9 @@ impl RunConfig {
         }
     }
 }
+
+/// The shortest `sample_period` a scenario may ask for.
+pub const MIN_SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 
 /// `[machine.timing]`: how long the hardware takes (one type for the emulator, fixed-delay
 /// hardware and the host's BMP retries).
@@ -552,6 +560,28 @@ fn fill_data(jobs: &mut [WorkloadJob], data_in: &Dist<dist::ByteSize>, data_out:
     }
 }
 
+/// What a scenario does: submit jobs to the service, or measure.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per scenario: boxing would only cost readability
+pub enum Experiment {
+    /// `[workload]`: jobs submitted to the service (the default, with a synthetic workload).
+    Workload(WorkloadConfig),
+    /// `[study]`: a measurement grid instead of jobs.
+    Study(StudyConfig),
+}
+
+/// The text a scenario was read from, kept to name the line of a key in messages about the
+/// resolved scenario (memory estimates, a study asked for jobs). Not part of the scenario's
+/// value: texts that resolve alike are equal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SourceText(std::sync::Arc<str>);
+
+impl PartialEq for SourceText {
+    fn eq(&self, _: &SourceText) -> bool {
+        true
+    }
+}
+
 /// A fully resolved scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -559,8 +589,8 @@ pub struct Scenario {
     pub run: RunConfig,
     /// `[[machine]]`, in file order (at least one).
     pub machines: Vec<MachineConfig>,
-    /// `[workload]`.
-    pub workload: WorkloadConfig,
+    /// `[workload]` or `[study]`.
+    pub experiment: Experiment,
     /// `[policy]`.
     pub policy: PolicyConfig,
     /// `[host]`.
@@ -569,18 +599,18 @@ pub struct Scenario {
     pub network: NetworkConfig,
     /// `[[faults]]`, in file order.
     pub faults: Vec<FaultConfig>,
-    /// A measurement study run instead of the workload (`[study]`).
-    pub study: Option<StudyConfig>,
     /// The file it came from (as named).
     pub file: PathBuf,
+    /// Its text.
+    pub(crate) source: SourceText,
 }
 
 /// Reads and resolves a scenario file; relative paths inside it are resolved against the
 /// file's directory.
 pub fn load(path: &Path) -> Result<Scenario, InputError> {
     let file = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| InputError::at(&file, None, None, format!("cannot read: {e}")))?;
+    let bytes = crate::input::read_bytes(path, crate::input::MAX_INPUT_BYTES)?;
+    let text = crate::input::decode_utf8(&file, bytes)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -613,9 +643,46 @@ impl Scenario {
         self.workload().map(|(jobs, _)| jobs)
     }
 
-    /// Builds the workload and reports what it skipped (trace and SWF sources).
+    /// The `[study]`, if the scenario is one.
+    pub fn study(&self) -> Option<&StudyConfig> {
+        match &self.experiment {
+            Experiment::Study(st) => Some(st),
+            Experiment::Workload(_) => None,
+        }
+    }
+
+    /// The `[workload]`, unless the scenario is a study.
+    pub fn workload_config(&self) -> Option<&WorkloadConfig> {
+        match &self.experiment {
+            Experiment::Workload(w) => Some(w),
+            Experiment::Study(_) => None,
+        }
+    }
+
+    /// The 1-based line of a key path (`run.sample_period`) in the text the scenario was read
+    /// from: the key's line, or that of the deepest table of it that is written.
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        locate::Locator::new(&self.source.0).line(key)
+    }
+
+    /// An error about `key` of this scenario, with its file and line.
+    pub(crate) fn error_at(&self, key: &str, message: impl Into<String>) -> InputError {
+        InputError::at(&self.file.display().to_string(), self.line_of(key), Some(key), message)
+    }
+
+    /// Builds the workload and reports what it skipped (trace and SWF sources). A study has no
+    /// workload: asking for one is an error.
     pub fn workload(&self) -> Result<(Vec<WorkloadJob>, WorkloadReport), InputError> {
-        match &self.workload {
+        let workload = match &self.experiment {
+            Experiment::Workload(w) => w,
+            Experiment::Study(_) => {
+                return Err(self.error_at(
+                    "study",
+                    "this scenario is a [study]: it measures instead of running jobs, so it has no workload",
+                ));
+            }
+        };
+        match workload {
             WorkloadConfig::Synthetic(spec) => {
                 let jobs = crate::workload::synthetic::generate(spec, &self.run.calendar(), self.run.seed);
                 let mut report = WorkloadReport::new("synthetic");

@@ -1,42 +1,127 @@
 //! The scenario file as written: serde structures that reject unknown keys and wrong types.
-//! Ranges, cross-references and defaults are checked and filled in by `resolve`.
+//! Ranges, cross-references and defaults are checked and filled in by `resolve`. The same
+//! structures, with every key filled in, are serialised as the resolved scenario (`emit`), so
+//! what is written is exactly what is read.
 
 use crate::quantity::dist::{ByteSize, Dist, NoneOr, Q};
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 use spinnbed_core::time::Duration;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-#[derive(Deserialize)]
+/// A fixed-length array such as `[x, y, z]`, read as a tuple that must use up the array: TOML
+/// arrays are sequences, and serde's tuples ignore elements past their own length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuple<T>(pub T);
+
+/// How a tuple is written in scenarios, for "expected [x, y, z] (3 elements)".
+pub trait TupleForm {
+    /// E.g. `[x, y, z]`.
+    const FORM: &'static str;
+}
+
+impl TupleForm for (i64, i64) {
+    const FORM: &'static str = "[cabinet, frame]";
+}
+impl TupleForm for (i64, i64, i64) {
+    const FORM: &'static str = "[x, y, z]";
+}
+impl TupleForm for (i64, i64, i64, String) {
+    const FORM: &'static str = "[x, y, z, \"link\"]";
+}
+impl TupleForm for (i64, i64, Ipv4Addr) {
+    const FORM: &'static str = "[cabinet, frame, \"ip\"]";
+}
+impl TupleForm for (i64, i64, i64, Ipv4Addr) {
+    const FORM: &'static str = "[x, y, z, \"ip\"]";
+}
+impl TupleForm for (i64, i64, i64, i64, i64, i64) {
+    const FORM: &'static str = "[x, y, z, cabinet, frame, board]";
+}
+
+/// `Deserialize` for `Tuple<(A, B, …)>`: exactly `n` elements, else "invalid length".
+macro_rules! tuple_impl {
+    ($n:literal: $($t:ident),+) => {
+        impl<'de, $($t: Deserialize<'de>),+> Deserialize<'de> for Tuple<($($t,)+)>
+        where
+            ($($t,)+): TupleForm,
+        {
+            fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+                struct V<$($t),+>(std::marker::PhantomData<($($t,)+)>);
+                impl<'de, $($t: Deserialize<'de>),+> Visitor<'de> for V<$($t),+>
+                where
+                    ($($t,)+): TupleForm,
+                {
+                    type Value = ($($t,)+);
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        write!(f, "{} ({} elements)", <($($t,)+) as TupleForm>::FORM, $n)
+                    }
+                    #[allow(non_snake_case)]
+                    fn visit_seq<Sq: SeqAccess<'de>>(self, mut seq: Sq) -> Result<Self::Value, Sq::Error> {
+                        let mut read = 0usize;
+                        $(
+                            let $t: $t = seq
+                                .next_element()?
+                                .ok_or_else(|| de::Error::invalid_length(read, &self))?;
+                            read += 1;
+                        )+
+                        let mut len = read;
+                        while seq.next_element::<de::IgnoredAny>()?.is_some() {
+                            len += 1;
+                        }
+                        if len != read {
+                            return Err(de::Error::invalid_length(len, &self));
+                        }
+                        Ok(($($t,)+))
+                    }
+                }
+                d.deserialize_seq(V(std::marker::PhantomData)).map(Tuple)
+            }
+        }
+    };
+}
+
+impl<T: Serialize> Serialize for Tuple<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+tuple_impl!(2: T0, T1);
+tuple_impl!(3: T0, T1, T2);
+tuple_impl!(4: T0, T1, T2, T3);
+tuple_impl!(6: T0, T1, T2, T3, T4, T5);
+
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
     pub run: RawRun,
     #[serde(default)]
     pub machine: Vec<RawMachine>,
     pub workload: Option<RawWorkload>,
+    pub study: Option<RawStudy>,
     pub policy: Option<RawPolicy>,
     pub host: Option<RawHost>,
     pub network: Option<RawNetwork>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<RawFault>,
-    pub study: Option<RawStudy>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum RawStudyKind {
     ScpWindowing,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawOp {
     Read,
     Write,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStudy {
     pub kind: RawStudyKind,
@@ -50,6 +135,15 @@ pub struct RawStudy {
 
 /// A seed: a TOML integer, or a string of digits for seeds above 2^63 − 1.
 pub struct Seed(pub u64);
+
+impl Serialize for Seed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(self.0) {
+            Ok(v) => s.serialize_i64(v),
+            Err(_) => s.serialize_str(&self.0.to_string()),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Seed {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -74,7 +168,7 @@ impl<'de> Deserialize<'de> for Seed {
     }
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Serialize, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum RawWeekday {
     Monday,
@@ -86,7 +180,7 @@ pub enum RawWeekday {
     Sunday,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRun {
     pub name: String,
@@ -98,7 +192,7 @@ pub struct RawRun {
     pub start_hour: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMachine {
     pub name: String,
@@ -106,9 +200,9 @@ pub struct RawMachine {
     pub width: i64,
     pub height: i64,
     #[serde(default)]
-    pub dead_boards: Vec<(i64, i64, i64)>,
+    pub dead_boards: Vec<Tuple<(i64, i64, i64)>>,
     #[serde(default)]
-    pub dead_links: Vec<(i64, i64, i64, String)>,
+    pub dead_links: Vec<Tuple<(i64, i64, i64, String)>>,
     pub layout: Option<RawLayout>,
     pub ip: Option<RawIp>,
     pub timing: Option<RawTiming>,
@@ -120,11 +214,20 @@ pub enum RawLayout {
     Table(RawLayoutTable),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLayoutTable {
     pub spinner_csv: Option<String>,
-    pub boards: Option<Vec<LocatedBoard>>,
+    pub boards: Option<Vec<Tuple<LocatedBoard>>>,
+}
+
+impl Serialize for RawLayout {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RawLayout::Standard => s.serialize_str("standard"),
+            RawLayout::Table(t) => t.serialize(s),
+        }
+    }
 }
 
 /// `[x, y, z, cabinet, frame, board]`.
@@ -157,7 +260,13 @@ impl<'de> Deserialize<'de> for RawLayout {
     }
 }
 
-#[derive(Deserialize)]
+/// `[cabinet, frame, "ip"]`.
+pub type AddressedFrame = (i64, i64, Ipv4Addr);
+
+/// `[x, y, z, "ip"]`.
+pub type AddressedBoard = (i64, i64, i64, Ipv4Addr);
+
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIp {
     pub base: Option<Ipv4Addr>,
@@ -166,11 +275,11 @@ pub struct RawIp {
     pub board_stride: Option<Ipv4Addr>,
     pub bmp_offset: Option<Ipv4Addr>,
     pub spinnaker_offset: Option<Ipv4Addr>,
-    pub bmps: Option<Vec<(i64, i64, Ipv4Addr)>>,
-    pub boards: Option<Vec<(i64, i64, i64, Ipv4Addr)>>,
+    pub bmps: Option<Vec<Tuple<AddressedFrame>>>,
+    pub boards: Option<Vec<Tuple<AddressedBoard>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTiming {
     pub power_on: Option<Q<Duration>>,
@@ -181,7 +290,7 @@ pub struct RawTiming {
     pub bmp_tries: Option<i64>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawSource {
     Synthetic,
@@ -191,35 +300,41 @@ pub enum RawSource {
 
 /// `[workload]`: the keys of every source; `resolve` rejects those the chosen source does not
 /// use.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawWorkload {
     pub source: Option<RawSource>,
+    // trace and swf
+    pub path: Option<String>,
     // synthetic
     pub jobs: Option<i64>,
     pub rate_per_hour: Option<f64>,
     pub daily: Option<Vec<f64>>,
     pub weekly: Option<Vec<f64>>,
     pub owners: Option<i64>,
-    pub lapse_probability: Option<f64>,
-    pub lapse_after: Option<Dist<Duration>>,
-    pub data_in: Option<Dist<ByteSize>>,
-    pub data_out: Option<Dist<ByteSize>>,
-    pub class: Option<Vec<RawClass>>,
-    // every source
-    pub keepalive: Option<NoneOr<Duration>>,
-    // trace and swf
-    pub path: Option<String>,
-    pub time_scale: Option<f64>,
-    pub estimate: Option<String>,
-    // trace
-    pub owner: Option<String>,
     // swf
     pub procs_per_board: Option<AutoOr>,
+    // trace and swf
+    pub time_scale: Option<f64>,
+    // swf
     pub skip: Option<Q<Duration>>,
     pub limit: Option<i64>,
     pub min_ratio: Option<f64>,
     pub max_dead_boards: Option<NoneOr<u32>>,
+    // trace and swf
+    pub estimate: Option<String>,
+    // trace
+    pub owner: Option<String>,
+    // every source
+    pub keepalive: Option<NoneOr<Duration>>,
+    // synthetic
+    pub lapse_probability: Option<f64>,
+    pub lapse_after: Option<Dist<Duration>>,
+    // every source
+    pub data_in: Option<Dist<ByteSize>>,
+    pub data_out: Option<Dist<ByteSize>>,
+    // synthetic
+    pub class: Option<Vec<RawClass>>,
 }
 
 impl RawWorkload {
@@ -263,6 +378,15 @@ impl RawWorkload {
 /// A positive number or `"auto"`.
 pub struct AutoOr(pub Option<f64>);
 
+impl Serialize for AutoOr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(v) => s.serialize_f64(v),
+            None => s.serialize_str("auto"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for AutoOr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -292,7 +416,7 @@ impl<'de> Deserialize<'de> for AutoOr {
     }
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawKind {
     Board,
@@ -301,7 +425,7 @@ pub enum RawKind {
     Specific,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClass {
     pub name: String,
@@ -314,7 +438,7 @@ pub struct RawClass {
     pub require_torus: Option<bool>,
     pub width: Option<Dist<f64>>,
     pub height: Option<Dist<f64>>,
-    pub specific: Option<Vec<(i64, i64, i64)>>,
+    pub specific: Option<Vec<Tuple<(i64, i64, i64)>>>,
     pub duration: Dist<Duration>,
     pub estimate_factor: Option<f64>,
     pub estimate: Option<String>,
@@ -322,28 +446,28 @@ pub struct RawClass {
     pub tags: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Serialize, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum RawPacker {
     Spalloc,
     Anywhere,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Serialize, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum RawQueue {
     Fifo,
     Easy,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Serialize, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum RawPolicyEstimate {
     Declared,
     Actual,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     pub packer: Option<RawPacker>,
@@ -357,14 +481,14 @@ pub struct RawPolicy {
     pub avoid_failing_boards: Option<i64>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Serialize, Clone, Copy)]
 #[serde(rename_all = "kebab-case")]
 pub enum RawHardware {
     FixedDelay,
     Emulator,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawScp {
     Spinnman,
@@ -372,7 +496,7 @@ pub enum RawScp {
     Adaptive,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHost {
     pub hardware: Option<RawHardware>,
@@ -382,7 +506,7 @@ pub struct RawHost {
     pub boot_tries: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBurst {
     pub p_enter: f64,
@@ -390,7 +514,7 @@ pub struct RawBurst {
     pub loss: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub latency: Option<Dist<Duration>>,
@@ -399,11 +523,11 @@ pub struct RawNetwork {
     pub duplicate: Option<f64>,
     pub reorder: Option<f64>,
     pub bandwidth_mbps: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub path: Vec<RawPath>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawPathTo {
     All,
@@ -411,15 +535,15 @@ pub enum RawPathTo {
     Boards,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPath {
     pub machine: Option<String>,
     pub to: Option<RawPathTo>,
-    #[serde(default)]
-    pub frames: Vec<(i64, i64)>,
-    #[serde(default)]
-    pub boards: Vec<(i64, i64, i64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<Tuple<(i64, i64)>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boards: Vec<Tuple<(i64, i64, i64)>>,
     pub latency: Option<Dist<Duration>>,
     pub loss: Option<f64>,
     pub burst: Option<RawBurst>,
@@ -428,7 +552,7 @@ pub struct RawPath {
     pub bandwidth_mbps: Option<f64>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawFaultKind {
     BoardDies,
@@ -437,15 +561,15 @@ pub enum RawFaultKind {
     LossBurst,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFault {
     pub at: Q<Duration>,
     pub kind: RawFaultKind,
     pub machine: Option<String>,
-    pub board: Option<(i64, i64, i64)>,
+    pub board: Option<Tuple<(i64, i64, i64)>>,
     pub link: Option<String>,
-    pub frame: Option<(i64, i64)>,
+    pub frame: Option<Tuple<(i64, i64)>>,
     pub duration: Option<Q<Duration>>,
     pub loss: Option<f64>,
 }

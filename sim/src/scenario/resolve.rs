@@ -46,7 +46,21 @@ fn toml_error(file: &str, text: &str, path: Option<String>, e: &toml::de::Error)
     }
     let line = match e.span() {
         Some(span) => Some(line_of(text, span.start)),
-        None => field.as_deref().and_then(|f| Locator::new(text).line(f)),
+        None => {
+            // TOML gives up on very deep dotted keys without a place: find it.
+            if let Some((line, parts)) = super::locate::deep_key(text) {
+                return InputError::at(
+                    file,
+                    Some(line),
+                    None,
+                    format!(
+                        "a dotted key or table header of {parts} parts is nested too deeply (at most {}; no scenario key has more than 4)",
+                        super::locate::MAX_KEY_PARTS
+                    ),
+                );
+            }
+            field.as_deref().and_then(|f| Locator::new(text).line(f))
+        }
     };
     InputError {
         file: file.to_string(),
@@ -185,17 +199,17 @@ impl Ctx<'_> {
             machines.push(self.machine(i, m)?);
         }
         self.machines_together(&machines)?;
-        // A study measures instead of running a workload: without a [workload] it gets a
-        // placeholder of one synthetic job (written out in the resolved copy).
-        let raw_workload = match (raw.workload, raw.study.is_some()) {
-            (Some(w), _) => w,
-            (None, true) => RawWorkload {
-                jobs: Some(1),
-                ..RawWorkload::default()
-            },
-            (None, false) => RawWorkload::default(),
+        // A study measures instead of running jobs: it has no workload.
+        let experiment = match (raw.workload, raw.study) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    "study",
+                    "a scenario runs either a [workload] or a [study], not both: remove one of them",
+                ));
+            }
+            (None, Some(st)) => Experiment::Study(self.study(st)?),
+            (w, None) => Experiment::Workload(self.workload(w.unwrap_or_default(), &run, &machines)?),
         };
-        let workload = self.workload(raw_workload, &run, &machines)?;
         let policy = self.policy(raw.policy)?;
         let host = self.host(raw.host)?;
         let network = self.network(raw.network, &machines)?;
@@ -216,20 +230,16 @@ impl Ctx<'_> {
             }
             faults.push(fault);
         }
-        let study = match raw.study {
-            Some(st) => Some(self.study(st)?),
-            None => None,
-        };
         Ok(Scenario {
             run,
             machines,
-            workload,
+            experiment,
             policy,
             host,
             network,
             faults,
-            study,
             file: PathBuf::from(self.file),
+            source: SourceText(self.loc.text().into()),
         })
     }
 
@@ -259,14 +269,27 @@ impl Ctx<'_> {
             name: r.name,
             seed: r.seed.map_or(1, |s| s.0),
             horizon: self.nonzero("run.horizon", r.horizon.0)?,
-            sample_period: self.nonzero(
-                "run.sample_period",
-                r.sample_period.map_or(Duration::from_secs(300), |d| d.0),
-            )?,
+            sample_period: self.sample_period(r.sample_period.map_or(Duration::from_secs(300), |d| d.0))?,
             drain_limit: r.drain_limit.map_or(Duration::from_secs(30 * 86_400), |d| d.0),
             start_weekday: weekday,
             start_hour: self.int("run.start_hour", r.start_hour.unwrap_or(0), 0, 23)?,
         })
+    }
+
+    /// At least [`MIN_SAMPLE_PERIOD`]: the resolved scenario must state the period the run
+    /// uses, so a shorter one is refused rather than raised behind the user's back.
+    fn sample_period(&self, d: Duration) -> R<Duration> {
+        if d < MIN_SAMPLE_PERIOD {
+            return Err(self.err(
+                "run.sample_period",
+                format!(
+                    "must be at least {} (got {})",
+                    units::format_duration(MIN_SAMPLE_PERIOD),
+                    units::format_duration(d)
+                ),
+            ));
+        }
+        Ok(d)
     }
 
     fn machine(&self, i: usize, m: RawMachine) -> R<MachineConfig> {
@@ -285,10 +308,10 @@ impl Ctx<'_> {
         }
         let mut dead_boards = Vec::new();
         for (k, b) in m.dead_boards.iter().enumerate() {
-            dead_boards.push(self.board(&format!("{p}.dead_boards[{k}]"), *b, width, height)?);
+            dead_boards.push(self.board(&format!("{p}.dead_boards[{k}]"), b.0, width, height)?);
         }
         let mut dead_links = Vec::new();
-        for (k, (x, y, z, name)) in m.dead_links.iter().enumerate() {
+        for (k, Tuple((x, y, z, name))) in m.dead_links.iter().enumerate() {
             let b = self.board(&format!("{p}.dead_links[{k}]"), (*x, *y, *z), width, height)?;
             dead_links.push((b, self.link(&format!("{p}.dead_links[{k}][3]"), name)?));
         }
@@ -354,7 +377,7 @@ impl Ctx<'_> {
             }
             (None, Some(boards)) => {
                 let mut list = Vec::new();
-                for (k, &(x, y, z, c, f, b)) in boards.iter().enumerate() {
+                for (k, &Tuple((x, y, z, c, f, b))) in boards.iter().enumerate() {
                     let path = format!("{p}.boards[{k}]");
                     let board = self.board(&path, (x, y, z), width, height)?;
                     let range = |v: i64| (0..=u16::MAX as i64).contains(&v);
@@ -392,7 +415,7 @@ impl Ctx<'_> {
                 return Err(self.err(p, "explicit addressing needs both bmps and boards"));
             };
             let mut out_bmps = Vec::new();
-            for (k, &(c, f, addr)) in bmps.iter().enumerate() {
+            for (k, &Tuple((c, f, addr))) in bmps.iter().enumerate() {
                 let path = format!("{p}.bmps[{k}]");
                 let range = |v: i64| (0..=u16::MAX as i64).contains(&v);
                 if !(range(c) && range(f)) {
@@ -410,7 +433,7 @@ impl Ctx<'_> {
                 ));
             }
             let mut out_boards = Vec::new();
-            for (k, &(x, y, z, addr)) in boards.iter().enumerate() {
+            for (k, &Tuple((x, y, z, addr))) in boards.iter().enumerate() {
                 let b = self.board(&format!("{p}.boards[{k}]"), (x, y, z), width, height)?;
                 out_boards.push((b, addr));
             }
@@ -829,7 +852,7 @@ impl Ctx<'_> {
                     return Err(self.err(&key("specific"), "must list at least one board"));
                 }
                 let mut boards = Vec::new();
-                for (j, &(x, y, z)) in list.iter().enumerate() {
+                for (j, &Tuple((x, y, z))) in list.iter().enumerate() {
                     let path = format!("{p}.specific[{j}]");
                     let inside = eligible.iter().any(|m| {
                         x >= 0 && y >= 0 && (0..3).contains(&z) && x < m.width() as i64 && y < m.height() as i64
@@ -1102,7 +1125,7 @@ impl Ctx<'_> {
             return Err(self.err(&key("boards"), "`boards` cannot be used with to = \"bmps\""));
         }
         let mut frames = Vec::new();
-        for (j, &(c, f)) in p.frames.iter().enumerate() {
+        for (j, &Tuple((c, f))) in p.frames.iter().enumerate() {
             let m = selected[0];
             let frame = u16::try_from(c)
                 .ok()
@@ -1118,7 +1141,7 @@ impl Ctx<'_> {
             frames.push(frame);
         }
         let mut boards = Vec::new();
-        for (j, &b) in p.boards.iter().enumerate() {
+        for (j, &Tuple(b)) in p.boards.iter().enumerate() {
             let m = selected[0];
             let path = format!("{at}.boards[{j}]");
             let board = self.board(&path, b, m.width(), m.height())?;
@@ -1215,7 +1238,7 @@ impl Ctx<'_> {
             BoardDies | LinkFails => {
                 let name = f.machine.expect("checked");
                 let m = machine(&name)?;
-                let board = self.board(&key("board"), f.board.expect("checked"), m.width(), m.height())?;
+                let board = self.board(&key("board"), f.board.expect("checked").0, m.width(), m.height())?;
                 if m.dead_boards().contains(&board) {
                     return Err(self.err(
                         &key("board"),
@@ -1236,7 +1259,7 @@ impl Ctx<'_> {
             BmpSilent => {
                 let name = f.machine.expect("checked");
                 let m = machine(&name)?;
-                let (c, fr) = f.frame.expect("checked");
+                let (c, fr) = f.frame.expect("checked").0;
                 let frame = u16::try_from(c)
                     .ok()
                     .zip(u16::try_from(fr).ok())

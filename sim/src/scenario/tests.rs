@@ -64,7 +64,7 @@ fn a_minimal_scenario_gets_every_default() {
     assert_eq!(m.timing, MachineTiming::default());
     assert_eq!(m.timing.power_on, Duration::from_secs(5));
     assert_eq!(m.timing.link_write, Duration::from_millis(10));
-    let WorkloadConfig::Synthetic(w) = &sc.workload else {
+    let Some(WorkloadConfig::Synthetic(w)) = sc.workload_config() else {
         panic!()
     };
     assert_eq!(w.arrivals, Arrivals::Jobs(10));
@@ -252,7 +252,7 @@ fn every_key_is_read_and_printed_back() {
         small.machine.bmp_ip(FrameId { cabinet: 0, frame: 0 }),
         Some(Ipv4Addr::new(172, 16, 0, 1))
     );
-    let WorkloadConfig::Synthetic(w) = &sc.workload else {
+    let Some(WorkloadConfig::Synthetic(w)) = sc.workload_config() else {
         panic!()
     };
     assert_eq!(w.arrivals, Arrivals::RatePerHour(50.0));
@@ -312,14 +312,20 @@ fn every_key_is_read_and_printed_back() {
     assert_eq!(sc.faults[4].duration, None);
     round_trip(&sc);
     let text = sc.to_resolved_toml();
+    assert!(
+        text.starts_with(
+            "# Resolved scenario (every default written out); read back, it gives the same run.\n\n[run]\n"
+        )
+    );
     for line in [
-        "seed = \"18446744073709551615\"",
-        "horizon = \"36h\"",
-        "sample_period = \"90s\"",
-        "power_on = \"7.5s\"",
-        "seconds_before_free = \"500ms\"",
-        "latency = { dist = \"lognormal\", median = \"0.2ms\", sigma = 0.3, max = \"5ms\" }",
-        "data_out = { dist = \"choice\", values = [\"1MiB\", \"1.5GiB\"], weights = [3.0, 1.0] }",
+        "seed = \"18446744073709551615\"\n",
+        "horizon = \"36h\"\n",
+        "sample_period = \"90s\"\n",
+        "power_on = \"7.5s\"\n",
+        "seconds_before_free = \"500ms\"\n",
+        "duration = \"45m\"\n",
+        "\n[network.latency]\ndist = \"lognormal\"\nmedian = \"0.2ms\"\nsigma = 0.3\nmax = \"5ms\"\n",
+        "\n[workload.data_out]\ndist = \"choice\"\nvalues = [\"1MiB\", \"1.5GiB\"]\nweights = [3.0, 1.0]\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
@@ -851,6 +857,202 @@ fn malformed_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>,
     ]
 }
 
+/// Hostile values that were accepted (or mangled) before: overflowing quantities, tuples with
+/// extra elements, sample periods the run would not honour, keys too deep for the TOML parser.
+/// Each must be an error naming the line and the key.
+fn hostile_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>, &'static str)> {
+    let w = |extra: &str| format!("{BASE}\n[workload]\njobs = 10\n{extra}");
+    let machine = |extra: &str| w("").replace("height = 2", &format!("height = 2\n{extra}"));
+    let class = |body: &str| {
+        w(&format!(
+            "\n[[workload.class]]\nname = \"c\"\nweight = 1\nduration = \"1m\"\n{body}\n"
+        ))
+    };
+    let fault = |body: &str| {
+        w(&format!(
+            "[host]\nhardware = \"emulator\"\n\n[[faults]]\nat = \"1h\"\n{body}\n"
+        ))
+    };
+    let path = |body: &str| {
+        w(&format!(
+            "[network]\n[[network.path]]\nmachine = \"m\"\nloss = 0.1\n{body}\n"
+        ))
+    };
+    let run = |extra: &str| {
+        format!(
+            "[run]\nname = \"t\"\n{extra}\n[[machine]]\nname = \"m\"\nwidth = 1\nheight = 1\n[workload]\njobs = 1\n"
+        )
+    };
+    let deep_key = vec!["a"; 81].join(".");
+    let deep_header = vec!["b"; 90].join(".");
+    vec![
+        // Overflow: checked arithmetic and one cap for every way of writing a duration.
+        (
+            run("horizon = \"339832257969984841.181015646310w\""),
+            Some("horizon"),
+            Some("run.horizon"),
+            "too large",
+        ),
+        (
+            run("horizon = 20000000000000"),
+            Some("horizon"),
+            Some("run.horizon"),
+            "too large",
+        ),
+        (
+            run("horizon = \"1h\"\ndrain_limit = 20000000000000"),
+            Some("drain_limit"),
+            Some("run.drain_limit"),
+            "too large",
+        ),
+        (
+            w("data_in = \"99999999999999999999TB\""),
+            Some("data_in"),
+            Some("workload.data_in"),
+            "too large",
+        ),
+        // Tuples with extra elements.
+        (
+            machine("dead_boards = [[1, 1, 2, 5]]"),
+            Some("dead_boards"),
+            Some("machine[0].dead_boards[0]"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            machine("dead_links = [[0, 0, 0, \"north\", \"junk\"]]"),
+            Some("dead_links"),
+            Some("machine[0].dead_links[0]"),
+            "invalid length 5, expected [x, y, z, \"link\"] (4 elements)",
+        ),
+        (
+            machine("layout = { boards = [[0, 0, 0, 0, 0, 0, 7]] }"),
+            Some("layout"),
+            Some("machine[0].layout.boards[0]"),
+            "invalid length 7, expected [x, y, z, cabinet, frame, board] (6 elements)",
+        ),
+        (
+            machine("[machine.ip]\nbmps = [[0, 0, \"172.16.0.1\", 1]]\nboards = [[0, 0, 0, \"172.16.0.2\"]]"),
+            Some("bmps"),
+            Some("machine[0].ip.bmps[0]"),
+            "invalid length 4, expected [cabinet, frame, \"ip\"] (3 elements)",
+        ),
+        (
+            machine("[machine.ip]\nbmps = [[0, 0, \"172.16.0.1\"]]\nboards = [[0, 0, 0, \"172.16.0.2\", \"x\"]]"),
+            Some("boards = [[0, 0, 0,"),
+            Some("machine[0].ip.boards[0]"),
+            "invalid length 5, expected [x, y, z, \"ip\"] (4 elements)",
+        ),
+        (
+            class("specific = [[0, 0, 0],\n  [0, 0, 0, 42]]"),
+            Some("[0, 0, 0, 42]"),
+            Some("workload.class[0].specific[1]"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            fault("kind = \"bmp_silent\"\nmachine = \"m\"\nframe = [0, 0, 9]"),
+            Some("frame"),
+            Some("faults[0].frame"),
+            "invalid length 3, expected [cabinet, frame] (2 elements)",
+        ),
+        (
+            fault("kind = \"board_dies\"\nmachine = \"m\"\nboard = [0, 0, 0, 0]"),
+            Some("board = ["),
+            Some("faults[0].board"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            path("frames = [[0, 0, 1]]"),
+            Some("frames"),
+            Some("network.path[0].frames[0]"),
+            "invalid length 3, expected [cabinet, frame] (2 elements)",
+        ),
+        (
+            path("boards = [[0, 0, 0, 0]]"),
+            Some("boards"),
+            Some("network.path[0].boards[0]"),
+            "invalid length 4, expected [x, y, z] (3 elements)",
+        ),
+        (
+            machine("dead_boards = [[1, 1]]"),
+            Some("dead_boards"),
+            Some("machine[0].dead_boards[0]"),
+            "invalid length 2, expected [x, y, z] (3 elements)",
+        ),
+        (
+            machine("dead_boards = [[1, \"a\", 1]]"),
+            Some("dead_boards"),
+            Some("machine[0].dead_boards[0][1]"),
+            "invalid type",
+        ),
+        // A sample period the run would not honour.
+        (
+            run("horizon = \"1h\"\nsample_period = \"10ms\""),
+            Some("sample_period"),
+            Some("run.sample_period"),
+            "must be at least 100ms (got 10ms)",
+        ),
+        (
+            run("horizon = \"1h\"\nsample_period = 0"),
+            Some("sample_period"),
+            Some("run.sample_period"),
+            "must be at least 100ms (got 0s)",
+        ),
+        // Keys too deep for the TOML parser's recursion limit.
+        (
+            format!("{}\n{deep_key} = 1\n", w("")),
+            Some("a.a.a."),
+            None,
+            "nested too deeply",
+        ),
+        (
+            format!("{}\n[{deep_header}]\nx = 1\n", w("")),
+            Some("b.b.b."),
+            None,
+            "nested too deeply",
+        ),
+    ]
+}
+
+#[test]
+fn hostile_values_name_file_line_and_key() {
+    for (text, at, field, msg) in hostile_cases() {
+        let e = parse_err(&text);
+        assert_eq!(e.file, "s.toml");
+        let want_line = at.map(|needle| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("needle {needle:?} not in\n{text}"))
+                + 1
+        });
+        assert_eq!(e.line, want_line, "wrong line for {e}\n--- text ---\n{text}");
+        assert_eq!(e.field.as_deref(), field, "wrong field for {e}\n--- text ---\n{text}");
+        assert!(e.message.contains(msg), "message {:?} lacks {msg:?}\n{text}", e.message);
+    }
+}
+
+/// Before: a tuple's extra elements were dropped silently.
+#[test]
+fn a_tuple_with_extra_elements_is_an_error_with_its_line() {
+    let text = format!("{BASE}dead_boards = [\n  [0, 0, 0],\n  [1, 1, 2, 5],\n]\n\n[workload]\njobs = 1\n");
+    let e = parse_err(&text);
+    assert_eq!(
+        e.to_string(),
+        "s.toml: line 11: machine[0].dead_boards[1]: invalid length 4, expected [x, y, z] (3 elements)"
+    );
+}
+
+/// Before: `load` read with `read_to_string`, whose error names neither line nor column.
+#[test]
+fn a_scenario_that_is_not_utf8_names_line_and_column() {
+    let dir = temp_dir("utf8");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, b"[run]\nname = \"t\"\nhorizon = \"1\xffh\"\n").unwrap();
+    let e = load(&path).unwrap_err();
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("bad byte 0xff at column 13"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn network_paths_select_endpoints_and_layer_in_order() {
     let text = format!(
@@ -1006,7 +1208,7 @@ fn relative_paths_follow_the_scenario_file() {
                 time_scale = 2\nestimate = \"actual\"\n";
     std::fs::write(dir.join("s.toml"), text).unwrap();
     let sc = load(&dir.join("s.toml")).unwrap();
-    let WorkloadConfig::Trace(t) = &sc.workload else {
+    let Some(WorkloadConfig::Trace(t)) = sc.workload_config() else {
         panic!()
     };
     assert_eq!(t.path, normalize_for_test(&dir.join("traces/t.csv")));
@@ -1093,7 +1295,9 @@ fn swf_source_reads_a_small_log() {
         dir.join("log.swf").display()
     );
     let sc = parse_ok(&text);
-    let WorkloadConfig::Swf(s) = &sc.workload else { panic!() };
+    let Some(WorkloadConfig::Swf(s)) = sc.workload_config() else {
+        panic!()
+    };
     assert_eq!(s.procs_per_board, None);
     assert_eq!((s.time_scale, s.skip, s.limit), (1.0, Duration::ZERO, None));
     assert_eq!(
@@ -1112,7 +1316,7 @@ fn swf_source_reads_a_small_log() {
     assert_eq!(report.skipped_total(), 1);
     assert!(report.notes[0].contains("auto: MaxProcs 24 / 12 live boards"));
     let fixed = parse_ok(&format!("{text}procs_per_board = 12\nlimit = 1\nskip = 30\n"));
-    let WorkloadConfig::Swf(s) = &fixed.workload else {
+    let Some(WorkloadConfig::Swf(s)) = fixed.workload_config() else {
         panic!()
     };
     assert_eq!(
@@ -1141,6 +1345,10 @@ fn shipped_scenarios_load_and_build_their_jobs() {
     for path in names {
         let sc = load(&path).unwrap_or_else(|e| panic!("{e}"));
         round_trip(&sc);
+        if sc.study().is_some() {
+            assert!(sc.workload().is_err());
+            continue;
+        }
         let (jobs, report) = sc.workload().unwrap_or_else(|e| panic!("{e}"));
         eprintln!("{}: {report}", path.display());
         assert!(!jobs.is_empty());
@@ -1201,4 +1409,158 @@ fn the_readme_example_parses() {
     round_trip(&sc);
     let jobs = sc.jobs().unwrap();
     assert!(jobs.iter().any(|j| j.machine.as_deref() == Some("bench")));
+}
+
+const STUDY: &str =
+    "[study]\nkind = \"scp-windowing\"\nlosses = [0, 0.05]\nrtts = [\"1ms\"]\nseeds = 2\nbytes = \"64KiB\"\n";
+
+/// Before: a study without a [workload] was given a placeholder one-job workload (reported by
+/// `sim check` and written into the resolved copy), and one with a [workload] kept both.
+#[test]
+fn a_study_is_an_experiment_without_a_workload() {
+    let sc = parse_ok(&format!("{BASE}\n{STUDY}"));
+    let Experiment::Study(st) = &sc.experiment else {
+        panic!("{:?}", sc.experiment)
+    };
+    assert_eq!(
+        (st.losses.len(), st.rtts.len(), st.seeds, st.bytes),
+        (2, 1, 2, 64 << 10)
+    );
+    assert_eq!(sc.study(), Some(st));
+    assert!(sc.workload_config().is_none());
+    let text = sc.to_resolved_toml();
+    assert!(!text.contains("workload"), "{text}");
+    round_trip(&sc);
+    // Asking a study for its jobs is a clear error, located at the [study] table.
+    let e = sc.workload().unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(10), Some("study")));
+    assert!(e.message.contains("measures instead of running jobs"), "{e}");
+    assert!(sc.jobs().is_err());
+    // A workload and a study: an error naming the study.
+    let both = format!("{BASE}\n[workload]\njobs = 3\n\n{STUDY}");
+    let e = parse_err(&both);
+    assert_eq!(e.field.as_deref(), Some("study"));
+    assert_eq!(e.line, Some(13));
+    assert!(e.message.contains("not both"), "{e}");
+}
+
+/// The resolved copy is serialised by `toml` (no hand-written escaping): names with quotes,
+/// backslashes, control characters and non-ASCII text read back unchanged.
+#[test]
+fn names_with_any_characters_round_trip() {
+    let text = format!(
+        "{}\n[workload]\njobs = 3\n\n[[workload.class]]\nname = \"c \\\"1\\\" \\\\ \\u0001\\u007f\"\nweight = 1\nduration = \"1m\"\ntags = [\"x\\ty\"]\n",
+        BASE.replace(
+            "name = \"m\"",
+            "name = \"m \\\"q\\\" \\\\ \\n\\r\\t\\u0000 é ☃ '''\"\ntags = [\"default\", \"x\\ty\"]"
+        )
+    );
+    let sc = parse_ok(&text);
+    assert_eq!(sc.machines[0].machine.name(), "m \"q\" \\ \n\r\t\u{0} é ☃ '''");
+    round_trip(&sc);
+    let again = parse_ok(&sc.to_resolved_toml());
+    assert_eq!(again.machines[0].machine.name(), sc.machines[0].machine.name());
+    let Some(WorkloadConfig::Synthetic(w)) = again.workload_config() else {
+        panic!()
+    };
+    assert_eq!(w.classes[0].name, "c \"1\" \\ \u{1}\u{7f}");
+}
+
+fn run_with(run: &str, workload: &str) -> Scenario {
+    parse_ok(&format!(
+        "[run]\nname = \"m\"\n{run}\n\n[[machine]]\nname = \"m\"\nwidth = 2\nheight = 2\n\n[workload]\n{workload}\n"
+    ))
+}
+
+/// Before: nothing estimated a run's memory, so `horizon = "100000w"` passed `check` and
+/// aborted in `run`, and `jobs = 1000000000` aborted allocating arrival times.
+#[test]
+fn memory_estimates_name_the_key_that_needs_the_most() {
+    // A sample every second for a year.
+    let sc = run_with("horizon = \"52w\"\nsample_period = \"1s\"", "jobs = 200");
+    let est = sc.memory_estimate().without_report();
+    assert_eq!(
+        (est.samples, est.samples_at_most, est.jobs),
+        (31_449_602, 34_041_602, 200)
+    );
+    assert!(est.check(8 << 30).is_ok());
+    assert_eq!(
+        est.check(3_200_000_000).unwrap_err().to_string(),
+        "s.toml: line 4: run.sample_period: \"1s\" over the 364d horizon is 31449602 samples, about 6.8 GB; \
+         about 3.2 GB is available: use a longer sample_period or a shorter horizon (and jobs still running \
+         after the horizon add samples until the 30d drain_limit: up to 34041602 in all)"
+    );
+    // With the report, 805 bytes a sample.
+    let with_report = sc.memory_estimate();
+    assert_eq!(with_report.largest().bytes, 31_449_602 * 805);
+    assert!(with_report.check(8 << 30).is_err());
+    // A billion jobs.
+    let sc = run_with("horizon = \"1d\"", "jobs = 1000000000");
+    let e = sc.memory_estimate().check(8 << 30).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(11), Some("workload.jobs")));
+    assert!(
+        e.message
+            .starts_with("1000000000 jobs, about 1.4 TB; about 8.6 GB is available: ask for fewer jobs"),
+        "{e}"
+    );
+    // A rate over a long horizon.
+    let sc = run_with("horizon = \"10w\"", "rate_per_hour = 1e7");
+    let e = sc.memory_estimate().check(8 << 30).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("workload.rate_per_hour"));
+    assert!(e.message.contains("is about 16800000000 jobs, about 23.5 TB"), "{e}");
+    // The longest horizon there is, as an integer: resolved at once (the profile's mean no
+    // longer walks every hour), refused for its samples.
+    let sc = run_with("horizon = 18000000000000", "jobs = 10");
+    let est = sc.memory_estimate();
+    assert_eq!(est.arrival_hours, 5_000_000_000);
+    let e = est.check(1 << 40).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("run.horizon")));
+    assert!(
+        e.message
+            .starts_with("\"5m\" over the 5000000000h horizon is 60000000002 samples, about 48.3 TB"),
+        "{e}"
+    );
+    // Every part: the machine's boards, the arrival table.
+    let sc = run_with("horizon = \"2h\"", "jobs = 10");
+    let terms = sc.memory_estimate().terms();
+    let keys: Vec<_> = terms.iter().map(|t| t.key.clone().unwrap_or_default()).collect();
+    assert_eq!(
+        keys,
+        ["", "run.horizon", "workload.jobs", "machine[0].width", "run.horizon"]
+    );
+    assert_eq!(terms[3].bytes, 12 * 800 + 7000);
+    assert_eq!(terms[4].bytes, 2 * 8);
+    assert!(sc.memory_estimate().check(17_000_000).is_ok());
+    // A study: the transfer, no timeline, no jobs.
+    let sc = parse_ok(&format!("{BASE}\n{STUDY}"));
+    let est = sc.memory_estimate();
+    assert_eq!((est.samples, est.jobs), (0, 0));
+    assert_eq!(est.bytes(), 16_000_000 + 2 * (64 << 10));
+    let e = est.check(1_000_000).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("study.bytes"));
+    // A file-based workload is counted once read.
+    assert_eq!(
+        run_with("horizon = \"1h\"", "jobs = 1")
+            .memory_estimate()
+            .with_jobs(7)
+            .jobs,
+        7
+    );
+}
+
+/// Every shipped scenario fits comfortably in a gigabyte.
+#[test]
+fn shipped_scenarios_need_little_memory() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let sc = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let mut est = sc.memory_estimate();
+            if sc.study().is_none() {
+                est = est.with_jobs(sc.jobs().unwrap().len());
+            }
+            est.check(1 << 30).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 }

@@ -261,15 +261,23 @@ impl Profile {
     }
 
     /// The mean multiplier over `[0, horizon)` (0 if the profile is zero there throughout).
+    /// Whole weeks contribute the week's sum each (any 168 consecutive hours are one week of
+    /// the profile), so the work is at most a week of hours however long the horizon.
     pub fn mean_over(&self, cal: &Calendar) -> f64 {
         let h = cal.horizon.0;
         if h == 0 {
             return 0.0;
         }
-        let mut total = 0.0;
-        for k in 0..h.div_ceil(HOUR_US) {
-            let len = (h - k * HOUR_US).min(HOUR_US);
-            total += self.factor_of_hour(cal, k) * len as f64;
+        let hours = h / HOUR_US;
+        let weeks = hours / 168;
+        let week: f64 = self.factors.iter().sum();
+        let mut total = weeks as f64 * week * HOUR_US as f64;
+        for k in weeks * 168..hours {
+            total += self.factor_of_hour(cal, k) * HOUR_US as f64;
+        }
+        let rest = h % HOUR_US;
+        if rest > 0 {
+            total += self.factor_of_hour(cal, hours) * rest as f64;
         }
         total / h as f64
     }
@@ -494,6 +502,44 @@ mod tests {
         assert!((n - expected).abs() < 0.03 * expected, "{n} vs {expected}");
         let p = Profile::new(&DEFAULT_DAILY, &DEFAULT_WEEKLY).unwrap();
         assert!((p.mean_over(&cal) - 1.0).abs() < 1e-9);
+    }
+
+    /// The mean over whole weeks plus a remainder equals the hour-by-hour mean, and a horizon
+    /// of 1.8e13 s (5e9 hours) takes a week of hours, not 5e9 (before: seconds of looping).
+    #[test]
+    fn the_profile_mean_does_not_walk_every_hour() {
+        let p = Profile::new(&DEFAULT_DAILY, &DEFAULT_WEEKLY).unwrap();
+        let hour_by_hour = |cal: &Calendar| {
+            let h = cal.horizon.0;
+            let mut total = 0.0;
+            for k in 0..h.div_ceil(HOUR_US) {
+                let len = (h - k * HOUR_US).min(HOUR_US);
+                total += p.factor_of_hour(cal, k) * len as f64;
+            }
+            total / h as f64
+        };
+        for (secs, day, hour) in [
+            (1, 0, 0),
+            (5400, 3, 7),
+            (86_400 * 10 + 1234, 6, 23),
+            (3 * 7 * 86_400, 2, 5),
+        ] {
+            let cal = Calendar {
+                horizon: Duration::from_secs(secs),
+                start_weekday: day,
+                start_hour: hour,
+            };
+            let (a, b) = (p.mean_over(&cal), hour_by_hour(&cal));
+            assert!(
+                (a - b).abs() < 1e-12 * b.max(1.0),
+                "{secs} s from day {day} hour {hour}: {a} vs {b}"
+            );
+        }
+        let huge = Calendar {
+            horizon: Duration::from_secs(18_000_000_000_000),
+            ..week()
+        };
+        assert!((p.mean_over(&huge) - 1.0).abs() < 1e-6);
     }
 
     #[test]
