@@ -234,6 +234,15 @@ fn hardware(a: &Args, sc: Scenario) -> Result<(), Failure> {
         if !sc.faults.is_empty() {
             println!("  note: the scenario's [[faults]] cannot be injected into real hardware and are ignored");
         }
+        let scaled = sc.run.sample_period.as_secs_f64() / a.speed;
+        if scaled < 0.1 {
+            println!(
+                "  note: sample_period {} / speed {} is {:.3} s, below 100ms: sampling every 100ms",
+                spinnbed_sim::quantity::units::format_duration(sc.run.sample_period),
+                a.speed,
+                scaled
+            );
+        }
     }
     let opts = spinnbed_realtime::hardware::RealtimeOptions {
         speed: a.speed,
