@@ -134,11 +134,11 @@ impl UdpHost {
     /// outcome, or `timeout` passes. `outcome` reads a host event as (key, `Ok` or the reason
     /// it failed); other events are dropped. Returns `who: why` for every failure and every
     /// operation still pending at the deadline.
-    pub async fn wait_for<K: Ord>(
+    pub async fn wait_for<K: Ord, E: std::fmt::Display>(
         &mut self,
         mut pending: BTreeMap<K, String>,
         timeout: StdDuration,
-        mut outcome: impl FnMut(HostEvent) -> Option<(K, Result<(), String>)>,
+        mut outcome: impl FnMut(HostEvent) -> Option<(K, Result<(), E>)>,
     ) -> Result<Vec<String>, RealtimeError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut failed = Vec::new();
@@ -198,7 +198,7 @@ pub async fn preflight(
     }
     let failed = udp
         .wait_for(pending, timeout, |ev| match ev {
-            HostEvent::Scp { token, outcome, .. } => Some((token, outcome.map(|_| ()).map_err(|e| e.to_string()))),
+            HostEvent::Scp { token, outcome, .. } => Some((token, outcome.map(|_| ()))),
             _ => None,
         })
         .await?;

@@ -277,7 +277,7 @@ async fn run_batches(
     }
     let failed = d
         .wait_for(pending, timeout, |ev| match ev {
-            HostEvent::BatchDone { batch_id, result, .. } => Some((batch_id, result.map_err(|e| e.to_string()))),
+            HostEvent::BatchDone { batch_id, result, .. } => Some((batch_id, result)),
             _ => None,
         })
         .await?;
@@ -360,7 +360,7 @@ async fn probe(
             if let Some(r) = ready.get_mut((token - PROBE_TOKENS) as usize) {
                 *r = booted;
             }
-            Some((token, Ok(())))
+            Some((token, Ok::<(), String>(())))
         }
         _ => None,
     })

@@ -5,7 +5,7 @@
 //! Sampling uses its own small formulas over `next_u64` (Box–Muller, inversion), so a seed gives
 //! the same numbers whatever version of `rand` is linked.
 
-use super::units;
+use super::units::{self, QuantityError};
 use rand::Rng;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use spinnbed_core::time::Duration;
@@ -16,6 +16,53 @@ use std::marker::PhantomData;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ByteSize(pub u64);
 
+/// A distribution whose parameters do not make sense: which sub-key (`""` for the table
+/// itself) and what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{problem}")]
+pub struct DistError {
+    /// The sub-key (`min`, `mean`, `sigma`, `values`, `weights`, …).
+    pub key: &'static str,
+    /// What is wrong.
+    pub problem: DistProblem,
+}
+
+/// What is wrong with a distribution's parameters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DistProblem {
+    /// A parameter that must be positive is not.
+    #[error("must be greater than zero (got {0})")]
+    NotPositive(String),
+    /// The bounds are the wrong way round.
+    #[error("min {min} is greater than max {max}")]
+    MinAboveMax {
+        /// The lower bound as written.
+        min: String,
+        /// The upper bound as written.
+        max: String,
+    },
+    /// A log-normal's sigma is negative or not finite.
+    #[error("must be a non-negative number (got {0})")]
+    NegativeSigma(f64),
+    /// A choice among nothing.
+    #[error("must list at least one value")]
+    NoValues,
+    /// Not one weight per value.
+    #[error("has {weights} weights for {values} values")]
+    WeightCount {
+        /// Weights given.
+        weights: usize,
+        /// Values given.
+        values: usize,
+    },
+    /// A weight below zero or not finite.
+    #[error("weights must be non-negative numbers (got {0})")]
+    NegativeWeight(f64),
+    /// Every weight is zero.
+    #[error("weights are all zero")]
+    ZeroWeights,
+}
+
 /// A value a distribution can produce: how it is read, printed and sampled.
 pub trait Quantity: Copy + PartialEq + PartialOrd + fmt::Debug {
     /// What a value looks like, for error messages.
@@ -23,11 +70,11 @@ pub trait Quantity: Copy + PartialEq + PartialOrd + fmt::Debug {
     /// True for integer counts (sampled on whole numbers, at least 1).
     const DISCRETE: bool = false;
     /// From a TOML integer.
-    fn from_int(v: i64) -> Result<Self, String>;
+    fn from_int(v: i64) -> Result<Self, QuantityError>;
     /// From a TOML float.
-    fn from_float(v: f64) -> Result<Self, String>;
+    fn from_float(v: f64) -> Result<Self, QuantityError>;
     /// From a TOML string.
-    fn from_text(s: &str) -> Result<Self, String>;
+    fn from_text(s: &str) -> Result<Self, QuantityError>;
     /// The value in its base unit (µs, bytes, count).
     fn to_f64(self) -> f64;
     /// A sampled base-unit value, rounded and clamped into the type.
@@ -62,13 +109,13 @@ impl serde::Serialize for QValue {
 
 impl Quantity for Duration {
     const EXPECTED: &'static str = "a duration (seconds, or a string such as \"30s\", \"5m\", \"1.5h\")";
-    fn from_int(v: i64) -> Result<Self, String> {
+    fn from_int(v: i64) -> Result<Self, QuantityError> {
         units::duration_from_int_secs(v)
     }
-    fn from_float(v: f64) -> Result<Self, String> {
+    fn from_float(v: f64) -> Result<Self, QuantityError> {
         units::duration_from_secs(v)
     }
-    fn from_text(s: &str) -> Result<Self, String> {
+    fn from_text(s: &str) -> Result<Self, QuantityError> {
         units::parse_duration(s)
     }
     fn to_f64(self) -> f64 {
@@ -93,13 +140,13 @@ impl Quantity for Duration {
 
 impl Quantity for ByteSize {
     const EXPECTED: &'static str = "a byte size (bytes, or a string such as \"64KiB\", \"10MB\")";
-    fn from_int(v: i64) -> Result<Self, String> {
+    fn from_int(v: i64) -> Result<Self, QuantityError> {
         units::bytes_from_int(v).map(ByteSize)
     }
-    fn from_float(v: f64) -> Result<Self, String> {
+    fn from_float(v: f64) -> Result<Self, QuantityError> {
         units::bytes_from_number(v).map(ByteSize)
     }
-    fn from_text(s: &str) -> Result<Self, String> {
+    fn from_text(s: &str) -> Result<Self, QuantityError> {
         units::parse_bytes(s).map(ByteSize)
     }
     fn to_f64(self) -> f64 {
@@ -127,20 +174,30 @@ impl Quantity for ByteSize {
 impl Quantity for f64 {
     const EXPECTED: &'static str = "a number";
     const DISCRETE: bool = true;
-    fn from_int(v: i64) -> Result<Self, String> {
+    fn from_int(v: i64) -> Result<Self, QuantityError> {
         if v < 0 {
-            return Err(format!("a count must not be negative (got {v})"));
+            return Err(QuantityError::Negative {
+                what: "count",
+                got: v.to_string(),
+            });
         }
         Ok(v as f64)
     }
-    fn from_float(v: f64) -> Result<Self, String> {
+    fn from_float(v: f64) -> Result<Self, QuantityError> {
         if !v.is_finite() || v < 0.0 {
-            return Err(format!("a count must be a non-negative number (got {v})"));
+            return Err(QuantityError::Range {
+                what: "a count",
+                range: "a non-negative number".into(),
+                got: v.to_string(),
+            });
         }
         Ok(v)
     }
-    fn from_text(s: &str) -> Result<Self, String> {
-        Err(format!("expected a number, not the string {s:?}"))
+    fn from_text(s: &str) -> Result<Self, QuantityError> {
+        Err(QuantityError::WrongType {
+            expected: "a number",
+            got: format!("the string {s:?}"),
+        })
     }
     fn to_f64(self) -> f64 {
         self
@@ -164,14 +221,24 @@ impl Quantity for f64 {
 impl Quantity for u32 {
     const EXPECTED: &'static str = "a non-negative integer";
     const DISCRETE: bool = true;
-    fn from_int(v: i64) -> Result<Self, String> {
-        u32::try_from(v).map_err(|_| format!("must be an integer from 0 to {} (got {v})", u32::MAX))
+    fn from_int(v: i64) -> Result<Self, QuantityError> {
+        u32::try_from(v).map_err(|_| QuantityError::Range {
+            what: "",
+            range: format!("an integer from 0 to {}", u32::MAX),
+            got: v.to_string(),
+        })
     }
-    fn from_float(v: f64) -> Result<Self, String> {
-        Err(format!("expected an integer (got {v})"))
+    fn from_float(v: f64) -> Result<Self, QuantityError> {
+        Err(QuantityError::Malformed {
+            expected: "an integer",
+            got: v.to_string(),
+        })
     }
-    fn from_text(s: &str) -> Result<Self, String> {
-        Err(format!("expected an integer, not the string {s:?}"))
+    fn from_text(s: &str) -> Result<Self, QuantityError> {
+        Err(QuantityError::WrongType {
+            expected: "an integer",
+            got: format!("the string {s:?}"),
+        })
     }
     fn to_f64(self) -> f64 {
         self as f64
@@ -388,14 +455,24 @@ impl<T: Quantity> Dist<T> {
         }
     }
 
-    /// Checks the parameters; the error is `(sub-key, message)` (`""` for the table itself).
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let pos = |v: T, key: &'static str| -> Result<(), (&'static str, String)> {
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<(), DistError> {
+        let err = |key: &'static str, problem: DistProblem| Err(DistError { key, problem });
+        let pos = |v: T, key: &'static str| -> Result<(), DistError> {
             if v.to_f64() > 0.0 {
                 Ok(())
             } else {
-                Err((key, format!("must be greater than zero (got {})", v.to_toml())))
+                err(key, DistProblem::NotPositive(v.to_toml()))
             }
+        };
+        let min_above_max = |lo: T, hi: T| {
+            err(
+                "min",
+                DistProblem::MinAboveMax {
+                    min: lo.to_toml(),
+                    max: hi.to_toml(),
+                },
+            )
         };
         match &self.law {
             Law::Fixed(_) => {}
@@ -407,44 +484,41 @@ impl<T: Quantity> Dist<T> {
                     pos(lo, "min")?;
                 }
                 if lo > hi {
-                    return Err((
-                        "min",
-                        format!("min {} is greater than max {}", lo.to_toml(), hi.to_toml()),
-                    ));
+                    return min_above_max(lo, hi);
                 }
             }
             Law::Exponential { mean } => pos(*mean, "mean")?,
             Law::LogNormal { median, sigma } => {
                 pos(*median, "median")?;
                 if !sigma.is_finite() || *sigma < 0.0 {
-                    return Err(("sigma", format!("must be a non-negative number (got {sigma})")));
+                    return err("sigma", DistProblem::NegativeSigma(*sigma));
                 }
             }
             Law::Choice { values, weights } => {
                 if values.is_empty() {
-                    return Err(("values", "must list at least one value".into()));
+                    return err("values", DistProblem::NoValues);
                 }
                 if weights.len() != values.len() {
-                    return Err((
+                    return err(
                         "weights",
-                        format!("has {} weights for {} values", weights.len(), values.len()),
-                    ));
+                        DistProblem::WeightCount {
+                            weights: weights.len(),
+                            values: values.len(),
+                        },
+                    );
                 }
                 if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
-                    return Err(("weights", format!("weights must be non-negative numbers (got {w})")));
+                    return err("weights", DistProblem::NegativeWeight(*w));
                 }
                 if weights.iter().all(|w| *w == 0.0) {
-                    return Err(("weights", "weights are all zero".into()));
+                    return err("weights", DistProblem::ZeroWeights);
                 }
             }
         }
         if let (Some(lo), Some(hi)) = (self.min, self.max)
             && lo > hi
         {
-            return Err((
-                "min",
-                format!("min {} is greater than max {}", lo.to_toml(), hi.to_toml()),
-            ));
+            return min_above_max(lo, hi);
         }
         Ok(())
     }
@@ -816,7 +890,7 @@ mod tests {
         ];
         for (text, key) in bad {
             let d = parse::<Duration>(text).unwrap();
-            assert_eq!(d.validate().unwrap_err().0, key, "{text}");
+            assert_eq!(d.validate().unwrap_err().key, key, "{text}");
         }
     }
 
@@ -840,7 +914,7 @@ mod tests {
             parse::<ByteSize>("9223372036854775807"),
             Ok(Dist::fixed(ByteSize(9_223_372_036_854_775_807)))
         );
-        assert!(parse::<ByteSize>("-1").unwrap_err().contains("negative"));
+        assert!(parse::<ByteSize>("-1").unwrap_err().to_string().contains("negative"));
     }
 
     #[test]

@@ -42,30 +42,99 @@ const BYTE_UNITS: [(&str, u128); 10] = [
     ("TiB", 1 << 40),
 ];
 
+/// Why a written quantity (a duration, a byte size, a count) cannot be read. The messages are
+/// the ones scenario errors show after the file, line and key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// Below zero: "a duration must not be negative (got -5)".
+    #[error("a {what} must not be negative (got {got})")]
+    Negative {
+        /// `duration`, `byte size`, `count`.
+        what: &'static str,
+        /// The value as written.
+        got: String,
+    },
+    /// Not of the form expected: "expected a duration like \"250ms\", … (got \"5x\")".
+    #[error("expected {expected} (got {got})")]
+    Malformed {
+        /// What a value looks like.
+        expected: &'static str,
+        /// The value as written.
+        got: String,
+    },
+    /// A number where something else is needed, or the other way round: "expected a number,
+    /// not the string \"x\"".
+    #[error("expected {expected}, not {got}")]
+    WrongType {
+        /// What a value looks like.
+        expected: &'static str,
+        /// What was written instead.
+        got: String,
+    },
+    /// Out of its range: "a duration must be a finite number of seconds (got NaN)".
+    #[error("{}", range_text(what, range, got))]
+    Range {
+        /// `a duration`, `a byte size`, `a count`, or empty for a bare "must be …".
+        what: &'static str,
+        /// The range.
+        range: String,
+        /// The value as written.
+        got: String,
+    },
+    /// Too large: "duration \"1e30s\" is too large (at most 18000000000000 s)".
+    #[error("{what} {got} is too large{limit}")]
+    TooLarge {
+        /// `duration`, `byte size`.
+        what: &'static str,
+        /// The value as written.
+        got: String,
+        /// The limit, if there is one to name (" (at most … s)").
+        limit: String,
+    },
+}
+
+fn range_text(what: &str, range: &str, got: &str) -> String {
+    if what.is_empty() {
+        format!("must be {range} (got {got})")
+    } else {
+        format!("{what} must be {range} (got {got})")
+    }
+}
+
+/// How [`split_number`] fails.
+enum Split {
+    Negative,
+    Malformed,
+    TooLarge,
+}
+
 /// Splits `"1.5h"` into the exact value `15 / 10` and the unit text `"h"`.
-fn split_number(text: &str) -> Result<(u128, u128, &str), String> {
+fn split_number(text: &str) -> Result<(u128, u128, &str), Split> {
     let t = text.trim();
     if t.starts_with('-') {
-        return Err("must not be negative".into());
+        return Err(Split::Negative);
     }
     let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(end);
     let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("no number".into());
+        return Err(Split::Malformed);
     }
     if num.ends_with('.') || frac.len() > 12 || whole.len() > 20 {
-        return Err("bad number".into());
+        return Err(Split::Malformed);
     }
     let scale = 10u128.pow(frac.len() as u32);
-    let w: u128 = whole.parse().map_err(|_| "bad number".to_string())?;
+    let w: u128 = whole.parse().map_err(|_| Split::Malformed)?;
     let f: u128 = if frac.is_empty() {
         0
     } else {
-        frac.parse().map_err(|_| "bad number".to_string())?
+        frac.parse().map_err(|_| Split::Malformed)?
     };
     // At most 20 + 12 digits: below 10^32, far from u128::MAX; checked all the same.
-    let num = w.checked_mul(scale).and_then(|v| v.checked_add(f)).ok_or("too large")?;
+    let num = w
+        .checked_mul(scale)
+        .and_then(|v| v.checked_add(f))
+        .ok_or(Split::TooLarge)?;
     Ok((num, scale, unit.trim()))
 }
 
@@ -84,17 +153,19 @@ const MAX_DURATION_US: u128 = MAX_DURATION_SECS as u128 * S;
 /// Parses a duration string with a unit: `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"`, `"1w"`,
 /// `"1.5h"`, `"0.15ms"` (also `us`/`µs`, `min`, `sec`). Exact to the microsecond (rounded to
 /// nearest).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = || format!("expected a duration like \"250ms\", \"30s\", \"5m\", \"1.5h\" or \"7d\" (got {text:?})");
-    let too_large = || format!("duration {text:?} is too large (at most {MAX_DURATION_SECS} s)");
-    let (num, scale, unit) = split_number(text).map_err(|e| {
-        if e.contains("negative") {
-            format!("a duration must not be negative (got {text:?})")
-        } else if e.contains("too large") {
-            too_large()
-        } else {
-            expected()
-        }
+pub fn parse_duration(text: &str) -> Result<Duration, QuantityError> {
+    let expected = || QuantityError::Malformed {
+        expected: "a duration like \"250ms\", \"30s\", \"5m\", \"1.5h\" or \"7d\"",
+        got: format!("{text:?}"),
+    };
+    let too_large = || duration_too_large(format!("{text:?}"));
+    let (num, scale, unit) = split_number(text).map_err(|e| match e {
+        Split::Negative => QuantityError::Negative {
+            what: "duration",
+            got: format!("{text:?}"),
+        },
+        Split::TooLarge => too_large(),
+        Split::Malformed => expected(),
     })?;
     let (_, per) = DURATION_UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(expected)?;
     match scaled(num, scale, *per) {
@@ -103,31 +174,45 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn duration_too_large(got: String) -> QuantityError {
+    QuantityError::TooLarge {
+        what: "duration",
+        got,
+        limit: format!(" (at most {MAX_DURATION_SECS} s)"),
+    }
+}
+
 /// A duration from a TOML integer number of seconds (the same cap as for any other form).
-pub fn duration_from_int_secs(secs: i64) -> Result<Duration, String> {
+pub fn duration_from_int_secs(secs: i64) -> Result<Duration, QuantityError> {
     if secs < 0 {
-        return Err(format!("a duration must not be negative (got {secs})"));
+        return Err(QuantityError::Negative {
+            what: "duration",
+            got: secs.to_string(),
+        });
     }
     if secs as u64 > MAX_DURATION_SECS {
-        return Err(format!(
-            "duration {secs} s is too large (at most {MAX_DURATION_SECS} s)"
-        ));
+        return Err(duration_too_large(format!("{secs} s")));
     }
     Ok(Duration::from_secs(secs as u64))
 }
 
 /// A duration from a TOML number of seconds.
-pub fn duration_from_secs(secs: f64) -> Result<Duration, String> {
+pub fn duration_from_secs(secs: f64) -> Result<Duration, QuantityError> {
     if !secs.is_finite() {
-        return Err(format!("a duration must be a finite number of seconds (got {secs})"));
+        return Err(QuantityError::Range {
+            what: "a duration",
+            range: "a finite number of seconds".into(),
+            got: secs.to_string(),
+        });
     }
     if secs < 0.0 {
-        return Err(format!("a duration must not be negative (got {secs})"));
+        return Err(QuantityError::Negative {
+            what: "duration",
+            got: secs.to_string(),
+        });
     }
     if secs > MAX_DURATION_SECS as f64 {
-        return Err(format!(
-            "duration {secs} s is too large (at most {MAX_DURATION_SECS} s)"
-        ));
+        return Err(duration_too_large(format!("{secs} s")));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -175,17 +260,19 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Parses a byte size string: `"512B"`, `"64KiB"`, `"10MB"`, `"1.5GiB"` (rounded to the
 /// nearest byte).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let expected = || format!("expected a byte size like \"512B\", \"64KiB\", \"10MB\" or \"1.5GiB\" (got {text:?})");
-    let too_large = || format!("byte size {text:?} is too large");
-    let (num, scale, unit) = split_number(text).map_err(|e| {
-        if e.contains("negative") {
-            format!("a byte size must not be negative (got {text:?})")
-        } else if e.contains("too large") {
-            too_large()
-        } else {
-            expected()
-        }
+pub fn parse_bytes(text: &str) -> Result<u64, QuantityError> {
+    let expected = || QuantityError::Malformed {
+        expected: "a byte size like \"512B\", \"64KiB\", \"10MB\" or \"1.5GiB\"",
+        got: format!("{text:?}"),
+    };
+    let too_large = || bytes_too_large(format!("{text:?}"));
+    let (num, scale, unit) = split_number(text).map_err(|e| match e {
+        Split::Negative => QuantityError::Negative {
+            what: "byte size",
+            got: format!("{text:?}"),
+        },
+        Split::TooLarge => too_large(),
+        Split::Malformed => expected(),
     })?;
     let (_, per) = BYTE_UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(expected)?;
     scaled(num, scale, *per)
@@ -193,18 +280,33 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(too_large)
 }
 
+fn bytes_too_large(got: String) -> QuantityError {
+    QuantityError::TooLarge {
+        what: "byte size",
+        got,
+        limit: String::new(),
+    }
+}
+
 /// A byte size from a TOML integer number of bytes.
-pub fn bytes_from_int(v: i64) -> Result<u64, String> {
-    u64::try_from(v).map_err(|_| format!("a byte size must not be negative (got {v})"))
+pub fn bytes_from_int(v: i64) -> Result<u64, QuantityError> {
+    u64::try_from(v).map_err(|_| QuantityError::Negative {
+        what: "byte size",
+        got: v.to_string(),
+    })
 }
 
 /// A byte size from a TOML number of bytes.
-pub fn bytes_from_number(v: f64) -> Result<u64, String> {
+pub fn bytes_from_number(v: f64) -> Result<u64, QuantityError> {
     if !v.is_finite() || v < 0.0 {
-        return Err(format!("a byte size must be a non-negative number (got {v})"));
+        return Err(QuantityError::Range {
+            what: "a byte size",
+            range: "a non-negative number".into(),
+            got: v.to_string(),
+        });
     }
     if v >= u64::MAX as f64 {
-        return Err(format!("byte size {v} is too large"));
+        return Err(bytes_too_large(v.to_string()));
     }
     Ok(v.round() as u64)
 }
@@ -267,10 +369,11 @@ mod tests {
         for bad in ["", "5", "5x", "-5s", "1..5s", ".5s", "5.s", "s", "1e3s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should fail");
         }
-        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
+        assert!(parse_duration("-5s").unwrap_err().to_string().contains("negative"));
         assert!(
             parse_duration("99999999999999999999w")
                 .unwrap_err()
+                .to_string()
                 .contains("too large")
         );
         assert_eq!(duration_from_secs(1.5), Ok(Duration(1_500_000)));
@@ -313,7 +416,7 @@ mod tests {
         assert_eq!(parse_bytes("1.5GiB"), Ok(1_610_612_736));
         assert_eq!(parse_bytes("512B"), Ok(512));
         assert!(parse_bytes("5 parsecs").is_err());
-        assert!(parse_bytes("-1B").unwrap_err().contains("negative"));
+        assert!(parse_bytes("-1B").unwrap_err().to_string().contains("negative"));
         for (b, text) in [
             (0, "0B"),
             (4 << 20, "4MiB"),
@@ -341,20 +444,26 @@ mod tests {
             "99999999999999999999w",
         ] {
             let e = parse_duration(text).unwrap_err();
-            assert!(e.contains("too large"), "{text}: {e}");
+            assert!(e.to_string().contains("too large"), "{text}: {e}");
         }
         for text in ["99999999999999999999.999999999999TiB", "99999999999999999999TB"] {
             let e = parse_bytes(text).unwrap_err();
-            assert!(e.contains("too large"), "{text}: {e}");
+            assert!(e.to_string().contains("too large"), "{text}: {e}");
         }
         // One cap for every way of writing a duration: 1.8e13 s.
         assert!(parse_duration("18000000000000s").is_ok());
         assert!(
             parse_duration("18000000000000.000001s")
                 .unwrap_err()
+                .to_string()
                 .contains("too large")
         );
         assert!(duration_from_secs(1.8e13).is_ok());
-        assert!(duration_from_secs(1.9e13).unwrap_err().contains("too large"));
+        assert!(
+            duration_from_secs(1.9e13)
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
     }
 }

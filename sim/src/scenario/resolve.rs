@@ -148,13 +148,13 @@ impl Ctx<'_> {
     }
 
     fn dist<T: Quantity>(&self, path: &str, d: Dist<T>) -> R<Dist<T>> {
-        d.validate().map_err(|(key, msg)| {
-            let p = if key.is_empty() {
+        d.validate().map_err(|e| {
+            let p = if e.key.is_empty() {
                 path.to_string()
             } else {
-                format!("{path}.{key}")
+                format!("{path}.{}", e.key)
             };
-            self.err(&p, msg)
+            self.err(&p, e.problem.to_string())
         })?;
         Ok(d)
     }
