@@ -550,6 +550,10 @@ impl<H: Hardware> World<H> {
     }
 
     fn machine_index(&self, name: &str) -> Option<usize> {
+        // A scan is quickest for the usual handful of machines; the index keeps thousands cheap.
+        if self.machines.len() <= 8 {
+            return self.machines.iter().position(|m| m.machine.name() == name);
+        }
         self.machine_names.get(name).copied()
     }
 

@@ -366,9 +366,7 @@ impl HostEnd for HostSide {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if self.host.poll_timeout().is_some_and(|t| t <= now) {
-            self.host.handle_timeout(now);
-        }
+        self.host.handle_timeout(now);
     }
 
     fn handle_datagram(&mut self, now: Instant, d: &Datagram) {
