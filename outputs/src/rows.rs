@@ -47,21 +47,38 @@ impl Serialize for Secs {
     }
 }
 
-/// Parses non-negative decimal seconds exactly (at most six decimals).
+/// Parses non-negative decimal seconds exactly (at most six decimals), in one pass.
 fn parse_secs(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !(frac.is_empty() || digits(frac)) || frac.len() > 6 {
+    let b = text.trim().as_bytes();
+    let mut i = 0;
+    let mut whole: u64 = 0;
+    while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        whole = whole.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
+    }
+    if i == 0 {
         return None;
     }
-    let w: u64 = whole.parse().ok()?;
-    let f: u64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<6}").parse().ok()?
-    };
-    w.checked_mul(1_000_000)?.checked_add(f)
+    let mut frac: u64 = 0;
+    let mut places = 0;
+    if i < b.len() {
+        if b[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            if places == 6 {
+                return None;
+            }
+            frac = frac * 10 + u64::from(d - b'0');
+            places += 1;
+            i += 1;
+        }
+        if i != b.len() {
+            return None;
+        }
+    }
+    whole.checked_mul(1_000_000)?.checked_add(frac * 10u64.pow(6 - places))
 }
 
 impl<'de> Deserialize<'de> for Secs {
@@ -121,19 +138,20 @@ pub trait Row: Serialize + DeserializeOwned {
     const COLUMNS: &'static [&'static str];
 }
 
-/// One row of `jobs.csv`.
+/// One row of `jobs.csv`. Its text columns are `String`s, or `&str`s borrowed from the CSV
+/// record when read (`JobRow<&str>`), which spares a reader of many rows their allocations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRow {
+pub struct JobRow<S = String> {
     /// The workload's job id.
     pub id: u64,
     /// Owner.
-    pub owner: String,
+    pub owner: S,
     /// Size class.
-    pub class: String,
+    pub class: S,
     /// What it asked for (`board`, `boards(n,ratio)`, `rect(wxh)`, `board(x,y,z)`).
-    pub request: String,
+    pub request: S,
     /// The machine it ran on (empty if none).
-    pub machine: String,
+    pub machine: S,
     /// Submission.
     pub submit_s: Secs,
     /// Allocation.
@@ -149,9 +167,9 @@ pub struct JobRow {
     /// Triads touched.
     pub triads: u64,
     /// `completed`, `cancelled`, `timed_out`, `failed`, `never_started` or `unfinished`.
-    pub outcome: String,
+    pub outcome: S,
     /// Why it ended, in the reference's words.
-    pub reason: String,
+    pub reason: S,
 }
 
 impl Row for JobRow {

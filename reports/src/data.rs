@@ -227,14 +227,14 @@ impl RunData {
     /// Reads `summary.json`, `jobs.csv`, `timeline.csv`, `boards.csv` and, if present, `scp.csv`.
     pub fn load(dir: &Path) -> Result<RunData, InputError> {
         let summary = read_summary(&dir.join("summary.json"))?;
-        let jobs: Vec<Job> = read_csv(&dir.join("jobs.csv"), |_: &rows::JobRow| Ok(()))?
-            .into_iter()
-            .map(|j| Job {
-                class: j.class,
+        let jobs: Vec<Job> = read_csv_with(&dir.join("jobs.csv"), |record, headers| {
+            let j: rows::JobRow<&str> = record.deserialize(Some(headers))?;
+            Ok(Job {
+                class: j.class.to_string(),
                 wait_s: j.wait_s.map(rows::Secs::as_f64),
-                outcome: j.outcome,
+                outcome: j.outcome.to_string(),
             })
-            .collect();
+        })?;
         let timeline: Vec<TimelineRow> = read_csv(&dir.join("timeline.csv"), |_: &rows::TimelineRow| Ok(()))?
             .into_iter()
             .map(|r| TimelineRow {
@@ -369,6 +369,34 @@ pub fn read_csv<T: DeserializeOwned>(
     path: &Path,
     check: impl Fn(&T) -> Result<(), String>,
 ) -> Result<Vec<T>, InputError> {
+    read_csv_with(path, |record, headers| {
+        let row: T = record.deserialize(Some(headers))?;
+        check(&row).map_err(RowError::Check)?;
+        Ok(row)
+    })
+}
+
+/// Why a CSV record could not be used.
+#[derive(Debug)]
+pub enum RowError {
+    /// It does not fit the row type.
+    Csv(csv::Error),
+    /// It fits, but a value is out of range (the message names the column).
+    Check(String),
+}
+
+impl From<csv::Error> for RowError {
+    fn from(e: csv::Error) -> RowError {
+        RowError::Csv(e)
+    }
+}
+
+/// Reads a headed CSV file, turning each record into a `T` with `decode` (given the record and
+/// the header); the first error is named by file, line and column.
+pub fn read_csv_with<T>(
+    path: &Path,
+    mut decode: impl FnMut(&csv::StringRecord, &csv::StringRecord) -> Result<T, RowError>,
+) -> Result<Vec<T>, InputError> {
     let bytes = fs::read(path).map_err(|source| InputError::Io {
         path: path.to_path_buf(),
         source,
@@ -387,11 +415,10 @@ pub fn read_csv<T: DeserializeOwned>(
             Ok(false) => break,
             Err(e) => return Err(csv_error(path, &e, None)),
         }
-        let line = record.position().map_or(0, |p| p.line());
-        let row: T = record
-            .deserialize(Some(&headers))
-            .map_err(|e| csv_error(path, &e, Some((&headers, &record))))?;
-        check(&row).map_err(|m| InputError::malformed(path, line, m))?;
+        let row = decode(&record, &headers).map_err(|e| match e {
+            RowError::Csv(e) => csv_error(path, &e, Some((&headers, &record))),
+            RowError::Check(m) => InputError::malformed(path, record.position().map_or(0, |p| p.line()), m),
+        })?;
         out.push(row);
     }
     Ok(out)
