@@ -51,8 +51,9 @@ pub struct MemoryEstimate {
     /// The key to blame for the samples: `run.sample_period`, or `run.horizon` when the
     /// period is the default.
     samples_key: &'static str,
-    /// `(key, line)` of the keys a message may name.
-    lines: Vec<(String, Option<usize>)>,
+    /// The scenario's text, to find the line of the key a message names (only then: finding a
+    /// line is a walk of the text, too slow to do for every machine of a large scenario).
+    source: std::sync::Arc<str>,
     horizon: Duration,
     sample_period: Duration,
     drain_limit: Duration,
@@ -78,7 +79,7 @@ pub struct MemoryEstimate {
 pub struct MemoryTerm {
     /// The scenario key that sets it (`None`: the simulator itself).
     pub key: Option<String>,
-    /// That key's line in the scenario file.
+    /// That key's line in the scenario file (found for [`MemoryEstimate::largest`] only).
     pub line: Option<usize>,
     /// Bytes.
     pub bytes: u64,
@@ -120,7 +121,6 @@ impl Scenario {
         } else {
             "run.horizon"
         };
-        let mut keys = vec![samples_key.to_string(), "run.horizon".to_string()];
         let study = matches!(self.experiment, Experiment::Study(_));
         let (jobs, jobs_from, arrival_hours, study_bytes, machines) = match &self.experiment {
             Experiment::Study(st) => (0, JobsFrom::Nothing, 0, st.bytes, Vec::new()),
@@ -128,21 +128,15 @@ impl Scenario {
                 let machines = self
                     .machines
                     .iter()
-                    .enumerate()
-                    .map(|(i, m)| {
-                        keys.push(format!("machine[{i}].width"));
+                    .map(|m| {
                         let (w, h) = (m.machine.width(), m.machine.height());
                         (w, h, w as u64 * h as u64 * 3)
                     })
                     .collect();
                 let (jobs, from, hours) = match w {
                     WorkloadConfig::Synthetic(spec) => match spec.arrivals {
-                        Arrivals::Jobs(n) => {
-                            keys.push("workload.jobs".into());
-                            (n, JobsFrom::Count, r.horizon.0.div_ceil(HOUR_US))
-                        }
+                        Arrivals::Jobs(n) => (n, JobsFrom::Count, r.horizon.0.div_ceil(HOUR_US)),
                         Arrivals::RatePerHour(rate) => {
-                            keys.push("workload.rate_per_hour".into());
                             let mean =
                                 Profile::new(&spec.daily, &spec.weekly).map_or(0.0, |p| p.mean_over(&r.calendar()));
                             // `as` saturates (and maps NaN to 0).
@@ -150,31 +144,16 @@ impl Scenario {
                             (n, JobsFrom::Rate(rate), 0)
                         }
                     },
-                    WorkloadConfig::Trace(_) => {
-                        keys.push("workload.path".into());
-                        (0, JobsFrom::File("trace"), 0)
-                    }
-                    WorkloadConfig::Swf(_) => {
-                        keys.push("workload.path".into());
-                        (0, JobsFrom::File("SWF log"), 0)
-                    }
+                    WorkloadConfig::Trace(_) => (0, JobsFrom::File("trace"), 0),
+                    WorkloadConfig::Swf(_) => (0, JobsFrom::File("SWF log"), 0),
                 };
                 (jobs, from, hours, 0, machines)
             }
         };
-        if study {
-            keys.push("study.bytes".into());
-        }
         MemoryEstimate {
             samples_key,
             file: self.file.display().to_string(),
-            lines: keys
-                .into_iter()
-                .map(|k| {
-                    let line = loc.line(&k);
-                    (k, line)
-                })
-                .collect(),
+            source: self.source.0.clone(),
             horizon: r.horizon,
             sample_period: r.sample_period,
             drain_limit: r.drain_limit,
@@ -206,13 +185,13 @@ impl MemoryEstimate {
     }
 
     fn line(&self, key: &str) -> Option<usize> {
-        self.lines.iter().find(|(k, _)| k == key).and_then(|(_, l)| *l)
+        super::locate::Locator::new(&self.source).line(key)
     }
 
     fn term(&self, key: &str, bytes: u64, what: String, advice: &str) -> MemoryTerm {
         MemoryTerm {
             key: Some(key.to_string()),
-            line: self.line(key),
+            line: None,
             bytes,
             what,
             advice: advice.to_string(),
@@ -319,7 +298,9 @@ impl MemoryEstimate {
                 Some(b) if b.bytes >= t.bytes => Some(b),
                 _ => Some(t),
             });
-        keyed.unwrap_or(&terms[0]).clone()
+        let mut t = keyed.unwrap_or(&terms[0]).clone();
+        t.line = t.key.as_deref().and_then(|k| self.line(k));
+        t
     }
 
     /// `Ok` if the run fits in `budget_bytes`; otherwise an error naming the file, the line and
