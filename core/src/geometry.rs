@@ -535,6 +535,7 @@ impl Default for Addressing {
 
 /// Everything needed to describe a machine, before validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MachineSpec {
     /// Unique machine name.
     pub name: String,
@@ -896,7 +897,6 @@ impl Machine {
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// Tags.
     /// True if `other` is the same hardware: size, physical layout and every BMP and board
     /// address (tags, dead boards and dead links may differ). The reference replaces a machine
     /// that changed anything more than those.
@@ -908,8 +908,27 @@ impl Machine {
             && self.board_ips == other.board_ips
     }
 
+    /// Tags.
     pub fn tags(&self) -> &[String] {
         &self.tags
+    }
+
+    /// A description that builds this machine again, with its layout and addresses listed
+    /// explicitly (for journals and for changing a machine's faults).
+    pub fn spec(&self) -> MachineSpec {
+        MachineSpec {
+            name: self.name.clone(),
+            tags: self.tags.clone(),
+            width: self.width,
+            height: self.height,
+            dead_boards: self.dead_boards().iter().copied().collect(),
+            dead_links: self.dead_links().iter().copied().collect(),
+            layout: Layout::Explicit(self.locations().collect()),
+            addressing: Addressing::Explicit {
+                bmps: self.bmps().collect(),
+                boards: self.board_ips().collect(),
+            },
+        }
     }
     /// Width in triads.
     pub fn width(&self) -> u16 {

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 
 /// Why a BMP batch failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum BmpFailure {
     /// The BMP did not carry the batch out in any of its attempts: "Requests failed on BMP
     /// 10.0.0.0".
@@ -26,6 +27,7 @@ impl fmt::Display for BmpFailure {
 
 /// Why a job was destroyed (or, while still queued, cancelled).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DestroyReason {
     /// No machine could ever run the job: "No suitable machines available."
     NoSuitableMachine,
@@ -62,6 +64,7 @@ impl DestroyReason {
 /// How a job ended: why, and whether it was still queued — the reference then reports
 /// "Cancelled: " and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct JobEnd {
     /// Why.
     pub reason: DestroyReason,

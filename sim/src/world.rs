@@ -484,6 +484,7 @@ impl<H: Hardware> World<H> {
             tags: j.tags.clone(),
             request: j.request,
             estimate: j.estimate,
+            original: None,
         };
         let lease = keepalive_lease(j);
         match self.service.create_job(now, None, new) {
@@ -591,7 +592,9 @@ impl<H: Hardware> World<H> {
     fn on_service_event(&mut self, now: Instant, ev: ServiceEvent) {
         match ev {
             ServiceEvent::Created { .. } | ServiceEvent::Powering { .. } | ServiceEvent::MachineChanged { .. } => {}
-            ServiceEvent::Allocated { job, machine, boards } => {
+            ServiceEvent::Allocated {
+                job, machine, boards, ..
+            } => {
                 let Some(&i) = self.by_sid.get(&job) else { return };
                 let mi = self.machine_index(&machine);
                 if let Some(mi) = mi {
@@ -700,8 +703,7 @@ impl<H: Hardware> World<H> {
             return;
         }
         let m = &self.machines[mi].machine;
-        let mut spec = spinnbed_core::geometry::MachineSpec::new(m.name(), m.width(), m.height());
-        spec.tags = m.tags().to_vec();
+        let mut spec = m.spec();
         // The scenario's dead boards, the ones retired before, and these.
         let before = self
             .retired_boards
@@ -715,12 +717,6 @@ impl<H: Hardware> World<H> {
             .chain(before)
             .chain(retire.iter().copied())
             .collect();
-        spec.dead_links = m.dead_links().iter().copied().collect();
-        spec.layout = spinnbed_core::geometry::Layout::Explicit(m.locations().collect());
-        spec.addressing = spinnbed_core::geometry::Addressing::Explicit {
-            bmps: m.bmps().collect(),
-            boards: m.board_ips().collect(),
-        };
         if let Ok(new) = Machine::new(spec) {
             self.retired_boards.extend(retire.iter().map(|b| (machine.clone(), *b)));
             let _ = self.service.modify_machine(now, new);

@@ -27,6 +27,9 @@ use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
 
+mod input;
+pub use input::ServiceInput;
+
 /// Identifies a [`BmpBatch`] (numbered from 1 in the order the service issues them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -79,6 +82,7 @@ impl Default for ServiceConfig {
 
 /// A request to create a job.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NewJob {
     /// Who owns it (required).
     pub owner: String,
@@ -92,6 +96,9 @@ pub struct NewJob {
     pub request: Request,
     /// Expected runtime (for backfilling disciplines).
     pub estimate: Option<Duration>,
+    /// The request as its client sent it, kept verbatim and opaque to the service (a spalloc
+    /// server keeps the JSON of the arguments here to list them back).
+    pub original: Option<String>,
 }
 
 /// One atomic batch of work for one BMP (a frame): power boards on or off and set link
@@ -134,6 +141,10 @@ pub enum ServiceEvent {
         machine: String,
         /// Its boards, sorted.
         boards: Vec<Board>,
+        /// The links leaving its boards (disabled at power-on if the service does that).
+        periphery: Vec<(Board, Link)>,
+        /// The host that last sent a command for the job (its creator's, at first).
+        host: Option<String>,
     },
     /// Its owner asked for its boards to be powered on or off again (state → power).
     Powering {
@@ -155,6 +166,10 @@ pub enum ServiceEvent {
         reason: JobEnd,
         /// The machine whose boards it held (`None` if it had none).
         machine: Option<String>,
+        /// Its boards, sorted (empty if it had none); they are being powered off.
+        boards: Vec<Board>,
+        /// The host that last sent a command for the job.
+        host: Option<String>,
     },
     /// A destroyed job's boards have been powered off and handed back to the allocator.
     BoardsReleased {
@@ -213,6 +228,9 @@ pub enum ServiceError {
     /// No such machine.
     #[error("no machine named {0}")]
     UnknownMachine(String),
+    /// The reference's words for a job that names both a machine and tags.
+    #[error("Only one of machine and tags may be specified for a job.")]
+    MachineAndTags,
     /// Machine names must be unique.
     #[error("machine name {0} already in use")]
     DuplicateMachine(String),
@@ -276,16 +294,33 @@ pub struct JobSummary {
     pub keepalive: Option<Duration>,
     /// State.
     pub state: JobState,
-    /// Power.
-    pub power: bool,
+    /// Whether its boards are (being) powered on; `None` until it was first allocated.
+    pub power: Option<bool>,
     /// The request.
     pub request: Request,
     /// Machine it was allocated on.
     pub allocated_machine_name: Option<String>,
+    /// The machine it asked for.
+    pub machine: Option<String>,
+    /// The tags it asked for.
+    pub tags: Option<Vec<String>>,
+    /// The request as its client sent it ([`NewJob::original`]).
+    pub original: Option<String>,
     /// Boards, if allocated.
     pub boards: Vec<Board>,
     /// Host that last kept it alive.
     pub keepalive_host: Option<String>,
+}
+
+/// Where a live job runs.
+#[derive(Debug, Clone, Copy)]
+pub struct JobAllocation<'a> {
+    /// Its machine.
+    pub machine: &'a Machine,
+    /// Its boards, sorted.
+    pub boards: &'a [Board],
+    /// The links leaving its boards.
+    pub periphery: &'a [(Board, Link)],
 }
 
 /// One row of `list_machines`.
@@ -359,8 +394,11 @@ struct Job {
     host: Option<String>,
     start_time: Instant,
     state: JobState,
-    power: bool,
+    power: Option<bool>,
     request: Request,
+    machine: Option<String>,
+    tags: Option<Vec<String>>,
+    original: Option<String>,
     alloc: Option<Allocated>,
     outstanding: usize,
 }
@@ -407,6 +445,8 @@ pub struct Service {
     batches: BTreeMap<BatchId, JobId>,
     out_batches: VecDeque<BmpBatch>,
     events: VecDeque<ServiceEvent>,
+    /// Inputs recorded for a journal (see [`Service::record_inputs`]), oldest first.
+    recorded: Option<Vec<ServiceInput>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -460,7 +500,123 @@ impl Service {
             batches: BTreeMap::new(),
             out_batches: VecDeque::new(),
             events: VecDeque::new(),
+            recorded: None,
         }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Starts (or stops) recording every call that changes the service's state as a
+    /// [`ServiceInput`]: a journal of these, replayed in order by [`Service::apply`] into a
+    /// service built with the same configuration and policies, rebuilds the same state —
+    /// jobs, ids, allocations, queues, machines — decision for decision. Calls that change
+    /// nothing (a state poll, a command for an unknown job) are not recorded, nor are
+    /// keepalive refreshes: keepalive expiries are recorded as the destructions they cause,
+    /// and [`Service::restart`] restarts every keepalive period after a replay.
+    pub fn record_inputs(&mut self, on: bool) {
+        self.recorded = on.then(Vec::new);
+    }
+
+    /// The inputs recorded since the last call, oldest first.
+    pub fn take_recorded(&mut self) -> Vec<ServiceInput> {
+        match &mut self.recorded {
+            Some(v) => std::mem::take(v),
+            None => Vec::new(),
+        }
+    }
+
+    fn record(&mut self, input: impl FnOnce() -> ServiceInput) {
+        if let Some(v) = &mut self.recorded {
+            v.push(input());
+        }
+    }
+
+    /// Replays one recorded input (nothing is recorded meanwhile). An input that fails now
+    /// failed when it was recorded too (a refused job still takes its id), so the error is
+    /// only informative.
+    pub fn apply(&mut self, input: &ServiceInput) -> Result<(), ServiceError> {
+        let recorded = self.recorded.take();
+        let r = self.apply_inner(input);
+        self.recorded = recorded;
+        r
+    }
+
+    fn apply_inner(&mut self, input: &ServiceInput) -> Result<(), ServiceError> {
+        match input {
+            ServiceInput::AddMachine { now, machine } => {
+                let m = Machine::new(machine.clone()).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+                self.add_machine(*now, m)
+            }
+            ServiceInput::ModifyMachine { now, machine } => {
+                let m = Machine::new(machine.clone()).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+                self.modify_machine(*now, m)
+            }
+            ServiceInput::RemoveMachine { now, name } => self.remove_machine(*now, name),
+            ServiceInput::CreateJob { now, host, job } => {
+                self.create_job(*now, host.as_deref(), job.clone()).map(|_| ())
+            }
+            ServiceInput::Refused { now, host } => {
+                self.refuse_job(*now, host.as_deref());
+                Ok(())
+            }
+            ServiceInput::Touch { job, host } => {
+                let j = self.jobs.get_mut(job).ok_or(ServiceError::UnknownJob(*job))?;
+                j.host = Some(host.clone());
+                Ok(())
+            }
+            ServiceInput::PowerOn { now, job, host } => self.power_on_job_boards(*now, *job, host.as_deref()),
+            ServiceInput::PowerOff { now, job, host } => self.power_off_job_boards(*now, *job, host.as_deref()),
+            ServiceInput::Destroy { now, job, reason } => self.destroy_job(*now, *job, reason.clone()),
+            ServiceInput::BmpDone { now, batch, result } => self.handle_bmp_batch_done(*now, *batch, result.clone()),
+            ServiceInput::Tick { now, expired } => {
+                for id in expired {
+                    let _ = self.destroy_inner(*now, *id, DestroyReason::TimedOut);
+                }
+                self.check_free(*now);
+                Ok(())
+            }
+            ServiceInput::Restart { now } => {
+                self.restart(*now);
+                Ok(())
+            }
+        }
+    }
+
+    /// The service has been rebuilt after a restart (from a journal): every live job's
+    /// keepalive period starts again now, as the reference's unpickling does, so that the
+    /// downtime itself times no job out; clients that are gone time out one period later.
+    pub fn restart(&mut self, now: Instant) {
+        self.record(|| ServiceInput::Restart { now });
+        self.deadlines.clear();
+        for (id, j) in &mut self.jobs {
+            j.keepalive_until = j.keepalive.map(|k| now.saturating_add(k));
+            if let Some(u) = j.keepalive_until {
+                self.deadlines.insert((u, *id));
+            }
+        }
+    }
+
+    /// One live job, as `list_jobs` shows it.
+    pub fn job(&self, id: JobId) -> Option<JobSummary> {
+        self.jobs.get(&id).map(|j| self.summary(id, j))
+    }
+
+    /// A live job's allocation, if it has one.
+    pub fn job_allocation(&self, id: JobId) -> Option<JobAllocation<'_>> {
+        let a = self.jobs.get(&id)?.alloc.as_ref()?;
+        Some(JobAllocation {
+            machine: &self.machines[a.machine].machine,
+            boards: &a.boards,
+            periphery: &a.periphery,
+        })
+    }
+
+    /// The machine called `name`.
+    pub fn machine(&self, name: &str) -> Option<&Machine> {
+        self.names.get(name).map(|&i| &self.machines[i].machine)
     }
 
     /// The job queue (for inspection).
@@ -474,6 +630,10 @@ impl Service {
             return Err(ServiceError::DuplicateMachine(machine.name().to_string()));
         }
         self.check_addresses(&machine, None)?;
+        self.record(|| ServiceInput::AddMachine {
+            now,
+            machine: machine.spec(),
+        });
         let allocator = Allocator::new((self.packer_factory)(&machine), self.config.seconds_before_free);
         let topo = topology_of(&machine);
         let name = machine.name().to_string();
@@ -497,8 +657,17 @@ impl Service {
     pub fn modify_machine(&mut self, now: Instant, machine: Machine) -> Result<(), ServiceError> {
         let i = self.machine_index(machine.name())?;
         if !self.machines[i].machine.same_hardware(&machine) {
+            self.check_addresses(&machine, Some(i))?;
+            self.record(|| ServiceInput::ModifyMachine {
+                now,
+                machine: machine.spec(),
+            });
             return self.replace_machine(now, i, machine);
         }
+        self.record(|| ServiceInput::ModifyMachine {
+            now,
+            machine: machine.spec(),
+        });
         let db: Vec<Board> = machine.dead_boards().iter().copied().collect();
         let dl: Vec<(Board, Link)> = machine.dead_links().iter().copied().collect();
         let name = machine.name().to_string();
@@ -519,9 +688,13 @@ impl Service {
     /// it could run are cancelled.
     pub fn remove_machine(&mut self, now: Instant, name: &str) -> Result<(), ServiceError> {
         let i = self.machine_index(name)?;
+        self.record(|| ServiceInput::RemoveMachine {
+            now,
+            name: name.to_string(),
+        });
         let on_it = self.jobs_on(i);
         for id in on_it {
-            self.destroy_job(now, id, DestroyReason::MachineRemoved)?;
+            self.destroy_inner(now, id, DestroyReason::MachineRemoved)?;
         }
         self.queue
             .remove_machine(now, name)
@@ -653,18 +826,24 @@ impl Service {
     }
 
     /// Creates a job; returns its id. It may be allocated or cancelled at once.
+    ///
+    /// A request refused for its contents still uses up an id, as in the reference (whose job
+    /// log numbers jobs by counting creations); only a missing owner does not.
     pub fn create_job(&mut self, now: Instant, host: Option<&str>, new: NewJob) -> Result<JobId, ServiceError> {
         if new.owner.is_empty() {
             return Err(ServiceError::NoOwner);
         }
-        validate(&new.request)?;
-        if new.machine.is_some() && new.tags.is_some() {
-            return Err(ServiceError::BadRequest(
-                "only one of machine and tags may be specified for a job".into(),
-            ));
-        }
+        self.record(|| ServiceInput::CreateJob {
+            now,
+            host: host.map(str::to_string),
+            job: new.clone(),
+        });
         let id = self.next_id;
         self.next_id = JobId(id.0 + 1);
+        validate(&new.request)?;
+        if new.machine.is_some() && new.tags.is_some() {
+            return Err(ServiceError::MachineAndTags);
+        }
         self.jobs.insert(
             id,
             Job {
@@ -674,8 +853,11 @@ impl Service {
                 host: host.map(str::to_string),
                 start_time: now,
                 state: JobState::Queued,
-                power: false,
+                power: None,
                 request: new.request,
+                machine: new.machine.clone(),
+                tags: new.tags.clone(),
+                original: new.original,
                 alloc: None,
                 outstanding: 0,
             },
@@ -695,12 +877,31 @@ impl Service {
         Ok(id)
     }
 
-    /// Refreshes a job's keepalive.
+    /// A request for a job was refused before it could be made into one (its arguments made
+    /// no sense): it uses up an id all the same, as in the reference. Returns that id.
+    pub fn refuse_job(&mut self, now: Instant, host: Option<&str>) -> JobId {
+        self.record(|| ServiceInput::Refused {
+            now,
+            host: host.map(str::to_string),
+        });
+        let id = self.next_id;
+        self.next_id = JobId(id.0 + 1);
+        id
+    }
+
+    /// Refreshes a job's keepalive (and remembers `host` as the last to send a command for
+    /// it).
     pub fn job_keepalive(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Result<(), ServiceError> {
         let j = self.jobs.get_mut(&id).ok_or(ServiceError::UnknownJob(id))?;
         refresh(&mut self.deadlines, id, j, now);
-        if let Some(h) = host {
+        if let Some(h) = host
+            && j.host.as_deref() != Some(h)
+        {
             j.host = Some(h.to_string());
+            self.record(|| ServiceInput::Touch {
+                job: id,
+                host: h.to_string(),
+            });
         }
         Ok(())
     }
@@ -733,14 +934,34 @@ impl Service {
         if !self.jobs.contains_key(&id) {
             return Err(ServiceError::UnknownJob(id));
         }
+        self.record(|| ServiceInput::Destroy {
+            now,
+            job: id,
+            reason: reason.clone(),
+        });
+        self.destroy_inner(now, id, reason)
+    }
+
+    fn destroy_inner(&mut self, now: Instant, id: JobId, reason: DestroyReason) -> Result<(), ServiceError> {
+        if !self.jobs.contains_key(&id) {
+            return Err(ServiceError::UnknownJob(id));
+        }
         let _ = self.queue.destroy_job(now, id, reason);
         self.drain_queue(now);
         Ok(())
     }
 
     /// Powers an allocated job's boards on again (and disables its peripheral links).
-    pub fn power_on_job_boards(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
-        self.touch(now, id)?;
+    pub fn power_on_job_boards(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Result<(), ServiceError> {
+        if !self.jobs.contains_key(&id) {
+            return Err(ServiceError::UnknownJob(id));
+        }
+        self.record(|| ServiceInput::PowerOn {
+            now,
+            job: id,
+            host: host.map(str::to_string),
+        });
+        self.touch(now, id, host)?;
         if self.jobs[&id].alloc.is_some() {
             self.events.push_back(ServiceEvent::Powering { job: id, on: true });
             let links = self.config.disable_peripheral_links.then_some(false);
@@ -750,8 +971,16 @@ impl Service {
     }
 
     /// Powers an allocated job's boards off (links untouched).
-    pub fn power_off_job_boards(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
-        self.touch(now, id)?;
+    pub fn power_off_job_boards(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Result<(), ServiceError> {
+        if !self.jobs.contains_key(&id) {
+            return Err(ServiceError::UnknownJob(id));
+        }
+        self.record(|| ServiceInput::PowerOff {
+            now,
+            job: id,
+            host: host.map(str::to_string),
+        });
+        self.touch(now, id, host)?;
         if self.jobs[&id].alloc.is_some() {
             self.events.push_back(ServiceEvent::Powering { job: id, on: false });
             self.set_power(id, false, None);
@@ -759,19 +988,26 @@ impl Service {
         Ok(())
     }
 
-    fn touch(&mut self, now: Instant, id: JobId) -> Result<(), ServiceError> {
+    /// Refreshes a job's keepalive and last host (inside an already recorded command).
+    fn touch(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Result<(), ServiceError> {
         let j = self.jobs.get_mut(&id).ok_or(ServiceError::UnknownJob(id))?;
         refresh(&mut self.deadlines, id, j, now);
+        if let Some(h) = host
+            && j.host.as_deref() != Some(h)
+        {
+            j.host = Some(h.to_string());
+        }
         Ok(())
     }
 
-    /// A job's state (refreshes its keepalive, as the reference does).
-    pub fn get_job_state(&mut self, now: Instant, id: JobId) -> JobStateInfo {
-        if let Some(j) = self.jobs.get_mut(&id) {
-            refresh(&mut self.deadlines, id, j, now);
+    /// A job's state (refreshes its keepalive and last host, as the reference does).
+    pub fn get_job_state(&mut self, now: Instant, id: JobId, host: Option<&str>) -> JobStateInfo {
+        if self.jobs.contains_key(&id) {
+            let _ = self.job_keepalive(now, id, host);
+            let j = &self.jobs[&id];
             return JobStateInfo {
                 state: j.state,
-                power: Some(j.power),
+                power: j.power,
                 keepalive: j.keepalive,
                 reason: None,
                 start_time: Some(j.start_time),
@@ -793,10 +1029,11 @@ impl Service {
         }
     }
 
-    /// Where an allocated job runs (refreshes its keepalive); `None` if not allocated.
-    pub fn get_job_machine_info(&mut self, now: Instant, id: JobId) -> Option<JobMachineInfo> {
-        let j = self.jobs.get_mut(&id)?;
-        refresh(&mut self.deadlines, id, j, now);
+    /// Where an allocated job runs (refreshes its keepalive and last host); `None` if not
+    /// allocated.
+    pub fn get_job_machine_info(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Option<JobMachineInfo> {
+        self.job_keepalive(now, id, host).ok()?;
+        let j = &self.jobs[&id];
         let a = j.alloc.as_ref()?;
         let m = &self.machines[a.machine].machine;
         let origin = *a.boards.iter().min()?;
@@ -824,24 +1061,28 @@ impl Service {
 
     /// All live jobs in id (creation) order.
     pub fn list_jobs(&self) -> Vec<JobSummary> {
-        self.jobs
-            .iter()
-            .map(|(id, j)| JobSummary {
-                job_id: *id,
-                owner: j.owner.clone(),
-                start_time: j.start_time,
-                keepalive: j.keepalive,
-                state: j.state,
-                power: j.power,
-                request: j.request,
-                allocated_machine_name: j
-                    .alloc
-                    .as_ref()
-                    .map(|a| self.machines[a.machine].machine.name().to_string()),
-                boards: j.alloc.as_ref().map(|a| a.boards.clone()).unwrap_or_default(),
-                keepalive_host: j.host.clone(),
-            })
-            .collect()
+        self.jobs.iter().map(|(id, j)| self.summary(*id, j)).collect()
+    }
+
+    fn summary(&self, id: JobId, j: &Job) -> JobSummary {
+        JobSummary {
+            job_id: id,
+            owner: j.owner.clone(),
+            start_time: j.start_time,
+            keepalive: j.keepalive,
+            state: j.state,
+            power: j.power,
+            request: j.request,
+            allocated_machine_name: j
+                .alloc
+                .as_ref()
+                .map(|a| self.machines[a.machine].machine.name().to_string()),
+            machine: j.machine.clone(),
+            tags: j.tags.clone(),
+            original: j.original.clone(),
+            boards: j.alloc.as_ref().map(|a| a.boards.clone()).unwrap_or_default(),
+            keepalive_host: j.host.clone(),
+        }
     }
 
     /// All machines in priority order.
@@ -943,21 +1184,24 @@ impl Service {
     /// Time has reached [`Service::poll_timeout`]: destroys timed-out jobs and releases due
     /// delayed frees.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.destroy_timed_out_jobs(now);
-        self.check_free(now);
-    }
-
-    /// Destroys jobs whose keepalive deadline has passed ("Job timed out.").
-    fn destroy_timed_out_jobs(&mut self, now: Instant) {
         let expired: Vec<JobId> = self
             .deadlines
             .iter()
             .take_while(|(u, _)| *u < now)
             .map(|(_, id)| *id)
             .collect();
-        for id in expired {
-            let _ = self.destroy_job(now, id, DestroyReason::TimedOut);
+        if expired.is_empty() && self.queue.next_release().is_none_or(|t| t > now) {
+            return;
         }
+        self.record(|| ServiceInput::Tick {
+            now,
+            expired: expired.clone(),
+        });
+        // Jobs whose keepalive deadline has passed are destroyed ("Job timed out.").
+        for id in expired {
+            let _ = self.destroy_inner(now, id, DestroyReason::TimedOut);
+        }
+        self.check_free(now);
     }
 
     /// Releases due delayed frees and starts what can start.
@@ -974,6 +1218,11 @@ impl Service {
         result: Result<(), BmpFailure>,
     ) -> Result<(), ServiceError> {
         let id = self.batches.remove(&batch).ok_or(ServiceError::UnknownBatch(batch))?;
+        self.record(|| ServiceInput::BmpDone {
+            now,
+            batch,
+            result: result.clone(),
+        });
         if let Some(d) = self.draining.get_mut(&id) {
             d.outstanding -= 1;
             if d.outstanding == 0 {
@@ -1020,11 +1269,13 @@ impl Service {
         let periphery = allocation.periphery(&self.machines[mi].topo);
         let (width, height) = crate::geometry::job_dimensions(&allocation.boards, allocation.torus).unwrap_or((8, 8));
         let boards = allocation.boards.clone();
+        let mut host = None;
         if let Some(j) = self.jobs.get_mut(&id) {
+            host = j.host.clone();
             j.alloc = Some(Allocated {
                 machine: mi,
                 boards: allocation.boards,
-                periphery,
+                periphery: periphery.clone(),
                 width,
                 height,
             });
@@ -1033,6 +1284,8 @@ impl Service {
             job: id,
             machine: machine.to_string(),
             boards,
+            periphery,
+            host,
         });
         let links = self.config.disable_peripheral_links.then_some(false);
         self.set_power(id, true, links);
@@ -1048,7 +1301,7 @@ impl Service {
         let j = self.jobs.get_mut(&id).expect("present");
         j.outstanding += n;
         j.state = JobState::Power;
-        j.power = power;
+        j.power = Some(power);
         if j.outstanding == 0 {
             // No BMP work at all (no located boards): ready at once.
             j.state = JobState::Ready;
@@ -1129,6 +1382,8 @@ impl Service {
             job: id,
             reason,
             machine: machine.clone(),
+            boards: j.alloc.as_ref().map(|a| a.boards.clone()).unwrap_or_default(),
+            host: j.host.clone(),
         });
         let (Some(a), Some(machine)) = (j.alloc, machine) else {
             return;
@@ -1218,6 +1473,7 @@ mod tests {
             tags: None,
             request: req,
             estimate: None,
+            original: None,
         }
     }
 
@@ -1243,7 +1499,7 @@ mod tests {
             .create_job(t0, Some("10.0.0.9"), job(Request::new(Shape::Triads { w: 1, h: 1 })))
             .unwrap();
         assert_eq!(id, JobId(1));
-        assert_eq!(s.get_job_state(t0, id).state, JobState::Power);
+        assert_eq!(s.get_job_state(t0, id, None).state, JobState::Power);
         // A 1 x 1 triad at (0, 0): boards 0, 1, 2 of frame (0, 0) under the standard layout.
         let batches: Vec<BmpBatch> = std::iter::from_fn(|| s.poll_bmp_batch()).collect();
         assert_eq!(batches.len(), 1);
@@ -1253,8 +1509,8 @@ mod tests {
         assert!(b.links.iter().all(|(_, _, enable)| !enable));
         assert_eq!(b.bmp, Ipv4Addr::new(192, 168, 0, 0));
         s.handle_bmp_batch_done(t0, b.id, Ok(())).unwrap();
-        assert_eq!(s.get_job_state(t0, id).state, JobState::Ready);
-        let info = s.get_job_machine_info(t0, id).unwrap();
+        assert_eq!(s.get_job_state(t0, id, None).state, JobState::Ready);
+        let info = s.get_job_machine_info(t0, id, None).unwrap();
         assert_eq!((info.width, info.height), (16, 16));
         assert_eq!(info.connections[0], (Chip::new(0, 0), Ipv4Addr::new(192, 168, 0, 1)));
         assert_eq!(info.connections.len(), 3);
@@ -1262,9 +1518,9 @@ mod tests {
         // Destroy: power off; the boards return only after the power-off and the delay.
         let t1 = Instant::from_secs(100);
         s.destroy_job(t1, id, DestroyReason::requested("done")).unwrap();
-        assert_eq!(s.get_job_state(t1, id).state, JobState::Destroyed);
+        assert_eq!(s.get_job_state(t1, id, None).state, JobState::Destroyed);
         assert_eq!(
-            s.get_job_state(t1, id).reason.map(|r| r.to_string()).as_deref(),
+            s.get_job_state(t1, id, None).reason.map(|r| r.to_string()).as_deref(),
             Some("done")
         );
         let off: Vec<BmpBatch> = std::iter::from_fn(|| s.poll_bmp_batch()).collect();
@@ -1275,14 +1531,20 @@ mod tests {
         let big = s
             .create_job(t1, None, job(Request::new(Shape::Triads { w: 4, h: 2 })))
             .unwrap();
-        assert_eq!(s.get_job_state(t1, big).state, JobState::Queued);
+        assert_eq!(s.get_job_state(t1, big, None).state, JobState::Queued);
         let t2 = Instant::from_secs(110);
         s.handle_bmp_batch_done(t2, off[0].id, Ok(())).unwrap();
         assert_eq!(s.poll_timeout(), Some(Instant::from_secs(140)));
         s.handle_timeout(Instant::from_secs(139));
-        assert_eq!(s.get_job_state(Instant::from_secs(139), big).state, JobState::Queued);
+        assert_eq!(
+            s.get_job_state(Instant::from_secs(139), big, None).state,
+            JobState::Queued
+        );
         s.handle_timeout(Instant::from_secs(140));
-        assert_eq!(s.get_job_state(Instant::from_secs(140), big).state, JobState::Power);
+        assert_eq!(
+            s.get_job_state(Instant::from_secs(140), big, None).state,
+            JobState::Power
+        );
         let ev = events(&mut s);
         assert!(ev.contains(&ServiceEvent::BoardsReleased {
             job: id,
@@ -1310,7 +1572,7 @@ mod tests {
         assert_eq!(on.len(), 1);
         assert_eq!(on[0].power_on, vec![0, 1, 2]);
         assert!(on[0].links.is_empty(), "{:?}", on[0].links);
-        s.power_on_job_boards(t0, id).unwrap();
+        s.power_on_job_boards(t0, id, None).unwrap();
         let again = ack_all(&mut s, t0);
         assert!(again.iter().all(|b| b.links.is_empty()));
     }
@@ -1325,7 +1587,7 @@ mod tests {
     }
 
     fn reason(s: &mut Service, now: Instant, id: JobId) -> Option<String> {
-        s.get_job_state(now, id).reason.map(|r| r.to_string())
+        s.get_job_state(now, id, None).reason.map(|r| r.to_string())
     }
 
     #[test]
@@ -1338,12 +1600,12 @@ mod tests {
         let holder = s.create_job(t0, None, one_triad()).unwrap();
         let waiting = s.create_job(t0, None, one_triad()).unwrap();
         ack_all(&mut s, t0);
-        assert_eq!(s.get_job_state(t0, waiting).state, JobState::Queued);
+        assert_eq!(s.get_job_state(t0, waiting, None).state, JobState::Queued);
         // Adding a machine that can run the queued job starts it there.
         s.add_machine(t0, machine_at("b", 1, 1, [10, 2, 0, 0], &["default"]))
             .unwrap();
-        assert_eq!(s.get_job_state(t0, waiting).state, JobState::Power);
-        assert_eq!(s.get_job_machine_info(t0, waiting).unwrap().machine_name, "b");
+        assert_eq!(s.get_job_state(t0, waiting, None).state, JobState::Power);
+        assert_eq!(s.get_job_machine_info(t0, waiting, None).unwrap().machine_name, "b");
         ack_all(&mut s, t0);
 
         // A job only "a" could run (its tag), queued behind the holder; removing "a" destroys
@@ -1360,17 +1622,17 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(s.get_job_state(t0, only_a).state, JobState::Queued);
+        assert_eq!(s.get_job_state(t0, only_a, None).state, JobState::Queued);
         // Changing "a"'s tags so that it no longer carries "a" makes the job impossible.
         s.modify_machine(t0, machine_at("a", 1, 1, [10, 1, 0, 0], &["default"]))
             .unwrap();
-        assert_eq!(s.get_job_state(t0, only_a).state, JobState::Destroyed);
+        assert_eq!(s.get_job_state(t0, only_a, None).state, JobState::Destroyed);
         assert_eq!(
             reason(&mut s, t0, only_a).as_deref(),
             Some("Cancelled: No suitable machines available.")
         );
         assert_eq!(
-            s.get_job_state(t0, holder).state,
+            s.get_job_state(t0, holder, None).state,
             JobState::Ready,
             "tags only: jobs keep boards"
         );
@@ -1380,7 +1642,7 @@ mod tests {
             s.modify_machine(t0, machine_at("a", 2, 1, [10, 2, 0, 0], &["default"])),
             Err(ServiceError::DuplicateIp { .. })
         ));
-        assert_eq!(s.get_job_state(t0, holder).state, JobState::Ready);
+        assert_eq!(s.get_job_state(t0, holder, None).state, JobState::Ready);
         // A job only "a" can run, queued behind the holder, survives the replacement below.
         let named = s
             .create_job(
@@ -1392,7 +1654,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(s.get_job_state(t0, named).state, JobState::Queued);
+        assert_eq!(s.get_job_state(t0, named, None).state, JobState::Queued);
         events(&mut s);
         // A hardware change (2 x 1 triads instead of 1 x 1) replaces the machine: its job is
         // destroyed and its boards released, "a" keeps its place before "b", and the job queued
@@ -1406,8 +1668,8 @@ mod tests {
                 .any(|e| matches!(e, ServiceEvent::BoardsReleased { job, .. } if *job == holder)),
             "{ev:?}"
         );
-        assert_eq!(s.get_job_state(t0, named).state, JobState::Power);
-        assert_eq!(s.get_job_machine_info(t0, named).unwrap().machine_name, "a");
+        assert_eq!(s.get_job_state(t0, named, None).state, JobState::Power);
+        assert_eq!(s.get_job_machine_info(t0, named, None).unwrap().machine_name, "a");
         ack_all(&mut s, t0);
         assert_eq!(
             s.list_machines().iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
@@ -1415,8 +1677,8 @@ mod tests {
         );
         assert_eq!(s.list_machines()[0].width, 2);
         // The job on "b" is untouched and still knows its machine.
-        assert_eq!(s.get_job_state(t0, waiting).state, JobState::Ready);
-        assert_eq!(s.get_job_machine_info(t0, waiting).unwrap().machine_name, "b");
+        assert_eq!(s.get_job_state(t0, waiting, None).state, JobState::Ready);
+        assert_eq!(s.get_job_machine_info(t0, waiting, None).unwrap().machine_name, "b");
         // Removing "b" destroys its job; a job only "b" could run is cancelled.
         s.remove_machine(t0, "b").unwrap();
         assert_eq!(reason(&mut s, t0, waiting).as_deref(), Some("Machine removed."));
@@ -1444,7 +1706,7 @@ mod tests {
             }),
         )
         .unwrap();
-        let st = s.get_job_state(t0, id);
+        let st = s.get_job_state(t0, id, None);
         assert_eq!(st.state, JobState::Destroyed);
         assert_eq!(
             st.reason.map(|r| r.to_string()).as_deref(),
@@ -1476,7 +1738,7 @@ mod tests {
         s.handle_timeout(Instant::from_secs(111));
         assert!(s.list_jobs().is_empty());
         assert_eq!(
-            s.get_job_state(Instant::from_secs(111), id)
+            s.get_job_state(Instant::from_secs(111), id, None)
                 .reason
                 .map(|r| r.to_string())
                 .as_deref(),
@@ -1492,7 +1754,7 @@ mod tests {
             .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 2, h: 1 })))
             .unwrap();
         assert_eq!(
-            s.get_job_state(Instant::ZERO, id)
+            s.get_job_state(Instant::ZERO, id, None)
                 .reason
                 .map(|r| r.to_string())
                 .as_deref(),
@@ -1530,14 +1792,14 @@ mod tests {
             .unwrap();
         ack_all(&mut s, Instant::ZERO);
         s.destroy_job(Instant::ZERO, a, DestroyReason::Requested(None)).unwrap();
-        assert_eq!(s.get_job_state(Instant::ZERO, a).state, JobState::Unknown);
+        assert_eq!(s.get_job_state(Instant::ZERO, a, None).state, JobState::Unknown);
         let b = s
             .create_job(Instant::ZERO, None, job(Request::new(Shape::Triads { w: 1, h: 1 })))
             .unwrap();
-        assert_eq!(s.get_job_state(Instant::ZERO, b).state, JobState::Queued);
+        assert_eq!(s.get_job_state(Instant::ZERO, b, None).state, JobState::Queued);
         // Acknowledging the power-off releases the triad, which b gets at once.
         ack_all(&mut s, Instant::ZERO);
-        assert_eq!(s.get_job_state(Instant::ZERO, b).state, JobState::Ready);
+        assert_eq!(s.get_job_state(Instant::ZERO, b, None).state, JobState::Ready);
     }
 
     #[test]
@@ -1571,7 +1833,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(s.get_job_machine_info(t0, j).unwrap().machine_name, "big");
+        assert_eq!(s.get_job_machine_info(t0, j, None).unwrap().machine_name, "big");
         let k = s
             .create_job(
                 t0,
@@ -1582,7 +1844,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(s.get_job_machine_info(t0, k).unwrap().machine_name, "small");
+        assert_eq!(s.get_job_machine_info(t0, k, None).unwrap().machine_name, "small");
         assert_eq!(s.list_jobs().len(), 2);
         assert_eq!(
             s.list_machines().iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
@@ -1595,7 +1857,7 @@ mod tests {
         // Removing a machine destroys its jobs.
         s.remove_machine(t0, "small").unwrap();
         assert_eq!(
-            s.get_job_state(t0, k).reason.map(|r| r.to_string()).as_deref(),
+            s.get_job_state(t0, k, None).reason.map(|r| r.to_string()).as_deref(),
             Some("Machine removed.")
         );
         assert_eq!(
