@@ -116,6 +116,8 @@ enum Ev {
     Sample,
     /// Fault `i` strikes (true) or heals (false).
     Fault(usize, bool),
+    /// The user gives up waiting for the job if it is still queued.
+    Withdraw(JobId),
 }
 
 /// How a run ends.
@@ -165,6 +167,8 @@ pub struct World<H: Hardware> {
     running: usize,
     /// Shutting down: no more arrivals, every job destroyed (real-time runs on Ctrl-C).
     closing: bool,
+    /// A copy of every service event, for a driver that also serves other clients.
+    tap: Option<std::collections::VecDeque<ServiceEvent>>,
 }
 
 impl<H: Hardware> std::fmt::Debug for World<H> {
@@ -273,7 +277,78 @@ impl<H: Hardware> World<H> {
             powered: 0,
             running: 0,
             closing: false,
+            tap: None,
         }
+    }
+
+    /// Starts the clock at `start` instead of zero (a live server's clock is the Unix time):
+    /// the workload's submission times count from there. Call before anything happens.
+    pub fn starting_at(mut self, start: Instant) -> World<H> {
+        let mut q = EventQueue::default();
+        q.advance_to(start);
+        for (i, j) in self.jobs.iter_mut().enumerate() {
+            j.submit = start + Duration(j.submit.as_micros());
+            self.records[i].submit = j.submit;
+            q.schedule(j.submit, Ev::Arrival(i));
+        }
+        q.schedule(start, Ev::Sample);
+        self.q = q;
+        self.limits.horizon = start.saturating_add(Duration(self.limits.horizon.as_micros()));
+        self.limits.stop = start.saturating_add(Duration(self.limits.stop.as_micros()));
+        self
+    }
+
+    /// Keeps a copy of every service event for [`World::poll_tap`] (a driver that also serves
+    /// clients of its own needs to see what happens to their jobs).
+    pub fn with_tap(mut self) -> World<H> {
+        self.tap = Some(std::collections::VecDeque::new());
+        self
+    }
+
+    /// The next tapped service event.
+    pub fn poll_tap(&mut self) -> Option<ServiceEvent> {
+        self.tap.as_mut()?.pop_front()
+    }
+
+    /// The service.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Lets a driver call the service at `now` (another client's request), then moves the
+    /// resulting work along.
+    pub fn with_service<R>(&mut self, now: Instant, f: impl FnOnce(&mut Service, Instant) -> R) -> R {
+        self.advance(now);
+        let r = f(&mut self.service, now);
+        self.pump(now);
+        r
+    }
+
+    /// Hands batches the service issued before this world existed (work a restarted server
+    /// must redo) to the hardware.
+    pub fn resubmit(&mut self, now: Instant, batches: Vec<spinnbed_core::service::BmpBatch>) {
+        self.advance(now);
+        for b in batches {
+            self.hw.submit(now, b);
+        }
+        self.pump(now);
+    }
+
+    /// Stops the world's own users (a server stopping): no more arrivals, and their live jobs
+    /// are destroyed; other clients' jobs are left alone. Returns how many were destroyed.
+    pub fn stop_users(&mut self, now: Instant) -> usize {
+        self.closing = true;
+        let live: Vec<JobId> = self
+            .by_sid
+            .iter()
+            .filter(|(_, i)| self.records[**i].end.is_none())
+            .map(|(sid, _)| *sid)
+            .collect();
+        for &job in &live {
+            self.destroy(now, job, UserEnd::Interrupted);
+        }
+        self.pump(now);
+        live.len()
     }
 
     /// Sets what simulated users do with their boards.
@@ -461,6 +536,15 @@ impl<H: Hardware> World<H> {
                     self.hw.apply_fault(now, &f.kind, on);
                 }
             }
+            Ev::Withdraw(sid) => {
+                let queued = self
+                    .by_sid
+                    .get(&sid)
+                    .is_some_and(|&i| self.records[i].start.is_none() && self.records[i].end.is_none());
+                if queued {
+                    self.destroy(now, sid, UserEnd::Withdrew);
+                }
+            }
             Ev::Sample => {
                 self.sample(now);
                 let next = now + self.limits.sample_period;
@@ -492,6 +576,10 @@ impl<H: Hardware> World<H> {
                 self.records[i].service_id = Some(sid);
                 self.by_sid.insert(sid, i);
                 self.open += 1;
+                self.hw.job_created(sid, self.jobs[i].id);
+                if let Some(after) = self.jobs[i].cancel_after {
+                    self.q.schedule(now + after, Ev::Withdraw(sid));
+                }
                 if let Some(last) = lease {
                     let _ = self.service.job_keepalive_lease(sid, last);
                 }
@@ -522,6 +610,9 @@ impl<H: Hardware> World<H> {
                 moved = true;
             }
             while let Some(ev) = self.service.poll_event() {
+                if let Some(tap) = &mut self.tap {
+                    tap.push_back(ev.clone());
+                }
                 self.on_service_event(now, ev);
                 moved = true;
             }
@@ -783,6 +874,9 @@ impl<H: Hardware> World<H> {
 /// keepalive at all (or none before the client died).
 fn keepalive_lease(j: &WorkloadJob) -> Option<Instant> {
     let k = j.keepalive?;
+    if let Some(last) = j.last_keepalive {
+        return Some(j.submit + last);
+    }
     let Some(lapse) = j.lapse_after else {
         return Some(Instant::MAX);
     };
@@ -813,6 +907,8 @@ pub enum UserEnd {
     /// The run was stopped with the job live (a real-time run interrupted, or stopping at its
     /// drain limit): "Interrupted: sim run --hardware was stopped".
     Interrupted,
+    /// The user stopped waiting for a job still queued: "Withdrawn by its user while queued."
+    Withdrew,
 }
 
 impl std::fmt::Display for UserEnd {
@@ -821,6 +917,7 @@ impl std::fmt::Display for UserEnd {
             UserEnd::Done => f.write_str("Job finished by its user."),
             UserEnd::GaveUp(why) => write!(f, "User gave up: {why}"),
             UserEnd::Interrupted => f.write_str("Interrupted: sim run --hardware was stopped"),
+            UserEnd::Withdrew => f.write_str("Withdrawn by its user while queued."),
         }
     }
 }
@@ -831,6 +928,7 @@ pub fn classify(end: &JobEnd, ended_by: Option<&UserEnd>) -> Outcome {
         (DestroyReason::Requested(_), Some(UserEnd::Done)) => Outcome::Completed,
         (DestroyReason::Requested(_), Some(UserEnd::GaveUp(_))) => Outcome::Failed,
         (DestroyReason::Requested(_), Some(UserEnd::Interrupted)) => Outcome::Unfinished,
+        (DestroyReason::Requested(_), Some(UserEnd::Withdrew)) => Outcome::Cancelled,
         (DestroyReason::TimedOut, _) => Outcome::TimedOut,
         (DestroyReason::NoSuitableMachine, _) => Outcome::Cancelled,
         (_, _) if end.queued => Outcome::Cancelled,

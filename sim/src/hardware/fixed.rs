@@ -12,6 +12,11 @@ use spinnbed_core::time::{Duration, Instant};
 use spinnbed_core::timing::MachineTiming;
 use std::collections::{BTreeMap, VecDeque};
 
+/// BMP timing recorded by a live server (from its journal): for the `n`th batch (counting from
+/// 0) of the job the workload calls `id`, how long it took from being issued to completing,
+/// and how it ended.
+pub type RecordedBmp = BTreeMap<(u64, u32), (Duration, Result<(), BmpFailure>)>;
+
 #[derive(Debug, Default)]
 struct Bmp {
     queue: VecDeque<BmpBatch>,
@@ -38,6 +43,13 @@ pub struct FixedDelays {
     bmps: BTreeMap<(String, FrameId), Bmp>,
     done: VecDeque<Completion>,
     sessions: VecDeque<(JobId, SessionEvent)>,
+    /// Recorded timing, if replaying a live run.
+    recorded: RecordedBmp,
+    /// Service job id → (workload id, batches issued so far), for jobs with recorded timing.
+    replayed: BTreeMap<JobId, (u64, u32)>,
+    /// Batches completing at recorded times: (time, sequence) → batch and result.
+    timed: BTreeMap<(Instant, u64), Completion>,
+    seq: u64,
 }
 
 impl FixedDelays {
@@ -45,10 +57,16 @@ impl FixedDelays {
     pub fn new(timing: impl IntoIterator<Item = (String, MachineTiming)>) -> FixedDelays {
         FixedDelays {
             timing: timing.into_iter().collect(),
-            bmps: BTreeMap::new(),
-            done: VecDeque::new(),
-            sessions: VecDeque::new(),
+            ..FixedDelays::default()
         }
+    }
+
+    /// Replays recorded BMP timing: a batch the recording knows (by its job's workload id and
+    /// its place among that job's batches) completes as long after it was issued, and as well
+    /// or badly, as it did live; any other batch takes the fixed times.
+    pub fn with_recorded(mut self, recorded: RecordedBmp) -> FixedDelays {
+        self.recorded = recorded;
+        self
     }
 
     fn timing(&self, machine: &str) -> MachineTiming {
@@ -91,20 +109,42 @@ impl Hardware for FixedDelays {
         "fixed-delay"
     }
 
+    fn job_created(&mut self, job: JobId, workload_id: u64) {
+        if !self.recorded.is_empty() {
+            self.replayed.insert(job, (workload_id, 0));
+        }
+    }
+
     fn submit(&mut self, now: Instant, batch: BmpBatch) {
+        if let Some((id, n)) = self.replayed.get_mut(&batch.job) {
+            let key = (*id, *n);
+            *n += 1;
+            if let Some((d, result)) = self.recorded.get(&key) {
+                self.seq += 1;
+                self.timed.insert((now + *d, self.seq), (batch, result.clone()));
+                return;
+            }
+        }
         let key = (batch.machine.clone(), batch.frame);
         self.bmps.entry(key.clone()).or_default().queue.push_back(batch);
         self.start_next(&key, now);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        let timed = self.timed.keys().next().map(|(t, _)| *t);
         self.bmps
             .values()
             .filter_map(|b| b.busy.as_ref().map(|(t, _)| *t))
+            .chain(timed)
             .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        while let Some(entry) = self.timed.first_entry()
+            && entry.key().0 <= now
+        {
+            self.done.push_back(entry.remove());
+        }
         let due: Vec<(String, FrameId)> = self
             .bmps
             .iter()

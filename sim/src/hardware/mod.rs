@@ -182,6 +182,9 @@ pub trait Hardware {
     fn name(&self) -> &'static str;
     /// The service asked for `batch` at `now`.
     fn submit(&mut self, now: Instant, batch: BmpBatch);
+    /// The service made a workload job (`workload_id` is [`crate::workload::WorkloadJob::id`]):
+    /// hardware replaying recorded timing needs to know which job is which.
+    fn job_created(&mut self, _job: JobId, _workload_id: u64) {}
     /// When the hardware next needs [`Hardware::handle_timeout`].
     fn poll_timeout(&self) -> Option<Instant>;
     /// Time has reached `now`.

@@ -24,7 +24,8 @@ use spinnbed_outputs::dir::{OutdirError, Staged};
 use std::path::{Path, PathBuf};
 
 /// Which packing policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PackerChoice {
     /// The reference (`spalloc`).
     Spalloc,
@@ -67,7 +68,8 @@ fn anywhere_packer(m: &Machine, exact_boards: bool) -> Box<dyn Packer> {
 }
 
 /// Which queue discipline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum QueueChoice {
     /// Strict FIFO per machine (the reference).
     Fifo,
@@ -128,6 +130,9 @@ pub struct RunSpec {
     pub scp_policy: ScpPolicy,
     /// Host wait after powering boards on, at packet level.
     pub post_power_on_delay: Duration,
+    /// BMP timing recorded by a live server, replayed by fixed-delay hardware (from a journal
+    /// workload; empty otherwise).
+    pub recorded_bmp: crate::hardware::fixed::RecordedBmp,
 }
 
 /// The hardware of a simulated run.
@@ -193,6 +198,7 @@ impl RunSpec {
             faults: sc.faults.clone(),
             scp_policy: sc.host.scp_policy,
             post_power_on_delay: sc.host.post_power_on_delay,
+            recorded_bmp: Default::default(),
         }
     }
 }
@@ -216,7 +222,8 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
     let limits = spec.limits();
     let result = match &spec.hardware {
         HardwareChoice::FixedDelay => {
-            let hw = FixedDelays::new(spec.machines.iter().map(|(m, t)| (m.name().to_string(), *t)));
+            let hw = FixedDelays::new(spec.machines.iter().map(|(m, t)| (m.name().to_string(), *t)))
+                .with_recorded(spec.recorded_bmp.clone());
             run_world(spec, service, hw, limits, progress)
         }
         HardwareChoice::Emulator { emulator, network } => {
@@ -244,12 +251,7 @@ impl RunSpec {
 
 /// The service of a run: its machines with the spec's policies.
 pub fn build_service(spec: &RunSpec) -> Result<Service, RunError> {
-    let packer = spec.packer;
-    let mut service = Service::with_policies(
-        spec.service,
-        Box::new(move |m: &Machine| packer.build(m)),
-        spec.queue.build(),
-    );
+    let mut service = spec.policy().empty_service();
     for (m, _) in &spec.machines {
         service
             .add_machine(Instant::ZERO, m.clone())
@@ -261,7 +263,64 @@ pub fn build_service(spec: &RunSpec) -> Result<Service, RunError> {
     Ok(service)
 }
 
+/// The service's policies: what a journal records so that it replays under the same ones.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServicePolicy {
+    /// Packing policy.
+    pub packer: PackerChoice,
+    /// Queue discipline.
+    pub queue: QueueChoice,
+    /// Delay before freed boards are reused, in µs.
+    pub seconds_before_free_us: u64,
+    /// Destroyed jobs remembered.
+    pub max_retired_jobs: usize,
+    /// Peripheral links disabled at power-on.
+    pub disable_peripheral_links: bool,
+}
+
+impl ServicePolicy {
+    /// The service settings.
+    pub fn config(&self) -> ServiceConfig {
+        ServiceConfig {
+            seconds_before_free: Duration(self.seconds_before_free_us),
+            max_retired_jobs: self.max_retired_jobs,
+            disable_peripheral_links: self.disable_peripheral_links,
+        }
+    }
+
+    /// A service with these policies and no machines.
+    pub fn empty_service(&self) -> Service {
+        let packer = self.packer;
+        Service::with_policies(
+            self.config(),
+            Box::new(move |m: &Machine| packer.build(m)),
+            self.queue.build(),
+        )
+    }
+
+    /// As text (JSON), for a journal's header.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("plain data serialises")
+    }
+
+    /// Reads [`ServicePolicy::to_text`] back.
+    pub fn from_text(text: &str) -> Result<ServicePolicy, String> {
+        serde_json::from_str(text).map_err(|e| format!("unreadable service policy {text:?}: {e}"))
+    }
+}
+
 impl RunSpec {
+    /// The service's policies.
+    pub fn policy(&self) -> ServicePolicy {
+        ServicePolicy {
+            packer: self.packer,
+            queue: self.queue,
+            seconds_before_free_us: self.service.seconds_before_free.as_micros(),
+            max_retired_jobs: self.service.max_retired_jobs,
+            disable_peripheral_links: self.service.disable_peripheral_links,
+        }
+    }
+
     /// When jobs stop arriving, when the run stops, how often it samples.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -425,6 +484,8 @@ mod tests {
             estimate: Some(Duration::from_secs(run_s)),
             keepalive: keepalive.map(Duration::from_secs),
             lapse_after: lapse.map(Duration::from_secs),
+            last_keepalive: None,
+            cancel_after: None,
             data_in: 0,
             data_out: 0,
         }
@@ -453,6 +514,7 @@ mod tests {
             faults: Vec::new(),
             scp_policy: ScpPolicy::Spinnman,
             post_power_on_delay: Duration::from_secs(5),
+            recorded_bmp: Default::default(),
         }
     }
 

@@ -45,6 +45,12 @@ pub struct WorkloadJob {
     /// If set, the user's client dies this long after the job is created and stops sending
     /// keepalives (the service should then time the job out).
     pub lapse_after: Option<Duration>,
+    /// If set, the user's last keepalive goes this long after the job is created (a recorded
+    /// job that timed out: it times out one keepalive period later); overrides `lapse_after`.
+    pub last_keepalive: Option<Duration>,
+    /// If set, the user gives up this long after submission if the job has not been allocated
+    /// by then, and destroys it (a recorded job destroyed while queued).
+    pub cancel_after: Option<Duration>,
     /// Bytes the user writes to the boards before running.
     pub data_in: u64,
     /// Bytes the user reads back after running.
@@ -65,6 +71,9 @@ pub struct WorkloadReport {
     pub skipped: Vec<(String, u64)>,
     /// Facts worth printing (e.g. the processors-per-board mapping of an SWF log).
     pub notes: Vec<String>,
+    /// BMP timing recorded by a live server (journal workloads), for
+    /// [`crate::run::RunSpec::recorded_bmp`].
+    pub recorded_bmp: crate::hardware::fixed::RecordedBmp,
 }
 
 impl WorkloadReport {

@@ -471,6 +471,8 @@ pub fn generate(
             estimate,
             keepalive: spec.keepalive,
             lapse_after: None,
+            last_keepalive: None,
+            cancel_after: None,
             data_in: 0,
             data_out: 0,
         });

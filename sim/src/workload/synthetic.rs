@@ -451,6 +451,8 @@ pub fn generate(spec: &SyntheticSpec, cal: &Calendar, seed: u64) -> Vec<Workload
             estimate,
             keepalive: spec.keepalive,
             lapse_after,
+            last_keepalive: None,
+            cancel_after: None,
             data_in,
             data_out,
         });

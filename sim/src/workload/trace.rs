@@ -95,6 +95,8 @@ pub fn generate(spec: &TraceSpec, horizon: Duration) -> Result<(Vec<WorkloadJob>
             },
             keepalive: spec.keepalive,
             lapse_after: None,
+            last_keepalive: None,
+            cancel_after: None,
             data_in: 0,
             data_out: 0,
         });
