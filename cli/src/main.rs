@@ -29,6 +29,10 @@ enum Command {
     Report(cmd::report::Args),
     /// Serve the scenario's machines over real UDP (one address per BMP and board).
     Emulate(cmd::emulate::Args),
+    /// Serve the scheduling core as a live spalloc server (the v1 JSON-line protocol) that the
+    /// real client tools use, on the scenario's machines — emulated here, or real with
+    /// --hardware — with a durable journal.
+    Serve(cmd::serve::Args),
     /// Load `sim emulate` (or real hardware) with SCP requests across every board and report
     /// the reply rate: powers the boards on, boots them, then keeps requests outstanding.
     Load(cmd::load::Args),
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Emulate(a) => cmd::emulate::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Load(a) => cmd::load::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Replay(a) => cmd::replay::run(a),
@@ -80,14 +85,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(e)) => {
-            eprintln!("sim: error: {e:#}");
+            eprintln!("sim: error: {}", message(&e));
             ExitCode::from(2)
         }
         Err(Failure::Other(e)) => {
-            eprintln!("sim: error: {e:#}");
+            eprintln!("sim: error: {}", message(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes, each cause added unless the message already says it.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// The default output directory of a run or comparison.

@@ -494,6 +494,31 @@ impl Emulator {
         self.topology_changed();
     }
 
+    /// Puts a board straight into the state its BMP left it in before the emulator (re)started:
+    /// powered on (FPGAs loaded, not booted) with the STOP bits of `stopped` links set, or off.
+    /// A restarted server uses this so that the emulated machine, like real hardware, keeps
+    /// its boards powered across the server's restart. Unknown machines or boards are ignored.
+    pub fn restore_power(&mut self, now: Instant, machine: &str, board: Board, on: bool, stopped: &[Link]) {
+        let Some((m, b)) = self.find(machine, board) else {
+            return;
+        };
+        self.drop_runtime(m, b);
+        let Some(s) = self.machines[m].slot_mut(b) else {
+            return;
+        };
+        s.power_gen = s.power_gen.wrapping_add(1);
+        s.fpga = Default::default();
+        s.switched_on = on;
+        s.phase = if on { Phase::On { since: now } } else { Phase::Off };
+        if on {
+            for &l in stopped {
+                let (f, addr) = spinnbed_core::proto::scp::fpga::stop_register(l);
+                s.fpga[f as usize].stop |= 1 << (addr >> 16);
+            }
+        }
+        self.topology_changed();
+    }
+
     /// What a board is doing ([`BoardState::Off`] for unknown boards).
     pub fn board_state(&self, machine: &str, board: Board) -> BoardState {
         let Some(s) = self.find(machine, board).and_then(|(m, b)| self.machines[m].slot(b)) else {

@@ -39,6 +39,17 @@ pub struct EmulateOptions {
     pub eieio_rate: Option<u32>,
     /// 32-bit keys per streamed EIEIO datagram (1–63; default 63).
     pub eieio_keys: Option<u8>,
+    /// Notified once every socket is bound (for embedding).
+    pub ready: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// Boards powered when serving starts, with the links whose STOP bits are set: the state
+    /// real hardware would still be in when the server driving it restarts.
+    pub powered: Vec<(
+        String,
+        spinnbed_core::geometry::Board,
+        Vec<spinnbed_core::geometry::Link>,
+    )>,
+    /// Leave Ctrl-C and SIGTERM to the embedding program (stop through `stop` only).
+    pub embedded: bool,
 }
 
 /// Serves the scenario's machines until stopped.
@@ -52,6 +63,9 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> Result<spinnbed_em
         config.eieio.keys_per_packet = keys.clamp(1, 63);
     }
     let mut emu = Emulator::new(&machines, config);
+    for (machine, board, stopped) in &opts.powered {
+        emu.restore_power(Instant::ZERO, machine, *board, true, stopped);
+    }
     let endpoints = emu.endpoints();
     check_loopback(&endpoints, opts.allow_non_loopback)?;
     let (mut socks, mut rx) = SocketSet::bind(&endpoints).await?;
@@ -68,18 +82,28 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> Result<spinnbed_em
         std::fs::write(&tmp, format!("{} sockets\n", socks.len())).map_err(file_error(&tmp))?;
         std::fs::rename(&tmp, path).map_err(file_error(path))?;
     }
+    if let Some(ready) = &opts.ready {
+        ready.notify_one();
+    }
     if !opts.quiet {
         eprintln!(
-            "sim emulate: {} machine(s), {} sockets bound; Ctrl-C stops",
+            "sim emulate: {} machine(s), {} sockets bound{}",
             machines.len(),
-            socks.len()
+            socks.len(),
+            if opts.embedded { "" } else { "; Ctrl-C stops" }
         );
     }
     let clock = Clock::start();
     let start = tokio::time::Instant::now();
     let stop_at = opts.duration.and_then(|d| start.checked_add(d));
-    let mut sigterm = signal_stream(tokio::signal::unix::SignalKind::terminate());
-    let mut sigint = signal_stream(tokio::signal::unix::SignalKind::interrupt());
+    let (mut sigterm, mut sigint) = if opts.embedded {
+        (SignalStream(None), SignalStream(None))
+    } else {
+        (
+            signal_stream(tokio::signal::unix::SignalKind::terminate()),
+            signal_stream(tokio::signal::unix::SignalKind::interrupt()),
+        )
+    };
     let mut log = EventLog;
     let stop = opts.stop.clone().unwrap_or_default();
     // With --impair, the scenario's faults strike and heal on the emulator's clock: (time, index

@@ -56,6 +56,25 @@ pub enum RealtimeError {
     /// The run could not be set up.
     #[error(transparent)]
     Run(#[from] spinnbed_sim::run::RunError),
+    /// The state directory holds something that cannot be used.
+    #[error("{}: {why}", path.display())]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The TCP port could not be bound.
+    #[error("cannot listen on TCP {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The scenario could not be used.
+    #[error(transparent)]
+    Input(#[from] spinnbed_sim::input::InputError),
     /// A file could not be written.
     #[error("cannot write {}: {source}", path.display())]
     File {

@@ -13,6 +13,7 @@
 //!   and boards (or `sim emulate`).
 //! - [`emulate`]: `sim emulate`, the emulated machine served over UDP.
 //! - [`load`]: `sim load`, an SCP load generator.
+//! - [`serve`]: `sim serve`, the core as a live spalloc server (v1 protocol) with a journal.
 #![forbid(unsafe_code)]
 
 pub mod clock;
@@ -21,6 +22,7 @@ pub mod emulate;
 pub mod error;
 pub mod hardware;
 pub mod load;
+pub mod serve;
 pub mod udp;
 
 pub use error::RealtimeError;

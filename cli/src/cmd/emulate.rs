@@ -45,6 +45,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         stop: None,
         eieio_rate: Some(a.eieio_rate),
         eieio_keys: Some(a.eieio_keys),
+        ..Default::default()
     };
     super::runtime()?
         .block_on(spinnbed_realtime::emulate::emulate(&sc, &opts))

@@ -7,6 +7,7 @@ pub mod load;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod serve;
 
 /// A current-thread tokio runtime for the real-time commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime, crate::Failure> {

@@ -1417,6 +1417,11 @@ impl Service {
     pub fn live_jobs(&self) -> usize {
         self.jobs.len()
     }
+
+    /// BMP batches issued and not yet done.
+    pub fn outstanding_batches(&self) -> usize {
+        self.batches.len()
+    }
 }
 
 /// Restarts a job's keepalive period from `now`, keeping the deadline index in step.

@@ -129,6 +129,23 @@ impl HostSide {
         }
     }
 
+    /// Changes the machines (a server reloading its configuration): their BMPs get their own
+    /// retry settings; batches and sessions under way carry on.
+    pub fn set_machines(&mut self, machines: &[(Machine, MachineTiming)]) {
+        for (m, t) in machines {
+            let mut bmp = self.host.config().bmp;
+            bmp.tries = t.bmp_tries.max(1);
+            bmp.retry_interval = t.bmp_retry_delay;
+            for (_, ip) in m.bmps() {
+                self.host.set_bmp_config(ip, bmp);
+            }
+        }
+        self.machines = machines
+            .iter()
+            .map(|(m, _)| (m.name().to_string(), m.clone()))
+            .collect();
+    }
+
     /// One job's SCP traffic so far, including its session and the batch its BMP is working
     /// on, if they are still under way (so that the jobs' shares add up to the run's totals
     /// whenever the run stops).

@@ -122,6 +122,11 @@ impl<T: Transport> HostHardware<T> {
         &self.side
     }
 
+    /// The host side, to change (a server reloading its machines).
+    pub fn side_mut(&mut self) -> &mut HostSide {
+        &mut self.side
+    }
+
     /// A datagram for the host arrived from outside the transport (a real-time driver's
     /// socket).
     pub fn handle_datagram(&mut self, now: Instant, d: &Datagram) {
