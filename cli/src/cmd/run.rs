@@ -55,7 +55,9 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let staged = stage_outputs(&dir).map_err(Failure::input)?;
     let (jobs, report) = sc.workload()?;
     crate::memory::check(&memory.with_jobs(jobs.len()))?;
-    let spec = RunSpec::from_scenario(&sc, jobs);
+    let mut spec = RunSpec::from_scenario(&sc, jobs);
+    // A journal's BMP timing, for fixed-delay hardware to replay.
+    spec.recorded_bmp = report.recorded_bmp.clone();
     let total = (sc.run.horizon.as_micros() / 1_000_000).max(1);
     let bar = crate::progress::bar(
         a.quiet,

@@ -152,12 +152,13 @@ pub enum HardwareChoice {
 impl RunSpec {
     /// The run a scenario describes, with its jobs (from [`crate::scenario::Scenario::workload`]).
     pub fn from_scenario(sc: &crate::scenario::Scenario, mut jobs: Vec<WorkloadJob>) -> RunSpec {
-        use crate::scenario::{EstimateSource, PackerKind, QueueKind};
+        use crate::scenario::EstimateSource;
         if sc.policy.estimate == EstimateSource::Actual {
             for j in &mut jobs {
                 j.estimate = Some(j.runtime);
             }
         }
+        let policy = ServicePolicy::of_scenario(sc);
         RunSpec {
             name: sc.run.name.clone(),
             seed: sc.run.seed,
@@ -165,23 +166,9 @@ impl RunSpec {
             sample_period: sc.run.sample_period,
             drain_limit: sc.run.drain_limit,
             machines: sc.machines.iter().map(|m| (m.machine.clone(), m.timing)).collect(),
-            service: ServiceConfig {
-                seconds_before_free: sc.policy.seconds_before_free,
-                max_retired_jobs: usize::try_from(sc.policy.max_retired_jobs).unwrap_or(usize::MAX),
-                disable_peripheral_links: sc.policy.disable_peripheral_links,
-            },
-            packer: match sc.policy.packer {
-                PackerKind::Spalloc => PackerChoice::Spalloc,
-                PackerKind::Anywhere => PackerChoice::Anywhere {
-                    exact_boards: sc.policy.exact_boards,
-                },
-            },
-            queue: match sc.policy.queue {
-                QueueKind::Fifo => QueueChoice::Fifo,
-                QueueKind::Easy => QueueChoice::Easy {
-                    depth: sc.policy.backfill_depth as usize,
-                },
-            },
+            service: policy.config(),
+            packer: policy.packer,
+            queue: policy.queue,
             jobs,
             hardware: match sc.host.hardware {
                 crate::scenario::HardwareModel::FixedDelay => HardwareChoice::FixedDelay,
@@ -279,6 +266,65 @@ pub struct ServicePolicy {
 }
 
 impl ServicePolicy {
+    /// The policies of a scenario's runs (its `[policy]`).
+    pub fn of_scenario(sc: &crate::scenario::Scenario) -> ServicePolicy {
+        use crate::scenario::{PackerKind, QueueKind};
+        let p = &sc.policy;
+        ServicePolicy {
+            packer: match p.packer {
+                PackerKind::Spalloc => PackerChoice::Spalloc,
+                PackerKind::Anywhere => PackerChoice::Anywhere {
+                    exact_boards: p.exact_boards,
+                },
+            },
+            queue: match p.queue {
+                QueueKind::Fifo => QueueChoice::Fifo,
+                QueueKind::Easy => QueueChoice::Easy {
+                    depth: p.backfill_depth as usize,
+                },
+            },
+            seconds_before_free_us: p.seconds_before_free.as_micros(),
+            max_retired_jobs: usize::try_from(p.max_retired_jobs).unwrap_or(usize::MAX),
+            disable_peripheral_links: p.disable_peripheral_links,
+        }
+    }
+
+    /// How this policy differs from `other`, field by field ("queue fifo, not easy (depth
+    /// 64)"), in a fixed order; empty if they are the same.
+    pub fn differences(&self, other: &ServicePolicy) -> Vec<String> {
+        let queue = |q: QueueChoice| match q {
+            QueueChoice::Fifo => "fifo".to_string(),
+            QueueChoice::Easy { depth } => format!("easy (depth {depth})"),
+        };
+        let mut out = Vec::new();
+        if self.packer != other.packer {
+            out.push(format!("packer {}, not {}", self.packer.name(), other.packer.name()));
+        }
+        if self.queue != other.queue {
+            out.push(format!("queue {}, not {}", queue(self.queue), queue(other.queue)));
+        }
+        if self.seconds_before_free_us != other.seconds_before_free_us {
+            out.push(format!(
+                "seconds_before_free {}, not {}",
+                crate::quantity::units::format_duration(Duration(self.seconds_before_free_us)),
+                crate::quantity::units::format_duration(Duration(other.seconds_before_free_us))
+            ));
+        }
+        if self.max_retired_jobs != other.max_retired_jobs {
+            out.push(format!(
+                "max_retired_jobs {}, not {}",
+                self.max_retired_jobs, other.max_retired_jobs
+            ));
+        }
+        if self.disable_peripheral_links != other.disable_peripheral_links {
+            out.push(format!(
+                "disable_peripheral_links {}, not {}",
+                self.disable_peripheral_links, other.disable_peripheral_links
+            ));
+        }
+        out
+    }
+
     /// The service settings.
     pub fn config(&self) -> ServiceConfig {
         ServiceConfig {

@@ -214,7 +214,39 @@ fn workload(w: &WorkloadConfig) -> RawWorkload {
             data_out: Some(w.data_out.clone()),
             ..RawWorkload::default()
         },
+        WorkloadConfig::SpallocLog(l) => RawWorkload {
+            source: Some(RawSource::SpallocLog),
+            path: Some(l.path.display().to_string()),
+            time_scale: Some(l.time_scale),
+            limit: l.limit.map(int),
+            estimate: Some(recorded_estimate(l.estimate)),
+            // Absent: each job keeps the keepalive it asked for.
+            keepalive: l.keepalive.map(NoneOr),
+            data_in: Some(l.data_in.clone()),
+            data_out: Some(l.data_out.clone()),
+            ..RawWorkload::default()
+        },
+        WorkloadConfig::Journal(j) => RawWorkload {
+            source: Some(RawSource::Journal),
+            path: Some(j.path.display().to_string()),
+            time_scale: Some(j.time_scale),
+            limit: j.limit.map(int),
+            estimate: Some(recorded_estimate(j.estimate)),
+            keepalive: j.keepalive.map(NoneOr),
+            include_simulated: Some(j.include_simulated),
+            data_in: Some(j.data_in.clone()),
+            data_out: Some(j.data_out.clone()),
+            ..RawWorkload::default()
+        },
     }
+}
+
+fn recorded_estimate(e: TraceEstimate) -> String {
+    match e {
+        TraceEstimate::None => "none",
+        TraceEstimate::Actual => "actual",
+    }
+    .to_string()
 }
 
 fn class(c: &JobClass) -> RawClass {

@@ -40,7 +40,8 @@ enum JobsFrom {
     Count,
     /// `rate_per_hour = r` (the count is the expected one).
     Rate(f64),
-    /// A trace or an SWF log: known once read ([`MemoryEstimate::with_jobs`]).
+    /// A trace, an SWF log, a job log or a journal: known once read
+    /// ([`MemoryEstimate::with_jobs`]).
     File(&'static str),
 }
 
@@ -63,7 +64,7 @@ pub struct MemoryEstimate {
     pub samples_at_most: u64,
     /// Whether the report is written (the default for `sim run`).
     pub report: bool,
-    /// Jobs (0 for a trace or SWF workload until [`MemoryEstimate::with_jobs`]).
+    /// Jobs (0 for a workload read from a file until [`MemoryEstimate::with_jobs`]).
     pub jobs: u64,
     jobs_from: JobsFrom,
     /// `(width, height, board positions)` of each machine.
@@ -107,8 +108,8 @@ pub fn approx_bytes(b: u64) -> String {
 
 impl Scenario {
     /// What a simulated run of this scenario needs in memory, with the report written (see
-    /// [`MemoryEstimate::without_report`]); for a trace or SWF workload the jobs are counted
-    /// once read ([`MemoryEstimate::with_jobs`]).
+    /// [`MemoryEstimate::without_report`]); for a workload read from a file the jobs are
+    /// counted once read ([`MemoryEstimate::with_jobs`]).
     pub fn memory_estimate(&self) -> MemoryEstimate {
         let r = &self.run;
         let per = r.sample_period.0.max(1);
@@ -146,6 +147,8 @@ impl Scenario {
                     },
                     WorkloadConfig::Trace(_) => (0, JobsFrom::File("trace"), 0),
                     WorkloadConfig::Swf(_) => (0, JobsFrom::File("SWF log"), 0),
+                    WorkloadConfig::SpallocLog(_) => (0, JobsFrom::File("job log"), 0),
+                    WorkloadConfig::Journal(_) => (0, JobsFrom::File("journal"), 0),
                 };
                 (jobs, from, hours, 0, machines)
             }
@@ -177,8 +180,8 @@ impl MemoryEstimate {
         self
     }
 
-    /// With the workload's actual number of jobs (once built: the rows read from a trace or
-    /// SWF log, or the jobs a rate produced).
+    /// With the workload's actual number of jobs (once built: the jobs read from a file, or
+    /// the jobs a rate produced).
     pub fn with_jobs(mut self, jobs: usize) -> MemoryEstimate {
         self.jobs = jobs as u64;
         self

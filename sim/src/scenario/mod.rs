@@ -29,6 +29,8 @@ use crate::input::InputError;
 use crate::quantity::{dist, units};
 use crate::workload::WorkloadJob;
 use crate::workload::WorkloadReport;
+use crate::workload::journal::JournalSpec;
+use crate::workload::spalloc_log::SpallocLogSpec;
 use crate::workload::swf::SwfSpec;
 use crate::workload::synthetic::{Calendar, SyntheticSpec};
 use crate::workload::trace::TraceSpec;
@@ -146,6 +148,10 @@ pub enum WorkloadConfig {
     Trace(TraceSpec),
     /// A Standard Workload Format log.
     Swf(SwfSpec),
+    /// A spalloc server's job log (`spalloc_jobs.log`).
+    SpallocLog(SpallocLogSpec),
+    /// The journal of `sim serve`.
+    Journal(JournalSpec),
 }
 
 /// Which packer places jobs.
@@ -670,8 +676,9 @@ impl Scenario {
         InputError::at(&self.file.display().to_string(), self.line_of(key), Some(key), message)
     }
 
-    /// Builds the workload and reports what it skipped (trace and SWF sources). A study has no
-    /// workload: asking for one is an error.
+    /// Builds the workload and reports what it skipped (file sources), what is worth knowing
+    /// about it, and (journals) the recorded BMP timing. A study has no workload: asking for
+    /// one is an error.
     pub fn workload(&self) -> Result<(Vec<WorkloadJob>, WorkloadReport), InputError> {
         let workload = match &self.experiment {
             Experiment::Workload(w) => w,
@@ -700,7 +707,31 @@ impl Scenario {
                 fill_data(&mut jobs, &spec.data_in, &spec.data_out, self.run.seed);
                 Ok((jobs, report))
             }
+            WorkloadConfig::SpallocLog(spec) => {
+                let names: Vec<&str> = self.machines.iter().map(|m| m.machine.name()).collect();
+                let (mut jobs, report) =
+                    crate::workload::spalloc_log::generate(spec, self.run.horizon, self.hold(), &names)?;
+                fill_data(&mut jobs, &spec.data_in, &spec.data_out, self.run.seed);
+                Ok((jobs, report))
+            }
+            WorkloadConfig::Journal(spec) => {
+                let target = crate::workload::journal::ReplayTarget {
+                    machines: self.machines.iter().map(|m| &m.machine).collect(),
+                    policy: crate::run::ServicePolicy::of_scenario(self),
+                    fixed_delay: self.host.hardware == HardwareModel::FixedDelay,
+                };
+                let (mut jobs, report) =
+                    crate::workload::journal::generate(spec, self.run.horizon, self.hold(), &target)?;
+                fill_data(&mut jobs, &spec.data_in, &spec.data_out, self.run.seed);
+                Ok((jobs, report))
+            }
         }
+    }
+
+    /// How long a recorded job that never ended holds its boards if it gets them: past the
+    /// end of the run.
+    fn hold(&self) -> Duration {
+        self.run.horizon + self.run.drain_limit
     }
 
     /// The emulator settings the scenario implies: each machine's power and boot times.

@@ -296,6 +296,22 @@ pub enum RawSource {
     Synthetic,
     Trace,
     Swf,
+    #[serde(rename = "spalloc-log")]
+    SpallocLog,
+    Journal,
+}
+
+impl RawSource {
+    /// The name in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            RawSource::Synthetic => "synthetic",
+            RawSource::Trace => "trace",
+            RawSource::Swf => "swf",
+            RawSource::SpallocLog => "spalloc-log",
+            RawSource::Journal => "journal",
+        }
+    }
 }
 
 /// `[workload]`: the keys of every source; `resolve` rejects those the chosen source does not
@@ -304,7 +320,7 @@ pub enum RawSource {
 #[serde(deny_unknown_fields)]
 pub struct RawWorkload {
     pub source: Option<RawSource>,
-    // trace and swf
+    // trace, swf, spalloc-log and journal
     pub path: Option<String>,
     // synthetic
     pub jobs: Option<i64>,
@@ -314,17 +330,21 @@ pub struct RawWorkload {
     pub owners: Option<i64>,
     // swf
     pub procs_per_board: Option<AutoOr>,
-    // trace and swf
+    // trace, swf, spalloc-log and journal
     pub time_scale: Option<f64>,
     // swf
     pub skip: Option<Q<Duration>>,
+    // swf, spalloc-log and journal
     pub limit: Option<i64>,
+    // swf
     pub min_ratio: Option<f64>,
     pub max_dead_boards: Option<NoneOr<u32>>,
-    // trace and swf
+    // trace, swf, spalloc-log and journal
     pub estimate: Option<String>,
     // trace
     pub owner: Option<String>,
+    // journal
+    pub include_simulated: Option<bool>,
     // every source
     pub keepalive: Option<NoneOr<Duration>>,
     // synthetic
@@ -342,10 +362,12 @@ impl RawWorkload {
     pub fn present_keys(&self) -> Vec<(&'static str, &'static [RawSource])> {
         use RawSource::*;
         const SYN: &[RawSource] = &[Synthetic];
-        const ALL: &[RawSource] = &[Synthetic, Trace, Swf];
-        const FILES: &[RawSource] = &[Trace, Swf];
+        const ALL: &[RawSource] = &[Synthetic, Trace, Swf, SpallocLog, Journal];
+        const FILES: &[RawSource] = &[Trace, Swf, SpallocLog, Journal];
+        const LIMITED: &[RawSource] = &[Swf, SpallocLog, Journal];
         const TRACE: &[RawSource] = &[Trace];
         const SWF: &[RawSource] = &[Swf];
+        const JOURNAL: &[RawSource] = &[Journal];
         let mut out = Vec::new();
         let mut add = |present: bool, key: &'static str, who: &'static [RawSource]| {
             if present {
@@ -368,9 +390,10 @@ impl RawWorkload {
         add(self.owner.is_some(), "owner", TRACE);
         add(self.procs_per_board.is_some(), "procs_per_board", SWF);
         add(self.skip.is_some(), "skip", SWF);
-        add(self.limit.is_some(), "limit", SWF);
+        add(self.limit.is_some(), "limit", LIMITED);
         add(self.min_ratio.is_some(), "min_ratio", SWF);
         add(self.max_dead_boards.is_some(), "max_dead_boards", SWF);
+        add(self.include_simulated.is_some(), "include_simulated", JOURNAL);
         out
     }
 }

@@ -512,26 +512,29 @@ impl Ctx<'_> {
 
     fn workload(&self, w: RawWorkload, run: &RunConfig, machines: &[MachineConfig]) -> R<WorkloadConfig> {
         let source = w.source.unwrap_or(RawSource::Synthetic);
-        let source_name = |s: RawSource| match s {
-            RawSource::Synthetic => "synthetic",
-            RawSource::Trace => "trace",
-            RawSource::Swf => "swf",
-        };
         for (key, who) in w.present_keys() {
             if !who.contains(&source) {
-                let users: Vec<&str> = who.iter().map(|s| source_name(*s)).collect();
+                let users: Vec<&str> = who.iter().map(|s| s.name()).collect();
+                let users = match users.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+                    _ => users.join(""),
+                };
                 return Err(self.err(
                     &format!("workload.{key}"),
                     format!(
-                        "`{key}` is not used by source = \"{}\" (only by {})",
-                        source_name(source),
-                        users.join(" and ")
+                        "`{key}` is not used by source = \"{}\" (only by {users})",
+                        source.name()
                     ),
                 ));
             }
         }
         let default_tagged = machines.iter().any(|m| m.machine.tags().iter().any(|t| t == "default"));
-        let untagged_jobs = source != RawSource::Synthetic || w.class.is_none();
+        // Recorded jobs (job logs, journals) carry their own machine or tags.
+        let untagged_jobs = match source {
+            RawSource::Synthetic => w.class.is_none(),
+            RawSource::Trace | RawSource::Swf => true,
+            RawSource::SpallocLog | RawSource::Journal => false,
+        };
         if untagged_jobs && !default_tagged {
             return Err(self.err(
                 "workload",
@@ -583,10 +586,7 @@ impl Ctx<'_> {
                     None | Some(AutoOr(None)) => None,
                     Some(AutoOr(Some(v))) => Some(self.positive("workload.procs_per_board", v)?),
                 };
-                let limit = match w.limit {
-                    None => None,
-                    Some(v) => Some(self.int("workload.limit", v, 1, i64::MAX)?),
-                };
+                let limit = self.limit(w.limit)?;
                 Ok(WorkloadConfig::Swf(SwfSpec {
                     path,
                     procs_per_board,
@@ -601,6 +601,61 @@ impl Ctx<'_> {
                     data_out: self.data_dist("workload.data_out", w.data_out.clone())?,
                 }))
             }
+            RawSource::SpallocLog => Ok(WorkloadConfig::SpallocLog(SpallocLogSpec {
+                path: self.required_file_or_dir(&w)?,
+                time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                limit: self.limit(w.limit)?,
+                keepalive: self.keepalive_override(w.keepalive)?,
+                estimate: self.recorded_estimate(w.estimate.as_deref(), "a job log")?,
+                data_in: self.data_dist("workload.data_in", w.data_in.clone())?,
+                data_out: self.data_dist("workload.data_out", w.data_out.clone())?,
+            })),
+            RawSource::Journal => Ok(WorkloadConfig::Journal(JournalSpec {
+                path: self.required_file_or_dir(&w)?,
+                time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                limit: self.limit(w.limit)?,
+                keepalive: self.keepalive_override(w.keepalive)?,
+                estimate: self.recorded_estimate(w.estimate.as_deref(), "a journal")?,
+                include_simulated: w.include_simulated.unwrap_or(true),
+                data_in: self.data_dist("workload.data_in", w.data_in.clone())?,
+                data_out: self.data_dist("workload.data_out", w.data_out.clone())?,
+            })),
+        }
+    }
+
+    fn limit(&self, v: Option<i64>) -> R<Option<u64>> {
+        v.map(|v| self.int("workload.limit", v, 1, i64::MAX)).transpose()
+    }
+
+    /// `estimate` of a recorded workload: `"none"` (the default) or `"actual"`.
+    fn recorded_estimate(&self, e: Option<&str>, what: &str) -> R<TraceEstimate> {
+        match e {
+            None | Some("none") => Ok(TraceEstimate::None),
+            Some("actual") => Ok(TraceEstimate::Actual),
+            Some(other) => Err(self.err(
+                "workload.estimate",
+                format!("unknown estimate {other:?} for {what} (expected \"none\" or \"actual\")"),
+            )),
+        }
+    }
+
+    /// A keepalive that replaces the recorded ones: absent keeps each job's own.
+    fn keepalive_override(&self, k: Option<NoneOr<Duration>>) -> R<Option<Option<Duration>>> {
+        k.map(|k| self.keepalive(Some(k), None)).transpose()
+    }
+
+    /// `path` of a source that reads a file or a directory of them.
+    fn required_file_or_dir(&self, w: &RawWorkload) -> R<PathBuf> {
+        let Some(p) = &w.path else {
+            return Err(self.err(
+                "workload",
+                "this source needs `path` (a file, or a directory holding it)",
+            ));
+        };
+        let full = self.path(p);
+        match std::fs::metadata(&full) {
+            Ok(_) => Ok(full),
+            Err(e) => Err(self.err("workload.path", format!("cannot read {}: {e}", full.display()))),
         }
     }
 

@@ -1,14 +1,20 @@
 //! Workloads: the jobs a simulated run submits.
 //!
-//! Every source — the synthetic generator, a replay-CSV trace, a Standard Workload Format log —
-//! produces the same thing: a list of [`WorkloadJob`]s in submission order. The engine does not
-//! care where they came from.
+//! Every source — the synthetic generator, a replay-CSV trace, a Standard Workload Format log,
+//! a spalloc server's job log or journal — produces the same thing: a list of [`WorkloadJob`]s
+//! in submission order. The engine does not care where they came from.
 //!
 //! - [`synthetic`]: seeded jobs with daily and weekly arrival cycles, a size mix, duration
 //!   distributions and user behaviour (keepalives, data volumes).
 //! - [`swf`]: the Parallel Workloads Archive's Standard Workload Format, mapped to boards.
 //! - [`trace`]: the replay CSV of `sim replay`.
+//! - [`spalloc_log`]: the reference spalloc server's `spalloc_jobs.log` (also written by
+//!   `sim serve`): what its users asked for and when, job ids inferred.
+//! - [`journal`]: the journal of `sim serve`, replayed exactly: every job's life and the BMP
+//!   timing the live server saw.
 
+pub mod journal;
+pub mod spalloc_log;
 pub mod swf;
 pub mod synthetic;
 pub mod trace;
@@ -63,7 +69,7 @@ pub type WorkloadError = crate::input::InputError;
 /// What building a workload did: how many jobs, what it skipped and why.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WorkloadReport {
-    /// `synthetic`, `trace` or `swf`.
+    /// `synthetic`, `trace`, `swf`, `spalloc-log` or `journal`.
     pub source: &'static str,
     /// Jobs produced.
     pub jobs: usize,
