@@ -168,7 +168,7 @@ pub struct World<H: Hardware> {
     /// Shutting down: no more arrivals, every job destroyed (real-time runs on Ctrl-C).
     closing: bool,
     /// A copy of every service event, for a driver that also serves other clients.
-    tap: Option<std::collections::VecDeque<ServiceEvent>>,
+    tap: Option<std::collections::VecDeque<(Instant, ServiceEvent)>>,
 }
 
 impl<H: Hardware> std::fmt::Debug for World<H> {
@@ -305,8 +305,8 @@ impl<H: Hardware> World<H> {
         self
     }
 
-    /// The next tapped service event.
-    pub fn poll_tap(&mut self) -> Option<ServiceEvent> {
+    /// The next tapped service event, with the time the service made it.
+    pub fn poll_tap(&mut self) -> Option<(Instant, ServiceEvent)> {
         self.tap.as_mut()?.pop_front()
     }
 
@@ -611,7 +611,7 @@ impl<H: Hardware> World<H> {
             }
             while let Some(ev) = self.service.poll_event() {
                 if let Some(tap) = &mut self.tap {
-                    tap.push_back(ev.clone());
+                    tap.push_back((now, ev.clone()));
                 }
                 self.on_service_event(now, ev);
                 moved = true;

@@ -16,29 +16,51 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The Python interpreter of the reference venv, creating the venv on first use. Panics with
-/// the script's output if it cannot be set up (the differential tests need it).
+/// Runs a venv set-up script (`bash SCRIPT ARGS`) and returns the python path it prints last.
+/// Panics with the script's output if it fails.
+pub fn venv_python(script: &str, args: &[&str]) -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo_root().join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().last().expect("the script prints the python path").trim())
+}
+
+/// The Python interpreter of the reference venv (`.venv-ref`, PyPI `spalloc-server`), created
+/// on first use (once per test binary: tests run on parallel threads).
 pub fn reference_python() -> PathBuf {
     static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let script = repo_root().join("tests/reference/setup-venv.sh");
-        let out = Command::new("bash").arg(&script).output().expect("run setup-venv.sh");
-        assert!(
-            out.status.success(),
-            "setting up the reference venv failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(
-            stdout
-                .lines()
-                .last()
-                .expect("setup-venv.sh prints the python path")
-                .trim(),
-        )
-    })
-    .clone()
+    PY.get_or_init(|| venv_python("tests/reference/setup-venv.sh", &[]))
+        .clone()
+}
+
+/// The Python interpreter of the real-client venv (`.venv-clients`: PyPI spinnman and rig),
+/// created on first use.
+pub fn clients_python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| venv_python("tests/clients/setup-venv.sh", &[]))
+        .clone()
+}
+
+/// The Python interpreter of the venv of the PyPI `spalloc` client 1!`version` (`7.4.1` or
+/// `7.3.0`; `.venv-spalloc-VERSION`), created on first use.
+pub fn spalloc_client_python(version: &str) -> PathBuf {
+    static PY: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = PY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = known.iter().find(|(v, _)| v == version) {
+        return p.clone();
+    }
+    let p = venv_python("tests/spalloc/setup-venv.sh", &[version]);
+    known.push((version.to_string(), p.clone()));
+    p
 }
 
 /// Runs the reference replay driver and returns its output.

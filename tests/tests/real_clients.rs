@@ -15,9 +15,9 @@
 
 use spinnbed_core::geometry::Board;
 use spinnbed_realtime::emulate::{EmulateOptions, emulate};
-use spinnbed_tests::repo_root;
+use spinnbed_tests::{clients_python, repo_root};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,32 +59,6 @@ const RIG_STEPS: &[&str] = &[
 const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
 /// The emulator stops by itself after this long even if the test is stuck.
 const EMULATOR_CAP: Duration = Duration::from_secs(300);
-
-/// The Python interpreter of the real-client venv, creating the venv on first use (once per
-/// test binary: the tests run on parallel threads and must not build the venv twice at once).
-fn clients_python() -> PathBuf {
-    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PYTHON.get_or_init(setup_venv).clone()
-}
-
-fn setup_venv() -> PathBuf {
-    let script = repo_root().join("tests/clients/setup-venv.sh");
-    let out = Command::new("bash").arg(&script).output().expect("run setup-venv.sh");
-    assert!(
-        out.status.success(),
-        "setting up the real-client venv failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("setup-venv.sh prints the python path")
-            .trim(),
-    )
-}
 
 /// `sim emulate` in-process on its own thread; stopped (its future dropped, its sockets closed)
 /// when this is dropped.

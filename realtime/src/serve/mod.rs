@@ -76,6 +76,10 @@ pub struct ServeOptions {
     pub scenario_path: Option<PathBuf>,
     /// Notified once the server accepts connections (for embedding).
     pub ready: Option<Arc<Notify>>,
+    /// Set to the address it listens on (with port 0, the one it was given) before `ready`.
+    pub bound: Option<Arc<std::sync::OnceLock<SocketAddr>>>,
+    /// Receives every service event with its time (for embedding and tests).
+    pub events: Option<std::sync::mpsc::Sender<(Instant, ServiceEvent)>>,
     /// Stops the server when notified (for embedding), as SIGTERM does.
     pub stop: Option<Arc<Notify>>,
     /// How long to wait for each BMP's answer before refusing to start.
@@ -95,6 +99,8 @@ impl ServeOptions {
             quiet: false,
             scenario_path: None,
             ready: None,
+            bound: None,
+            events: None,
             stop: None,
             preflight_timeout: std::time::Duration::from_secs(3),
         }
@@ -364,6 +370,9 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
             String::new()
         }
     ));
+    if let Some(b) = &opts.bound {
+        let _ = b.set(listen);
+    }
     if let Some(r) = &opts.ready {
         r.notify_one();
     }
@@ -381,7 +390,10 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
     let stop_notify = opts.stop.clone().unwrap_or_default();
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut scenario = sc.clone();
-    let printer = JobPrinter { quiet: opts.quiet };
+    let printer = JobPrinter {
+        quiet: opts.quiet,
+        events: opts.events.clone(),
+    };
 
     loop {
         let now = clock.now();
@@ -676,10 +688,10 @@ fn drain<H: spinnbed_sim::hardware::Hardware>(
     while let Some(l) = server.poll_log() {
         joblog.request(l);
     }
-    while let Some(ev) = world.poll_tap() {
+    while let Some((at, ev)) = world.poll_tap() {
         server.on_event(&ev);
         joblog.on_event(&ev, world.service());
-        printer.print(&ev, world.service());
+        printer.print(at, &ev, world.service());
     }
     while let Some(m) = joblog.poll() {
         logfile.write(now, &m)?;
@@ -687,13 +699,18 @@ fn drain<H: spinnbed_sim::hardware::Hardware>(
     Ok(())
 }
 
-/// One console line per job state change.
+/// One console line per job state change (and every event to the embedder's channel).
 struct JobPrinter {
     quiet: bool,
+    events: Option<std::sync::mpsc::Sender<(Instant, ServiceEvent)>>,
 }
 
 impl JobPrinter {
-    fn print(&self, ev: &ServiceEvent, svc: &Service) {
+    fn print(&self, now: Instant, ev: &ServiceEvent, svc: &Service) {
+        if let Some(tx) = &self.events {
+            // A receiver that went away only stops listening.
+            let _ = tx.send((now, ev.clone()));
+        }
         if self.quiet {
             return;
         }
