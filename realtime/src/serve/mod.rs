@@ -733,7 +733,10 @@ impl JobPrinter {
             ),
             ServiceEvent::Powering { job, on } => format!("job {job} powering {}", if *on { "on" } else { "off" }),
             ServiceEvent::Ready { job } => format!("job {job} ready"),
-            ServiceEvent::Destroyed { job, reason, .. } => format!("job {job} destroyed: {reason}"),
+            ServiceEvent::Destroyed { job, reason, .. } => match reason.to_string() {
+                r if r.is_empty() => format!("job {job} destroyed (no reason given)"),
+                r => format!("job {job} destroyed: {r}"),
+            },
             ServiceEvent::BoardsReleased { .. } | ServiceEvent::MachineChanged { .. } => return,
         };
         println!("sim serve: {line}");
