@@ -35,6 +35,11 @@ pub enum RealtimeError {
         "{0} is not a loopback address: binding the machine's real addresses needs --allow-non-loopback (or give the machine a loopback IP base such as 127.1.0.0)"
     )]
     NotLoopback(Ipv4Addr),
+    /// A server address outside 127.0.0.0/8 without `--allow-non-loopback`.
+    #[error(
+        "--listen {0}: not a loopback address; serving other hosts needs --allow-non-loopback (the default, 127.0.0.1:22244, serves this host only)"
+    )]
+    ListenNotLoopback(std::net::SocketAddrV4),
     /// Some BMPs did not answer CMD_VER before the run.
     #[error(
         "cannot reach the machine's BMPs ({} of them did not answer CMD_VER); is the hardware (or `sim emulate`) running?\n  {}",

@@ -31,6 +31,10 @@ pub struct Args {
     /// Divide the background workload's arrival times, runtimes and keepalives by this.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+    /// Seconds a client may stall — a request line left unfinished, or replies it takes none
+    /// of — before its connection is closed.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    stall_timeout: f64,
     /// No line per job state change.
     #[arg(long, short)]
     quiet: bool,
@@ -38,6 +42,12 @@ pub struct Args {
 
 /// Serves until SIGTERM or Ctrl-C; SIGHUP reloads the scenario's machines.
 pub fn run(a: Args) -> Result<(), Failure> {
+    if !(a.stall_timeout > 0.0 && a.stall_timeout <= 86_400.0) {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--stall-timeout must be a number of seconds above 0 and at most 86400 (got {})",
+            a.stall_timeout
+        )));
+    }
     let sc = spinnbed_sim::scenario::load(&a.scenario)?;
     let state = a
         .state
@@ -50,6 +60,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
         speed: a.speed,
         quiet: a.quiet,
         scenario_path: Some(a.scenario.clone()),
+        line_deadline: std::time::Duration::from_secs_f64(a.stall_timeout),
         ..spinnbed_realtime::serve::ServeOptions::new(state)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

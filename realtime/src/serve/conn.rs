@@ -7,7 +7,8 @@
 //! than the server answers waits in its own socket buffer. The server loop takes lines from
 //! the inbox, puts replies into the outbox (no more than [`OUTBOX_LIMIT`] bytes at a time) and
 //! wakes the writer, which sends them. So each connection holds a bounded amount of memory
-//! whatever the client does, and a client that never reads blocks only itself.
+//! whatever the client does, and a client that never reads blocks only itself — until it has
+//! taken nothing for the stall deadline ([`LINE_DEADLINE`] by default), when it is cut off.
 
 use crate::serve::ClientId;
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use tokio::sync::{Notify, mpsc};
 /// Longest request line accepted (the reference has no limit; its clients send lines of a few
 /// hundred bytes).
 pub const MAX_LINE: usize = 1 << 20;
-/// How long a line may take to arrive once begun.
+/// How long a client may stall (by default): a request line left unfinished that long, or
+/// replies it takes none of for that long, close its connection.
 pub const LINE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Complete lines waiting for the server loop, per connection.
 pub const INBOX_LIMIT: usize = 256 * 1024;
@@ -85,11 +87,17 @@ impl Shared {
 }
 
 /// Runs a connection's two tasks.
-pub fn spawn(id: ClientId, stream: TcpStream, shared: Arc<Shared>, to_loop: mpsc::Sender<ToLoop>) {
+pub fn spawn(
+    id: ClientId,
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    to_loop: mpsc::Sender<ToLoop>,
+    line_deadline: std::time::Duration,
+) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    tokio::spawn(reader(id, rd, shared.clone(), to_loop.clone()));
-    tokio::spawn(writer(id, wr, shared, to_loop));
+    tokio::spawn(reader(id, rd, shared.clone(), to_loop.clone(), line_deadline));
+    tokio::spawn(writer(id, wr, shared, to_loop, line_deadline));
 }
 
 async fn reader(
@@ -97,9 +105,10 @@ async fn reader(
     mut rd: tokio::net::tcp::OwnedReadHalf,
     shared: Arc<Shared>,
     to_loop: mpsc::Sender<ToLoop>,
+    line_deadline: std::time::Duration,
 ) {
     let mut partial: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 4096];
     let mut line_started: Option<tokio::time::Instant> = None;
     let why: Option<String> = loop {
         if shared.closed.load(Ordering::SeqCst) {
@@ -110,7 +119,7 @@ async fn reader(
             shared.wake_reader.notified().await;
             continue;
         }
-        let deadline = line_started.map(|t| t + LINE_DEADLINE);
+        let deadline = line_started.map(|t| t + line_deadline);
         let r = tokio::select! {
             r = rd.read(&mut buf) => r,
             _ = shared.wake_reader.notified() => continue,
@@ -119,7 +128,7 @@ async fn reader(
                     Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
-            } => break Some(format!("a request line was left unfinished for {} s", LINE_DEADLINE.as_secs())),
+            } => break Some(format!("a request line was left unfinished for {:?}", line_deadline)),
         };
         let n = match r {
             Ok(0) => break None,
@@ -168,6 +177,7 @@ async fn writer(
     mut wr: tokio::net::tcp::OwnedWriteHalf,
     shared: Arc<Shared>,
     to_loop: mpsc::Sender<ToLoop>,
+    stall: std::time::Duration,
 ) {
     loop {
         let (out, close) = {
@@ -175,15 +185,23 @@ async fn writer(
             (std::mem::take(&mut b.outbox), b.close)
         };
         if !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
+            // Each write must make progress within `stall`: a client that stops reading is cut
+            // off rather than holding its buffers for ever.
+            let mut sent = 0;
+            let failure = loop {
+                if sent == out.len() {
+                    break None;
+                }
+                match tokio::time::timeout(stall, wr.write(&out[sent..])).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break Some("the connection broke (write failed)".to_string()),
+                    Ok(Ok(n)) => sent += n,
+                    Err(_) => break Some(format!("the client took none of its replies for {stall:?}")),
+                }
+            };
+            if let Some(why) = failure {
                 shared.closed.store(true, Ordering::SeqCst);
                 shared.wake_reader.notify_one();
-                let _ = to_loop
-                    .send(ToLoop::Gone(
-                        id,
-                        Some("the client stopped reading (write failed)".into()),
-                    ))
-                    .await;
+                let _ = to_loop.send(ToLoop::Gone(id, Some(why))).await;
                 return;
             }
             if shared.want_writable.swap(false, Ordering::SeqCst) {

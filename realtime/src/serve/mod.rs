@@ -78,6 +78,9 @@ pub struct ServeOptions {
     pub ready: Option<Arc<Notify>>,
     /// Set to the address it listens on (with port 0, the one it was given) before `ready`.
     pub bound: Option<Arc<std::sync::OnceLock<SocketAddr>>>,
+    /// How long a client may stall — a request line left unfinished, or replies it takes none
+    /// of — before it is cut off ([`conn::LINE_DEADLINE`]).
+    pub line_deadline: std::time::Duration,
     /// Receives every service event with its time (for embedding and tests).
     pub events: Option<std::sync::mpsc::Sender<(Instant, ServiceEvent)>>,
     /// Stops the server when notified (for embedding), as SIGTERM does.
@@ -100,6 +103,7 @@ impl ServeOptions {
             scenario_path: None,
             ready: None,
             bound: None,
+            line_deadline: conn::LINE_DEADLINE,
             events: None,
             stop: None,
             preflight_timeout: std::time::Duration::from_secs(3),
@@ -255,7 +259,7 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
         )));
     }
     if !opts.listen.ip().is_loopback() && !opts.allow_non_loopback {
-        return Err(RealtimeError::NotLoopback(*opts.listen.ip()));
+        return Err(RealtimeError::ListenNotLoopback(opts.listen));
     }
     let spec = serve_spec(sc, opts.background, opts.speed)?;
     let policy = spec.policy();
@@ -352,7 +356,7 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
         })?;
     let listen = listener.local_addr().unwrap_or(SocketAddr::V4(opts.listen));
     let (tx, mut rx) = mpsc::channel::<ToLoop>(4096);
-    let accept = tokio::spawn(accept_loop(listener, tx.clone()));
+    let accept = tokio::spawn(accept_loop(listener, tx.clone(), opts.line_deadline));
     say(format!(
         "listening on {listen} (spalloc v1 protocol): {} machine(s) {}, policy {} / {}, state in {}{}",
         machines.len(),
@@ -743,7 +747,7 @@ impl JobPrinter {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, tx: mpsc::Sender<ToLoop>) {
+async fn accept_loop(listener: tokio::net::TcpListener, tx: mpsc::Sender<ToLoop>, line_deadline: std::time::Duration) {
     let mut next = 1u64;
     loop {
         match listener.accept().await {
@@ -754,7 +758,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, tx: mpsc::Sender<ToLoop>
                 if tx.send(ToLoop::Connected(id, peer, shared.clone())).await.is_err() {
                     return;
                 }
-                conn::spawn(id, stream, shared, tx.clone());
+                conn::spawn(id, stream, shared, tx.clone(), line_deadline);
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
