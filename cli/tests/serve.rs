@@ -372,3 +372,68 @@ fn sighup_reloads_the_machines() {
     assert_eq!(state["reason"], json!("Machine removed."));
     server.stop();
 }
+
+/// `--hardware`: no emulator in the process; the scenario's addresses are the machine (here a
+/// separate `sim emulate`). Refused, naming the silent BMP, when nothing answers; with the
+/// machine up, a job's boards are powered through its BMP over UDP.
+#[test]
+fn hardware_mode_drives_the_scenarios_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), &[("hw", "127.32.0.0", "")]);
+    // Nothing at 127.32.0.0 yet.
+    let out = sim()
+        .arg("serve")
+        .arg(&sc)
+        .arg("--hardware")
+        .arg("--state")
+        .arg(dir.path().join("state0"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("127.32.0.0") && err.contains("did not answer"), "{err}");
+    // The machine, in another process.
+    let ready = dir.path().join("ready");
+    let mut emulator = sim()
+        .arg("emulate")
+        .arg(&sc)
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--duration")
+        .arg("120")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !ready.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "sim emulate did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server = Server::start(&sc, dir.path(), &["--hardware"]);
+    let mut c = Client::open(server.addr);
+    let job = c.call("create_job", json!([]), json!({"owner": "o", "keepalive": null}))["return"]
+        .as_u64()
+        .unwrap();
+    let t0 = Instant::now();
+    while c.call("get_job_state", json!([job]), json!({}))["return"]["state"] != 3 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.call("destroy_job", json!([job]), json!({}));
+    let log = server.stop();
+    assert!(log.contains("on real hardware"), "{log}");
+    // A clean stop, so that its printed lines are flushed.
+    Command::new("kill")
+        .args(["-TERM", &emulator.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = emulator.wait();
+    let mut emulated = String::new();
+    emulator.stderr.take().unwrap().read_to_string(&mut emulated).unwrap();
+    // The emulator saw the BMP power the job's board on, then off.
+    assert!(emulated.contains("power on"), "{emulated}");
+    assert!(emulated.contains("power off"), "{emulated}");
+}
