@@ -25,9 +25,9 @@ pub const MAX_LINE: usize = 1 << 20;
 /// replies it takes none of for that long, close its connection.
 pub const LINE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Complete lines waiting for the server loop, per connection.
-pub const INBOX_LIMIT: usize = 256 * 1024;
+pub const INBOX_LIMIT: usize = 64 * 1024;
 /// Replies waiting for the writer, per connection.
-pub const OUTBOX_LIMIT: usize = 1 << 20;
+pub const OUTBOX_LIMIT: usize = 256 * 1024;
 
 /// What connections tell the server loop.
 #[derive(Debug)]

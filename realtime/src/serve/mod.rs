@@ -52,6 +52,9 @@ pub const DEFAULT_PORT: u16 = 22244;
 /// Clients beyond this many are turned away at once.
 pub const MAX_CLIENTS: usize = 16_384;
 
+/// Connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// How long a stopping server waits for BMP work under way before leaving it to the next start.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -348,12 +351,10 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
     world.resubmit(now, outstanding);
 
     // The protocol.
-    let listener = tokio::net::TcpListener::bind(SocketAddr::V4(opts.listen))
-        .await
-        .map_err(|source| RealtimeError::Listen {
-            addr: SocketAddr::V4(opts.listen),
-            source,
-        })?;
+    let listener = listen_on(opts.listen).map_err(|source| RealtimeError::Listen {
+        addr: SocketAddr::V4(opts.listen),
+        source,
+    })?;
     let listen = listener.local_addr().unwrap_or(SocketAddr::V4(opts.listen));
     let (tx, mut rx) = mpsc::channel::<ToLoop>(4096);
     let accept = tokio::spawn(accept_loop(listener, tx.clone(), opts.line_deadline));
@@ -701,6 +702,16 @@ fn drain<H: spinnbed_sim::hardware::Hardware>(
         logfile.write(now, &m)?;
     }
     Ok(())
+}
+
+/// The protocol's listening socket, with a backlog deep enough for a thousand clients
+/// connecting at once (the default 128 overflows, and the kernel makes the rest retry after
+/// a second or more).
+fn listen_on(addr: std::net::SocketAddrV4) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::V4(addr))?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// One console line per job state change (and every event to the embedder's channel).
