@@ -18,6 +18,7 @@
 //! lived in the stopped process, are destroyed.
 
 pub mod conn;
+pub mod rest;
 pub mod state;
 
 use crate::clock::UnixClock;
