@@ -2,5 +2,6 @@
 //! service (issue #14; being built): accounts, sessions, TLS.
 
 pub mod accounts;
+pub mod http;
 pub mod sessions;
 pub mod tls;
