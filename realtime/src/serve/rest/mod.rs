@@ -3,5 +3,6 @@
 
 pub mod accounts;
 pub mod http;
+pub mod proxy_io;
 pub mod sessions;
 pub mod tls;
