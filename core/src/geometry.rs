@@ -1063,7 +1063,10 @@ impl Machine {
     ) -> Option<WhereIs> {
         let min = component_min(job.boards)?;
         let origin = board_offset_to_chip(min.0, min.1, min.2);
-        let found = self.where_is_chip(chip_x + origin.0, chip_y + origin.1, job_on)?;
+        // Wrapped here (as `where_is_chip` would) so that no client's coordinate overflows.
+        let (w, h) = self.chip_dimensions();
+        let wrap = |c: i64, o: i64, n: u32| (i128::from(c) + i128::from(o)).rem_euclid(i128::from(n)) as i64;
+        let found = self.where_is_chip(wrap(chip_x, origin.0, w), wrap(chip_y, origin.1, h), job_on)?;
         (found.job_id == Some(job.id)).then_some(found)
     }
 }

@@ -39,6 +39,15 @@ pub enum DestroyReason {
     ConfigurationFailed(BmpFailure),
     /// Whoever destroyed it said why (a client's `destroy_job` reason), or said nothing.
     Requested(Option<String>),
+    /// A client's `destroy_job` gave a reason that is not text (a number, a list, …). The
+    /// reference keeps the value itself and gives it back as it came (a number stays a
+    /// number); where it puts the reason into words ("Cancelled: 42") it uses Python's `str()`.
+    RequestedValue {
+        /// The value, as JSON.
+        json: String,
+        /// The value in words: Python's `str()` of it.
+        text: String,
+    },
 }
 
 impl fmt::Display for DestroyReason {
@@ -50,6 +59,7 @@ impl fmt::Display for DestroyReason {
             DestroyReason::ConfigurationFailed(e) => write!(f, "Machine configuration failed. Error: {e}"),
             DestroyReason::Requested(Some(text)) => f.write_str(text),
             DestroyReason::Requested(None) => Ok(()),
+            DestroyReason::RequestedValue { text, .. } => f.write_str(text),
         }
     }
 }
@@ -111,6 +121,14 @@ mod tests {
             ),
             (DestroyReason::requested("done"), false, "done"),
             (DestroyReason::Requested(None), true, "Cancelled: "),
+            (
+                DestroyReason::RequestedValue {
+                    json: "[1, \"a\"]".into(),
+                    text: "[1, 'a']".into(),
+                },
+                true,
+                "Cancelled: [1, 'a']",
+            ),
         ];
         for (reason, queued, text) in cases {
             assert_eq!(JobEnd { reason, queued }.to_string(), text);

@@ -310,6 +310,39 @@ pub struct JobSummary {
     pub boards: Vec<Board>,
     /// Host that last kept it alive.
     pub keepalive_host: Option<String>,
+    /// When its keepalive runs out (`None`: it has none): the last keepalive plus the
+    /// keepalive period.
+    pub keepalive_until: Option<Instant>,
+}
+
+/// A destroyed job, as the service remembers it (the last
+/// [`ServiceConfig::max_retired_jobs`] of them; see [`Service::retired_job`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetiredJob {
+    /// Job id.
+    pub job_id: JobId,
+    /// Owner.
+    pub owner: String,
+    /// Creation time.
+    pub start_time: Instant,
+    /// When it was destroyed.
+    pub finish_time: Instant,
+    /// Why, and whether it was still queued.
+    pub end: JobEnd,
+    /// Its keepalive period.
+    pub keepalive: Option<Duration>,
+    /// The request.
+    pub request: Request,
+    /// The machine it asked for.
+    pub machine: Option<String>,
+    /// The tags it asked for.
+    pub tags: Option<Vec<String>>,
+    /// The request as its client sent it ([`NewJob::original`]).
+    pub original: Option<String>,
+    /// The machine it had boards on, if it was allocated.
+    pub allocated_machine_name: Option<String>,
+    /// The boards it held, sorted (empty if none).
+    pub boards: Vec<Board>,
 }
 
 /// Where a live job runs.
@@ -436,7 +469,7 @@ pub struct Service {
     packer_factory: PackerFactory,
     jobs: BTreeMap<JobId, Job>,
     retired: VecDeque<JobId>,
-    retired_reasons: BTreeMap<JobId, JobEnd>,
+    retired_jobs: BTreeMap<JobId, RetiredJob>,
     /// Keepalive deadlines of live jobs, earliest first.
     deadlines: BTreeSet<(Instant, JobId)>,
     draining: BTreeMap<JobId, Draining>,
@@ -492,7 +525,7 @@ impl Service {
             packer_factory,
             jobs: BTreeMap::new(),
             retired: VecDeque::new(),
-            retired_reasons: BTreeMap::new(),
+            retired_jobs: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             draining: BTreeMap::new(),
             next_id: JobId(1),
@@ -1014,7 +1047,7 @@ impl Service {
                 keepalive_host: j.host.clone(),
             };
         }
-        let reason = self.retired_reasons.get(&id).cloned();
+        let reason = self.retired_jobs.get(&id).map(|r| r.end.clone());
         JobStateInfo {
             state: if reason.is_some() {
                 JobState::Destroyed
@@ -1033,7 +1066,13 @@ impl Service {
     /// allocated.
     pub fn get_job_machine_info(&mut self, now: Instant, id: JobId, host: Option<&str>) -> Option<JobMachineInfo> {
         self.job_keepalive(now, id, host).ok()?;
-        let j = &self.jobs[&id];
+        self.job_machine_info(id)
+    }
+
+    /// Where an allocated live job runs, without touching the job (its keepalive and last
+    /// host stay as they are); `None` if it is unknown or not allocated.
+    pub fn job_machine_info(&self, id: JobId) -> Option<JobMachineInfo> {
+        let j = self.jobs.get(&id)?;
         let a = j.alloc.as_ref()?;
         let m = &self.machines[a.machine].machine;
         let origin = *a.boards.iter().min()?;
@@ -1082,7 +1121,25 @@ impl Service {
             original: j.original.clone(),
             boards: j.alloc.as_ref().map(|a| a.boards.clone()).unwrap_or_default(),
             keepalive_host: j.host.clone(),
+            keepalive_until: j.keepalive_until,
         }
+    }
+
+    /// Every live job's id and owner, in id order (what a listing filtered by owner needs,
+    /// without copying every job as [`Service::list_jobs`] does).
+    pub fn job_owners(&self) -> impl Iterator<Item = (JobId, &str)> {
+        self.jobs.iter().map(|(id, j)| (*id, j.owner.as_str()))
+    }
+
+    /// A destroyed job the service still remembers (the last
+    /// [`ServiceConfig::max_retired_jobs`] destroyed).
+    pub fn retired_job(&self, id: JobId) -> Option<&RetiredJob> {
+        self.retired_jobs.get(&id)
+    }
+
+    /// The destroyed jobs the service still remembers, in id order.
+    pub fn retired_jobs(&self) -> impl Iterator<Item = &RetiredJob> {
+        self.retired_jobs.values()
     }
 
     /// All machines in priority order.
@@ -1367,17 +1424,33 @@ impl Service {
         if let Some(u) = j.keepalive_until {
             self.deadlines.remove(&(u, id));
         }
-        self.retired.push_back(id);
-        self.retired_reasons.insert(id, reason.clone());
-        while self.retired.len() > self.config.max_retired_jobs {
-            if let Some(old) = self.retired.pop_front() {
-                self.retired_reasons.remove(&old);
-            }
-        }
         let machine = j
             .alloc
             .as_ref()
             .map(|a| self.machines[a.machine].machine.name().to_string());
+        self.retired.push_back(id);
+        self.retired_jobs.insert(
+            id,
+            RetiredJob {
+                job_id: id,
+                owner: j.owner.clone(),
+                start_time: j.start_time,
+                finish_time: now,
+                end: reason.clone(),
+                keepalive: j.keepalive,
+                request: j.request,
+                machine: j.machine.clone(),
+                tags: j.tags.clone(),
+                original: j.original.clone(),
+                allocated_machine_name: machine.clone(),
+                boards: j.alloc.as_ref().map(|a| a.boards.clone()).unwrap_or_default(),
+            },
+        );
+        while self.retired.len() > self.config.max_retired_jobs {
+            if let Some(old) = self.retired.pop_front() {
+                self.retired_jobs.remove(&old);
+            }
+        }
         self.events.push_back(ServiceEvent::Destroyed {
             job: id,
             reason,
@@ -1805,6 +1878,52 @@ mod tests {
         // Acknowledging the power-off releases the triad, which b gets at once.
         ack_all(&mut s, Instant::ZERO);
         assert_eq!(s.get_job_state(Instant::ZERO, b, None).state, JobState::Ready);
+    }
+
+    #[test]
+    fn destroyed_jobs_are_remembered_with_owner_times_and_boards_up_to_the_limit() {
+        let cfg = ServiceConfig {
+            max_retired_jobs: 2,
+            ..ServiceConfig::default()
+        };
+        let mut s = Service::new(cfg);
+        s.add_machine(Instant::ZERO, machine("m", 1, 1)).unwrap();
+        let t = Instant::from_secs(5);
+        let a = s.create_job(t, Some("h"), job(Request::new(Shape::AnyBoard))).unwrap();
+        ack_all(&mut s, t);
+        assert_eq!(s.job(a).unwrap().keepalive_until, Some(t + Duration::from_secs(60)));
+        assert_eq!(s.job_owners().collect::<Vec<_>>(), vec![(a, "alice")]);
+        // The read-only machine info leaves the keepalive alone.
+        let info = s.job_machine_info(a).unwrap();
+        assert_eq!(s.job(a).unwrap().keepalive_until, Some(t + Duration::from_secs(60)));
+        assert_eq!(
+            s.get_job_machine_info(Instant::from_secs(9), a, None),
+            Some(info.clone())
+        );
+        assert_eq!(s.job(a).unwrap().keepalive_until, Some(Instant::from_secs(69)));
+        let boards = info.boards;
+        let end = Instant::from_secs(10);
+        s.destroy_job(end, a, DestroyReason::requested("done")).unwrap();
+        assert!(s.job_machine_info(a).is_none());
+        assert_eq!(s.job_owners().count(), 0);
+        let r = s.retired_job(a).unwrap();
+        assert_eq!(
+            (r.owner.as_str(), r.start_time, r.finish_time, &r.boards),
+            ("alice", t, end, &boards)
+        );
+        assert_eq!(r.end.to_string(), "done");
+        assert_eq!(r.allocated_machine_name.as_deref(), Some("m"));
+        // Only the last two are kept.
+        for _ in 0..2 {
+            let b = s.create_job(end, None, job(Request::new(Shape::AnyBoard))).unwrap();
+            s.destroy_job(end, b, DestroyReason::Requested(None)).unwrap();
+        }
+        assert!(s.retired_job(a).is_none());
+        assert_eq!(
+            s.retired_jobs().map(|r| r.job_id).collect::<Vec<_>>(),
+            vec![JobId(a.0 + 1), JobId(a.0 + 2)]
+        );
+        assert_eq!(s.get_job_state(end, a, None).state, JobState::Unknown);
     }
 
     #[test]

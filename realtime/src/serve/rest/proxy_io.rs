@@ -120,7 +120,7 @@ pub async fn run(
     for (_, (_, task)) in sockets {
         task.abort();
     }
-    let mut stats = session.stats().clone();
+    let mut stats = session.stats();
     stats.datagrams_dropped += dropped.load(std::sync::atomic::Ordering::Relaxed);
     stats
 }
