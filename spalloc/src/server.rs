@@ -10,10 +10,12 @@
 //!
 //! Replies match the reference's: the same keys, values and Python `TypeError` texts, with
 //! three deliberate differences, all for requests the reference mishandles: a malformed
-//! `create_job` is refused with an exception naming what is wrong (the reference sometimes
-//! leaves such a job queued for ever), `version()` is `"1.0.0"` (the reference's own
-//! `"1!7.0.0"` fails the real clients' version check), and list orders the reference takes
-//! from Python sets are sorted.
+//! `create_job` is refused with an exception naming what is wrong (the reference answers some
+//! with an exception yet leaves the job queued for ever, and allocates or cancels others that
+//! Python's duck typing lets through: a fractional count, a tag that is not a string),
+//! `version()` is `"1.0.0"` (the reference's own `"1!7.0.0"` fails the real clients' version
+//! check), and list orders the reference takes from Python sets are sorted.
+//! `tests/tests/spalloc_differential.rs` holds `sim serve` to the reference, request by request.
 //!
 //! A client that does not read its notifications cannot make the server hold more than one
 //! pending notification of each kind for it: while its output is over
@@ -104,12 +106,14 @@ fn job_key(v: &Value) -> Option<JobId> {
     int_of(v).and_then(|i| u64::try_from(i).ok()).map(JobId)
 }
 
-/// A watched id or name as a set key: the int for anything equal to an int, else the JSON.
-fn watch_key(v: &Value) -> String {
+/// A watched id or name as a set key: the int for anything equal to an int, else the JSON;
+/// Python's error for what it cannot put in a set (a list or a dict).
+fn watch_key(v: &Value) -> Result<String, String> {
     match (v, int_of(v)) {
-        (Value::String(s), _) => format!("s{s}"),
-        (_, Some(i)) => format!("i{i}"),
-        (v, None) => format!("j{v}"),
+        (Value::Array(_) | Value::Object(_), _) => Err(format!("unhashable type: '{}'", pyjson::type_name(v))),
+        (Value::String(s), _) => Ok(format!("s{s}")),
+        (_, Some(i)) => Ok(format!("i{i}")),
+        (v, None) => Ok(format!("j{v}")),
     }
 }
 
@@ -134,7 +138,7 @@ struct JobStateReply<'a> {
     state: u8,
     power: Option<bool>,
     keepalive: Option<f64>,
-    reason: Option<String>,
+    reason: Option<Value>,
     start_time: Option<f64>,
     keepalivehost: Option<&'a str>,
 }
@@ -365,10 +369,11 @@ impl Server {
         }
     }
 
-    /// Handles one request line (without its newline; blank lines are skipped) from a
+    /// Handles one request line (without its newline; empty lines are skipped) from a
     /// connected client: the reply goes to its output. An error means the reference would
     /// disconnect the client: the driver closes the connection (and calls
-    /// [`Server::disconnect`]).
+    /// [`Server::disconnect`]). As in the reference, only an empty line is skipped: a line of
+    /// spaces, or a lone `\r`, is not JSON and disconnects.
     pub fn handle_line(
         &mut self,
         now: Instant,
@@ -376,7 +381,7 @@ impl Server {
         line: &[u8],
         svc: &mut Service,
     ) -> Result<(), Disconnect> {
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if line.is_empty() {
             return Ok(());
         }
         let call = match parse_line(line) {
@@ -434,7 +439,7 @@ impl Server {
                     Some(j) => svc.get_job_state(now, j, Some(host)),
                     None => svc.get_job_state(now, JobId(u64::MAX), None),
                 };
-                let reason = info.reason.as_ref().and_then(reason_text);
+                let reason = info.reason.as_ref().and_then(reason_value);
                 ret(
                     out,
                     &JobStateReply {
@@ -492,19 +497,25 @@ impl Server {
                 ret(out, &());
             }
             Command::DestroyJob => {
+                // The reference keeps any JSON value as the reason (and gives it back as it
+                // came); its job log and "Cancelled: …" put it into words with `str()`.
                 let reason = match b.get(1) {
-                    Value::Null => None,
-                    v => Some(str_of(v)),
+                    Value::Null => DestroyReason::Requested(None),
+                    Value::String(s) => DestroyReason::requested(s.clone()),
+                    v => DestroyReason::RequestedValue {
+                        json: v.to_string(),
+                        text: str_of(v),
+                    },
                 };
                 self.log.push_back(LogLine {
                     text: match &reason {
-                        None => format!("destroy_job({}) from {host}", str_of(b.get(0))),
-                        Some(r) => format!("destroy_job({},{r}) from {host}", str_of(b.get(0))),
+                        DestroyReason::Requested(None) => format!("destroy_job({}) from {host}", str_of(b.get(0))),
+                        r => format!("destroy_job({},{r}) from {host}", str_of(b.get(0))),
                     },
                     destroys: job_key(b.get(0)),
                 });
                 if let Some(j) = job_key(b.get(0)) {
-                    let _ = svc.destroy_job(now, j, DestroyReason::Requested(reason));
+                    let _ = svc.destroy_job(now, j, reason);
                 }
                 ret(out, &());
             }
@@ -517,11 +528,13 @@ impl Server {
                 };
                 match (b.get(0), w.as_mut()) {
                     (Value::Null, _) => *w = Some(Watch::All),
-                    (v, None) => *w = Some(Watch::Some(BTreeSet::from([watch_key(v)]))),
-                    (v, Some(Watch::Some(s))) => {
-                        s.insert(watch_key(v));
-                    }
+                    // Python puts the id in a set: a list or dict is refused, unless the client
+                    // already watches everything (then the id is not looked at).
                     (_, Some(Watch::All)) => {}
+                    (v, None) => *w = Some(Watch::Some(BTreeSet::from([watch_key(v)?]))),
+                    (v, Some(Watch::Some(s))) => {
+                        s.insert(watch_key(v)?);
+                    }
                 }
                 ret(out, &());
             }
@@ -535,7 +548,7 @@ impl Server {
                 match (b.get(0), w.as_mut()) {
                     (Value::Null, _) => *w = None,
                     (v, Some(Watch::Some(s))) => {
-                        s.remove(&watch_key(v));
+                        s.remove(&watch_key(v)?);
                         if s.is_empty() {
                             *w = None;
                         }
@@ -709,12 +722,16 @@ impl Serialize for OrderedMap<'_> {
     }
 }
 
-/// The text `get_job_state` gives for how a job ended: `None` for a job destroyed after
-/// allocation with no reason (the reference keeps Python's `None`).
-fn reason_text(end: &JobEnd) -> Option<String> {
+/// The reason `get_job_state` gives for how a job ended: `None` for a job destroyed after
+/// allocation with no reason (the reference keeps Python's `None`), a client's reason that is
+/// not text as it came, else the words.
+fn reason_value(end: &JobEnd) -> Option<Value> {
     match (&end.reason, end.queued) {
         (DestroyReason::Requested(None), false) => None,
-        _ => Some(end.to_string()),
+        (DestroyReason::RequestedValue { json, .. }, false) => {
+            Some(serde_json::from_str(json).unwrap_or_else(|_| Value::String(end.to_string())))
+        }
+        _ => Some(Value::String(end.to_string())),
     }
 }
 
@@ -799,35 +816,57 @@ fn request_of(
             }
         }
     }
-    let count = |k: &str| -> Result<Option<u32>, String> {
+    // Python compares these limits with counts: a negative one can never be met (the
+    // reference's allocator finds no machine for the job and cancels it at once), except by a
+    // single board, whose allocation does not look at them.
+    let mut negative_limit = false;
+    let mut count = |k: &str| -> Result<Option<u32>, String> {
         match get(k) {
             Value::Null => Ok(None),
-            v => int_of(v)
-                .and_then(|i| u32::try_from(i).ok())
-                .map(Some)
-                .ok_or_else(|| format!("{k} must be a non-negative integer or None, got {}", repr(v))),
+            v => match int_of(v) {
+                Some(i) if i < 0 => {
+                    negative_limit = true;
+                    Ok(None)
+                }
+                Some(i) => Ok(Some(u32::try_from(i).unwrap_or(u32::MAX))),
+                None => Err(format!("{k} must be an integer or None, got {}", repr(v))),
+            },
         }
     };
+    let (max_dead_boards, max_dead_links) = (count("max_dead_boards")?, count("max_dead_links")?);
     let min_ratio = match get("min_ratio") {
         Value::Null => 0.0,
         v => float_of(v).map_err(|e| format!("min_ratio: {e}"))?,
     };
-    let request = Request::from_args(
+    let mut request = Request::from_args(
         &ints,
         min_ratio,
-        count("max_dead_boards")?,
-        count("max_dead_links")?,
+        max_dead_boards,
+        max_dead_links,
         truthy(get("require_torus")),
     )
     .map_err(|e| match e {
         RequestError::TorusBoard => "require_torus must be False when allocating boards.".to_string(),
+        // The reference's `area_to_rect` words it so.
+        RequestError::BadRatio(r) if r < 0.0 => "Aspect ratio cannot be negative.".to_string(),
         e => e.to_string(),
     })?;
+    let mut no_machine = false;
     let machine = match get("machine") {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
-        v => return Err(format!("machine must be a machine's name or None, got {}", repr(v))),
+        // A number or a boolean names no machine: the reference looks it up, finds none and
+        // cancels the job. (Still a machine, for the check against tags.)
+        v @ (Value::Number(_) | Value::Bool(_)) => {
+            no_machine = true;
+            Some(repr(v))
+        }
+        v => return Err(format!("unhashable type: '{}'", pyjson::type_name(v))),
     };
+    if no_machine || negative_limit && !request.is_single_board() {
+        // A request no machine can ever take: the job is cancelled as the reference's is.
+        request.shape = Shape::Triads { w: 0, h: 0 };
+    }
     let tags = match get("tags") {
         Value::Null => None,
         Value::Array(a) => Some(a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()),
@@ -882,12 +921,14 @@ fn where_is(svc: &Service, kwargs: &[(String, Value)]) -> Result<Option<WhereIs>
     };
     let query = if set(&["machine", "x", "y", "z"]) {
         let (x, y, z) = (coord("x")?, coord("y")?, coord("z")?);
-        if !(0..3).contains(&z) {
-            return Ok(None);
-        }
-        // The reference goes through chip coordinates, so boards outside the machine wrap.
-        let (cx, cy) = spinnbed_core::geometry::board_offset_to_chip(x, y, z);
-        machine().map(|machine| WhereIsQuery::Chip { machine, x: cx, y: cy })
+        // The reference goes through chip coordinates, so boards outside the machine wrap, and
+        // a z other than 1 or 2 counts as 0. (Wrapped first, so that no coordinate overflows.)
+        machine().and_then(|machine| {
+            let m = svc.machine(&machine)?;
+            let (x, y) = (x.rem_euclid(m.width().into()), y.rem_euclid(m.height().into()));
+            let (cx, cy) = spinnbed_core::geometry::board_offset_to_chip(x, y, z);
+            Some(WhereIsQuery::Chip { machine, x: cx, y: cy })
+        })
     } else if set(&["machine", "cabinet", "frame", "board"]) {
         let p = physical(coord("cabinet")?, coord("frame")?, coord("board")?);
         machine()
@@ -1192,6 +1233,110 @@ mod tests {
             .collect();
         assert_eq!(tail.len(), 1);
         assert_eq!(tail[0]["jobs_changed"].as_array().unwrap().len(), 50);
+    }
+
+    #[test]
+    fn only_an_empty_line_is_skipped() {
+        let (mut s, mut svc) = setup();
+        assert!(s.handle_line(T0, A, b"", &mut svc).is_ok());
+        assert!(s.take_output(A).is_empty());
+        // The reference parses anything else as JSON, and a line of spaces or a lone CR is not.
+        for line in [&b"   "[..], b"\r", b"\t"] {
+            assert!(s.handle_line(T0, A, line, &mut svc).is_err(), "{line:?}");
+        }
+        assert!(
+            s.handle_line(T0, A, b" {\"command\": \"list_jobs\"}\r", &mut svc)
+                .is_ok()
+        );
+        assert_eq!(lines(&mut s, A), vec![json!({"return": []})]);
+    }
+
+    #[test]
+    fn watching_refuses_ids_python_cannot_hash() {
+        let (mut s, mut svc) = setup();
+        let watch = |s: &mut Server, svc: &mut Service, c, cmd: &str, arg: Value| {
+            call(s, svc, c, json!({"command": cmd, "args": [arg]}))
+        };
+        // Nothing watched yet: unwatching looks at nothing.
+        assert_eq!(
+            watch(&mut s, &mut svc, A, "no_notify_job", json!([1])),
+            vec![json!({"return": null})]
+        );
+        let unhashable = |t: &str| vec![json!({"exception": format!("unhashable type: '{t}'")})];
+        assert_eq!(watch(&mut s, &mut svc, A, "notify_job", json!([1])), unhashable("list"));
+        assert_eq!(
+            watch(&mut s, &mut svc, A, "notify_machine", json!({"a": 1})),
+            unhashable("dict")
+        );
+        assert_eq!(
+            watch(&mut s, &mut svc, A, "notify_job", json!(3)),
+            vec![json!({"return": null})]
+        );
+        assert_eq!(watch(&mut s, &mut svc, A, "notify_job", json!([1])), unhashable("list"));
+        assert_eq!(
+            watch(&mut s, &mut svc, A, "no_notify_job", json!([1])),
+            unhashable("list")
+        );
+        // Watching everything, a specific id is not looked at.
+        call(&mut s, &mut svc, B, json!({"command": "notify_job"}));
+        assert_eq!(
+            watch(&mut s, &mut svc, B, "notify_job", json!([1])),
+            vec![json!({"return": null})]
+        );
+        assert_eq!(
+            watch(&mut s, &mut svc, B, "no_notify_job", json!([1])),
+            vec![json!({"return": null})]
+        );
+    }
+
+    #[test]
+    fn where_is_by_board_wraps_every_coordinate_as_the_reference_does() {
+        let (mut s, mut svc) = setup();
+        let q = |kw: Value| json!({"command": "where_is", "args": [], "kwargs": kw});
+        let at = |s: &mut Server, svc: &mut Service, kw: Value| call(s, svc, A, q(kw))[0]["return"]["logical"].clone();
+        // z other than 1 or 2 counts as 0; x and y wrap around the machine.
+        assert_eq!(
+            at(&mut s, &mut svc, json!({"machine": "m", "x": 1, "y": 0, "z": 3})),
+            json!([1, 0, 0])
+        );
+        assert_eq!(
+            at(&mut s, &mut svc, json!({"machine": "m", "x": -1, "y": 3, "z": 2})),
+            json!([1, 1, 2])
+        );
+        assert_eq!(
+            at(
+                &mut s,
+                &mut svc,
+                json!({"machine": "m", "x": i64::MAX, "y": i64::MIN, "z": 1})
+            ),
+            json!([1, 0, 1])
+        );
+        call(&mut s, &mut svc, A, create(json!({"owner": "o"}), json!([2, 2])));
+        let r = call(
+            &mut s,
+            &mut svc,
+            A,
+            q(json!({"job_id": 1, "chip_x": i64::MAX, "chip_y": i64::MIN})),
+        );
+        assert_eq!(r[0]["return"]["job_id"], json!(1), "{r:?}");
+    }
+
+    #[test]
+    fn a_reason_that_is_not_text_comes_back_as_it_was_given() {
+        let (mut s, mut svc) = setup();
+        call(&mut s, &mut svc, A, create(json!({"owner": "o"}), json!([2, 2])));
+        call(&mut s, &mut svc, A, create(json!({"owner": "o"}), json!([2, 2])));
+        let destroy = |id, reason: Value| json!({"command": "destroy_job", "args": [id, reason]});
+        let reason = |s: &mut Server, svc: &mut Service, id| {
+            call(s, svc, A, json!({"command": "get_job_state", "args": [id]}))[0]["return"]["reason"].clone()
+        };
+        // Allocated: the value itself; queued: in words, as Python's `str()` writes it.
+        call(&mut s, &mut svc, A, destroy(1, json!(42)));
+        assert_eq!(reason(&mut s, &mut svc, 1), json!(42));
+        call(&mut s, &mut svc, A, destroy(2, json!([1, "a", null])));
+        assert_eq!(reason(&mut s, &mut svc, 2), json!("Cancelled: [1, 'a', None]"));
+        let log: Vec<String> = std::iter::from_fn(|| s.poll_log()).map(|l| l.text).collect();
+        assert!(log.contains(&"destroy_job(1,42) from 10.0.0.1".to_string()), "{log:?}");
     }
 
     fn call_no_read(s: &mut Server, svc: &mut Service, c: ClientId, req: Value) {

@@ -4,6 +4,9 @@
 //! `.venv-ref` by `tests/reference/setup-venv.sh` the first time a test needs it.
 #![forbid(unsafe_code)]
 
+use spinnbed_core::service::ServiceEvent;
+use spinnbed_core::time::Instant;
+use spinnbed_realtime::serve::{ServeOptions, ServeReport, serve};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -126,4 +129,74 @@ where
         let stats = server.await.expect("the emulator task").expect("sim emulate");
         (r, stats)
     })
+}
+
+/// A `sim serve` running in-process on its own thread and tokio runtime, on `127.0.0.1:0`,
+/// quiet, with its state in a given directory.
+pub struct Served {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    stop: std::sync::Arc<tokio::sync::Notify>,
+    events: std::sync::mpsc::Receiver<(Instant, ServiceEvent)>,
+    thread: std::thread::JoinHandle<Result<ServeReport, String>>,
+}
+
+impl Served {
+    /// Loads `scenario` and serves it (its machines emulated on their addresses) until
+    /// [`Served::stop`]. Panics if the server does not start within a minute.
+    pub fn start(scenario: &Path, state: &Path) -> Served {
+        use std::sync::{Arc, mpsc};
+        let sc = spinnbed_sim::scenario::load(scenario).unwrap_or_else(|e| panic!("{e}"));
+        let ready = Arc::new(tokio::sync::Notify::new());
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let bound = Arc::new(OnceLock::new());
+        let (tx, events) = mpsc::channel();
+        let mut opts = ServeOptions::new(state.to_path_buf());
+        opts.listen = "127.0.0.1:0".parse().expect("an address");
+        opts.quiet = true;
+        opts.ready = Some(ready.clone());
+        opts.stop = Some(stop.clone());
+        opts.bound = Some(bound.clone());
+        opts.events = Some(tx);
+        let (up_tx, up_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            rt.block_on(async move {
+                // (The server's future holds the service, which is not `Send`: it runs here.)
+                let up = tokio::spawn(async move {
+                    ready.notified().await;
+                    let _ = up_tx.send(());
+                });
+                let r = serve(&sc, &opts).await;
+                up.abort();
+                r.map_err(|e| e.to_string())
+            })
+        });
+        if up_rx.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            let r = thread.join();
+            panic!("sim serve did not start: {r:?}");
+        }
+        let addr = *bound.get().expect("the address is set before ready");
+        Served {
+            addr,
+            stop,
+            events,
+            thread,
+        }
+    }
+
+    /// Stops the server (as SIGTERM does) and returns its report and every service event.
+    pub fn stop(self) -> (ServeReport, Vec<(Instant, ServiceEvent)>) {
+        self.stop.notify_one();
+        let report = self
+            .thread
+            .join()
+            .expect("the server thread")
+            .unwrap_or_else(|e| panic!("sim serve failed: {e}"));
+        (report, self.events.try_iter().collect())
+    }
 }

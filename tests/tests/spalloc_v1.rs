@@ -15,78 +15,10 @@
 
 use spinnbed_core::service::ServiceEvent;
 use spinnbed_core::time::Instant;
-use spinnbed_realtime::serve::{ServeOptions, ServeReport, serve};
-use spinnbed_tests::{clients_python, repo_root, spalloc_client_python};
+use spinnbed_tests::{Served, clients_python, repo_root, spalloc_client_python};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, OnceLock, mpsc};
-
-/// A `sim serve` running in-process on its own thread.
-struct Served {
-    addr: SocketAddr,
-    stop: Arc<tokio::sync::Notify>,
-    events: mpsc::Receiver<(Instant, ServiceEvent)>,
-    thread: std::thread::JoinHandle<Result<ServeReport, String>>,
-}
-
-impl Served {
-    fn start(scenario: &Path, state: &Path) -> Served {
-        let sc = spinnbed_sim::scenario::load(scenario).unwrap_or_else(|e| panic!("{e}"));
-        let ready = Arc::new(tokio::sync::Notify::new());
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let bound = Arc::new(OnceLock::new());
-        let (tx, events) = mpsc::channel();
-        let mut opts = ServeOptions::new(state.to_path_buf());
-        opts.listen = "127.0.0.1:0".parse().unwrap();
-        opts.quiet = true;
-        opts.ready = Some(ready.clone());
-        opts.stop = Some(stop.clone());
-        opts.bound = Some(bound.clone());
-        opts.events = Some(tx);
-        let (up_tx, up_rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            rt.block_on(async move {
-                // (The server's future holds the service, which is not `Send`: it runs here.)
-                let up = tokio::spawn(async move {
-                    ready.notified().await;
-                    let _ = up_tx.send(());
-                });
-                let r = serve(&sc, &opts).await;
-                up.abort();
-                r.map_err(|e| e.to_string())
-            })
-        });
-        if up_rx.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
-            let r = thread.join();
-            panic!("sim serve did not start: {r:?}");
-        }
-        let addr = *bound.get().expect("the address is set before ready");
-        Served {
-            addr,
-            stop,
-            events,
-            thread,
-        }
-    }
-
-    /// Stops the server (as SIGTERM does) and returns its report and every service event.
-    fn stop(self) -> (ServeReport, Vec<(Instant, ServiceEvent)>) {
-        self.stop.notify_one();
-        let report = self
-            .thread
-            .join()
-            .expect("the server thread")
-            .unwrap_or_else(|e| panic!("sim serve failed: {e}"));
-        (report, self.events.try_iter().collect())
-    }
-}
 
 /// The steps `v1_clients.py` must report, in order.
 const STEPS: &[&str] = &[
