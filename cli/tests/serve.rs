@@ -62,6 +62,7 @@ impl Server {
             .arg(dir.join("state"))
             .arg("--listen")
             .arg(addr.to_string())
+            .args(["--rest-listen", "off"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())

@@ -152,6 +152,7 @@ fn spawn(addr: SocketAddr, state: &Path, log: &Path) -> Child {
         .arg("--listen")
         .arg(addr.to_string())
         .arg("--quiet")
+        .args(["--rest-listen", "off"])
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)

@@ -61,6 +61,9 @@ pub enum RealtimeError {
     /// The run could not be set up.
     #[error(transparent)]
     Run(#[from] spinnbed_sim::run::RunError),
+    /// The REST API's certificate could not be loaded or made.
+    #[error("the REST API's TLS: {0}")]
+    Tls(#[from] crate::serve::rest::tls::TlsError),
     /// The state directory holds something that cannot be used.
     #[error("{}: {why}", path.display())]
     State {

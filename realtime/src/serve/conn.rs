@@ -40,6 +40,8 @@ pub enum ToLoop {
     Writable(ClientId),
     /// The client went, or was cut off (why, for the log).
     Gone(ClientId, Option<String>),
+    /// A REST call (from the HTTP layer, not a v1 connection).
+    Rest(Box<crate::serve::rest::web::RestMsg>),
 }
 
 /// Buffers shared by a connection's tasks and the server loop.

@@ -53,6 +53,9 @@ pub const DEFAULT_PORT: u16 = 22244;
 /// Clients beyond this many are turned away at once.
 pub const MAX_CLIENTS: usize = 16_384;
 
+/// The REST API's port by default (the v1 protocol's plus one).
+pub const DEFAULT_REST_PORT: u16 = 22245;
+
 /// Connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
 const LISTEN_BACKLOG: u32 = 4096;
 
@@ -82,6 +85,11 @@ pub struct ServeOptions {
     pub ready: Option<Arc<Notify>>,
     /// Set to the address it listens on (with port 0, the one it was given) before `ready`.
     pub bound: Option<Arc<std::sync::OnceLock<SocketAddr>>>,
+    /// The REST API's address (HTTP and HTTPS on one port); `None` (the default here; `sim
+    /// serve` serves it on 127.0.0.1:[`DEFAULT_REST_PORT`]): no REST API.
+    pub rest_listen: Option<SocketAddrV4>,
+    /// The REST API's certificate: given files, or (`None`) self-signed in the state directory.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
     /// How long a client may stall — a request line left unfinished, or replies it takes none
     /// of — before it is cut off ([`conn::LINE_DEADLINE`]).
     pub line_deadline: std::time::Duration,
@@ -107,6 +115,8 @@ impl ServeOptions {
             scenario_path: None,
             ready: None,
             bound: None,
+            rest_listen: None,
+            tls_files: None,
             line_deadline: conn::LINE_DEADLINE,
             events: None,
             stop: None,
@@ -265,6 +275,12 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
     if !opts.listen.ip().is_loopback() && !opts.allow_non_loopback {
         return Err(RealtimeError::ListenNotLoopback(opts.listen));
     }
+    if let Some(r) = opts.rest_listen
+        && !r.ip().is_loopback()
+        && !opts.allow_non_loopback
+    {
+        return Err(RealtimeError::ListenNotLoopback(r));
+    }
     let spec = serve_spec(sc, opts.background, opts.speed)?;
     let policy = spec.policy();
     let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
@@ -359,6 +375,12 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
     let listen = listener.local_addr().unwrap_or(SocketAddr::V4(opts.listen));
     let (tx, mut rx) = mpsc::channel::<ToLoop>(4096);
     let accept = tokio::spawn(accept_loop(listener, tx.clone(), opts.line_deadline));
+    let rest = match opts.rest_listen {
+        Some(addr) => Some(start_rest(addr, opts, tx.clone(), &say).await?),
+        None => None,
+    };
+    let rest_api = spinnbed_spalloc::rest::RestApi::new(spinnbed_spalloc::rest::RestConfig::default());
+    let mut rest_calls: Vec<rest::web::RestMsg> = Vec::new();
     say(format!(
         "listening on {listen} (spalloc v1 protocol): {} machine(s) {}, policy {} / {}, state in {}{}",
         machines.len(),
@@ -399,6 +421,7 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
     let printer = JobPrinter {
         quiet: opts.quiet,
         events: opts.events.clone(),
+        rest: rest.as_ref().map(|r| r.shared.clone()),
     };
 
     loop {
@@ -446,6 +469,20 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
             drop(b);
             c.shared.wake_reader.notify_one();
         }
+        // REST calls of the round (their answers wait for the commit below).
+        let mut rest_answers = Vec::with_capacity(rest_calls.len());
+        for m in std::mem::take(&mut rest_calls) {
+            let now = clock.now();
+            let rest::web::RestMsg {
+                caller,
+                urls,
+                call,
+                reply,
+            } = m;
+            let r = world.with_service(now, |svc, now| rest_api.handle(now, &caller, &urls, call, svc));
+            drain(&mut world, &mut server, &mut joblog, &mut logfile, now, &printer)?;
+            rest_answers.push((reply, r));
+        }
         drain(&mut world, &mut server, &mut joblog, &mut logfile, now, &printer)?;
         server.notify();
         // Group commit: nothing leaves before the inputs behind it are on disk.
@@ -457,6 +494,10 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
             tokio::task::block_in_place(|| journal.commit())?;
         }
         logfile.flush()?;
+        for (reply, r) in rest_answers {
+            // A caller that gave up is no loss.
+            let _ = reply.send(r);
+        }
         for (id, c) in &mut conns {
             if server.output_len(*id) == 0 && !closing.contains(id) {
                 continue;
@@ -527,6 +568,13 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
                                 }
                             }
                         }
+                        ToLoop::Rest(m) => {
+                            if stopping.is_some() {
+                                // Dropped: the caller answers 503.
+                                continue;
+                            }
+                            rest_calls.push(*m);
+                        }
                         ToLoop::Gone(id, why) => {
                             if let Some(c) = conns.remove(&id) {
                                 if let Some(why) = why && !opts.quiet {
@@ -580,6 +628,10 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
 
     // Stop: the journal is complete; clients are told nothing more.
     accept.abort();
+    if let Some(r) = &rest {
+        r.shared.shutdown();
+        r.task.abort();
+    }
     let recorded = world.with_service(clock.now(), |svc, _| svc.take_recorded());
     journal.append(recorded);
     journal.commit()?;
@@ -705,6 +757,57 @@ fn drain<H: spinnbed_sim::hardware::Hardware>(
     Ok(())
 }
 
+/// The running REST service.
+struct Rest {
+    shared: Arc<rest::web::Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the REST API (HTTP and HTTPS on `addr`).
+async fn start_rest(
+    addr: SocketAddrV4,
+    opts: &ServeOptions,
+    tx: mpsc::Sender<ToLoop>,
+    say: &impl Fn(String),
+) -> Result<Rest, RealtimeError> {
+    let source = match &opts.tls_files {
+        Some((cert, key)) => rest::tls::CertSource::Given {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        None => {
+            let mut names = vec![addr.ip().to_string()];
+            for n in ["127.0.0.1", "localhost"] {
+                if !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+            rest::tls::CertSource::SelfSigned(names)
+        }
+    };
+    let tls = rest::tls::setup(&opts.state_dir, &source)?;
+    let listener = listen_on(addr).map_err(|source| RealtimeError::Listen {
+        addr: SocketAddr::V4(addr),
+        source,
+    })?;
+    let port = listener.local_addr().map_or(addr.port(), |a| a.port());
+    let shared = rest::web::Shared::new(opts.state_dir.clone(), tx, port);
+    let app = rest::web::router(shared.clone());
+    let task = tokio::spawn(rest::http::serve(
+        listener,
+        tls.config.clone(),
+        app,
+        Arc::new(rest::http::HttpStats::default()),
+    ));
+    say(format!(
+        "REST API on http(s)://{}:{port}/spalloc/ (certificate {}{})",
+        addr.ip(),
+        tls.cert_path.display(),
+        if tls.generated { ", made just now" } else { "" }
+    ));
+    Ok(Rest { shared, task })
+}
+
 /// The protocol's listening socket, with a backlog deep enough for a thousand clients
 /// connecting at once (the default 128 overflows, and the kernel makes the rest retry after
 /// a second or more).
@@ -719,6 +822,7 @@ fn listen_on(addr: std::net::SocketAddrV4) -> std::io::Result<tokio::net::TcpLis
 struct JobPrinter {
     quiet: bool,
     events: Option<std::sync::mpsc::Sender<(Instant, ServiceEvent)>>,
+    rest: Option<Arc<rest::web::Shared>>,
 }
 
 impl JobPrinter {
@@ -726,6 +830,9 @@ impl JobPrinter {
         if let Some(tx) = &self.events {
             // A receiver that went away only stops listening.
             let _ = tx.send((now, ev.clone()));
+        }
+        if let (Some(r), Some(job)) = (&self.rest, ev.job()) {
+            r.job_changed(job.0, matches!(ev, ServiceEvent::Destroyed { .. }));
         }
         if self.quiet {
             return;

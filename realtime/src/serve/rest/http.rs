@@ -100,6 +100,7 @@ where
     use tower::ServiceExt;
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(conn);
+        normalise(&mut req);
         app.clone().oneshot(req.map(axum::body::Body::new))
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -108,6 +109,24 @@ where
         .serve_connection(io, service)
         .with_upgrades()
         .await;
+}
+
+/// Routes see a normalised path: spinnman asks for `.../jobs//7/` (a doubled slash) and for
+/// collections with a trailing slash.
+fn normalise<B>(req: &mut hyper::Request<B>) {
+    let uri = req.uri();
+    let path = uri.path();
+    let clean = spinnbed_spalloc::rest::text::normalise_path(path);
+    if clean == path {
+        return;
+    }
+    let rebuilt = match uri.query() {
+        Some(q) => format!("{clean}?{q}"),
+        None => clean.into_owned(),
+    };
+    if let Ok(u) = rebuilt.parse() {
+        *req.uri_mut() = u;
+    }
 }
 
 #[cfg(test)]
