@@ -136,6 +136,8 @@ where
 pub struct Served {
     /// The address it listens on.
     pub addr: std::net::SocketAddr,
+    /// The REST API's address ([`Served::start_with_rest`] only).
+    pub rest: Option<std::net::SocketAddr>,
     stop: std::sync::Arc<tokio::sync::Notify>,
     events: std::sync::mpsc::Receiver<(Instant, ServiceEvent)>,
     thread: std::thread::JoinHandle<Result<ServeReport, String>>,
@@ -145,6 +147,16 @@ impl Served {
     /// Loads `scenario` and serves it (its machines emulated on their addresses) until
     /// [`Served::stop`]. Panics if the server does not start within a minute.
     pub fn start(scenario: &Path, state: &Path) -> Served {
+        Served::start_inner(scenario, state, false)
+    }
+
+    /// As [`Served::start`], with the REST API and its proxy on 127.0.0.1 (a free port; its
+    /// self-signed certificate in `state/tls/cert.pem`).
+    pub fn start_with_rest(scenario: &Path, state: &Path) -> Served {
+        Served::start_inner(scenario, state, true)
+    }
+
+    fn start_inner(scenario: &Path, state: &Path, rest: bool) -> Served {
         use std::sync::{Arc, mpsc};
         let sc = spinnbed_sim::scenario::load(scenario).unwrap_or_else(|e| panic!("{e}"));
         let ready = Arc::new(tokio::sync::Notify::new());
@@ -158,6 +170,11 @@ impl Served {
         opts.stop = Some(stop.clone());
         opts.bound = Some(bound.clone());
         opts.events = Some(tx);
+        let rest_bound = Arc::new(OnceLock::new());
+        if rest {
+            opts.rest_listen = Some("127.0.0.1:0".parse().expect("an address"));
+            opts.rest_bound = Some(rest_bound.clone());
+        }
         let (up_tx, up_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -183,6 +200,7 @@ impl Served {
         let addr = *bound.get().expect("the address is set before ready");
         Served {
             addr,
+            rest: rest_bound.get().copied(),
             stop,
             events,
             thread,

@@ -88,6 +88,8 @@ pub struct ServeOptions {
     /// The REST API's address (HTTP and HTTPS on one port); `None` (the default here; `sim
     /// serve` serves it on 127.0.0.1:[`DEFAULT_REST_PORT`]): no REST API.
     pub rest_listen: Option<SocketAddrV4>,
+    /// Set to the REST API's address (with port 0, the one it was given) before `ready`.
+    pub rest_bound: Option<Arc<std::sync::OnceLock<SocketAddr>>>,
     /// The REST API's certificate: given files, or (`None`) self-signed in the state directory.
     pub tls_files: Option<(PathBuf, PathBuf)>,
     /// How long a client may stall — a request line left unfinished, or replies it takes none
@@ -116,6 +118,7 @@ impl ServeOptions {
             ready: None,
             bound: None,
             rest_listen: None,
+            rest_bound: None,
             tls_files: None,
             line_deadline: conn::LINE_DEADLINE,
             events: None,
@@ -791,6 +794,9 @@ async fn start_rest(
         source,
     })?;
     let port = listener.local_addr().map_or(addr.port(), |a| a.port());
+    if let Some(b) = &opts.rest_bound {
+        let _ = b.set(SocketAddr::V4(SocketAddrV4::new(*addr.ip(), port)));
+    }
     let shared = rest::web::Shared::new(opts.state_dir.clone(), tx, port);
     let app = rest::web::router(shared.clone());
     let task = tokio::spawn(rest::http::serve(
