@@ -560,6 +560,37 @@ impl Emulator {
         fallback.unwrap_or(P2P_NONE)
     }
 
+    /// The chip's parent link in the signal tree (CMD_INFO): towards the root (0, 0), through a
+    /// link to a chip that exists and is nearer the root. South-west, west, then south first
+    /// (on one board that is always such a link); on a job's boards without wrap-around (16 × 16
+    /// chips for a triad) the nearest way may be another, since the chip to the south-west of a
+    /// board's edge need not exist. The root's is 0.
+    fn root_link(&self, t: &Target) -> u16 {
+        if t.chip == (0, 0) {
+            return 0;
+        }
+        let Some(set) = self.machines[t.m].sets.get(&t.set) else {
+            return Link::South as u16;
+        };
+        let here = chip_distance(t.chip, (0, 0), set.dims, set.wrap);
+        let mut fallback = None;
+        for link in [
+            Link::SouthWest,
+            Link::West,
+            Link::South,
+            Link::East,
+            Link::NorthEast,
+            Link::North,
+        ] {
+            let Some(n) = self.neighbour(t, link) else { continue };
+            if chip_distance(n.chip, (0, 0), set.dims, set.wrap) < here {
+                return link as u16;
+            }
+            fallback.get_or_insert(link as u16);
+        }
+        fallback.unwrap_or(Link::South as u16)
+    }
+
     fn memory_result(&mut self, seq: u16, ok: bool) -> ScpReply {
         if ok {
             ScpReply::new(seq, &Reply::Empty)
@@ -1000,12 +1031,7 @@ impl Emulator {
                 links |= 1 << l as u8;
             }
         }
-        let root_link = match t.chip {
-            (0, 0) => 0,
-            (x, y) if x > 0 && y > 0 => Link::SouthWest as u16,
-            (x, _) if x > 0 => Link::West as u16,
-            _ => Link::South as u16,
-        };
+        let root_link = self.root_link(t);
         let (base, end) = (self.cfg.sdram_heap_base, self.cfg.sdram_heap_end);
         let info = self.with_chip(t, ctx.now, |c, sv| {
             let sysram_heap = u32::from_le_bytes([sv.patch[0x48], sv.patch[0x49], sv.patch[0x4A], sv.patch[0x4B]]);

@@ -418,3 +418,53 @@ fn the_p2p_table_lists_exactly_the_booted_chips_and_routes_reach_them() {
         assert_eq!(at, target, "following the P2P tables towards {target:?}");
     }
 }
+
+#[test]
+fn every_chips_parent_link_leads_to_a_chip_nearer_the_root() {
+    // A job's triad inside a bigger machine: 16 × 16 chips without wrap-around, where the chip
+    // south-west of a board's corner (e.g. (3, 7) from (4, 8)) does not exist. spinn_machine
+    // refuses a machine whose signal-tree parent of some chip is missing.
+    let mut rig = Rig::new(vec![machine("m", 2, 2)]);
+    rig.power_all(0);
+    let job = triad(1, 0);
+    stop_periphery(&mut rig, &job);
+    let root_ip = rig.board_ip(0, job[0]);
+    rig.boot_and_wait(root_ip);
+    let (w, h) = rig.emu.booted_dimensions("m", job[0]).unwrap();
+    assert_eq!((w, h), (16, 16));
+    let t = p2p_table(&mut rig, root_ip, (0, 0), w, h);
+    let present: Vec<(u32, u32)> = (0..w)
+        .flat_map(|x| (0..h).map(move |y| (x, y)))
+        .filter(|&(x, y)| t[x as usize][y as usize] != 6)
+        .collect();
+    assert_eq!(present.len(), 144);
+    let distance = |(x, y): (u32, u32)| {
+        let (x, y) = (x as i64, y as i64);
+        x.max(y) // both non-negative: the hexagonal distance from (0, 0)
+    };
+    for (i, &(x, y)) in present.iter().enumerate() {
+        let mut out = rig.send(
+            scp(root_ip),
+            encode(to_chip(x as u8, y as u8, 0), i as u16, Request::Info { arg1: 0x5F }),
+        );
+        out.extend(rig.advance(Duration::from_millis(5)));
+        assert_eq!(out.len(), 1, "one reply from ({x}, {y})");
+        let r = &out[0];
+        let Reply::Info(info) = parse_as(&r.payload, ReplyKind::Info).reply else {
+            panic!("CMD_INFO of ({x}, {y}): {}", to_hex(&r.payload))
+        };
+        if (x, y) == (0, 0) {
+            continue;
+        }
+        let (dx, dy) = Link::from_u8(info.root_link as u8).unwrap().chip_vector();
+        let parent = ((x as i32 + dx) as u32, (y as i32 + dy) as u32);
+        assert!(
+            present.contains(&parent),
+            "({x}, {y})'s parent {parent:?} is not a chip"
+        );
+        assert!(
+            distance(parent) < distance((x, y)),
+            "({x}, {y})'s parent {parent:?} is no nearer the root"
+        );
+    }
+}

@@ -1491,6 +1491,13 @@ impl Service {
         self.jobs.len()
     }
 
+    /// Destroyed jobs whose boards are still being switched off (they go back to the allocator
+    /// when that is done), in id order, with the machine they are on. Their boards are the
+    /// [`RetiredJob::boards`] of [`Service::retired_job`], while the service remembers it.
+    pub fn draining_jobs(&self) -> impl Iterator<Item = (JobId, &str)> {
+        self.draining.iter().map(|(id, d)| (*id, d.machine.as_str()))
+    }
+
     /// BMP batches issued and not yet done.
     pub fn outstanding_batches(&self) -> usize {
         self.batches.len()

@@ -21,9 +21,12 @@
 //! - [`create`]: the create-job body, checked and placed.
 //! - [`text`]: query booleans, path normalisation, ISO-8601 durations and instants.
 //! - [`urls`]: the absolute references.
+//! - [`status`]: what the status pages for people show (machines with every board's job and
+//!   power, jobs, one job), under the same ownership rule.
 
 pub mod create;
 mod docs;
+pub mod status;
 pub mod text;
 pub mod urls;
 
@@ -214,6 +217,21 @@ pub enum RestCall {
         /// Job.
         id: JobId,
     },
+    /// The status pages' machine list (`/spalloc/system/list_machines`, and the home page).
+    StatusMachines,
+    /// The status page of a machine (`/spalloc/system/machine_info/{name}`): every board with
+    /// its job and power.
+    StatusMachine {
+        /// Machine name.
+        name: String,
+    },
+    /// The status pages' job list (`/spalloc/system/list_jobs`).
+    StatusJobs,
+    /// The status page of a job (`/spalloc/system/job_info/{id}`).
+    StatusJob {
+        /// Job.
+        id: JobId,
+    },
 }
 
 /// Where to send SCP for one chip of a job.
@@ -258,6 +276,8 @@ pub enum RestReply {
     /// For [`RestCall::ProxyBoards`]: job-relative (x, y) of each board's Ethernet chip and its
     /// address, in chip order.
     Connections(Vec<(Chip, Ipv4Addr)>),
+    /// For the status calls: the page's data (the HTTP layer renders it).
+    Status(Box<status::Status>),
 }
 
 impl RestReply {
@@ -271,7 +291,7 @@ impl RestReply {
             RestReply::BadRequest(_) => 400,
             RestReply::NotFound(_) => 404,
             RestReply::Unavailable(_) => 503,
-            RestReply::Target(_) | RestReply::Targets(_) | RestReply::Connections(_) => 200,
+            RestReply::Target(_) | RestReply::Targets(_) | RestReply::Connections(_) | RestReply::Status(_) => 200,
         }
     }
 
@@ -512,6 +532,16 @@ impl RestApi {
                 Some(_) => RestReply::Unavailable(NO_PROXY.into()),
                 None => RestReply::no_such_job(),
             },
+            RestCall::StatusMachines => status_reply(now, status::StatusView::Machines(status::machines(svc, caller))),
+            RestCall::StatusMachine { name } => match status::machine(svc, caller, &name) {
+                Some(m) => status_reply(now, status::StatusView::Machine(Box::new(m))),
+                None => RestReply::NotFound(NO_SUCH_MACHINE.into()),
+            },
+            RestCall::StatusJobs => status_reply(now, status::StatusView::Jobs(status::jobs(svc, caller))),
+            RestCall::StatusJob { id } => match status::job(svc, caller, id) {
+                Some(j) => status_reply(now, status::StatusView::Job(Box::new(j))),
+                None => RestReply::no_such_job(),
+            },
         }
     }
 
@@ -618,6 +648,10 @@ fn version() -> Version {
     }
 }
 
+fn status_reply(now: Instant, view: status::StatusView) -> RestReply {
+    RestReply::Status(Box::new(status::Status { now, view }))
+}
+
 /// A job the caller may see, or `None` (also for another user's job).
 fn find(svc: &Service, caller: &Caller, id: JobId) -> Option<Found> {
     if let Some(j) = svc.job(id) {
@@ -658,8 +692,25 @@ fn parse_power(body: &[u8]) -> Result<bool, String> {
     }
 }
 
+/// SCP's default destination chip, (255, 255): the chip a request reaches first, i.e. the
+/// Ethernet chip of the board the datagram is sent to.
+pub const DEFAULT_DEST_CHIP: i64 = 255;
+
 /// The board holding job chip (x, y) and the chip's job coordinates.
 fn memory_target(svc: &Service, id: JobId, x: i64, y: i64) -> Option<BoardTarget> {
+    // spinnman's transceiver reads the system variables at (255, 255) (the machine's size, in
+    // `get_machine_details`), through REST in a `SpallocTransceiver`. A direct transceiver sends
+    // that on its first connection, the job's root board (job chip (0, 0)): the same here, with
+    // the destination kept as the client gave it (not wrapped onto some chip of the job).
+    if (x, y) == (DEFAULT_DEST_CHIP, DEFAULT_DEST_CHIP) {
+        let info = svc.job_machine_info(id)?;
+        let (_, ip) = info.connections.iter().find(|(c, _)| *c == Chip::new(0, 0))?;
+        return Some(BoardTarget {
+            ip: *ip,
+            chip_x: DEFAULT_DEST_CHIP as u32,
+            chip_y: DEFAULT_DEST_CHIP as u32,
+        });
+    }
     let w = svc.where_is(&WhereIsQuery::JobChip { job: id, x, y })?;
     let chip = w.job_chip?;
     let ip = svc.job_allocation(id)?.machine.board_ip(w.logical)?;

@@ -259,6 +259,16 @@ fn the_clients_one_board_job_goes_through_its_life() {
             chip_y: 2
         })
     );
+    // SCP's default destination (spinnman reads the machine's size there through REST): the
+    // root board's Ethernet chip, the destination kept as given.
+    assert_eq!(
+        w.call(&alice, RestCall::MemoryTarget { id, x: 255, y: 255 }),
+        RestReply::Target(BoardTarget {
+            ip: Ipv4Addr::new(192, 168, 0, 1),
+            chip_x: 255,
+            chip_y: 255
+        })
+    );
     // Listed, then destroyed with the client's reason.
     let l = doc(&w.call(
         &alice,
@@ -981,4 +991,139 @@ fn replies_carry_their_status_type_body_and_location() {
     assert_eq!(RestReply::NotFound("no such job".into()).body(), b"no such job");
     assert_eq!(RestReply::Unavailable(NO_PROXY.into()).status(), 503);
     assert_eq!(RestReply::BadRequest(String::new()).location(), None);
+}
+
+/// The status view of a machine, job list or job (panics on anything else).
+fn status(r: RestReply) -> status::StatusView {
+    match r {
+        RestReply::Status(s) => {
+            assert_eq!(s.now, T0);
+            s.view
+        }
+        r => panic!("not a status reply: {r:?}"),
+    }
+}
+
+fn status_machine(w: &mut World, who: &Caller, name: &str) -> status::MachineStatus {
+    match status(w.call(who, RestCall::StatusMachine { name: name.into() })) {
+        status::StatusView::Machine(m) => *m,
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn status_pages_show_boards_jobs_and_power_under_the_apis_ownership_rule() {
+    use status::{BoardPower, Holder, StatusView};
+    let mut w = world();
+    let (alice, bob, admin) = (w.alice.clone(), w.bob.clone(), w.admin.clone());
+    let id = w.create(
+        &alice,
+        json!({"num-boards": 1, "tags": ["other"], "keepalive-interval": KA}),
+    );
+    // Allocated, being switched on.
+    let m = status_machine(&mut w, &alice, "other");
+    let held: Vec<_> = m.boards.iter().filter(|b| b.holder != Holder::Free).collect();
+    assert_eq!(held.len(), 1, "{m:?}");
+    let board = held[0].board;
+    assert_eq!(held[0].power, BoardPower::PoweringOn);
+    w.ack();
+    let m = status_machine(&mut w, &alice, "other");
+    let b = m.boards.iter().find(|b| b.board == board).unwrap();
+    assert_eq!(
+        b.holder,
+        Holder::Job(status::JobRef {
+            id,
+            owner: "alice".into(),
+            state: JobState::Ready
+        })
+    );
+    assert_eq!(b.power, BoardPower::On);
+    assert_eq!(b.ip.map(|ip| ip.octets()[..2].to_vec()), Some(vec![10, 11]));
+    // The dead board and link are marked; the board positions are all there.
+    assert_eq!(m.boards.len(), 3);
+    assert!(m.boards.iter().find(|b| b.board == Board::new(0, 0, 2)).unwrap().dead);
+    assert_eq!(m.dead_links, vec![(Board::new(0, 0, 0), Link::North)]);
+    let c = m.counts();
+    assert_eq!((c.total, c.dead, c.in_use, c.powered), (3, 1, 1, 1));
+    // Bob sees that the board is in use, not whose or which job; an administrator sees it all.
+    let theirs = status_machine(&mut w, &bob, "other");
+    assert_eq!(
+        theirs.boards.iter().find(|b| b.board == board).unwrap().holder,
+        Holder::InUse
+    );
+    assert_eq!(status_machine(&mut w, &admin, "other"), m);
+    // The machine list carries the same boards.
+    let StatusView::Machines(all) = status(w.call(&bob, RestCall::StatusMachines)) else {
+        panic!()
+    };
+    assert_eq!(all.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["m", "other"]);
+    assert_eq!(all[1], theirs);
+    assert_eq!(
+        w.call(&bob, RestCall::StatusMachine { name: "nope".into() }),
+        RestReply::NotFound(NO_SUCH_MACHINE.into())
+    );
+    // Jobs: alice's own; none for bob; all for the administrator. Bob's view of alice's job
+    // is that of a job that does not exist.
+    let StatusView::Job(j) = status(w.call(&alice, RestCall::StatusJob { id })) else {
+        panic!()
+    };
+    assert_eq!(
+        (j.state, j.power, j.owner.as_str()),
+        (JobState::Ready, Some(true), "alice")
+    );
+    assert_eq!(j.request, "1 board tagged other");
+    assert_eq!(j.machine.as_deref(), Some("other"));
+    assert_eq!(j.boards.iter().map(|b| b.board).collect::<Vec<_>>(), vec![board]);
+    assert_eq!(j.connections.len(), 1);
+    assert_eq!(j.keepalive_host.as_deref(), Some("10.0.0.1"));
+    assert_eq!(
+        w.call(&bob, RestCall::StatusJob { id }),
+        w.call(&bob, RestCall::StatusJob { id: JobId(999) })
+    );
+    assert_eq!(
+        w.call(&bob, RestCall::StatusJob { id }),
+        RestReply::NotFound(NO_SUCH_JOB.into())
+    );
+    let jobs = |w: &mut World, who: &Caller| match status(w.call(who, RestCall::StatusJobs)) {
+        StatusView::Jobs(j) => j,
+        v => panic!("{v:?}"),
+    };
+    assert_eq!(jobs(&mut w, &alice).live.len(), 1);
+    assert!(jobs(&mut w, &bob).live.is_empty());
+    assert_eq!(jobs(&mut w, &admin).live.len(), 1);
+    // Looking changes nothing (not even a keepalive).
+    w.svc.record_inputs(true);
+    for who in [&alice, &bob, &admin] {
+        for call in [
+            RestCall::StatusMachines,
+            RestCall::StatusMachine { name: "other".into() },
+            RestCall::StatusJobs,
+            RestCall::StatusJob { id },
+        ] {
+            w.call_at(Instant(T0.0 + 5_000_000), who, call);
+        }
+    }
+    assert_eq!(w.svc.take_recorded(), vec![]);
+    // Destroyed: the boards are switched off, then free; the job is listed as destroyed
+    // with its reason.
+    w.call(
+        &alice,
+        RestCall::DeleteJob {
+            id,
+            reason: Some("<b>done</b>".into()),
+        },
+    );
+    let m = status_machine(&mut w, &alice, "other");
+    let b = m.boards.iter().find(|b| b.board == board).unwrap();
+    assert_eq!((&b.holder, b.power), (&Holder::Releasing, BoardPower::PoweringOff));
+    w.ack();
+    let m = status_machine(&mut w, &alice, "other");
+    assert_eq!(m.counts().in_use, 0);
+    let j = jobs(&mut w, &alice);
+    assert!(j.live.is_empty());
+    assert_eq!(j.destroyed.len(), 1);
+    assert_eq!(j.destroyed[0].state, JobState::Destroyed);
+    assert_eq!(j.destroyed[0].reason.as_deref(), Some("<b>done</b>"));
+    assert_eq!(j.destroyed[0].boards.len(), 1);
+    assert!(jobs(&mut w, &bob).destroyed.is_empty());
 }

@@ -8,7 +8,8 @@
 //!   [`spinnbed_spalloc::rest`] on the service.
 //! - [`memory`]: SCP to a job's boards for REST memory reads and writes and router resets.
 //! - [`proxy_io`]: the websocket proxy's sockets around [`spinnbed_spalloc::proxy`].
-//! - [`pages`]: pages for people.
+//! - [`pages`]: pages for people: the login form and the frame every page shares.
+//! - [`status`]: the status pages (machines with a live board map, jobs, one job).
 
 pub mod accounts;
 pub mod http;
@@ -16,5 +17,6 @@ pub mod memory;
 pub mod pages;
 pub mod proxy_io;
 pub mod sessions;
+pub mod status;
 pub mod tls;
 pub mod web;

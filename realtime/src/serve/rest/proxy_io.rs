@@ -7,7 +7,10 @@
 //! received, frames out. Datagrams wait for the websocket in a bounded queue: when a client
 //! reads its websocket slower than its boards send, the excess is dropped (and counted), as UDP
 //! would, rather than buffered without end. When the job ends, or the server stops, the session
-//! closes every channel and the websocket.
+//! closes every channel and the websocket. One exception to "the session decides": a websocket
+//! frame longer than [`MAX_FRAME_LEN`](spinnbed_spalloc::proxy::MAX_FRAME_LEN) is refused by
+//! the websocket layer as soon as its header arrives (nothing of it is buffered), and the
+//! connection closes without a close frame (`tests/tests/rest_security.rs` checks both).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use spinnbed_spalloc::proxy::{ChannelId, Output, ProxySession, ProxyStats};

@@ -34,6 +34,46 @@ pub const LONG_POLL: Duration = Duration::from_secs(30);
 pub const MAX_MEMORY: usize = 16 << 20;
 /// How long a memory read or write through REST may take.
 pub const MEMORY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Threads that check passwords. Argon2 takes 19 MiB and tens of milliseconds a check, on
+/// purpose: checks run on these few threads of their own, in turn, so that a flood of logins
+/// waits in a queue (bounded by the connection limit) instead of taking a blocking thread and
+/// its 19 MiB each (100 wrong passwords at once took 1.9 GiB that way).
+pub const PASSWORD_CHECKERS: usize = 2;
+
+type PasswordCheck = (Accounts, String, String, oneshot::Sender<Option<Identity>>);
+
+/// Checks a password on the password threads (started on first use).
+async fn check_password(accounts: Accounts, user: String, password: String) -> Option<Identity> {
+    static QUEUE: std::sync::OnceLock<std::sync::mpsc::Sender<PasswordCheck>> = std::sync::OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<PasswordCheck>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..PASSWORD_CHECKERS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-check-{i}"))
+                .spawn(move || {
+                    loop {
+                        let next = lock(&rx).recv();
+                        let Ok((accounts, user, password, reply)) = next else {
+                            return;
+                        };
+                        // (A client that gave up waiting is not worth a check.)
+                        if !reply.is_closed() {
+                            let _ = reply.send(accounts.check_password(&user, &password));
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                eprintln!("sim serve: REST: no password-check thread: {e}");
+            }
+        }
+        tx
+    });
+    let (tx, rx) = oneshot::channel();
+    queue.send((accounts, user, password, tx)).ok()?;
+    rx.await.ok().flatten()
+}
 
 /// A REST call for the server loop, with where to send the answer.
 #[derive(Debug)]
@@ -82,6 +122,14 @@ impl Shared {
         let _ = self.changes.send(id);
         if ended && let Some(w) = lock(&self.proxies).remove(&id) {
             let _ = w.send(Some(End::JobEnded));
+        }
+    }
+
+    /// Forgets job `id`'s end signal if no websocket listens to it (a refused handshake).
+    fn unregister_proxy(&self, id: u64) {
+        let mut proxies = lock(&self.proxies);
+        if proxies.get(&id).is_some_and(|w| w.receiver_count() == 0) {
+            proxies.remove(&id);
         }
     }
 
@@ -256,6 +304,25 @@ async fn api(
     shared.call(caller(&auth, conn), urls, call).await
 }
 
+/// For the status pages ([`super::status`]): who is logged in (session cookie or bearer token)
+/// and the loop's answer to `call`; without a login, a redirect to the login page.
+pub(super) async fn page_call(
+    shared: &Shared,
+    headers: &HeaderMap,
+    conn: &Conn,
+    call: RestCall,
+) -> Result<(Identity, RestReply), Response> {
+    let Ok(auth) = authenticate(shared, &Method::GET, headers) else {
+        return Err(Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, "/spalloc/system/login.html")
+            .body(axum::body::Body::empty())
+            .expect("a plain redirect"));
+    };
+    let r = shared.call(caller(&auth, conn), urls(shared, headers)?, call).await?;
+    Ok((auth.identity, r))
+}
+
 type Q = Query<HashMap<String, String>>;
 
 fn int(q: &HashMap<String, String>, name: &str) -> Result<i64, Response> {
@@ -298,6 +365,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/spalloc/system/perform_logout",
             post(perform_logout).get(perform_logout),
         )
+        .route("/spalloc/system", get(super::status::home))
+        .route("/spalloc/system/list_machines", get(super::status::list_machines))
+        .route("/spalloc/system/machine_info/{name}", get(super::status::machine_info))
+        .route("/spalloc/system/list_jobs", get(super::status::list_jobs))
+        .route("/spalloc/system/job_info/{id}", get(super::status::job_info))
         .route("/spalloc/srv/spalloc", get(root))
         .route("/spalloc/srv/spalloc/machines", get(machines))
         .route("/spalloc/srv/spalloc/machines/{name}", get(machine))
@@ -395,12 +467,8 @@ async fn perform_login(
     }
     let accounts = s.accounts();
     let (user, password) = (form.username.clone(), form.password.clone());
-    // Argon2 is slow on purpose: not on the runtime's threads.
-    let identity = tokio::task::spawn_blocking(move || accounts.check_password(&user, &password))
-        .await
-        .ok()
-        .flatten();
-    let Some(identity) = identity else {
+    // Argon2 is slow on purpose: not on the runtime's threads, and a few at a time.
+    let Some(identity) = check_password(accounts, user, password).await else {
         return login_refused("bad username or password");
     };
     let (id, _) = lock(&s.sessions).login(now, old.as_deref(), identity);
@@ -788,8 +856,13 @@ async fn proxy(
     let r = api(&s, &Method::POST, &h, &conn, |_| Ok(RestCall::ProxyBoards { id })).await;
     let boards = match r {
         Ok(RestReply::Connections(c)) => c,
-        Ok(other) => return respond(other),
-        Err(e) => return e,
+        refused => {
+            // Nobody may keep an entry for a job they cannot proxy (or for any id at all,
+            // without a login): the map holds only jobs some websocket listens to.
+            drop(end_rx);
+            s.unregister_proxy(id.0);
+            return done(refused);
+        }
     };
     let boards: BTreeMap<(u32, u32), std::net::Ipv4Addr> = boards.into_iter().map(|(c, ip)| ((c.x, c.y), ip)).collect();
     let unbound = boards
