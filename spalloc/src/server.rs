@@ -23,6 +23,7 @@
 //! when it catches up (clients re-poll on any notification; they never look inside).
 
 use crate::bind::{Bound, bind};
+use crate::describe::{board_of, physical_of, v1_original, xyz};
 use crate::joblog::LogLine;
 use crate::pyjson::{self, float_of, int_of, repr, str_of, truthy, write_line};
 use crate::wire::{BadLine, Call, Command, parse_line};
@@ -30,7 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use spinnbed_core::alloc::{Request, RequestError, Shape};
-use spinnbed_core::geometry::{Board, Chip, Physical, WhereIs};
+use spinnbed_core::geometry::{Chip, WhereIs};
 use spinnbed_core::reason::{DestroyReason, JobEnd};
 use spinnbed_core::sched::JobId;
 use spinnbed_core::service::{NewJob, Service, ServiceError, ServiceEvent, WhereIsQuery};
@@ -200,44 +201,6 @@ impl From<WhereIs> for WhereIsReply {
             job_chip: w.job_chip.map(|c| (c.x, c.y)),
         }
     }
-}
-
-fn xyz(b: &Board) -> (u16, u16, u8) {
-    (b.x, b.y, b.z)
-}
-
-/// The arguments of a job as `list_jobs` shows them: `[args, kwargs]` JSON. A job made by a
-/// client keeps what it sent; one made by spinnbed's simulated users is shown as the
-/// equivalent request.
-fn original_of(request: &Request, machine: Option<&str>, tags: Option<&[String]>) -> String {
-    let args: Vec<i64> = match request.shape {
-        Shape::AnyBoard => vec![],
-        Shape::Boards { n, .. } => vec![n as i64],
-        Shape::Triads { w, h } => vec![w as i64, h as i64],
-        Shape::Board { board } => vec![board.x as i64, board.y as i64, board.z as i64],
-    };
-    let min_ratio = match request.shape {
-        Shape::Boards { min_ratio, .. } => min_ratio,
-        _ => 0.0,
-    };
-    #[derive(Serialize)]
-    struct Kw<'a> {
-        machine: Option<&'a str>,
-        tags: Option<&'a [String]>,
-        min_ratio: f64,
-        max_dead_boards: Option<u32>,
-        max_dead_links: Option<u32>,
-        require_torus: bool,
-    }
-    let kw = Kw {
-        machine,
-        tags,
-        min_ratio,
-        max_dead_boards: request.max_dead_boards,
-        max_dead_links: request.max_dead_links,
-        require_torus: request.require_torus,
-    };
-    pyjson::to_string(&(args, kw))
 }
 
 /// Splits the stored `[args, kwargs]` JSON into its two parts without parsing the values.
@@ -580,10 +543,10 @@ impl Server {
                 };
                 let [x, y, z] = [b.get(1), b.get(2), b.get(3)].map(int_of);
                 let r = match (machine, x, y, z) {
-                    (Some(m), Some(x), Some(y), Some(z)) if command == Command::GetBoardPosition => board(x, y, z)
+                    (Some(m), Some(x), Some(y), Some(z)) if command == Command::GetBoardPosition => board_of(x, y, z)
                         .and_then(|bd| svc.get_board_position(m, bd))
                         .map(|p| vec![p.cabinet as i64, p.frame as i64, p.board as i64]),
-                    (Some(m), Some(c), Some(f), Some(bn)) => physical(c, f, bn)
+                    (Some(m), Some(c), Some(f), Some(bn)) => physical_of(c, f, bn)
                         .and_then(|p| svc.get_board_at_position(m, p))
                         .map(|bd| vec![bd.x as i64, bd.y as i64, bd.z as i64]),
                     _ => None,
@@ -660,7 +623,7 @@ impl Server {
             .map(|j| {
                 j.original
                     .clone()
-                    .unwrap_or_else(|| original_of(&j.request, j.machine.as_deref(), j.tags.as_deref()))
+                    .unwrap_or_else(|| v1_original(&j.request, j.machine.as_deref(), j.tags.as_deref()))
             })
             .collect();
         let empty = || RawValue::from_string("[]".into()).expect("valid JSON");
@@ -890,22 +853,6 @@ fn request_of(
     })
 }
 
-fn board(x: i64, y: i64, z: i64) -> Option<Board> {
-    Some(Board::new(
-        u16::try_from(x).ok()?,
-        u16::try_from(y).ok()?,
-        u8::try_from(z).ok()?,
-    ))
-}
-
-fn physical(c: i64, f: i64, b: i64) -> Option<Physical> {
-    Some(Physical::new(
-        u16::try_from(c).ok()?,
-        u16::try_from(f).ok()?,
-        u16::try_from(b).ok()?,
-    ))
-}
-
 /// `where_is` in its four forms (exactly one keyword set, as the reference requires).
 fn where_is(svc: &Service, kwargs: &[(String, Value)]) -> Result<Option<WhereIs>, String> {
     let keys: BTreeSet<&str> = kwargs.iter().map(|(k, _)| k.as_str()).collect();
@@ -930,7 +877,7 @@ fn where_is(svc: &Service, kwargs: &[(String, Value)]) -> Result<Option<WhereIs>
             Some(WhereIsQuery::Chip { machine, x: cx, y: cy })
         })
     } else if set(&["machine", "cabinet", "frame", "board"]) {
-        let p = physical(coord("cabinet")?, coord("frame")?, coord("board")?);
+        let p = physical_of(coord("cabinet")?, coord("frame")?, coord("board")?);
         machine()
             .zip(p)
             .map(|(machine, position)| WhereIsQuery::Physical { machine, position })
