@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Benchmarks `sim serve`'s spalloc REST API and websocket proxy (issue 14) with the real PyPI
+# spinnman 1!7.4.1 SpallocClient (.venv-clients, tests/clients/setup-venv.sh), driven by
+# scripts/bench-rest-load.py on a one-board job of a 1 x 1-triad machine emulated at
+# 127.60.0.0 (no test uses it), booted through the proxy with create_transceiver():
+#   1. SCP round trips/s (CMD_VER, 8 outstanding like spinnman's pipeline) through ONE
+#      websocket (spinnman's proxied SCAMP connection) and straight to the board over UDP
+#      (spinnman's SCAMPConnection), and the ratio; goal: the proxy costs under 2x.
+#   2. REST requests/s, a new connection per request as the client makes them (requests.get
+#      of the job's state document with the session cookie): HTTPS, and plain HTTP on the
+#      same port for comparison.
+# Usage: scripts/bench-rest.sh [--quick]    (--quick: 1 s per figure instead of 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=5
+case "${1:-}" in
+  --quick) seconds=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+[ -x .venv-clients/bin/python ] || bash tests/clients/setup-venv.sh > /dev/null
+py=.venv-clients/bin/python
+cargo build --release --locked --quiet --bin sim
+sim=target/release/sim
+mkdir -p target
+work=$(mktemp -d "$PWD/target/bench-rest.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cat > "$work/bench-rest.toml" <<'EOF'
+# scripts/bench-rest.sh: a 1 x 1-triad machine (3 SpiNN-5 boards) emulated on 127.60.0.0 (no
+# test uses it), quick power timings.
+[run]
+name = "bench-rest"
+horizon = "1h"
+
+[[machine]]
+name = "benchrest"
+width = 1
+height = 1
+tags = ["default"]
+
+[machine.ip]
+base = "127.60.0.0"
+
+[machine.timing]
+power_on = "0.05s"
+power_off = "20ms"
+boot = "0.2s"
+
+[policy]
+seconds_before_free = "1s"
+
+[host]
+post_power_on_delay = "0.05s"
+
+[workload]
+source = "synthetic"
+jobs = 1
+EOF
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { # pid, port
+  for _ in $(seq 600); do
+    kill -0 "$1" 2>/dev/null || { echo "the server (pid $1) exited before listening" >&2; return 1; }
+    if (exec 4<> "/dev/tcp/127.0.0.1/$2") 2> /dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "the server (pid $1) did not listen on port $2" >&2
+  return 1
+}
+field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+state="$work/state"
+password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
+echo "$password" | "$sim" serve "$work/bench-rest.toml" --state "$state" --add-user bench > /dev/null
+v1_port=$(free_port)
+rest_port=$(free_port)
+"$sim" serve "$work/bench-rest.toml" --state "$state" --listen "127.0.0.1:$v1_port" \
+  --rest-listen "127.0.0.1:$rest_port" --quiet > "$work/serve.out" 2>&1 &
+serve_pid=$!
+pids+=("$serve_pid")
+wait_port "$serve_pid" "$rest_port" || { cat "$work/serve.out" >&2; exit 1; }
+for _ in $(seq 100); do [ -s "$state/tls/cert.pem" ] && break; sleep 0.05; done
+
+"$py" scripts/bench-rest-load.py --url "http://127.0.0.1:$rest_port/spalloc/" \
+  --cert "$state/tls/cert.pem" --user bench --password "$password" --seconds "$seconds" \
+  > "$work/load.out" 2> "$work/load.err" &
+load_pid=$!
+pids+=("$load_pid")
+wait "$load_pid" || { echo "bench-rest-load.py failed:" >&2; cat "$work/load.err" "$work/load.out" >&2; exit 1; }
+get() { grep "\"figure\": \"$1\"" "$work/load.out"; }
+setup=$(get setup)
+proxied=$(get scp_proxied); direct=$(get scp_direct)
+https=$(get rest_https); http=$(get rest_http)
+for r in "$proxied" "$direct"; do
+  [ "$(field "$r" timeouts)" = 0 ] || echo "warning: receive timeouts in $r" >&2
+done
+rate() { field "$1" rate; }
+
+echo "bench-rest: sim serve REST + websocket proxy, spinnman 1!7.4.1 SpallocClient, $(nproc) CPUs," \
+  "${seconds} s per figure"
+echo "job: $(field "$setup" job) on board $(field "$setup" board): ready in $(field "$setup" ready_s) s," \
+  "booted through the proxy (create_transceiver) in $(field "$setup" boot_s) s, $(field "$setup" version)"
+printf '%-66s %10s\n' "" "per second"
+printf '%-66s %10.0f\n' "SCP CMD_VER round trips, 8 outstanding, direct UDP to the board" "$(rate "$direct")"
+printf '%-66s %10.0f\n' "SCP CMD_VER round trips, 8 outstanding, through one websocket" "$(rate "$proxied")"
+cost=$(echo "$(rate "$direct") / $(rate "$proxied")" | bc -l)
+printf '%-66s %9.2fx\n' "  proxy cost (direct / proxied)" "$cost"
+printf '%-66s %10.0f\n' "REST GET job state, new connection each, plain HTTP" "$(rate "$http")"
+printf '%-66s %10.0f\n' "REST GET job state, new TLS connection each (what the client does)" "$(rate "$https")"
+printf '%-66s %9.2fx\n' "  TLS cost (HTTP / HTTPS)" "$(echo "$(rate "$http") / $(rate "$https")" | bc -l)"
+echo "goal: the proxy costs under 2x: $(awk -v c="$cost" 'BEGIN { print (c < 2) ? "met" : "NOT met" }')"
