@@ -13,6 +13,7 @@
 //! connection closes without a close frame (`tests/tests/rest_security.rs` checks both).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
 use spinnbed_spalloc::proxy::{ChannelId, Output, ProxySession, ProxyStats};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -51,11 +52,13 @@ pub async fn run(
         finish(&mut session, e);
     }
     loop {
-        // Carry out what the session wants, in order.
+        // Carry out what the session wants, in order; frames are queued and sent together.
+        let mut queued = false;
         while let Some(out) = session.poll_output() {
             match out {
                 Output::Send(frame) => {
-                    if ws.send(Message::Binary(frame.into())).await.is_err() {
+                    queued = true;
+                    if ws.feed(Message::Binary(frame.into())).await.is_err() {
                         session.websocket_closed();
                     }
                 }
@@ -80,6 +83,7 @@ pub async fn run(
                     }
                 }
                 Output::CloseWebsocket { code, reason } => {
+                    queued = false;
                     let _ = ws
                         .send(Message::Close(Some(CloseFrame {
                             code: code.code(),
@@ -88,6 +92,10 @@ pub async fn run(
                         .await;
                 }
             }
+        }
+        if queued && ws.flush().await.is_err() {
+            session.websocket_closed();
+            continue;
         }
         if session.is_closed() {
             break;
@@ -108,6 +116,11 @@ pub async fn run(
             },
             Some((channel, from, payload)) = rx.recv() => {
                 session.handle_datagram(channel, from, &payload);
+                // Whatever else has arrived goes out in the same flush.
+                for _ in 0..64 {
+                    let Ok((channel, from, payload)) = rx.try_recv() else { break };
+                    session.handle_datagram(channel, from, &payload);
+                }
             }
             changed = end.changed() => match changed {
                 Ok(()) => {
