@@ -722,6 +722,18 @@ fn logins_sessions_and_csrf_tokens_are_checked() {
             .await;
         assert_eq!(r.status, 204, "{r:?}");
         assert_eq!(job_doc(&c, &alice, id).await["state"], "DESTROYED");
+        // Logging out is a POST (a link or an image elsewhere cannot do it): a GET leaves the
+        // session alone.
+        let r = c
+            .send(get("/spalloc/system/perform_logout").cookie(&alice.cookie))
+            .await;
+        assert!(r.status >= 400, "{r:?}");
+        assert_eq!(c.send(get(ROOT).cookie(&alice.cookie)).await.status, 200);
+        let r = c
+            .send(call("POST", "/spalloc/system/perform_logout").cookie(&alice.cookie))
+            .await;
+        assert_eq!(r.status, 302, "{r:?}");
+        assert_eq!(c.send(get(ROOT).cookie(&alice.cookie)).await.status, 401);
     });
     server.stop();
 }

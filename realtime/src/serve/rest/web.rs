@@ -361,10 +361,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/spalloc/system/login.html", get(login_page))
         .route("/spalloc/system/perform_login", post(perform_login))
-        .route(
-            "/spalloc/system/perform_logout",
-            post(perform_logout).get(perform_logout),
-        )
+        .route("/spalloc/system/perform_logout", post(perform_logout))
         .route("/spalloc/system", get(super::status::home))
         .route("/spalloc/system/list_machines", get(super::status::list_machines))
         .route("/spalloc/system/machine_info/{name}", get(super::status::machine_info))
@@ -481,6 +478,8 @@ async fn perform_login(
     r
 }
 
+/// Ends the session. POST only: with the `SameSite=Lax` session cookie another site cannot
+/// make a browser send it (a GET could be a link or an image).
 async fn perform_logout(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Some(id) = session_cookie(&headers) {
         lock(&s.sessions).logout(&id);
