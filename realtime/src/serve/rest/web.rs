@@ -40,10 +40,10 @@ pub const MEMORY_TIMEOUT: Duration = Duration::from_secs(30);
 /// its 19 MiB each (100 wrong passwords at once took 1.9 GiB that way).
 pub const PASSWORD_CHECKERS: usize = 2;
 
-type PasswordCheck = (Accounts, String, String, oneshot::Sender<Option<Identity>>);
+type PasswordCheck = (Arc<Accounts>, String, String, oneshot::Sender<Option<Identity>>);
 
 /// Checks a password on the password threads (started on first use).
-async fn check_password(accounts: Accounts, user: String, password: String) -> Option<Identity> {
+async fn check_password(accounts: Arc<Accounts>, user: String, password: String) -> Option<Identity> {
     static QUEUE: std::sync::OnceLock<std::sync::mpsc::Sender<PasswordCheck>> = std::sync::OnceLock::new();
     let queue = QUEUE.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<PasswordCheck>();
@@ -93,7 +93,7 @@ pub struct RestMsg {
 pub struct Shared {
     /// Login sessions.
     pub sessions: Mutex<Sessions>,
-    accounts: Mutex<(Accounts, Option<SystemTime>)>,
+    accounts: Mutex<(Arc<Accounts>, Option<SystemTime>)>,
     state_dir: PathBuf,
     to_loop: mpsc::Sender<ToLoop>,
     /// Job ids whose state changed (for long polls).
@@ -108,7 +108,7 @@ impl Shared {
     pub fn new(state_dir: PathBuf, to_loop: mpsc::Sender<ToLoop>, default_port: u16) -> Arc<Shared> {
         Arc::new(Shared {
             sessions: Mutex::new(Sessions::default()),
-            accounts: Mutex::new((Accounts::default(), None)),
+            accounts: Mutex::new((Arc::new(Accounts::default()), None)),
             state_dir,
             to_loop,
             changes: broadcast::channel(1024).0,
@@ -141,13 +141,15 @@ impl Shared {
     }
 
     /// The users, re-read when the file changed.
-    fn accounts(&self) -> Accounts {
+    /// (Shared, not copied: every authenticated request asks.)
+    fn accounts(&self) -> Arc<Accounts> {
         let path = self.state_dir.join(super::accounts::USERS_FILE);
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         let mut a = lock(&self.accounts);
-        if a.1 != mtime || mtime.is_none() {
+        // Re-read only when the file changed (appeared, went, or was rewritten).
+        if a.1 != mtime {
             match Accounts::load(&self.state_dir) {
-                Ok(acc) => *a = (acc, mtime),
+                Ok(acc) => *a = (Arc::new(acc), mtime),
                 Err(e) => eprintln!("sim serve: REST: {e} (keeping the users read before)"),
             }
         }
