@@ -15,8 +15,13 @@ pub fn v1_original(request: &Request, machine: Option<&str>, tags: Option<&[Stri
     let args: Vec<i64> = match request.shape {
         Shape::AnyBoard => vec![],
         Shape::Boards { n, .. } => vec![n as i64],
-        Shape::Triads { w, h } => vec![w as i64, h as i64],
+        Shape::Triads { w, h } | Shape::TriadsAt { w, h, .. } => vec![w as i64, h as i64],
         Shape::Board { board } => vec![board.x as i64, board.y as i64, board.z as i64],
+    };
+    // A rectangle rooted at a board (REST only) shows its root as an extra keyword.
+    let board = match request.shape {
+        Shape::TriadsAt { root, .. } => Some(xyz(&root)),
+        _ => None,
     };
     let min_ratio = match request.shape {
         Shape::Boards { min_ratio, .. } => min_ratio,
@@ -30,6 +35,8 @@ pub fn v1_original(request: &Request, machine: Option<&str>, tags: Option<&[Stri
         max_dead_boards: Option<u32>,
         max_dead_links: Option<u32>,
         require_torus: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        board: Option<(u16, u16, u8)>,
     }
     let kw = Kw {
         machine,
@@ -38,6 +45,7 @@ pub fn v1_original(request: &Request, machine: Option<&str>, tags: Option<&[Stri
         max_dead_boards: request.max_dead_boards,
         max_dead_links: request.max_dead_links,
         require_torus: request.require_torus,
+        board,
     };
     pyjson::to_string(&(args, kw))
 }

@@ -165,7 +165,7 @@ fn simulated_request(j: &spinnbed_core::service::JobSummary) -> (String, String)
     let args = match r.shape {
         Shape::AnyBoard => "()".to_string(),
         Shape::Boards { n, .. } => format!("({n},)"),
-        Shape::Triads { w, h } => format!("({w}, {h})"),
+        Shape::Triads { w, h } | Shape::TriadsAt { w, h, .. } => format!("({w}, {h})"),
         Shape::Board { board } => format!("({}, {}, {})", board.x, board.y, board.z),
     };
     let mut kw: Vec<(String, Value)> = vec![
@@ -181,6 +181,9 @@ fn simulated_request(j: &spinnbed_core::service::JobSummary) -> (String, String)
     }
     if let Shape::Boards { min_ratio, .. } = r.shape {
         kw.push(("min_ratio".into(), serde_json::json!(min_ratio)));
+    }
+    if let Shape::TriadsAt { root, .. } = r.shape {
+        kw.push(("board".into(), serde_json::json!([root.x, root.y, root.z])));
     }
     if let Some(d) = r.max_dead_boards {
         kw.push(("max_dead_boards".into(), serde_json::json!(d)));

@@ -42,7 +42,10 @@ Steps (one "ok: <step>: <detail> [<wall time>]" line each; the first failure pri
     input ("ok DETAIL" or "fail WHY") while the job is live, so that the test can look at it
     through the v1 protocol;
 14. destroy every job; each then reads DESTROYED; a watcher long-polling the state of one
-    (`wait_for_state_change`) wakes with DESTROYED; `list_jobs(deleted=True)` lists them.
+    (`wait_for_state_change`) wakes with DESTROYED; `list_jobs(deleted=True)` lists them;
+15. a 2 x 1 triad rectangle rooted at a board (`spalloc_physical` with `spalloc_width` and
+    `spalloc_height`) on the now empty machine: ready, six boards, the root board at chip
+    (0, 0); destroyed.
 """
 
 import argparse
@@ -355,6 +358,36 @@ def main():
         return (", ".join(out) + f"; the watcher woke {seen['at'] - t:.2f} s after the "
                 f"DELETE; deleted=true lists {sorted(gone)}")
 
+    def rooted():
+        # spalloc_physical with spalloc_width/height: a rectangle of triads rooted at a board,
+        # on the machine now empty; the root board is the job's chip (0, 0).
+        for k in ("spalloc_triad", "spalloc_width", "spalloc_height"):
+            set_config("Machine", k, "None")
+        for k, v in (("spalloc_physical", "0,0,0"), ("spalloc_width", "2"), ("spalloc_height", "1")):
+            set_config("Machine", k, v)
+        try:
+            job = st["client"].create_job()
+        finally:
+            for k in ("spalloc_physical", "spalloc_width", "spalloc_height"):
+                set_config("Machine", k, "None")
+        try:
+            job.wait_until_ready()
+            s = job.get_state()
+            check(s == SpallocState.READY, f"state {s} after wait_until_ready")
+            conns = job.get_connections()
+            check(len(conns) == 6, f"{len(conns)} connections {conns}, want the 6 boards of 2 x 1 triads")
+            root = job.where_is_machine(0, 0)
+            check(root is not None and tuple(root) == (0, 0, 0),
+                  f"chip (0, 0) is on board {root}, want the root c0f0b0")
+            across = {tuple(job.where_is_machine(x, y)) for (x, y) in conns}
+            check(len(across) == 6, f"boards {sorted(across)}")
+        finally:
+            job.destroy("spalloc_rest_client: rooted rectangle done")
+        s = job.get_state()
+        check(s == SpallocState.DESTROYED, f"state {s} after destroy")
+        return (f"job {job_id(job)}: 2 x 1 triads from c0f0b0, boards "
+                + ", ".join(f"c{c}f{f}b{b}" for c, f, b in sorted(across)))
+
     steps.run("password login", password_login)
     steps.run("bearer-token login", token_login)
     steps.run("list machines", list_machines)
@@ -376,6 +409,7 @@ def main():
     if args.handshake:
         steps.run("spalloc-ps sees the REST job", handshake)
     steps.run("destroy", destroy)
+    steps.run("create a rectangle rooted at a board", rooted)
     st["client"].close()
     st["other"].close()
     print(f"ok: spinnman {spinnman_version()} SpallocClient: all steps passed in "

@@ -27,6 +27,8 @@ fn shape(w: u16, h: u16) -> impl Strategy<Value = Shape> {
         1 => (0..w, 0..h, 0u8..3).prop_map(|(x, y, z)| Shape::Board { board: Board::new(x, y, z) }),
         2 => (2u32..(w as u32 * h as u32 * 3 + 4), prop_oneof![Just(0.0), Just(0.333), Just(1.0)]).prop_map(|(n, r)| Shape::Boards { n, min_ratio: r }),
         2 => (1u32..=w as u32 + 1, 1u32..=h as u32).prop_map(|(w, h)| Shape::Triads { w, h }),
+        1 => (0..w, 0..h, 1u32..=w as u32, 1u32..=h as u32)
+            .prop_map(|(x, y, w, h)| Shape::TriadsAt { root: Board::new(x, y, 0), w, h }),
     ]
 }
 

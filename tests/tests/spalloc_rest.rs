@@ -48,6 +48,7 @@ const STEPS: &[&str] = &[
     "ok: list jobs: alice: ",
     "ok: spalloc-ps sees the REST job: ",
     "ok: destroy: job ",
+    "ok: create a rectangle rooted at a board: job ",
     "ok: spinnman 1!7.4.1 SpallocClient: all steps passed",
 ];
 
@@ -233,11 +234,11 @@ fn spinnmans_spalloc_client_drives_sim_serves_rest_api_and_proxy() {
     drop(conn);
     let (report, events) = served.stop();
     assert_eq!(report.live_jobs, 0, "{report:?}");
-    // Four jobs, the v1 one and the client's three, each destroyed on request.
+    // Five jobs, the v1 one and the client's four, each destroyed on request.
     let destroyed = events
         .iter()
         .filter(|(_, e)| matches!(e, ServiceEvent::Destroyed { .. }))
         .count();
-    assert_eq!(destroyed, 4, "{events:?}");
+    assert_eq!(destroyed, 5, "{events:?}");
     println!("spalloc_rest: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -101,7 +101,7 @@
 
 use super::area::area_to_rect;
 use super::filter::{CandidateFilter, FilterParams, Topology};
-use super::{AllocId, Allocation, Packer, Request, Shape};
+use super::{AllocId, Allocation, Packer, Request, Shape, rooted_rect};
 use crate::geometry::{Board, Link, WrapAround};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -644,7 +644,7 @@ impl AnywherePacker {
                 };
                 Some((tiers, Self::params(req, Some(n)), mode))
             }
-            Shape::AnyBoard | Shape::Board { .. } => None,
+            Shape::AnyBoard | Shape::Board { .. } | Shape::TriadsAt { .. } => None,
         }
     }
 
@@ -1266,6 +1266,12 @@ impl Packer for AnywherePacker {
             Shape::Board { board } => {
                 !req.require_torus && self.topology().contains(board) && !self.topology().is_dead(board)
             }
+            Shape::TriadsAt { root, w, h } => {
+                let Some((x, y, w, h)) = rooted_rect(root, w, h, self.width, self.height, req.require_torus) else {
+                    return false;
+                };
+                self.filter.accepts(x, y, w, h, &Self::params(req, None))
+            }
             Shape::Triads { .. } | Shape::Boards { .. } => {
                 let Some((tiers, params, mode)) = self.tiers(req) else {
                     return false;
@@ -1316,6 +1322,28 @@ impl Packer for AnywherePacker {
             Shape::AnyBoard if !req.require_torus => self.alloc_any_board(),
             Shape::Board { board } if !req.require_torus => self.alloc_board(board),
             Shape::AnyBoard | Shape::Board { .. } => None,
+            Shape::TriadsAt { root, w, h } => {
+                let (x, y, w, h) = rooted_rect(root, w, h, self.width, self.height, req.require_torus)?;
+                let params = Self::params(req, None);
+                // Every live board inside must be free (checked board by board).
+                let cand = Cand {
+                    key: Key {
+                        leftover: Reverse(0),
+                        contact: 0,
+                        dead: 0,
+                        y: Reverse(y),
+                        x: Reverse(x),
+                        shape: Reverse(0),
+                    },
+                    x,
+                    y,
+                    w,
+                    h,
+                    check: true,
+                };
+                let (boards, torus) = self.take(&cand, &params, Mode::Whole)?;
+                Some(self.record(boards, torus, false))
+            }
             Shape::Triads { .. } | Shape::Boards { .. } => {
                 let (tiers, params, mode) = self.tiers(req)?;
                 self.alloc_rect(&tiers, &params, mode)
@@ -1731,6 +1759,8 @@ mod tests {
             3 => (1u32..(w as u32 * h as u32 * 3 + 4), prop_oneof![Just(0.0), Just(0.333), Just(1.0)])
                 .prop_map(|(n, min_ratio)| Shape::Boards { n, min_ratio }),
             2 => (0u32..=w as u32 + 1, 1u32..=h as u32).prop_map(|(w, h)| Shape::Triads { w, h }),
+            1 => (0..w + 1, 0..h, 0u32..=w as u32, 1u32..=h as u32)
+                .prop_map(|(x, y, w, h)| Shape::TriadsAt { root: Board::new(x, y, 0), w, h }),
         ]
     }
 
@@ -1808,6 +1838,20 @@ mod tests {
                             prop_assert!(connected(p.topology(), &a.boards), "{:?} not connected", a.boards);
                         }
                         Shape::Triads { w: tw, h: th } => prop_assert!(a.boards.len() <= 3 * (tw * th) as usize),
+                        Shape::TriadsAt { root, w: tw, h: th } => {
+                            for b in &a.boards {
+                                prop_assert!(
+                                    b.x >= root.x
+                                        && b.x < root.x + tw as u16
+                                        && b.y >= root.y
+                                        && b.y < root.y + th as u16,
+                                    "{} outside the rectangle {:?} of {:?}",
+                                    b,
+                                    (tw, th),
+                                    root
+                                );
+                            }
+                        }
                         Shape::Boards { .. } => {}
                     }
                     live.insert(a.id, a.boards.clone());

@@ -52,6 +52,29 @@ pub enum Shape {
         /// Height in triads.
         h: u32,
     },
+    /// A `w × h` rectangle of triads whose bottom-left triad is `root`'s (the REST API's
+    /// `board` with `dimensions`; the reference's v1 protocol has no such form). It does not
+    /// wrap around: it must fit between the root and the machine's far edges.
+    TriadsAt {
+        /// A board of the bottom-left triad (its `z` is not used).
+        root: Board,
+        /// Width in triads.
+        w: u32,
+        /// Height in triads.
+        h: u32,
+    },
+}
+
+/// The rectangle `(x, y, w, h)` of a [`Shape::TriadsAt`] request on a `mw × mh` machine, or
+/// `None` if it is empty, does not fit between its root and the machine's far edges, or
+/// cannot meet `require_torus` (only a whole machine wraps around).
+pub fn rooted_rect(root: Board, w: u32, h: u32, mw: u16, mh: u16, require_torus: bool) -> Option<(u16, u16, u16, u16)> {
+    let (x, y) = (root.x as u32, root.y as u32);
+    let fits = w > 0 && h > 0 && x + w <= mw as u32 && y + h <= mh as u32 && root.z < 3;
+    if !fits || (require_torus && (w != mw as u32 || h != mh as u32)) {
+        return None;
+    }
+    Some((root.x, root.y, w as u16, h as u16))
 }
 
 /// A complete allocation request.

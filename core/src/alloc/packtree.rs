@@ -300,6 +300,22 @@ impl PackTree {
         }
     }
 
+    /// Is the cell `(x, y)` inside the tree and in a free leaf?
+    pub fn is_free(&self, x: u16, y: u16) -> bool {
+        let mut id = ROOT;
+        loop {
+            let n = self.n(id);
+            if !n.contains(x, y) {
+                return false;
+            }
+            if n.children == NO_CHILDREN {
+                return !n.allocated;
+            }
+            let c = n.children;
+            id = if self.n(c).contains(x, y) { c } else { c + 1 };
+        }
+    }
+
     /// Frees the allocation whose bottom-left corner is `(x, y)`, merging empty siblings.
     pub fn free(&mut self, x: u16, y: u16) -> Result<(), FreeError> {
         self.free_at(ROOT, x, y)
@@ -495,6 +511,21 @@ mod tests {
         assert!(t.n(t.n(tb_id).children).allocated);
         assert_eq!(t.request(8, 6), None);
         assert_eq!(t.request(10, 0), None);
+    }
+
+    #[test]
+    fn is_free_reads_the_leaves() {
+        let mut t = PackTree::new(0, 0, 4, 3);
+        assert!(t.is_free(3, 2));
+        assert!(!t.is_free(4, 0));
+        t.request(2, 1).unwrap();
+        let a = t.alloc(2, 2, &mut all).unwrap();
+        for x in 0..4 {
+            for y in 0..3 {
+                let held = (x, y) == (2, 1) || (a.0..a.0 + 2).contains(&x) && (a.1..a.1 + 2).contains(&y);
+                assert_eq!(t.is_free(x, y), !held, "({x}, {y})");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use super::filter::{CandidateFilter, FilterParams, Topology};
 use super::packtree::PackTree;
 use super::pyset::PySet;
-use super::{AllocId, Allocation, Packer, Request, Shape};
+use super::{AllocId, Allocation, Packer, Request, Shape, rooted_rect};
 use crate::geometry::{Board, Link, WrapAround};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +20,56 @@ enum Kind {
     Triads,
     /// One board.
     Board,
+    /// A `w × h` rectangle rooted at a board, held beside the tree (see [`Pins`]).
+    Pinned(u16, u16),
+}
+
+/// Triads held by rectangles rooted at a board ([`Shape::TriadsAt`], a request the reference
+/// does not have). The tree cannot always carve such a rectangle (it may straddle one of the
+/// tree's cuts while every triad in it is free), so they are held beside it: the tree still
+/// sees them free, and every triad or rectangle it offers that overlaps them is refused, as
+/// the filter refuses one with dead boards. With nothing pinned every decision is the
+/// reference's.
+#[derive(Debug, Clone)]
+struct Pins {
+    height: u16,
+    /// Pinned triads, `x * height + y`.
+    cells: Vec<bool>,
+    count: usize,
+}
+
+impl Pins {
+    fn new(width: u16, height: u16) -> Pins {
+        Pins {
+            height,
+            cells: vec![false; width as usize * height as usize],
+            count: 0,
+        }
+    }
+
+    fn overlaps(&self, x: u16, y: u16, w: u16, h: u16) -> bool {
+        self.count > 0
+            && (x..x + w).any(|i| {
+                let col = i as usize * self.height as usize;
+                self.cells[col + y as usize..col + (y + h) as usize].contains(&true)
+            })
+    }
+
+    fn set(&mut self, x: u16, y: u16, w: u16, h: u16, pinned: bool) {
+        for i in x..x + w {
+            let col = i as usize * self.height as usize;
+            for c in &mut self.cells[col + y as usize..col + (y + h) as usize] {
+                debug_assert_ne!(*c, pinned);
+                *c = pinned;
+            }
+        }
+        let n = w as usize * h as usize;
+        if pinned {
+            self.count += n;
+        } else {
+            self.count -= n;
+        }
+    }
 }
 
 /// Triads set aside for single boards, in dict insertion order, with their free boards.
@@ -91,6 +141,7 @@ pub struct SpallocPacker {
     allocations: BTreeMap<AllocId, (Kind, Board, u32)>,
     single: SingleBoardTriads,
     full_single: BTreeSet<(u16, u16)>,
+    pins: Pins,
     next_id: AllocId,
     generation: u64,
     allocated_boards: usize,
@@ -110,6 +161,7 @@ impl SpallocPacker {
             allocations: BTreeMap::new(),
             single: SingleBoardTriads::default(),
             full_single: BTreeSet::new(),
+            pins: Pins::new(width, height),
             next_id: 1,
             generation: 0,
             allocated_boards: 0,
@@ -164,10 +216,10 @@ impl SpallocPacker {
     }
 
     fn alloc_rect(&mut self, w: u16, h: u16, params: FilterParams) -> Option<Allocation> {
-        let filter = &mut self.filter;
-        let (x, y) = self
-            .tree
-            .alloc(w, h, &mut |x, y, w, h| filter.accepts(x, y, w, h, &params))?;
+        let (filter, pins) = (&mut self.filter, &self.pins);
+        let (x, y) = self.tree.alloc(w, h, &mut |x, y, w, h| {
+            !pins.overlaps(x, y, w, h) && filter.accepts(x, y, w, h, &params)
+        })?;
         let acc = self
             .filter
             .evaluate(x, y, w, h, &params)
@@ -175,11 +227,32 @@ impl SpallocPacker {
         Some(self.record(Kind::Triads, Board::new(x, y, 0), acc.boards, acc.torus))
     }
 
+    /// The rectangle of a rooted request, if it fits the machine (it does not wrap around).
+    fn rooted(&self, root: Board, w: u32, h: u32, require_torus: bool) -> Option<(u16, u16, u16, u16)> {
+        let topo = self.filter.topology();
+        rooted_rect(root, w, h, topo.width(), topo.height(), require_torus)
+    }
+
+    /// Takes a rooted rectangle if every triad in it is free (in the tree and not pinned) and
+    /// the filter accepts it; it is pinned, not carved (see [`Pins`]).
+    fn alloc_rect_at(&mut self, x: u16, y: u16, w: u16, h: u16, params: FilterParams) -> Option<Allocation> {
+        let free = !self.pins.overlaps(x, y, w, h) && (x..x + w).all(|i| (y..y + h).all(|j| self.tree.is_free(i, j)));
+        if !free || !self.filter.accepts(x, y, w, h, &params) {
+            return None;
+        }
+        let acc = self
+            .filter
+            .evaluate(x, y, w, h, &params)
+            .expect("cached verdict must hold");
+        self.pins.set(x, y, w, h, true);
+        Some(self.record(Kind::Pinned(w, h), Board::new(x, y, 0), acc.boards, acc.torus))
+    }
+
     fn alloc_area(&mut self, triads: u32, min_ratio: f64, params: FilterParams) -> Option<Allocation> {
-        let filter = &mut self.filter;
-        let (x, y, w, h) = self
-            .tree
-            .alloc_area(triads, min_ratio, &mut |x, y, w, h| filter.accepts(x, y, w, h, &params))?;
+        let (filter, pins) = (&mut self.filter, &self.pins);
+        let (x, y, w, h) = self.tree.alloc_area(triads, min_ratio, &mut |x, y, w, h| {
+            !pins.overlaps(x, y, w, h) && filter.accepts(x, y, w, h, &params)
+        })?;
         let acc = self
             .filter
             .evaluate(x, y, w, h, &params)
@@ -218,11 +291,13 @@ impl SpallocPacker {
                 return Some(self.record(Kind::Board, board, vec![board], WrapAround::NONE));
             }
             let xy = match specific {
+                Some(b) if self.pins.overlaps(b.x, b.y, 1, 1) => return None,
                 Some(b) => self.tree.request(b.x, b.y)?,
                 None => {
-                    let topo = self.filter.topology();
-                    self.tree
-                        .alloc(1, 1, &mut |x, y, _, _| topo.live_in_triad(x, y).next().is_some())?
+                    let (topo, pins) = (self.filter.topology(), &self.pins);
+                    self.tree.alloc(1, 1, &mut |x, y, _, _| {
+                        !pins.overlaps(x, y, 1, 1) && topo.live_in_triad(x, y).next().is_some()
+                    })?
                 }
             };
             let set = PySet::from_keys(self.filter.topology().live_in_triad(xy.0, xy.1));
@@ -282,6 +357,12 @@ impl Packer for SpallocPacker {
                 let params = Self::params(req, None);
                 self.corners_accept(w as u16, h as u16, &params)
             }
+            Shape::TriadsAt { root, w, h } => {
+                let Some((x, y, w, h)) = self.rooted(root, w, h, req.require_torus) else {
+                    return false;
+                };
+                self.filter.accepts(x, y, w, h, &Self::params(req, None))
+            }
             Shape::Boards { n, min_ratio } => {
                 let triads = n.div_ceil(3);
                 if triads == 0 || (req.require_torus && triads != self.machine_area()) {
@@ -310,6 +391,10 @@ impl Packer for SpallocPacker {
                 }
                 self.alloc_rect(w as u16, h as u16, Self::params(req, None))
             }
+            Shape::TriadsAt { root, w, h } => {
+                let (x, y, w, h) = self.rooted(root, w, h, req.require_torus)?;
+                self.alloc_rect_at(x, y, w, h, Self::params(req, None))
+            }
             Shape::Boards { n, min_ratio } => {
                 let triads = n.div_ceil(3);
                 if triads == 0 || (req.require_torus && triads != self.machine_area()) {
@@ -332,6 +417,7 @@ impl Packer for SpallocPacker {
                 debug_assert!(freed.is_ok(), "{freed:?}");
             }
             Kind::Board => self.release_board(origin),
+            Kind::Pinned(w, h) => self.pins.set(origin.x, origin.y, w, h, false),
         }
         self.generation += 1;
     }
@@ -504,5 +590,89 @@ mod tests {
         assert_eq!(t.periphery(p.topology()).len(), 160);
         p.set_faults(&[Board::new(0, 19, 0)], &[]);
         assert!(p.alloc(&req(Shape::Triads { w: 1, h: 1 })).is_some());
+    }
+
+    #[test]
+    fn rectangles_rooted_at_a_board() {
+        let at = |x, y, w, h| {
+            req(Shape::TriadsAt {
+                root: Board::new(x, y, 1),
+                w,
+                h,
+            })
+        };
+        let mut p = SpallocPacker::new(4, 3, &[Board::new(2, 1, 0)], &[]);
+        assert!(p.alloc_possible(&at(1, 1, 3, 2)));
+        assert!(!p.alloc_possible(&at(2, 1, 3, 1)), "past the far edge");
+        assert!(!p.alloc_possible(&at(0, 0, 0, 1)));
+        let a = p.alloc(&at(1, 1, 2, 2)).unwrap();
+        // Its live boards, the dead one left out.
+        assert_eq!(a.boards.len(), 11);
+        assert!(a.boards.iter().all(|b| (1..3).contains(&b.x) && (1..3).contains(&b.y)));
+        assert!(!a.boards.contains(&Board::new(2, 1, 0)));
+        assert!(!a.single_board);
+        // Overlapping it, or a board inside it: not now.
+        assert!(p.alloc(&at(2, 2, 1, 1)).is_none());
+        assert!(
+            p.alloc(&req(Shape::Board {
+                board: Board::new(1, 2, 2)
+            }))
+            .is_none()
+        );
+        assert!(p.alloc_possible(&at(2, 2, 1, 1)), "possible once freed");
+        // Beside it: yes.
+        let b = p.alloc(&at(3, 0, 1, 3)).unwrap();
+        assert_eq!(b.boards.len(), 9);
+        // With no dead boards tolerated, the rectangle holding the dead board never fits.
+        let strict = Request {
+            max_dead_boards: Some(0),
+            ..at(2, 0, 1, 2)
+        };
+        assert!(!p.alloc_possible(&strict));
+        p.release(a.id);
+        p.release(b.id);
+        assert_eq!(p.allocated_boards(), 0);
+        assert_eq!(p.alloc(&at(0, 0, 4, 3)).unwrap().boards.len(), 35);
+    }
+
+    #[test]
+    fn a_rooted_rectangle_across_the_trees_cuts_is_taken_and_kept_clear() {
+        let at = |x, y, w, h| {
+            req(Shape::TriadsAt {
+                root: Board::new(x, y, 0),
+                w,
+                h,
+            })
+        };
+        let mut p = SpallocPacker::new(2, 2, &[], &[]);
+        // A single board in triad (1, 1) cuts the tree at x = 1: the free bottom row straddles it.
+        let one = p
+            .alloc(&req(Shape::Board {
+                board: Board::new(1, 1, 1),
+            }))
+            .unwrap();
+        let row = p.alloc(&at(0, 0, 2, 1)).unwrap();
+        assert_eq!(row.boards.len(), 6);
+        // What the tree still thinks free there is refused to everything else.
+        assert!(
+            p.alloc(&req(Shape::Board {
+                board: Board::new(1, 0, 2)
+            }))
+            .is_none()
+        );
+        assert!(p.alloc(&req(Shape::Triads { w: 1, h: 2 })).is_none());
+        let any: Vec<Board> = (0..5)
+            .map(|_| p.alloc(&req(Shape::AnyBoard)).unwrap().boards[0])
+            .collect();
+        assert!(any.iter().all(|b| b.y == 1), "{any:?}");
+        assert!(p.alloc(&req(Shape::AnyBoard)).is_none());
+        p.release(row.id);
+        assert!(
+            p.alloc(&req(Shape::Board {
+                board: Board::new(1, 0, 2)
+            }))
+            .is_some()
+        );
+        p.release(one.id);
     }
 }

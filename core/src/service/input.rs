@@ -163,7 +163,7 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0u8..5, 0u8..8, proptest::option::of(1u8..30), 0u8..3).prop_map(|(shape, n, keepalive, host)| {
+            (0u8..6, 0u8..8, proptest::option::of(1u8..30), 0u8..3).prop_map(|(shape, n, keepalive, host)| {
                 Op::Create {
                     shape,
                     n,
@@ -200,6 +200,11 @@ mod tests {
             },
             3 => Shape::Board {
                 board: Board::new(n as u16 % 4, n as u16 % 3, n % 3),
+            },
+            4 => Shape::TriadsAt {
+                root: Board::new(n as u16 % 3, n as u16 % 2, 0),
+                w: n as u32 % 2 + 1,
+                h: 1,
             },
             // Refused (negative ratio): still takes an id.
             _ => Shape::Boards { n: 2, min_ratio: -1.0 },

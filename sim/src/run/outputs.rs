@@ -372,6 +372,7 @@ pub fn request_label(r: &Request) -> String {
         Shape::Board { board } => format!("board({},{},{})", board.x, board.y, board.z),
         Shape::Boards { n, min_ratio } => format!("boards({n},{min_ratio})"),
         Shape::Triads { w, h } => format!("rect({w}x{h})"),
+        Shape::TriadsAt { root, w, h } => format!("rect({w}x{h}@{},{})", root.x, root.y),
     }
 }
 

@@ -42,7 +42,7 @@ pub fn size_class(request: &Request) -> &'static str {
     match request.shape {
         Shape::AnyBoard => "1 board",
         Shape::Board { .. } => "specific",
-        Shape::Triads { .. } => "rect",
+        Shape::Triads { .. } | Shape::TriadsAt { .. } => "rect",
         Shape::Boards { n, .. } => match n {
             0..=1 => "1 board",
             2..=24 => "2-24 boards",

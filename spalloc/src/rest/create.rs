@@ -270,28 +270,33 @@ pub fn place(req: &CreateJobRequest, caller: &Caller, svc: &Service, cfg: &RestC
         // that board would.
         Size::Board(BoardSpec::Triad(board)) => (Shape::Board { board }, machine, tags),
         Size::Board(spec) => {
-            let (m, board) = candidates
-                .iter()
-                .find_map(|m| locate(m, spec).map(|b| (m, b)))
-                .ok_or_else(|| match spec {
-                    BoardSpec::Physical(p) => format!(
-                        "board: no board at cabinet {}, frame {}, board {} on {}",
-                        p.cabinet,
-                        p.frame,
-                        p.board,
-                        where_(req)
-                    ),
-                    BoardSpec::Address(ip) => format!("board: no board with address {ip} on {}", where_(req)),
-                    BoardSpec::Triad(b) => format!("board: no board {b} on {}", where_(req)),
-                })?;
-            (Shape::Board { board }, Some(m.name().to_string()), None)
+            let (m, board) = find_board(&candidates, spec, req)?;
+            (Shape::Board { board }, Some(m), None)
         }
-        Size::RootedRectangle { .. } => {
-            return Err(
-                "board with dimensions (a rectangle of triads rooted at a board) is not supported \
-                 by this server: ask for the board alone, or for dimensions alone"
-                    .into(),
-            );
+        Size::RootedRectangle {
+            board: BoardSpec::Triad(root),
+            width,
+            height,
+        } => (
+            Shape::TriadsAt {
+                root,
+                w: width,
+                h: height,
+            },
+            machine,
+            tags,
+        ),
+        Size::RootedRectangle { board, width, height } => {
+            let (m, root) = find_board(&candidates, board, req)?;
+            (
+                Shape::TriadsAt {
+                    root,
+                    w: width,
+                    h: height,
+                },
+                Some(m),
+                None,
+            )
         }
     };
     let request = Request {
@@ -309,6 +314,25 @@ pub fn place(req: &CreateJobRequest, caller: &Caller, svc: &Service, cfg: &RestC
         request,
         estimate: None,
     })
+}
+
+/// The first candidate machine with the board a physical position or address names, and
+/// that board.
+fn find_board(candidates: &[&Machine], spec: BoardSpec, req: &CreateJobRequest) -> Result<(String, Board), String> {
+    candidates
+        .iter()
+        .find_map(|m| locate(m, spec).map(|b| (m.name().to_string(), b)))
+        .ok_or_else(|| match spec {
+            BoardSpec::Physical(p) => format!(
+                "board: no board at cabinet {}, frame {}, board {} on {}",
+                p.cabinet,
+                p.frame,
+                p.board,
+                where_(req)
+            ),
+            BoardSpec::Address(ip) => format!("board: no board with address {ip} on {}", where_(req)),
+            BoardSpec::Triad(b) => format!("board: no board {b} on {}", where_(req)),
+        })
 }
 
 /// The board a physical position or address names on a machine.

@@ -228,6 +228,15 @@ impl OriginalRequest {
             Shape::AnyBoard => (Some(1), None, None),
             Shape::Boards { n, .. } => (Some(n), None, None),
             Shape::Triads { w, h } => (None, Some(Dimensions { width: w, height: h }), None),
+            Shape::TriadsAt { root, w, h } => (
+                None,
+                Some(Dimensions { width: w, height: h }),
+                Some(TriadBoard {
+                    x: root.x,
+                    y: root.y,
+                    z: root.z,
+                }),
+            ),
             Shape::Board { board } => (
                 None,
                 None,

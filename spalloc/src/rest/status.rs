@@ -369,6 +369,9 @@ pub fn describe_request(r: &Request, machine: Option<&str>, tags: Option<&[Strin
         Shape::Board { board } => format!("board {board}"),
         Shape::Boards { n, .. } => format!("{n} boards"),
         Shape::Triads { w, h } => format!("{w} × {h} triad{}", if w * h == 1 { "" } else { "s" }),
+        Shape::TriadsAt { root, w, h } => {
+            format!("{w} × {h} triad{} from board {root}", if w * h == 1 { "" } else { "s" })
+        }
     };
     if let Some(m) = machine {
         s.push_str(&format!(" on {m}"));

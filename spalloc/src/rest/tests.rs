@@ -332,6 +332,58 @@ fn the_clients_one_board_job_goes_through_its_life() {
 }
 
 #[test]
+fn rectangles_rooted_at_a_board_are_placed_there() {
+    let mut w = world();
+    let alice = w.alice.clone();
+    // spalloc_physical with width and height: board 3 of frame 0 is (1, 0, 0), so the triads
+    // (1, 0) and (1, 1), on m (where that board is).
+    let id = w.create(
+        &alice,
+        json!({"board": {"cabinet": 0, "frame": 0, "board": 3}, "dimensions": {"width": 1, "height": 2}, "tags": ["default"], "keepalive-interval": KA}),
+    );
+    let j = w.svc.job(id).unwrap();
+    assert_eq!(
+        j.request.shape,
+        Shape::TriadsAt {
+            root: Board::new(1, 0, 0),
+            w: 1,
+            h: 2
+        }
+    );
+    assert_eq!((j.machine.as_deref(), j.tags.clone()), (Some("m"), None));
+    let mut want: Vec<Board> = (0..2).flat_map(|y| (0..3).map(move |z| Board::new(1, y, z))).collect();
+    want.sort();
+    assert_eq!(j.boards, want);
+    // The job reads back as it was asked for.
+    let s = w.state(&alice, id);
+    assert_eq!(s["original-request"]["dimensions"], json!({"width": 1, "height": 2}));
+    assert_eq!(s["original-request"]["board"], json!({"x": 1, "y": 0, "z": 0}));
+    // spalloc_triad with width and height: the other column; a third overlapping one waits.
+    let id2 = w.create(
+        &alice,
+        json!({"board": {"x": 0, "y": 0, "z": 0}, "dimensions": {"width": 1, "height": 2}, "tags": ["default"], "keepalive-interval": KA}),
+    );
+    assert_eq!(w.svc.job(id2).unwrap().boards.len(), 6);
+    let id3 = w.create(
+        &alice,
+        json!({"board": {"x": 0, "y": 1, "z": 0}, "dimensions": {"width": 2, "height": 1}, "machine-name": "m", "keepalive-interval": KA}),
+    );
+    assert_eq!(w.state(&alice, id3)["state"], json!("QUEUED"));
+    // One that can never fit (past the machine's edge) ends at once, as an impossible v1 job.
+    let id4 = w.create(
+        &alice,
+        json!({"board": {"x": 1, "y": 1, "z": 0}, "dimensions": {"width": 2, "height": 1}, "machine-name": "m", "keepalive-interval": KA}),
+    );
+    assert_eq!(w.state(&alice, id4)["state"], json!("DESTROYED"));
+    // A physical board no candidate machine has.
+    let e = w.refused(
+        &alice,
+        json!({"board": {"cabinet": 0, "frame": 0, "board": 23}, "dimensions": {"width": 1, "height": 1}, "tags": ["default"], "keepalive-interval": KA}),
+    );
+    assert!(e.contains("no board at cabinet 0, frame 0, board 23"), "{e}");
+}
+
+#[test]
 fn every_request_form_the_client_sends_is_placed() {
     let mut w = world();
     let alice = w.alice.clone();
@@ -366,13 +418,6 @@ fn every_request_form_the_client_sends_is_placed() {
         json!({"board": {"x": 1, "y": 1, "z": 1}, "tags": ["default"], "keepalive-interval": KA}),
     );
     assert_eq!(req(&w, id).boards, vec![Board::new(1, 1, 1)]);
-    // spalloc_physical with width and height: a rectangle rooted at a board, which the core
-    // cannot place.
-    let e = w.refused(
-        &alice,
-        json!({"board": {"cabinet": 0, "frame": 0, "board": 3}, "dimensions": {"width": 2, "height": 2}, "tags": ["default"], "keepalive-interval": KA}),
-    );
-    assert!(e.contains("not supported"), "{e}");
     // spalloc_physical alone: board 3 of frame 0 is (1, 0, 0), pinned to m.
     let id = w.create(
         &alice,
