@@ -42,6 +42,12 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Write a seeded synthetic trace (replay CSV) for a machine description.
     GenTrace(cmd::gen_trace::Args),
+    /// Run a parameter sweep (a sweep file's points × seeds) here or as a Slurm job array, and
+    /// collect sweep.csv, points.csv and a report.
+    Sweep(cmd::sweep::Args),
+    /// A sweep's worker: runs tasks of a sweep directory (what `sim sweep` starts).
+    #[command(hide = true)]
+    SweepTask(cmd::sweep::TaskArgs),
 }
 
 /// How a command failed: errors the user can fix (bad input, a refused output directory) exit
@@ -81,6 +87,8 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::GenTrace(a) => cmd::gen_trace::run(a),
+        Command::Sweep(a) => cmd::sweep::run(a),
+        Command::SweepTask(a) => cmd::sweep::task(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,7 +38,7 @@ pub enum InputError {
 }
 
 impl InputError {
-    fn malformed(path: &Path, line: u64, message: impl Into<String>) -> Self {
+    pub(crate) fn malformed(path: &Path, line: u64, message: impl Into<String>) -> Self {
         InputError::Malformed {
             path: path.to_path_buf(),
             line,
@@ -427,7 +427,11 @@ pub fn read_csv_with<T>(
 /// A CSV error naming the column where it can: the deserializer's field, or else (for the row
 /// types' own checks, whose messages quote the value, e.g. `"NaN" is not a time in seconds`)
 /// the column holding the quoted value.
-fn csv_error(path: &Path, e: &csv::Error, row: Option<(&csv::StringRecord, &csv::StringRecord)>) -> InputError {
+pub(crate) fn csv_error(
+    path: &Path,
+    e: &csv::Error,
+    row: Option<(&csv::StringRecord, &csv::StringRecord)>,
+) -> InputError {
     let line = e.position().map_or(1, |p| p.line());
     let message = match e.kind() {
         csv::ErrorKind::Deserialize { err, .. } => {

@@ -186,7 +186,7 @@ a{color:#0072B2}
 .note{color:#555;font-size:.92em}
 ";
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>\n{CSS}</style>\n\
@@ -202,7 +202,7 @@ pub struct Figure {
     pub caption: String,
 }
 
-fn figures(out: &mut String, figs: &[Figure]) {
+pub(crate) fn figures(out: &mut String, figs: &[Figure]) {
     for f in figs {
         let stem = esc(&f.stem);
         let _ = writeln!(

@@ -1,6 +1,6 @@
 //! spinnbed-reports: charts (PNG and SVG, 1200 × 800) and a static HTML page for a run's output
-//! files (`docs/outputs.md`), a side-by-side comparison of several runs, and the SCP windowing
-//! study chart.
+//! files (`docs/outputs.md`), a side-by-side comparison of several runs, the SCP windowing
+//! study chart, and the report of a parameter sweep (`generate_sweep`).
 //!
 //! Reads plain files only; needs no system fonts (DejaVu Sans is embedded) and no network. All
 //! charts use colour-blind-safe palettes (Okabe–Ito for categories, viridis for magnitudes).
@@ -20,6 +20,7 @@ pub mod format;
 pub mod html;
 pub mod stats;
 mod style;
+pub mod sweep;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,12 +29,14 @@ use anyhow::{Context, Result, bail};
 
 use charts::machine::{BoardsCompare, MachineMap};
 use charts::scp::{Scp, ScpCompare};
+use charts::sweep::SweepChart;
 use charts::utilisation::{Utilisation, UtilisationCompare};
 use charts::waits::{Waits, WaitsCompare};
 use charts::windowing::Windowing;
 pub use data::{InputError, RunData};
 use html::Figure;
 use style::render;
+pub use sweep::Sweep;
 
 /// What a report wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -254,6 +257,34 @@ pub fn windowing_chart(scp_study_csv: &Path, out_dir: &Path) -> Result<()> {
     let mut files = Vec::new();
     render(&Windowing { rows: &rows }, out_dir, "windowing", &mut files)?;
     Ok(())
+}
+
+/// Writes a parameter sweep's report into `dir`, beside the `sweep.json` and `points.csv` it is
+/// made from ([`sweep`] describes both): for each metric of `report_metrics` and each axis with two
+/// or more values the chart `sweep-<metric>-vs-<axis>` (PNG and SVG; dots and other characters
+/// unsafe in a file name become `_`), then `index.html` with the axes, the charts, the best
+/// setting per metric (and which others are within noise of it) and every point.
+///
+/// Writes straight into `dir` (the caller stages it). Missing or malformed input, or a
+/// `points.csv` that does not match `sweep.json`, is an error naming the file (and for the CSV
+/// the line and column).
+pub fn generate_sweep(dir: &Path) -> Result<ReportSummary> {
+    let sweep = Sweep::load(dir)?;
+    let mut files = Vec::new();
+    let mut figs = Vec::new();
+    for c in sweep.charts() {
+        let chart = SweepChart {
+            sweep: &sweep,
+            metric: c.metric,
+            axis: c.axis,
+        };
+        render(&chart, dir, &c.stem, &mut files)?;
+        figs.push(sweep.figure(&c));
+    }
+    let index = dir.join("index.html");
+    fs::write(&index, sweep::index(&sweep, &figs)).with_context(|| format!("writing {}", index.display()))?;
+    files.push(index);
+    Ok(ReportSummary { files })
 }
 
 #[cfg(test)]

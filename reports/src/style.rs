@@ -206,6 +206,10 @@ pub enum Key {
     Dashed(RGBColor),
     /// A marker.
     Marker(Marker, RGBColor),
+    /// A solid line with a marker on it (a series drawn as a line through marked points).
+    LineMarker(Marker, RGBColor),
+    /// Nothing (an entry that is only text, such as "… 3 more").
+    Blank,
     /// A black square with a white cross (a dead board).
     DeadBoard,
     /// A viridis square in a thick black frame (a board taken out of service).
@@ -310,6 +314,12 @@ pub fn draw_key<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, key: Key, (x,
             }
         }
         Key::Marker(m, c) => draw_marker(area, m, (x + 14, y), 7, c)?,
+        Key::LineMarker(m, c) => {
+            area.draw(&PathElement::new(vec![(x, y), (x + 28, y)], c.stroke_width(3)))
+                .ok_draw()?;
+            draw_marker(area, m, (x + 14, y), 6, c)?;
+        }
+        Key::Blank => {}
         Key::Fault => {
             area.draw(&Rectangle::new(
                 [(x + 4, y - 10), (x + 24, y + 10)],

@@ -8,6 +8,7 @@ pub mod replay;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod sweep;
 
 /// A current-thread tokio runtime for the real-time commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime, crate::Failure> {

@@ -3,6 +3,7 @@
 
 pub mod machine;
 pub mod scp;
+pub mod sweep;
 pub mod utilisation;
 pub mod waits;
 pub mod windowing;

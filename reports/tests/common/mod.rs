@@ -1,10 +1,11 @@
 //! Hand-made run directories for the tests: small files written exactly as `docs/outputs.md`
-//! describes them.
+//! describes them; and the checks every test makes of what a report wrote (a scratch directory,
+//! PNGs that decode, SVGs that parse).
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const JOBS_HEADER: &str =
     "id,owner,class,request,machine,submit_s,start_s,ready_s,end_s,wait_s,boards,triads,outcome,reason\n";
@@ -244,3 +245,74 @@ window-8,read,0.01,10,2.7,3.1,5,2
 window-8,read,0.05,10,2.0,2.8,25,7
 window-8,read,0.1,10,1.4,2.4,41,13
 ";
+
+pub struct Scratch {
+    _tmp: Option<tempfile::TempDir>,
+    pub root: PathBuf,
+}
+
+pub fn scratch(name: &str) -> Scratch {
+    match std::env::var_os("SPINNBED_REPORTS_KEEP") {
+        Some(dir) => {
+            let root = PathBuf::from(dir).join(name);
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root).unwrap();
+            Scratch { _tmp: None, root }
+        }
+        None => {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().to_path_buf();
+            Scratch { _tmp: Some(tmp), root }
+        }
+    }
+}
+
+pub fn check_png(path: &Path) {
+    let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let mut reader = decoder
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader
+        .next_frame(&mut buf)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!((info.width, info.height), (1200, 800), "{}", path.display());
+    // Not blank: some pixels are dark (text, lines).
+    let dark = buf
+        .chunks(info.line_size / info.width as usize)
+        .filter(|px| px.iter().take(3).all(|c| *c < 80))
+        .count();
+    assert!(dark > 500, "{}: only {dark} dark pixels", path.display());
+}
+
+pub fn check_svg(path: &Path) {
+    let s = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // A well-formed XML document whose root is a 1200 × 800 SVG with text and shapes in it.
+    let doc = roxmltree::Document::parse(&s).unwrap_or_else(|e| panic!("{}: not well-formed XML: {e}", path.display()));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg", "{}", path.display());
+    assert_eq!(root.attribute("width"), Some("1200"), "{}", path.display());
+    assert_eq!(root.attribute("height"), Some("800"), "{}", path.display());
+    let count = |tag: &str| doc.descendants().filter(|n| n.tag_name().name() == tag).count();
+    assert!(count("text") > 3, "{}: no text", path.display());
+    assert!(
+        count("rect") + count("polyline") + count("path") + count("line") + count("circle") > 10,
+        "{}: no shapes",
+        path.display()
+    );
+}
+
+pub fn check_charts(dir: &Path, stems: &[&str]) {
+    for stem in stems {
+        check_png(&dir.join(format!("{stem}.png")));
+        check_svg(&dir.join(format!("{stem}.svg")));
+    }
+}
+
+pub fn names(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}

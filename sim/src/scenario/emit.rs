@@ -2,6 +2,12 @@
 //! the file is read with (module `raw`), every key filled in, and serialised by `toml`. Keys
 //! come in a fixed order (the structures' field order; toml writes a table's values before its
 //! sub-tables), and every value is in a form that reads back to exactly the same value.
+//!
+//! Two keys are written only when they are not their defaults, so that the resolved copies of
+//! scenarios without them are byte for byte what they were before the keys existed:
+//! `[workload] load_scale` (1) and `[[machine]] random_dead_boards` (0). The latter is kept as
+//! a count (read back under the same seed it chooses the same boards, and `--seed` chooses
+//! again), with a comment above it naming the boards this seed chose.
 
 use super::raw::*;
 use super::*;
@@ -18,7 +24,47 @@ pub fn scenario(sc: &Scenario) -> String {
     // Every value is a string, a bool, a finite number, an array or a table with string keys
     // (the seed above i64::MAX is written as a string), so serialisation cannot fail.
     let body = toml::to_string(&to_raw(sc)).expect("a resolved scenario serialises");
-    format!("{HEADER}\n\n{body}")
+    format!("{HEADER}\n\n{}", random_dead_comments(sc, body))
+}
+
+/// Above each `random_dead_boards = N`, a comment naming the boards the seed chose (the key
+/// stays: read back under the same seed, it chooses them again).
+fn random_dead_comments(sc: &Scenario, body: String) -> String {
+    let mut notes: Vec<(usize, String)> = Vec::new();
+    let loc = super::locate::Locator::new(&body);
+    for (i, m) in sc.machines.iter().enumerate() {
+        let key = format!("machine[{i}].random_dead_boards");
+        if m.random_dead_boards == 0 || !loc.has(&key) {
+            continue;
+        }
+        let Some(line) = loc.line(&key) else {
+            continue;
+        };
+        let boards: Vec<String> = m
+            .random_dead
+            .iter()
+            .map(|b| format!("[{}, {}, {}]", b.x, b.y, b.z))
+            .collect();
+        notes.push((
+            line,
+            format!(
+                "# random_dead_boards under seed {}: [{}]\n",
+                sc.run.seed,
+                boards.join(", ")
+            ),
+        ));
+    }
+    if notes.is_empty() {
+        return body;
+    }
+    let mut out = String::with_capacity(body.len() + notes.iter().map(|(_, n)| n.len()).sum::<usize>());
+    for (k, l) in body.split_inclusive('\n').enumerate() {
+        if let Some((_, note)) = notes.iter().find(|(line, _)| *line == k + 1) {
+            out.push_str(note);
+        }
+        out.push_str(l);
+    }
+    out
 }
 
 fn q(d: Duration) -> Q<Duration> {
@@ -134,6 +180,7 @@ fn machine(m: &MachineConfig) -> RawMachine {
         width: int(sp.width),
         height: int(sp.height),
         dead_boards: sp.dead_boards.iter().map(|b| board(*b)).collect(),
+        random_dead_boards: (m.random_dead_boards > 0).then(|| int(m.random_dead_boards)),
         dead_links: sp
             .dead_links
             .iter()
@@ -161,6 +208,7 @@ fn workload(w: &WorkloadConfig) -> RawWorkload {
             };
             RawWorkload {
                 source: Some(RawSource::Synthetic),
+                load_scale: load_scale(sp.load_scale),
                 jobs,
                 rate_per_hour,
                 daily: Some(sp.daily.to_vec()),
@@ -177,6 +225,7 @@ fn workload(w: &WorkloadConfig) -> RawWorkload {
         }
         WorkloadConfig::Trace(t) => RawWorkload {
             source: Some(RawSource::Trace),
+            load_scale: load_scale(t.load_scale),
             path: Some(t.path.display().to_string()),
             time_scale: Some(t.time_scale),
             keepalive: Some(NoneOr(t.keepalive)),
@@ -194,6 +243,7 @@ fn workload(w: &WorkloadConfig) -> RawWorkload {
         },
         WorkloadConfig::Swf(w) => RawWorkload {
             source: Some(RawSource::Swf),
+            load_scale: load_scale(w.load_scale),
             path: Some(w.path.display().to_string()),
             procs_per_board: Some(AutoOr(w.procs_per_board)),
             time_scale: Some(w.time_scale),
@@ -216,6 +266,7 @@ fn workload(w: &WorkloadConfig) -> RawWorkload {
         },
         WorkloadConfig::SpallocLog(l) => RawWorkload {
             source: Some(RawSource::SpallocLog),
+            load_scale: load_scale(l.load_scale),
             path: Some(l.path.display().to_string()),
             time_scale: Some(l.time_scale),
             limit: l.limit.map(int),
@@ -228,6 +279,7 @@ fn workload(w: &WorkloadConfig) -> RawWorkload {
         },
         WorkloadConfig::Journal(j) => RawWorkload {
             source: Some(RawSource::Journal),
+            load_scale: load_scale(j.load_scale),
             path: Some(j.path.display().to_string()),
             time_scale: Some(j.time_scale),
             limit: j.limit.map(int),
@@ -239,6 +291,12 @@ fn workload(w: &WorkloadConfig) -> RawWorkload {
             ..RawWorkload::default()
         },
     }
+}
+
+/// `load_scale`, written only when it is not 1 (so resolved copies without it stay as they
+/// were).
+fn load_scale(v: f64) -> Option<f64> {
+    (v != 1.0).then_some(v)
 }
 
 fn recorded_estimate(e: TraceEstimate) -> String {

@@ -135,7 +135,7 @@ impl Scenario {
                     })
                     .collect();
                 let (jobs, from, hours) = match w {
-                    WorkloadConfig::Synthetic(spec) => match spec.arrivals {
+                    WorkloadConfig::Synthetic(spec) => match spec.scaled_arrivals() {
                         Arrivals::Jobs(n) => (n, JobsFrom::Count, r.horizon.0.div_ceil(HOUR_US)),
                         Arrivals::RatePerHour(rate) => {
                             let mean =

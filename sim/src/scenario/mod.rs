@@ -129,13 +129,75 @@ pub use spinnbed_core::timing::MachineTiming;
 /// One `[[machine]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MachineConfig {
-    /// The validated machine.
+    /// The validated machine: `spec` with the `random_dead` boards dead as well.
     pub machine: Machine,
-    /// The description it was built from (layout and addressing as given; a SpiNNer CSV is
-    /// already expanded into an explicit layout).
+    /// The description as given (layout and addressing as given, a SpiNNer CSV already
+    /// expanded into an explicit layout; `dead_boards` only the listed ones).
     pub spec: MachineSpec,
     /// Hardware timings.
     pub timing: MachineTiming,
+    /// `random_dead_boards`: how many more boards are dead, chosen at random.
+    pub random_dead_boards: u32,
+    /// The boards chosen for `random_dead_boards` under the run's seed, in board order (dead
+    /// in `machine`). See [`Scenario::with_seed`].
+    pub random_dead: Vec<Board>,
+}
+
+impl MachineConfig {
+    /// The boards `random_dead_boards` chooses among: the live boards of `spec` (in board
+    /// order) that no `[[faults]]` entry or `[[network.path]]` names, so that a fault always
+    /// strikes a live board and a path's boards stay live whatever the seed.
+    pub(crate) fn random_dead_candidates(&self, faults: &[FaultConfig], paths: &[PathConfig]) -> Vec<Board> {
+        let name = self.spec.name.as_str();
+        let given: std::collections::BTreeSet<Board> = self.spec.dead_boards.iter().copied().collect();
+        let mut named = std::collections::BTreeSet::new();
+        for f in faults {
+            match &f.kind {
+                FaultKind::BoardDies { machine, board } | FaultKind::LinkFails { machine, board, .. }
+                    if machine == name =>
+                {
+                    named.insert(*board);
+                }
+                _ => {}
+            }
+        }
+        for p in paths.iter().filter(|p| p.machine.as_deref() == Some(name)) {
+            named.extend(p.boards.iter().copied());
+        }
+        self.machine
+            .boards()
+            .filter(|b| !given.contains(b) && !named.contains(b))
+            .collect()
+    }
+
+    /// Chooses the `random_dead_boards` boards among `candidates` (uniformly, without
+    /// replacement) from the machine's own stream, `random_dead_boards/<name>` of `seed`, and
+    /// rebuilds `machine` with them dead. `candidates` must hold at least that many boards.
+    fn choose_random_dead(&mut self, seed: u64, mut candidates: Vec<Board>) {
+        use rand::Rng;
+        let n = (self.random_dead_boards as usize).min(candidates.len());
+        let mut rng = crate::engine::stream(seed, &format!("random_dead_boards/{}", self.spec.name));
+        // A partial Fisher–Yates shuffle, each index drawn without bias by rejection.
+        for i in 0..n {
+            let range = (candidates.len() - i) as u64;
+            let reject_below = (u64::MAX % range + 1) % range; // 2^64 mod range
+            let v = loop {
+                let v = rng.next_u64();
+                if v >= reject_below {
+                    break v % range;
+                }
+            };
+            candidates.swap(i, i + v as usize);
+        }
+        candidates.truncate(n);
+        candidates.sort_unstable();
+        let mut spec = self.spec.clone();
+        spec.dead_boards.extend(candidates.iter().copied());
+        // More dead boards never make a valid machine invalid: every check of `Machine::new`
+        // either ignores dead boards or asks something of live boards only.
+        self.machine = Machine::new(spec).expect("a valid machine with more dead boards is valid");
+        self.random_dead = candidates;
+    }
 }
 
 /// `[workload]`.
@@ -152,6 +214,19 @@ pub enum WorkloadConfig {
     SpallocLog(SpallocLogSpec),
     /// The journal of `sim serve`.
     Journal(JournalSpec),
+}
+
+impl WorkloadConfig {
+    /// `load_scale`: the factor on the offered load (1: as given).
+    pub fn load_scale(&self) -> f64 {
+        match self {
+            WorkloadConfig::Synthetic(s) => s.load_scale,
+            WorkloadConfig::Trace(s) => s.load_scale,
+            WorkloadConfig::Swf(s) => s.load_scale,
+            WorkloadConfig::SpallocLog(s) => s.load_scale,
+            WorkloadConfig::Journal(s) => s.load_scale,
+        }
+    }
 }
 
 /// Which packer places jobs.
@@ -632,14 +707,29 @@ pub fn parse(file: &str, text: &str, base_dir: &Path) -> Result<Scenario, InputE
 }
 
 impl Scenario {
-    /// The same scenario with another seed.
+    /// The same scenario with another seed (every machine's `random_dead_boards` chosen again
+    /// under it).
     pub fn with_seed(mut self, seed: u64) -> Scenario {
         self.run.seed = seed;
+        self.choose_random_dead_boards();
         self
     }
 
-    /// The fully resolved scenario as TOML (every default written out); [`parse`] reads it back
-    /// to an equal scenario.
+    /// Chooses every machine's `random_dead_boards` under the run's seed (resolution has
+    /// checked that each machine has enough candidates).
+    pub(crate) fn choose_random_dead_boards(&mut self) {
+        let seed = self.run.seed;
+        for m in &mut self.machines {
+            if m.random_dead_boards > 0 {
+                let candidates = m.random_dead_candidates(&self.faults, &self.network.paths);
+                m.choose_random_dead(seed, candidates);
+            }
+        }
+    }
+
+    /// The fully resolved scenario as TOML (every default written out, but `load_scale` and
+    /// `random_dead_boards` only when they are not 1 and 0); [`parse`] reads it back to an
+    /// equal scenario.
     pub fn to_resolved_toml(&self) -> String {
         emit::scenario(self)
     }
@@ -689,6 +779,14 @@ impl Scenario {
                 ));
             }
         };
+        let (jobs, mut report) = self.build_workload(workload)?;
+        if workload.load_scale() != 1.0 {
+            report.load_scale = Some(workload.load_scale());
+        }
+        Ok((jobs, report))
+    }
+
+    fn build_workload(&self, workload: &WorkloadConfig) -> Result<(Vec<WorkloadJob>, WorkloadReport), InputError> {
         match workload {
             WorkloadConfig::Synthetic(spec) => {
                 let jobs = crate::workload::synthetic::generate(spec, &self.run.calendar(), self.run.seed);

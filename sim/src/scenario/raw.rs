@@ -201,6 +201,8 @@ pub struct RawMachine {
     pub height: i64,
     #[serde(default)]
     pub dead_boards: Vec<Tuple<(i64, i64, i64)>>,
+    /// Written back only when not 0 (so resolved copies without it stay as they were).
+    pub random_dead_boards: Option<i64>,
     #[serde(default)]
     pub dead_links: Vec<Tuple<(i64, i64, i64, String)>>,
     pub layout: Option<RawLayout>,
@@ -320,6 +322,9 @@ impl RawSource {
 #[serde(deny_unknown_fields)]
 pub struct RawWorkload {
     pub source: Option<RawSource>,
+    // every source; written back only when not 1 (so resolved copies without it stay as they
+    // were)
+    pub load_scale: Option<f64>,
     // trace, swf, spalloc-log and journal
     pub path: Option<String>,
     // synthetic

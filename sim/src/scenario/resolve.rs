@@ -230,7 +230,28 @@ impl Ctx<'_> {
             }
             faults.push(fault);
         }
-        Ok(Scenario {
+        for (i, m) in machines.iter().enumerate() {
+            let want = m.random_dead_boards as usize;
+            if want == 0 {
+                continue;
+            }
+            let candidates = m.random_dead_candidates(&faults, &network.paths).len();
+            if want > candidates {
+                let live = m.machine.boards().filter(|b| m.machine.is_live(*b)).count();
+                let mut msg = format!(
+                    "asks for {want} random dead boards, but machine {:?} has only {live} live boards",
+                    m.spec.name
+                );
+                if candidates < live {
+                    msg.push_str(&format!(
+                        ", {} of them named by [[faults]] or [[network.path]] (which random dead boards leave alone)",
+                        live - candidates
+                    ));
+                }
+                return Err(self.err(&format!("machine[{i}].random_dead_boards"), msg));
+            }
+        }
+        let mut scenario = Scenario {
             run,
             machines,
             experiment,
@@ -240,7 +261,9 @@ impl Ctx<'_> {
             faults,
             file: PathBuf::from(self.file),
             source: SourceText(self.loc.text().into()),
-        })
+        };
+        scenario.choose_random_dead_boards();
+        Ok(scenario)
     }
 
     fn run(&self, r: RawRun) -> R<RunConfig> {
@@ -324,6 +347,10 @@ impl Ctx<'_> {
             Some(ip) => self.addressing(&format!("{p}.ip"), ip, width, height)?,
         };
         let timing = self.timing(&format!("{p}.timing"), m.timing)?;
+        let random_dead_boards = match m.random_dead_boards {
+            Some(n) => self.int(&format!("{p}.random_dead_boards"), n, 0, u32::MAX as i64)?,
+            None => 0,
+        };
         let spec = MachineSpec {
             name: m.name,
             tags,
@@ -357,7 +384,15 @@ impl Ctx<'_> {
             };
             self.err(&path, e.to_string())
         })?;
-        Ok(MachineConfig { machine, spec, timing })
+        // The random dead boards are chosen once the whole scenario is read (`scenario`): they
+        // leave alone the boards that faults and network paths name.
+        Ok(MachineConfig {
+            machine,
+            spec,
+            timing,
+            random_dead_boards,
+            random_dead: Vec::new(),
+        })
     }
 
     fn layout(&self, p: &str, t: RawLayoutTable, width: u16, height: u16) -> R<Layout> {
@@ -541,8 +576,11 @@ impl Ctx<'_> {
                 "the jobs of this workload ask for a machine tagged \"default\", and no machine has that tag",
             ));
         }
+        let load_scale = self.positive("workload.load_scale", w.load_scale.unwrap_or(1.0))?;
         match source {
-            RawSource::Synthetic => self.synthetic(w, run, machines).map(WorkloadConfig::Synthetic),
+            RawSource::Synthetic => self
+                .synthetic(w, load_scale, run, machines)
+                .map(WorkloadConfig::Synthetic),
             RawSource::Trace => {
                 let path = self.required_path(&w)?;
                 let estimate = match w.estimate.as_deref() {
@@ -562,6 +600,7 @@ impl Ctx<'_> {
                 Ok(WorkloadConfig::Trace(TraceSpec {
                     path,
                     time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                    load_scale,
                     keepalive: self.keepalive(w.keepalive, None)?,
                     owner,
                     estimate,
@@ -591,6 +630,7 @@ impl Ctx<'_> {
                     path,
                     procs_per_board,
                     time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                    load_scale,
                     skip: w.skip.map_or(Duration::ZERO, |d| d.0),
                     limit,
                     min_ratio: self.non_negative("workload.min_ratio", w.min_ratio.unwrap_or(0.333))?,
@@ -604,6 +644,7 @@ impl Ctx<'_> {
             RawSource::SpallocLog => Ok(WorkloadConfig::SpallocLog(SpallocLogSpec {
                 path: self.required_file_or_dir(&w)?,
                 time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                load_scale,
                 limit: self.limit(w.limit)?,
                 keepalive: self.keepalive_override(w.keepalive)?,
                 estimate: self.recorded_estimate(w.estimate.as_deref(), "a job log")?,
@@ -613,6 +654,7 @@ impl Ctx<'_> {
             RawSource::Journal => Ok(WorkloadConfig::Journal(JournalSpec {
                 path: self.required_file_or_dir(&w)?,
                 time_scale: self.positive("workload.time_scale", w.time_scale.unwrap_or(1.0))?,
+                load_scale,
                 limit: self.limit(w.limit)?,
                 keepalive: self.keepalive_override(w.keepalive)?,
                 estimate: self.recorded_estimate(w.estimate.as_deref(), "a journal")?,
@@ -709,7 +751,13 @@ impl Ctx<'_> {
         Ok(arr)
     }
 
-    fn synthetic(&self, w: RawWorkload, run: &RunConfig, machines: &[MachineConfig]) -> R<SyntheticSpec> {
+    fn synthetic(
+        &self,
+        w: RawWorkload,
+        load_scale: f64,
+        run: &RunConfig,
+        machines: &[MachineConfig],
+    ) -> R<SyntheticSpec> {
         let arrivals = match (w.jobs, w.rate_per_hour) {
             (Some(_), Some(_)) => {
                 return Err(self.err(
@@ -727,6 +775,18 @@ impl Ctx<'_> {
             (None, Some(r)) => Arrivals::RatePerHour(self.positive("workload.rate_per_hour", r)?),
         };
         let mut spec = SyntheticSpec::new(arrivals);
+        spec.load_scale = load_scale;
+        if let Arrivals::RatePerHour(r) = spec.arrivals
+            && !(r * spec.load_scale).is_finite()
+        {
+            return Err(self.err(
+                "workload.load_scale",
+                format!(
+                    "rate_per_hour {r:?} x load_scale {:?} is too large to be a rate",
+                    spec.load_scale
+                ),
+            ));
+        }
         spec.daily = self.weights("workload.daily", w.daily, spec.daily)?;
         spec.weekly = self.weights("workload.weekly", w.weekly, spec.weekly)?;
         if let Some(n) = w.owners {

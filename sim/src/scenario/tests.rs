@@ -7,6 +7,7 @@ use crate::workload::synthetic::{Arrivals, ClassShape};
 use crate::workload::trace::TraceEstimate;
 use spinnbed_core::alloc::Shape;
 use spinnbed_core::geometry::{Addressing, IpScheme, Layout, Physical};
+use spinnbed_core::time::Instant;
 use std::net::Ipv4Addr;
 
 const BASE: &str = "\
@@ -1562,5 +1563,470 @@ fn shipped_scenarios_need_little_memory() {
             }
             est.check(1 << 30).unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+}
+
+/// `load_scale` and `random_dead_boards` out of range: (text, a substring of the line the error
+/// must point at, key path, message).
+fn load_scale_and_random_dead_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>, &'static str)> {
+    let w = |workload: &str| format!("{BASE}\n[workload]\n{workload}\n");
+    let machine = |extra: &str| w("jobs = 10").replace("height = 2", &format!("height = 2\n{extra}"));
+    let scale = |v: &str| w(&format!("jobs = 10\nload_scale = {v}"));
+    vec![
+        (
+            scale("0"),
+            Some("load_scale"),
+            Some("workload.load_scale"),
+            "must be a number greater than zero (got 0)",
+        ),
+        (
+            scale("-0.5"),
+            Some("load_scale"),
+            Some("workload.load_scale"),
+            "greater than zero (got -0.5)",
+        ),
+        (
+            scale("nan"),
+            Some("load_scale"),
+            Some("workload.load_scale"),
+            "greater than zero",
+        ),
+        (
+            scale("inf"),
+            Some("load_scale"),
+            Some("workload.load_scale"),
+            "greater than zero",
+        ),
+        (
+            scale("\"double\""),
+            Some("load_scale"),
+            Some("workload.load_scale"),
+            "invalid type",
+        ),
+        (
+            w("rate_per_hour = 1e300\nload_scale = 1e10"),
+            Some("load_scale"),
+            Some("workload.load_scale"),
+            "rate_per_hour 1e300 x load_scale 10000000000.0 is too large",
+        ),
+        // A key of every source: a trace is told about the scale, not that the key is not its.
+        (
+            w("source = \"trace\"\npath = \"t.csv\"\nload_scale = 0"),
+            Some("load_scale"),
+            Some("workload.load_scale"),
+            "greater than zero",
+        ),
+        (
+            machine("random_dead_boards = -1"),
+            Some("random_dead_boards"),
+            Some("machine[0].random_dead_boards"),
+            "must be an integer from 0 to 4294967295 (got -1)",
+        ),
+        (
+            machine("random_dead_boards = 1.5"),
+            Some("random_dead_boards"),
+            Some("machine[0].random_dead_boards"),
+            "invalid type",
+        ),
+        (
+            machine("random_dead_boards = 13"),
+            Some("random_dead_boards"),
+            Some("machine[0].random_dead_boards"),
+            "asks for 13 random dead boards, but machine \"m\" has only 12 live boards",
+        ),
+        (
+            machine("dead_boards = [[0, 0, 0]]\nrandom_dead_boards = 12"),
+            Some("random_dead_boards"),
+            Some("machine[0].random_dead_boards"),
+            "asks for 12 random dead boards, but machine \"m\" has only 11 live boards",
+        ),
+        (
+            format!(
+                "{}[network]\n[[network.path]]\nmachine = \"m\"\nboards = [[0, 0, 0], [1, 1, 2]]\nloss = 0.1\n",
+                machine("random_dead_boards = 11")
+            ),
+            Some("random_dead_boards"),
+            Some("machine[0].random_dead_boards"),
+            "only 12 live boards, 2 of them named by [[faults]] or [[network.path]]",
+        ),
+        (
+            format!(
+                "{}\n[[machine]]\nname = \"n\"\nwidth = 1\nheight = 1\nrandom_dead_boards = 4\n[machine.ip]\nbase = \"10.0.0.0\"\n",
+                machine("random_dead_boards = 12")
+            ),
+            Some("random_dead_boards = 4"),
+            Some("machine[1].random_dead_boards"),
+            "asks for 4 random dead boards, but machine \"n\" has only 3 live boards",
+        ),
+    ]
+}
+
+#[test]
+fn load_scale_and_random_dead_boards_errors_name_line_and_key() {
+    for (text, at, field, msg) in load_scale_and_random_dead_cases() {
+        let e = parse_err(&text);
+        assert_eq!(e.file, "s.toml");
+        let want_line = at.map(|needle| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("needle {needle:?} not in\n{text}"))
+                + 1
+        });
+        assert_eq!(e.line, want_line, "wrong line for {e}\n--- text ---\n{text}");
+        assert_eq!(e.field.as_deref(), field, "wrong field for {e}\n--- text ---\n{text}");
+        assert!(e.message.contains(msg), "message {:?} lacks {msg:?}\n{text}", e.message);
+    }
+}
+
+/// Two 10 × 10 machines, each with 20 random dead boards, seed 5.
+const RANDOM_DEAD: &str = "\
+[run]
+name = \"t\"
+horizon = \"2h\"
+seed = 5
+
+[[machine]]
+name = \"big\"
+width = 10
+height = 10
+dead_boards = [[0, 0, 0]]
+random_dead_boards = 20
+
+[[machine]]
+name = \"twin\"
+width = 10
+height = 10
+random_dead_boards = 20
+[machine.ip]
+base = \"10.0.0.0\"
+
+[workload]
+jobs = 50
+";
+
+#[test]
+fn random_dead_boards_are_seeded_per_machine_and_read_back() {
+    let sc = parse_ok(RANDOM_DEAD);
+    let big = &sc.machines[0];
+    assert_eq!(big.random_dead_boards, 20);
+    assert_eq!(big.spec.dead_boards, vec![Board::new(0, 0, 0)]);
+    assert_eq!(big.random_dead.len(), 20);
+    assert!(big.random_dead.windows(2).all(|p| p[0] < p[1]), "sorted and distinct");
+    assert!(
+        !big.random_dead.contains(&Board::new(0, 0, 0)),
+        "chosen among live boards"
+    );
+    let mut all: Vec<Board> = big.random_dead.clone();
+    all.push(Board::new(0, 0, 0));
+    all.sort();
+    assert_eq!(big.machine.dead_boards().iter().copied().collect::<Vec<_>>(), all);
+    // Each machine has its own stream: same size and seed, other boards.
+    let twin = &sc.machines[1];
+    assert_eq!(twin.machine.dead_boards().len(), 20);
+    assert_ne!(twin.random_dead, big.random_dead);
+
+    // Same text and seed: same boards. Another seed: other boards, as many.
+    assert_eq!(parse_ok(RANDOM_DEAD), sc);
+    let other = sc.clone().with_seed(6);
+    for (a, b) in sc.machines.iter().zip(&other.machines) {
+        assert_eq!(b.random_dead.len(), 20);
+        assert_ne!(a.random_dead, b.random_dead, "{}", a.spec.name);
+    }
+    assert_eq!(other, parse_ok(&RANDOM_DEAD.replace("seed = 5", "seed = 6")));
+    assert_eq!(other.with_seed(5), sc);
+
+    // The resolved copy keeps the key and names the boards; read back, it chooses them again.
+    round_trip(&sc);
+    let text = sc.to_resolved_toml();
+    let listed: Vec<String> = big
+        .random_dead
+        .iter()
+        .map(|b| format!("[{}, {}, {}]", b.x, b.y, b.z))
+        .collect();
+    let comment = format!(
+        "# random_dead_boards under seed 5: [{}]\nrandom_dead_boards = 20\n",
+        listed.join(", ")
+    );
+    assert!(text.contains(&comment), "missing {comment:?} in\n{text}");
+    assert!(text.contains("dead_boards = [[0, 0, 0]]\n"), "{text}");
+    // Without the key, nothing is written and nothing else moves: the jobs are the same.
+    let plain = parse_ok(&RANDOM_DEAD.replace("random_dead_boards = 20\n", ""));
+    assert!(!plain.to_resolved_toml().contains("random_dead_boards"));
+    assert_eq!(plain.machines[1].machine.dead_boards().len(), 0);
+    assert_eq!(plain.jobs().unwrap(), sc.jobs().unwrap());
+    let zero = parse_ok(&RANDOM_DEAD.replace("random_dead_boards = 20", "random_dead_boards = 0"));
+    assert_eq!(zero, plain);
+}
+
+#[test]
+fn random_dead_boards_leave_boards_named_by_faults_and_paths_alone() {
+    // 300 positions, 1 listed dead, 2 named: every other board dies, whatever the seed.
+    let text = format!(
+        "{}\n[host]\nhardware = \"emulator\"\n\n[network]\n[[network.path]]\nmachine = \"big\"\nboards = [[5, 5, 1]]\nloss = 0.01\n\n\
+         [[faults]]\nat = \"1h\"\nkind = \"board_dies\"\nmachine = \"big\"\nboard = [3, 3, 2]\n",
+        RANDOM_DEAD.replace(
+            "random_dead_boards = 20\n\n[[machine]]",
+            "random_dead_boards = 297\n\n[[machine]]"
+        )
+    );
+    for seed in [1, 2, 3] {
+        let sc = parse_ok(&text).with_seed(seed);
+        let big = &sc.machines[0].machine;
+        assert_eq!(big.dead_boards().len(), 298);
+        assert!(big.is_live(Board::new(5, 5, 1)) && big.is_live(Board::new(3, 3, 2)));
+        round_trip(&sc);
+    }
+    let e = parse_err(&text.replace("random_dead_boards = 297", "random_dead_boards = 298"));
+    assert_eq!(e.field.as_deref(), Some("machine[0].random_dead_boards"));
+    assert!(e.message.contains("299 live boards, 2 of them named"), "{e}");
+}
+
+/// A run with random dead boards is the run with those boards listed in `dead_boards`: the same
+/// jobs, boards, timeline and summary (`dead_boards` included).
+#[test]
+fn random_dead_boards_behave_like_listed_dead_boards() {
+    use crate::run::{RunSpec, outputs, simulate};
+    let text = format!(
+        "{BASE}dead_boards = [[1, 1, 2]]\nrandom_dead_boards = 3\n\n[workload]\njobs = 60\nkeepalive = \"none\"\n\
+         [[workload.class]]\nname = \"small\"\nweight = 1\nboards = {{ dist = \"uniform\", min = 1, max = 4 }}\nduration = \"10m\"\n"
+    );
+    let random = parse_ok(&text);
+    let chosen = random.machines[0].random_dead.clone();
+    assert_eq!(chosen.len(), 3);
+    let mut listed: Vec<String> = vec!["[1, 1, 2]".into()];
+    listed.extend(chosen.iter().map(|b| format!("[{}, {}, {}]", b.x, b.y, b.z)));
+    let explicit = parse_ok(&text.replace(
+        "dead_boards = [[1, 1, 2]]\nrandom_dead_boards = 3",
+        &format!("dead_boards = [{}]", listed.join(", ")),
+    ));
+    assert_eq!(random.machines[0].machine, explicit.machines[0].machine);
+    let run = |sc: &Scenario| {
+        let spec = RunSpec::from_scenario(sc, sc.jobs().unwrap());
+        let (result, meta) = simulate(&spec, |_| {}).unwrap();
+        let summary = outputs::summary(&result, &meta);
+        let files = [
+            outputs::jobs_csv(&result).unwrap(),
+            outputs::boards_csv(&result).unwrap(),
+            outputs::timeline_csv(&result).unwrap(),
+        ];
+        (result, summary, files)
+    };
+    let (result, summary, files) = run(&random);
+    let (_, explicit_summary, explicit_files) = run(&explicit);
+    assert_eq!(summary, explicit_summary);
+    assert_eq!(files, explicit_files);
+    assert_eq!((summary.dead_boards, summary.live_boards), (4, 8));
+    assert!(summary.started > 0);
+    let m = &result.machines[0];
+    for b in &chosen {
+        let used = &result.boards[0][m.board_index(*b)];
+        assert_eq!((used.allocated, used.powered), (Duration::ZERO, Duration::ZERO), "{b}");
+    }
+}
+
+/// The jobs' arrival times, and the rest of every job (which `load_scale` leaves alone).
+fn split_jobs(jobs: &[WorkloadJob]) -> (Vec<Instant>, Vec<WorkloadJob>) {
+    let submits = jobs.iter().map(|j| j.submit).collect();
+    let rest = jobs
+        .iter()
+        .map(|j| WorkloadJob {
+            submit: Instant::ZERO,
+            ..j.clone()
+        })
+        .collect();
+    (submits, rest)
+}
+
+#[test]
+fn load_scale_multiplies_synthetic_arrivals_only() {
+    // A rate: about scale times the jobs; each job asks for and does what it did (the other
+    // streams draw per job, not per time).
+    let rate = |scale: &str| {
+        let text =
+            format!("{BASE}\n[workload]\nrate_per_hour = 20\nload_scale = {scale}\n").replace("\"2h\"", "\"1w\"");
+        parse_ok(&text)
+    };
+    let base = rate("1.0");
+    let (base_jobs, report) = base.workload().unwrap();
+    assert_eq!(report.load_scale, None);
+    assert_eq!(
+        report.to_string(),
+        format!("{} jobs from the synthetic workload", base_jobs.len())
+    );
+    assert_eq!(
+        base,
+        parse_ok(&format!("{BASE}\n[workload]\nrate_per_hour = 20\n").replace("\"2h\"", "\"1w\""))
+    );
+    assert!(!base.to_resolved_toml().contains("load_scale"));
+    for (scale, text) in [(2.0, "2"), (0.5, "0.5")] {
+        let sc = rate(text);
+        round_trip(&sc);
+        assert!(sc.to_resolved_toml().contains(&format!("load_scale = {scale:?}\n")));
+        let (jobs, report) = sc.workload().unwrap();
+        assert_eq!(report.load_scale, Some(scale));
+        assert!(
+            report
+                .to_string()
+                .ends_with(&format!("at {scale}x the offered load (load_scale)")),
+            "{report}"
+        );
+        let ratio = jobs.len() as f64 / base_jobs.len() as f64;
+        assert!(
+            (ratio / scale - 1.0).abs() < 0.1,
+            "{} vs {}",
+            jobs.len(),
+            base_jobs.len()
+        );
+        let n = jobs.len().min(base_jobs.len());
+        assert_eq!(split_jobs(&jobs[..n]).1, split_jobs(&base_jobs[..n]).1);
+        assert_ne!(split_jobs(&jobs[..n]).0, split_jobs(&base_jobs[..n]).0);
+        // Still within the horizon, ids 1, 2, …
+        assert!(jobs.iter().all(|j| j.submit < Instant(sc.run.horizon.0)));
+        assert!(jobs.iter().enumerate().all(|(i, j)| j.id == i as u64 + 1));
+    }
+    // A count: round(n × scale) jobs (at least one) over the same horizon; the smaller
+    // workload's arrival times are among the larger's.
+    let count = |scale: &str| parse_ok(&format!("{BASE}\n[workload]\njobs = 200\nload_scale = {scale}\n"));
+    let two_hundred = count("1").jobs().unwrap();
+    assert_eq!(
+        two_hundred,
+        parse_ok(&format!("{BASE}\n[workload]\njobs = 200\n")).jobs().unwrap()
+    );
+    for (scale, want) in [("1.5", 300), ("0.5", 100), ("0.2525", 51), ("0.0001", 1)] {
+        let sc = count(scale);
+        let jobs = sc.jobs().unwrap();
+        assert_eq!(jobs.len(), want, "load_scale {scale}");
+        assert_eq!(sc.memory_estimate().jobs, want as u64);
+        let (small, large) = if want < 200 {
+            (&jobs, &two_hundred)
+        } else {
+            (&two_hundred, &jobs)
+        };
+        let mut pool: Vec<Instant> = large.iter().map(|j| j.submit).collect();
+        for j in small.iter() {
+            let k = pool
+                .iter()
+                .position(|t| *t == j.submit)
+                .expect("an arrival of the larger workload");
+            pool.remove(k);
+        }
+        let n = want.min(200);
+        assert_eq!(split_jobs(&jobs[..n]).1, split_jobs(&two_hundred[..n]).1);
+    }
+}
+
+#[test]
+fn load_scale_compresses_trace_and_swf_submissions_not_durations() {
+    let dir = temp_dir("load-scale");
+    std::fs::write(
+        dir.join("t.csv"),
+        "id,submit_s,kind,a,b,c,min_ratio,max_dead_boards,duration_s\n\
+         1,0,board,,,,,,60\n2,10,boards,4,,,,,120\n3,100,board,,,,,,5\n4,10000,board,,,,,,30\n",
+    )
+    .unwrap();
+    // Horizon 2h = 7200 s: job 4 (10000 s) arrives in time only when the load is doubled.
+    let trace = |extra: &str| {
+        parse_ok(&format!(
+            "{BASE}\n[workload]\nsource = \"trace\"\npath = \"{}\"\n{extra}\n",
+            dir.join("t.csv").display()
+        ))
+    };
+    let secs = |jobs: &[WorkloadJob]| {
+        jobs.iter()
+            .map(|j| (j.id, j.submit.0 as f64 / 1e6, j.runtime.as_secs_f64()))
+            .collect::<Vec<_>>()
+    };
+    let (plain, report) = trace("").workload().unwrap();
+    assert_eq!(secs(&plain), vec![(1, 0.0, 60.0), (2, 10.0, 120.0), (3, 100.0, 5.0)]);
+    assert_eq!(report.skipped, vec![("submitted after the horizon".to_string(), 1)]);
+    assert_eq!(trace("load_scale = 1").workload().unwrap().0, plain);
+    let doubled = trace("load_scale = 2");
+    round_trip(&doubled);
+    let (jobs, report) = doubled.workload().unwrap();
+    assert_eq!(
+        secs(&jobs),
+        vec![(1, 0.0, 60.0), (2, 5.0, 120.0), (3, 50.0, 5.0), (4, 5000.0, 30.0)]
+    );
+    assert_eq!(
+        report.to_string(),
+        "4 jobs from the trace workload at 2x the offered load (load_scale)"
+    );
+    // With time_scale: submit × time_scale / load_scale, runtime × time_scale.
+    let both = trace("time_scale = 2\nload_scale = 4").jobs().unwrap();
+    assert_eq!(
+        secs(&both),
+        vec![(1, 0.0, 120.0), (2, 5.0, 240.0), (3, 50.0, 10.0), (4, 5000.0, 60.0)]
+    );
+    // A quarter of the load: later arrivals fall past the horizon (100 s × 4 stays within it).
+    let (quarter, report) = trace("load_scale = 0.25").workload().unwrap();
+    assert_eq!(secs(&quarter), vec![(1, 0.0, 60.0), (2, 40.0, 120.0), (3, 400.0, 5.0)]);
+    assert_eq!(report.skipped_total(), 1);
+
+    // SWF: from the first kept job's submission, as time_scale.
+    std::fs::write(
+        dir.join("log.swf"),
+        "; MaxProcs: 12\n\
+         1 100 0 100 1 -1 -1 1 200 -1 1 4 1 -1 0 -1 -1 -1\n\
+         2 160 0 50 1 -1 -1 1 200 -1 1 4 1 -1 0 -1 -1 -1\n\
+         3 400 0 30 1 -1 -1 1 -1 -1 1 5 1 -1 0 -1 -1 -1\n",
+    )
+    .unwrap();
+    let swf = |extra: &str| {
+        parse_ok(&format!(
+            "{BASE}\n[workload]\nsource = \"swf\"\npath = \"{}\"\n{extra}\n",
+            dir.join("log.swf").display()
+        ))
+    };
+    assert_eq!(
+        secs(&swf("").jobs().unwrap()),
+        vec![(1, 0.0, 100.0), (2, 60.0, 50.0), (3, 300.0, 30.0)]
+    );
+    let sc = swf("load_scale = 3");
+    round_trip(&sc);
+    let jobs = sc.jobs().unwrap();
+    assert_eq!(secs(&jobs), vec![(1, 0.0, 100.0), (2, 20.0, 50.0), (3, 100.0, 30.0)]);
+    assert_eq!(
+        jobs[0].estimate,
+        Some(Duration::from_secs(200)),
+        "requested times are not scaled"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn load_scale_compresses_a_job_log_from_its_first_create() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let text = std::fs::read_to_string(dir.join("spalloc-log.toml")).unwrap();
+    let plain = parse("spalloc-log.toml", &text, &dir).unwrap();
+    let doubled = parse(
+        "spalloc-log.toml",
+        &text.replace("source = \"spalloc-log\"", "source = \"spalloc-log\"\nload_scale = 2"),
+        &dir,
+    )
+    .unwrap();
+    round_trip(&doubled);
+    let (a, _) = plain.workload().unwrap();
+    let (b, report) = doubled.workload().unwrap();
+    assert_eq!(report.load_scale, Some(2.0));
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().any(|j| j.submit.0 > 0));
+    for (a, b) in a.iter().zip(&b) {
+        // Submitted at half the time since the first create; everything else as recorded.
+        assert!(
+            b.submit.0.abs_diff(a.submit.0 / 2) <= 1,
+            "{} vs {}",
+            a.submit.0,
+            b.submit.0
+        );
+        assert_eq!(
+            WorkloadJob {
+                submit: Instant::ZERO,
+                ..a.clone()
+            },
+            WorkloadJob {
+                submit: Instant::ZERO,
+                ..b.clone()
+            }
+        );
     }
 }

@@ -77,6 +77,9 @@ pub struct WorkloadReport {
     pub skipped: Vec<(String, u64)>,
     /// Facts worth printing (e.g. the processors-per-board mapping of an SWF log).
     pub notes: Vec<String>,
+    /// The offered-load factor applied (`[workload] load_scale`), when it is not 1; shown in
+    /// the report's line.
+    pub load_scale: Option<f64>,
     /// BMP timing recorded by a live server (journal workloads), for
     /// [`crate::run::RunSpec::recorded_bmp`].
     pub recorded_bmp: crate::hardware::fixed::RecordedBmp,
@@ -105,6 +108,9 @@ impl WorkloadReport {
 impl fmt::Display for WorkloadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} jobs from the {} workload", self.jobs, self.source)?;
+        if let Some(scale) = self.load_scale {
+            write!(f, " at {scale}x the offered load (load_scale)")?;
+        }
         if !self.skipped.is_empty() {
             let parts: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
             write!(f, "; skipped {} jobs: {}", self.skipped_total(), parts.join(", "))?;

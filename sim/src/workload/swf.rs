@@ -5,7 +5,7 @@
 //! numbers per job (-1 = unknown). Each job becomes a request for
 //! `ceil(processors / procs_per_board)` boards (one board: any board), submitted at its log
 //! submit time minus the first kept job's, held for its run time; times are multiplied by
-//! `time_scale`. Jobs whose run time or processor count is unknown, or whose run time is not
+//! `time_scale`, and submit times (not run times) divided by `load_scale`. Jobs whose run time or processor count is unknown, or whose run time is not
 //! positive, are skipped and counted in the [`WorkloadReport`].
 
 use super::WorkloadJob;
@@ -324,6 +324,9 @@ pub struct SwfSpec {
     pub procs_per_board: Option<f64>,
     /// Multiplies submission times and run times.
     pub time_scale: f64,
+    /// Divides submission times (from the first kept job's, after `time_scale`), not run or
+    /// requested times: the offered load times this (`[workload] load_scale`).
+    pub load_scale: f64,
     /// Jobs submitted before this offset into the log are dropped.
     pub skip: Duration,
     /// At most this many jobs.
@@ -430,7 +433,7 @@ pub fn generate(
     let first = kept.iter().map(|(j, _)| j.submit).fold(f64::INFINITY, f64::min);
     let mut jobs = Vec::with_capacity(kept.len());
     for (j, procs) in kept {
-        let submit = scaled((j.submit - first) * 1e6, spec.time_scale);
+        let submit = scaled((j.submit - first) * 1e6, spec.time_scale / spec.load_scale);
         if submit >= horizon {
             late += 1;
             continue;
@@ -523,6 +526,7 @@ mod tests {
             path,
             procs_per_board: None,
             time_scale: 1.0,
+            load_scale: 1.0,
             skip: Duration::ZERO,
             limit: None,
             min_ratio: 0.333,

@@ -1,5 +1,6 @@
 //! The replay CSV of `sim replay` as a workload: each row becomes one job, its times scaled by
-//! `time_scale`, all owned by one user.
+//! `time_scale` (and its submit time, from t = 0, divided by `load_scale`), all owned by one
+//! user.
 
 use super::WorkloadJob;
 use super::WorkloadReport;
@@ -24,6 +25,9 @@ pub struct TraceSpec {
     pub path: PathBuf,
     /// Multiplies submission times and durations.
     pub time_scale: f64,
+    /// Divides submission times (from t = 0, after `time_scale`), not durations: the offered
+    /// load times this (`[workload] load_scale`).
+    pub load_scale: f64,
     /// Keepalive of every job.
     pub keepalive: Option<Duration>,
     /// Owner of every job.
@@ -73,7 +77,7 @@ pub fn generate(spec: &TraceSpec, horizon: Duration) -> Result<(Vec<WorkloadJob>
     let mut late = 0;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
-        let submit = scaled(row.submit_ms as f64 * 1e3, spec.time_scale);
+        let submit = scaled(row.submit_ms as f64 * 1e3, spec.time_scale / spec.load_scale);
         if submit >= horizon {
             late += 1;
             continue;
@@ -137,6 +141,7 @@ mod tests {
         let spec = TraceSpec {
             path: path.clone(),
             time_scale: 2.0,
+            load_scale: 1.0,
             keepalive: Some(Duration::from_secs(30)),
             owner: "ops".into(),
             estimate: TraceEstimate::Actual,

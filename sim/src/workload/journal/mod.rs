@@ -6,9 +6,9 @@
 //! those policies rebuilds every decision, so each job's life is known to the microsecond:
 //! when it was created, allocated, ready and destroyed, and why. Each job becomes a
 //! [`WorkloadJob`] that does what its client did: it is submitted when it was created (relative
-//! to the journal's first input, times `time_scale`), holds its boards from ready to its end,
-//! gives up while queued when its client destroyed it queued, and stops sending keepalives so
-//! that it times out when it did. Every BMP batch's recorded duration and result, keyed by
+//! to the journal's first input, times `time_scale`, divided by `load_scale`), holds its boards
+//! from ready to its end, gives up while queued when its client destroyed it queued, and stops
+//! sending keepalives so that it times out when it did. Every BMP batch's recorded duration and result, keyed by
 //! (job id, its place among the job's batches), goes into
 //! [`WorkloadReport::recorded_bmp`] for fixed-delay hardware to replay
 //! ([`crate::hardware::fixed::FixedDelays::with_recorded`]).
@@ -45,6 +45,9 @@ pub struct JournalSpec {
     /// Multiplies submission times and durations (not the recorded BMP timing: that is the
     /// hardware's).
     pub time_scale: f64,
+    /// Divides submission times (from the journal's first input, after `time_scale`), not
+    /// durations: the offered load times this (`[workload] load_scale`).
+    pub load_scale: f64,
     /// At most this many jobs.
     pub limit: Option<u64>,
     /// Keepalive of every job instead of the one each asked for (`Some(None)`: none).
@@ -280,7 +283,10 @@ pub fn generate(
             simulated += 1;
             continue;
         }
-        let submit = us(l.created.saturating_duration_since(first));
+        let submit = scaled(
+            l.created.saturating_duration_since(first).0 as f64,
+            spec.time_scale / spec.load_scale,
+        );
         if submit >= horizon {
             late += 1;
             continue;

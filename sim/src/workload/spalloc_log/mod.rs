@@ -15,10 +15,10 @@
 //! inferred are skipped and counted.
 //!
 //! Each job becomes a [`WorkloadJob`]: submitted at its `create_job` time (relative to the
-//! first, times `time_scale`), asking for what it asked for, holding its boards from its first
-//! `power(…, True)` (its allocation) until its `completed shutdown`. A job its client destroyed
-//! while queued gives up at the same point after submission; a job that timed out sends its
-//! last keepalive so that it times out when it did.
+//! first, times `time_scale`, divided by `load_scale`), asking for what it asked for, holding
+//! its boards from its first `power(…, True)` (its allocation) until its `completed shutdown`.
+//! A job its client destroyed while queued gives up at the same point after submission; a job
+//! that timed out sends its last keepalive so that it times out when it did.
 
 mod pyrepr;
 #[cfg(test)]
@@ -44,6 +44,9 @@ pub struct SpallocLogSpec {
     pub path: PathBuf,
     /// Multiplies submission times and durations.
     pub time_scale: f64,
+    /// Divides submission times (from the first create's, after `time_scale`), not durations:
+    /// the offered load times this (`[workload] load_scale`).
+    pub load_scale: f64,
     /// At most this many jobs.
     pub limit: Option<u64>,
     /// Keepalive of every job instead of the one each asked for (`Some(None)`: none).
@@ -842,7 +845,7 @@ pub fn generate(
     for l in &lives {
         let c = &log.creates[l.create];
         let asked = c.asked.as_ref().expect("refused creates have no life");
-        let submit = us(c.t - first);
+        let submit = scaled((c.t - first).max(0) as f64, spec.time_scale / spec.load_scale);
         if submit >= horizon {
             late += 1;
             continue;

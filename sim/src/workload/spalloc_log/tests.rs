@@ -10,6 +10,7 @@ fn spec(path: &Path) -> SpallocLogSpec {
     SpallocLogSpec {
         path: path.to_path_buf(),
         time_scale: 1.0,
+        load_scale: 1.0,
         limit: None,
         keepalive: None,
         estimate: TraceEstimate::None,
