@@ -77,7 +77,7 @@ fn a_worker_that_kills_itself_is_run_again_and_changes_nothing() {
         text(&o)
     );
     assert!(
-        stdout.contains("ran 24 of 24 tasks (25 attempts, 1 re-runs)"),
+        stdout.contains("ran 24 of 24 tasks (25 attempts, 1 re-runs) in "),
         "{}",
         text(&o)
     );
@@ -167,7 +167,7 @@ fn resume_after_an_interrupted_sweep_runs_only_what_is_missing() {
     assert!(stdout.contains(&want), "want {want:?}: {}", text(&o));
     assert!(
         stdout.contains(&format!(
-            "ran {} of 24 tasks ({} attempts, 0 re-runs)",
+            "ran {} of 24 tasks ({} attempts, 0 re-runs) in ",
             24 - have,
             24 - have
         )),
@@ -295,5 +295,97 @@ fn mistakes_in_a_sweep_file_are_refused_before_anything_runs() {
     assert_eq!(
         String::from_utf8(read(&out.join("sweep.csv"))).unwrap().lines().count(),
         2
+    );
+}
+
+#[test]
+fn the_slurm_executor_gives_the_same_sweep_with_a_task_killed() {
+    use spinnbed_tests::slurm::{MiniSlurm, run_with_timeout};
+    let root = tempfile::tempdir().unwrap();
+    // No sbatch on the PATH: said plainly, nothing run.
+    let o = sim()
+        .env("PATH", "/nonexistent")
+        .args(["sweep", "--slurm", "--quiet", "--out"])
+        .arg(root.path().join("nosbatch"))
+        .arg(twelve())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sbatch not found on the PATH"),
+        "{}",
+        text(&o)
+    );
+
+    let reference = clean(root.path());
+    let slurm = MiniSlurm::start().unwrap_or_else(|e| panic!("a one-node Slurm (see .ci/run): {e}"));
+    let out = root.path().join("slurm");
+    let mut cmd = sim();
+    cmd.envs(slurm.env())
+        .env(HOOK, "5:2")
+        .args(["sweep", "--slurm", "--partition", slurm.partition(), "--out"])
+        .arg(&out)
+        .arg(twelve());
+    let o =
+        run_with_timeout(&mut cmd, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", slurm.log_tails(20)));
+    assert!(o.status.success(), "{}\n{}", text(&o), slurm.log_tails(20));
+    // 24 array indices, then one more for the task that killed itself.
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ran 24 of 24 tasks (25 attempts, 1 re-runs) in "),
+        "{}",
+        text(&o)
+    );
+    let script = std::fs::read_to_string(out.join("slurm/sweep.sbatch")).unwrap();
+    assert!(
+        script.contains("sweep-task") && script.contains("--chunk 1"),
+        "{script}"
+    );
+    for f in ["sweep.csv", "points.csv", "sweep.json"] {
+        assert_eq!(
+            read(&out.join(f)),
+            read(&reference.join(f)),
+            "{f} differs from the local run's"
+        );
+    }
+    assert_eq!(results(&out), results(&reference), "per-task results differ");
+    // The task that died is in Slurm's record as failed.
+    let failed: Vec<_> = slurm
+        .jobcomp_records()
+        .into_iter()
+        .filter(|r| r.get("JobState").map(String::as_str) != Some("COMPLETED"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+
+    // A controller that does not answer: a clear error.
+    let conf = std::fs::read_to_string(slurm.conf_path()).unwrap();
+    let dead = root.path().join("dead.conf");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf: String = conf
+        .lines()
+        .map(|l| {
+            if l.starts_with("SlurmctldPort=") {
+                format!("SlurmctldPort={port}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&dead, conf + "\nMessageTimeout=2\n").unwrap();
+    let mut cmd = sim();
+    cmd.env("SLURM_CONF", &dead)
+        .args(["sweep", "--slurm", "--quiet", "--retries", "0", "--out"])
+        .arg(root.path().join("unreachable"))
+        .arg(twelve());
+    let o = run_with_timeout(&mut cmd, Duration::from_secs(240)).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sbatch did not submit the job array"),
+        "{}",
+        text(&o)
     );
 }

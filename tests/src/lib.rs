@@ -4,6 +4,8 @@
 //! `.venv-ref` by `tests/reference/setup-venv.sh` the first time a test needs it.
 #![forbid(unsafe_code)]
 
+pub mod slurm;
+
 use spinnbed_core::service::ServiceEvent;
 use spinnbed_core::time::Instant;
 use spinnbed_realtime::serve::{ServeOptions, ServeReport, serve};

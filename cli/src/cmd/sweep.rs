@@ -71,6 +71,7 @@ fn failure(e: SweepError) -> Failure {
 
 /// Plans, runs and collects a sweep.
 pub fn run(a: Args) -> Result<(), Failure> {
+    let t_plan = std::time::Instant::now();
     let planned = spinnbed_sweep::plan::load(&a.sweep).map_err(failure)?;
     let plan = &planned.plan;
     let out = a.out.clone().unwrap_or_else(|| crate::default_out(&plan.name));
@@ -112,6 +113,8 @@ pub fn run(a: Args) -> Result<(), Failure> {
             }
         );
     }
+    let planned_in = t_plan.elapsed();
+    let t_run = std::time::Instant::now();
     let bar = crate::progress::bar(
         a.quiet,
         (plan.tasks.len() - prepared.complete) as u64,
@@ -147,15 +150,19 @@ pub fn run(a: Args) -> Result<(), Failure> {
         spinnbed_sweep::local::run(&dir, plan, &o, &mut show).map_err(failure)?
     };
     bar.finish_and_clear();
+    let ran_in = t_run.elapsed();
     if !a.quiet || !outcome.failed.is_empty() {
         println!(
-            "ran {} of {} tasks ({} attempts, {} re-runs)",
+            "ran {} of {} tasks ({} attempts, {} re-runs) in {:.2} s (planned in {:.2} s)",
             outcome.missing,
             plan.tasks.len(),
             outcome.attempts,
-            outcome.reruns
+            outcome.reruns,
+            ran_in.as_secs_f64(),
+            planned_in.as_secs_f64()
         );
     }
+    let t_collect = std::time::Instant::now();
     if !outcome.failed.is_empty() {
         for f in &outcome.failed {
             let (p, s) = plan.tasks[f.task];
@@ -180,9 +187,10 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let collected = spinnbed_sweep::collect::collect(&dir, plan).map_err(failure)?;
     if !a.quiet {
         println!(
-            "{} rows, {} metrics: {}",
+            "{} rows, {} metrics, collected with the report in {:.2} s: {}",
             collected.rows,
             collected.metrics.len(),
+            t_collect.elapsed().as_secs_f64(),
             dir.join("sweep.csv").display()
         );
     }
