@@ -451,7 +451,17 @@ fn sim_serve_survives_kill_9_at_random_moments_of_a_busy_session() {
         );
         audit(addr, &p, &format!("after kill {k}"));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the session run on until it has been busy enough to mean something (on a loaded
+    // machine the kills' half-second gaps may not be): at most a minute more.
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let p = promises.lock().unwrap();
+        let busy = p.answered > 300 && p.created.len() > 50 && p.boards.len() >= 10;
+        if (busy && t0.elapsed() >= Duration::from_millis(500)) || t0.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
     stop.store(true, Ordering::SeqCst);
     for c in clients {
         c.join().unwrap();
