@@ -389,3 +389,48 @@ fn the_slurm_executor_gives_the_same_sweep_with_a_task_killed() {
         text(&o)
     );
 }
+
+#[test]
+fn a_task_that_fails_every_time_is_listed_with_its_log_and_resume_finishes_the_sweep() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("failing");
+    let o = sim()
+        .env(HOOK, "2:1:always")
+        .args(["sweep", "--quiet", "--retries", "1", "--out"])
+        .arg(&out)
+        .arg(twelve())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("sim: task 4 (point 2: policy.queue = fifo, policy.packer = spalloc, workload.load_scale = 1.5; seed 1) failed 2 time(s);"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        stderr.contains("    task: SPINNBED_SWEEP_TEST_CRASH: aborting point 2 seed 1 on purpose"),
+        "{}",
+        text(&o)
+    );
+    assert!(stderr.contains("1 of 24 tasks failed every attempt"), "{}", text(&o));
+    assert!(
+        !out.join("sweep.csv").exists(),
+        "a sweep with a failed task wrote sweep.csv"
+    );
+    assert_eq!(results_in(&out), 23);
+    // Fixed (the hook gone), --resume runs just that task.
+    let o = sim()
+        .args(["sweep", "--resume", "--out"])
+        .arg(&out)
+        .arg(twelve())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ran 1 of 24 tasks (1 attempts, 0 re-runs)"),
+        "{}",
+        text(&o)
+    );
+    assert!(out.join("sweep.csv").is_file());
+}
