@@ -2,13 +2,19 @@
 # Benchmarks `sim serve`'s spalloc REST API and websocket proxy (issue 14) with the real PyPI
 # spinnman 1!7.4.1 SpallocClient (.venv-clients, tests/clients/setup-venv.sh), driven by
 # scripts/bench-rest-load.py on a one-board job of a 1 x 1-triad machine emulated at
-# 127.60.0.0 (no test uses it), booted through the proxy with create_transceiver():
+# 127.60.0.0 (tests/spalloc/bench_rest.toml), booted through the proxy with create_transceiver():
 #   1. SCP round trips/s (CMD_VER, 8 outstanding like spinnman's pipeline) through ONE
 #      websocket (spinnman's proxied SCAMP connection) and straight to the board over UDP
 #      (spinnman's SCAMPConnection), and the ratio; goal: the proxy costs under 2x.
 #   2. REST requests/s, a new connection per request as the client makes them (requests.get
 #      of the job's state document with the session cookie): HTTPS, and plain HTTP on the
 #      same port for comparison.
+#   3. The figures of 1. again with a Rust client (tests/benches/proxy_load.rs, its own
+#      in-process `sim serve` on 127.61.0.0, run after the Python figures): the same windowed
+#      CMD_VER round trips through one websocket (wss://, and ws:// for what TLS costs) and
+#      straight over UDP, with the server's CPU time per round trip. The Python client's own
+#      cost (websocket-client's thread and queue under the GIL) dominates its proxied figure;
+#      the Rust client's ratio is the proxy's.
 # Usage: scripts/bench-rest.sh [--quick]    (--quick: 1 s per figure instead of 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +28,7 @@ esac
 [ -x .venv-clients/bin/python ] || bash tests/clients/setup-venv.sh > /dev/null
 py=.venv-clients/bin/python
 cargo build --release --locked --quiet --bin sim
+cargo bench --locked --quiet -p spinnbed-tests --bench proxy_load --no-run
 sim=target/release/sim
 mkdir -p target
 work=$(mktemp -d "$PWD/target/bench-rest.XXXXXX")
@@ -34,37 +41,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cat > "$work/bench-rest.toml" <<'EOF'
-# scripts/bench-rest.sh: a 1 x 1-triad machine (3 SpiNN-5 boards) emulated on 127.60.0.0 (no
-# test uses it), quick power timings.
-[run]
-name = "bench-rest"
-horizon = "1h"
-
-[[machine]]
-name = "benchrest"
-width = 1
-height = 1
-tags = ["default"]
-
-[machine.ip]
-base = "127.60.0.0"
-
-[machine.timing]
-power_on = "0.05s"
-power_off = "20ms"
-boot = "0.2s"
-
-[policy]
-seconds_before_free = "1s"
-
-[host]
-post_power_on_delay = "0.05s"
-
-[workload]
-source = "synthetic"
-jobs = 1
-EOF
+scenario=tests/spalloc/bench_rest.toml
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() { # pid, port
@@ -80,10 +57,10 @@ field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2
 
 state="$work/state"
 password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
-echo "$password" | "$sim" serve "$work/bench-rest.toml" --state "$state" --add-user bench > /dev/null
+echo "$password" | "$sim" serve "$scenario" --state "$state" --add-user bench > /dev/null
 v1_port=$(free_port)
 rest_port=$(free_port)
-"$sim" serve "$work/bench-rest.toml" --state "$state" --listen "127.0.0.1:$v1_port" \
+"$sim" serve "$scenario" --state "$state" --listen "127.0.0.1:$v1_port" \
   --rest-listen "127.0.0.1:$rest_port" --quiet > "$work/serve.out" 2>&1 &
 serve_pid=$!
 pids+=("$serve_pid")
@@ -100,7 +77,15 @@ get() { grep "\"figure\": \"$1\"" "$work/load.out"; }
 setup=$(get setup)
 proxied=$(get scp_proxied); direct=$(get scp_direct)
 https=$(get rest_https); http=$(get rest_http)
-for r in "$proxied" "$direct"; do
+# The Rust client, once the Python server has stopped (the two would share the CPUs).
+kill "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+cargo bench --locked --quiet -p spinnbed-tests --bench proxy_load -- --seconds "$seconds" \
+  > "$work/rust.out" 2> "$work/rust.err" \
+  || { echo "benches/proxy_load.rs failed:" >&2; cat "$work/rust.err" "$work/rust.out" >&2; exit 1; }
+rget() { grep "\"figure\":\"$1\"" "$work/rust.out"; }
+rproxied=$(rget scp_proxied_rust); rplain=$(rget scp_proxied_plain_rust); rdirect=$(rget scp_direct_rust)
+for r in "$proxied" "$direct" "$rproxied" "$rplain" "$rdirect"; do
   [ "$(field "$r" timeouts)" = 0 ] || echo "warning: receive timeouts in $r" >&2
 done
 rate() { field "$1" rate; }
@@ -109,12 +94,19 @@ echo "bench-rest: sim serve REST + websocket proxy, spinnman 1!7.4.1 SpallocClie
   "${seconds} s per figure"
 echo "job: $(field "$setup" job) on board $(field "$setup" board): ready in $(field "$setup" ready_s) s," \
   "booted through the proxy (create_transceiver) in $(field "$setup" boot_s) s, $(field "$setup" version)"
-printf '%-66s %10s\n' "" "per second"
-printf '%-66s %10.0f\n' "SCP CMD_VER round trips, 8 outstanding, direct UDP to the board" "$(rate "$direct")"
-printf '%-66s %10.0f\n' "SCP CMD_VER round trips, 8 outstanding, through one websocket" "$(rate "$proxied")"
 cost=$(echo "$(rate "$direct") / $(rate "$proxied")" | bc -l)
-printf '%-66s %9.2fx\n' "  proxy cost (direct / proxied)" "$cost"
+rcost=$(echo "$(rate "$rdirect") / $(rate "$rproxied")" | bc -l)
+cpu() { field "$1" server_cpu_us_per_rt; }
+printf '%-58s %9s %9s\n' "SCP CMD_VER round trips/s, 8 outstanding" "Python" "Rust"
+printf '%-58s %9.0f %9.0f\n' "  direct UDP to the board" "$(rate "$direct")" "$(rate "$rdirect")"
+printf '%-58s %9.0f %9.0f\n' "  through one websocket (wss://)" "$(rate "$proxied")" "$(rate "$rproxied")"
+printf '%-58s %9s %9.0f\n' "  through one websocket, plain ws://" "" "$(rate "$rplain")"
+printf '%-58s %8.2fx %8.2fx\n' "  proxy cost (direct / proxied)" "$cost" "$rcost"
+echo "  server CPU per round trip (Rust client): direct $(cpu "$rdirect") us (the emulated board alone)," \
+  "wss:// $(cpu "$rproxied") us, ws:// $(cpu "$rplain") us"
+printf '%-66s %10s\n' "" "per second"
 printf '%-66s %10.0f\n' "REST GET job state, new connection each, plain HTTP" "$(rate "$http")"
 printf '%-66s %10.0f\n' "REST GET job state, new TLS connection each (what the client does)" "$(rate "$https")"
 printf '%-66s %9.2fx\n' "  TLS cost (HTTP / HTTPS)" "$(echo "$(rate "$http") / $(rate "$https")" | bc -l)"
-echo "goal: the proxy costs under 2x: $(awk -v c="$cost" 'BEGIN { print (c < 2) ? "met" : "NOT met" }')"
+met() { awk -v c="$1" 'BEGIN { print (c < 2) ? "met" : "NOT met" }'; }
+echo "goal: the proxy costs under 2x: $(met "$cost") with the Python client, $(met "$rcost") with the Rust client"

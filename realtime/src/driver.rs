@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::error::RealtimeError;
 use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::Machine;
-use spinnbed_core::host::{Host, HostConfig, HostEvent, Policy, ScpRequest};
+use spinnbed_core::host::{BootEvent, BootOutcome, Host, HostConfig, HostEvent, OpId, Policy, ScpRequest};
 use spinnbed_core::proto::scp::Request;
 use spinnbed_core::proto::sdp::Address;
 use std::collections::BTreeMap;
@@ -164,6 +164,25 @@ impl UdpHost {
             }
             self.step(deadline).await;
         }
+    }
+}
+
+/// A boot's end, for [`UdpHost::wait_for`]: its operation and `Ok` once the board runs
+/// SC&MP, or why it did not boot; `None` for every other event.
+pub fn boot_done(ev: HostEvent) -> Option<(OpId, Result<(), String>)> {
+    match ev {
+        HostEvent::Boot {
+            op,
+            event: BootEvent::Done(outcome),
+            ..
+        } => Some((
+            op,
+            match outcome {
+                BootOutcome::Booted { .. } => Ok(()),
+                BootOutcome::Failed(why) => Err(why),
+            },
+        )),
+        _ => None,
     }
 }
 

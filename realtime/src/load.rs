@@ -9,10 +9,10 @@
 //! failures. All protocol work is the sans-IO host of `spinnbed-core`; this module only moves
 //! its datagrams over one UDP socket.
 
-use crate::driver::{UdpHost, bind_host_socket, preflight, version_request};
+use crate::driver::{UdpHost, bind_host_socket, boot_done, preflight, version_request};
 use crate::error::RealtimeError;
 use spinnbed_core::geometry::Machine;
-use spinnbed_core::host::boot::{BootConfig, BootEvent, BootOutcome, stand_in_image};
+use spinnbed_core::host::boot::{BootConfig, stand_in_image};
 use spinnbed_core::host::{HostConfig, HostEvent, ScpRequest};
 use spinnbed_core::proto::scp::Request;
 use spinnbed_core::proto::sdp::Address;
@@ -310,23 +310,7 @@ async fn boot_roots(
             Err(e) => failed.push(format!("board {ip}: {e}")),
         }
     }
-    failed.extend(
-        d.wait_for(pending, timeout, |ev| match ev {
-            HostEvent::Boot {
-                op,
-                event: BootEvent::Done(outcome),
-                ..
-            } => Some((
-                op,
-                match outcome {
-                    BootOutcome::Booted { .. } => Ok(()),
-                    BootOutcome::Failed(why) => Err(why),
-                },
-            )),
-            _ => None,
-        })
-        .await?,
-    );
+    failed.extend(d.wait_for(pending, timeout, boot_done).await?);
     if !failed.is_empty() {
         return Err(RealtimeError::Setup { what: "boot", failed });
     }

@@ -4,6 +4,7 @@
 //! `.venv-ref` by `tests/reference/setup-venv.sh` the first time a test needs it.
 #![forbid(unsafe_code)]
 
+pub mod rest_client;
 pub mod slurm;
 
 use spinnbed_core::service::ServiceEvent;
@@ -133,6 +134,10 @@ where
     })
 }
 
+/// The name of the threads of a [`Served`] server (its loop and its runtime's workers), so that
+/// a profile of a test or benchmark tells them from the client's (`perf report --comm sim-serve`).
+pub const SERVE_THREAD: &str = "sim-serve";
+
 /// A `sim serve` running in-process on its own thread and tokio runtime, on `127.0.0.1:0`,
 /// quiet, with its state in a given directory.
 pub struct Served {
@@ -178,9 +183,11 @@ impl Served {
             opts.rest_bound = Some(rest_bound.clone());
         }
         let (up_tx, up_rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name(SERVE_THREAD.into());
+        let thread = thread.spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                .thread_name(SERVE_THREAD)
                 .enable_all()
                 .build()
                 .expect("a tokio runtime");
@@ -195,6 +202,7 @@ impl Served {
                 r.map_err(|e| e.to_string())
             })
         });
+        let thread = thread.expect("a thread for sim serve");
         if up_rx.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
             let r = thread.join();
             panic!("sim serve did not start: {r:?}");

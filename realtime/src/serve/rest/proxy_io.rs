@@ -24,6 +24,12 @@ use tokio::sync::mpsc;
 /// Datagrams from boards waiting for the websocket, per websocket.
 const QUEUE: usize = 1024;
 
+/// How much the websocket reads from its connection at a time. The websocket layer zeroes
+/// this much of its buffer before every read attempt, so its default (128 KiB) was the largest
+/// cost of the proxy in user space (`tests/benches/proxy_load.rs`). The frames are small (SCP,
+/// boot and EIEIO datagrams); a longer one still arrives whole, in more reads.
+pub const READ_BUFFER: usize = 4 * 1024;
+
 /// Why a proxy ends (from outside the session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -44,7 +50,7 @@ pub async fn run(
     mut end: tokio::sync::watch::Receiver<Option<End>>,
 ) -> ProxyStats {
     let mut session = ProxySession::new(boards, unbound_addr);
-    let mut sockets: BTreeMap<ChannelId, (Arc<UdpSocket>, tokio::task::JoinHandle<()>)> = BTreeMap::new();
+    let mut sockets: BTreeMap<ChannelId, ChannelSocket> = BTreeMap::new();
     let (tx, mut rx) = mpsc::channel::<(ChannelId, SocketAddrV4, Vec<u8>)>(QUEUE);
     let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     // Already ended before the websocket opened.
@@ -65,21 +71,27 @@ pub async fn run(
                 Output::OpenSocket { channel, remote } => match open(remote, unbound_addr).await {
                     Ok((sock, local)) => {
                         let sock = Arc::new(sock);
-                        let task = tokio::spawn(receive(channel, sock.clone(), tx.clone(), dropped.clone()));
-                        sockets.insert(channel, (sock, task));
+                        let task = tokio::spawn(receive(channel, sock.clone(), remote, tx.clone(), dropped.clone()));
+                        sockets.insert(channel, ChannelSocket { sock, remote, task });
                         session.socket_opened(channel, local);
                     }
                     Err(e) => session.socket_failed(channel, &e.to_string()),
                 },
                 Output::SendDatagram { channel, to, payload } => {
-                    if let Some((sock, _)) = sockets.get(&channel) {
-                        // UDP: a send that fails is a datagram lost.
-                        let _ = sock.send_to(&payload, SocketAddr::V4(to)).await;
+                    if let Some(s) = sockets.get(&channel) {
+                        // UDP: a send that fails is a datagram lost. To the board a socket is
+                        // connected to, without the address: the kernel then uses the route it
+                        // keeps for the connection instead of looking one up for every datagram.
+                        let _ = if s.remote == Some(to) {
+                            s.sock.send(&payload).await
+                        } else {
+                            s.sock.send_to(&payload, SocketAddr::V4(to)).await
+                        };
                     }
                 }
                 Output::CloseSocket { channel } => {
-                    if let Some((_, task)) = sockets.remove(&channel) {
-                        task.abort();
+                    if let Some(s) = sockets.remove(&channel) {
+                        s.task.abort();
                     }
                 }
                 Output::CloseWebsocket { code, reason } => {
@@ -133,12 +145,20 @@ pub async fn run(
             },
         }
     }
-    for (_, (_, task)) in sockets {
-        task.abort();
+    for s in sockets.into_values() {
+        s.task.abort();
     }
     let mut stats = session.stats();
     stats.datagrams_dropped += dropped.load(std::sync::atomic::Ordering::Relaxed);
     stats
+}
+
+/// A channel's UDP socket and the task that receives on it.
+struct ChannelSocket {
+    sock: Arc<UdpSocket>,
+    /// The board it is connected to (`None`: unbound).
+    remote: Option<SocketAddrV4>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 fn finish(session: &mut ProxySession, e: End) {
@@ -166,15 +186,22 @@ async fn open(remote: Option<SocketAddrV4>, unbound_addr: Ipv4Addr) -> std::io::
 }
 
 /// Moves a channel's datagrams to the websocket's task (dropping them when its queue is full).
+/// A socket connected to `remote` receives only what that address sends (the kernel filters),
+/// so it is read without asking who sent each datagram.
 async fn receive(
     channel: ChannelId,
     sock: Arc<UdpSocket>,
+    remote: Option<SocketAddrV4>,
     tx: mpsc::Sender<(ChannelId, SocketAddrV4, Vec<u8>)>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+        let received = match remote {
+            Some(r) => sock.recv(&mut buf).await.map(|n| (n, SocketAddr::V4(r))),
+            None => sock.recv_from(&mut buf).await,
+        };
+        let Ok((n, from)) = received else {
             // A connected socket reports ICMP unreachables as errors: keep listening.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;

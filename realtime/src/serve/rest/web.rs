@@ -872,6 +872,7 @@ async fn proxy(
         .map_or(std::net::Ipv4Addr::LOCALHOST, |ip| proxy_io::facing(*ip));
     ws.max_message_size(spinnbed_spalloc::proxy::MAX_FRAME_LEN)
         .max_frame_size(spinnbed_spalloc::proxy::MAX_FRAME_LEN)
+        .read_buffer_size(proxy_io::READ_BUFFER)
         .on_upgrade(move |socket| async move {
             proxy_io::run(socket, boards, unbound, end_rx).await;
         })
