@@ -393,7 +393,9 @@ RAW("p", "{not json\n", note="malformed: disconnect")
 RAW("p", "{\"command\": \"list_jobs\"}\n{not json\n{\"command\": \"list_jobs\"}\n",
     note="a good line, a bad one, a good one: one reply, then disconnect")
 S("w", "no_notify_job", note="w: no jobs any more")
-S("k", "no_notify_machine", note="k: no machines any more (it still watches every job)")
+S("k", "no_notify_machine",
+  note="k: no machines any more (it still watches every job); BMP work still under way (earlier power-offs) ends first",
+  settle=3 * BMP)
 CJ("c", note="a new job on small: k hears of the job, m of the machine, w of nothing",
    **kw(keepalive=None))
 CLOSE("k", note="k's watches go with it")
