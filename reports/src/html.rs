@@ -202,6 +202,19 @@ pub struct Figure {
     pub caption: String,
 }
 
+/// The paragraph linking to each figure of a page (`Charts: a · b · …`).
+pub(crate) fn chart_links(out: &mut String, figs: &[Figure]) {
+    out.push_str("<p class=\"note\">Charts: ");
+    out.push_str(
+        &figs
+            .iter()
+            .map(|f| format!("<a href=\"#{0}\">{0}</a>", esc(&f.stem)))
+            .collect::<Vec<_>>()
+            .join(" · "),
+    );
+    out.push_str("</p>");
+}
+
 pub(crate) fn figures(out: &mut String, figs: &[Figure]) {
     for f in figs {
         let stem = esc(&f.stem);
@@ -335,15 +348,8 @@ pub fn run_index(run: &RunData, figs: &[Figure]) -> String {
     if !sub.is_empty() {
         let _ = writeln!(body, "<p class=\"sub\">{}</p>", esc(&sub.join(" · ")));
     }
-    body.push_str("<p class=\"note\">Charts: ");
-    body.push_str(
-        &figs
-            .iter()
-            .map(|f| format!("<a href=\"#{0}\">{0}</a>", esc(&f.stem)))
-            .collect::<Vec<_>>()
-            .join(" · "),
-    );
-    body.push_str("</p>\n<div class=\"cols\">\n<section>\n<h2>Summary</h2>\n");
+    chart_links(&mut body, figs);
+    body.push_str("\n<div class=\"cols\">\n<section>\n<h2>Summary</h2>\n");
     body.push_str(&summary_table(&run.summary));
     body.push_str("</section>\n<section>\n<h2>Per size class</h2>\n");
     body.push_str(&class_table(run));

@@ -856,15 +856,8 @@ pub fn index(sweep: &Sweep, figs: &[Figure]) -> String {
             "<p class=\"note\">Nothing to chart: no charted metric, or no axis with two or more values.</p>\n",
         );
     } else {
-        body.push_str("<p class=\"note\">Charts: ");
-        body.push_str(
-            &figs
-                .iter()
-                .map(|f| format!("<a href=\"#{0}\">{0}</a>", esc(&f.stem)))
-                .collect::<Vec<_>>()
-                .join(" · "),
-        );
-        body.push_str("</p>\n");
+        html::chart_links(&mut body, figs);
+        body.push('\n');
         html::figures(&mut body, figs);
     }
     body.push_str("<h2>Best setting per metric</h2>\n");
