@@ -382,7 +382,7 @@ fn check_of_a_study_says_what_it_measures() {
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains(
-            "study scp-windowing: 3 policies x 2 ops x 5 losses x 3 rtts = 90 cells, 3 seeds each, 256KiB per transfer"
+            "study scp-windowing: 11 policies x 2 ops x 5 losses x 3 rtts x 5 networks = 1650 cells, 3 seeds each, 256KiB per transfer"
         ),
         "{out}"
     );

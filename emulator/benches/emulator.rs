@@ -1,6 +1,7 @@
 //! Requests per second the emulator handles on a booted board: sver, 256-byte READ and
-//! 256-byte WRITE, each a full `handle_datagram` + `poll_transmit` round trip (parse, tag,
-//! route, execute, encode the reply).
+//! 256-byte WRITE, each a full `handle_datagram` + `handle_timeout` + `poll_transmit` round trip
+//! (parse, tag, route, execute, encode the reply, schedule it for the end of SC&MP's service
+//! and send it then).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spinnbed_core::datagram::Datagram;
@@ -80,10 +81,12 @@ fn requests(c: &mut Criterion) {
     let mut group = c.benchmark_group("emulator_requests");
     group.throughput(Throughput::Elements(1));
     for (name, payload) in cases {
-        let (mut emu, now) = booted();
+        let (mut emu, mut now) = booted();
         let dst = SocketAddrV4::new(BOARD, SCP_PORT);
         group.bench_function(name, |b| {
             b.iter(|| {
+                // One request at a time: each finds SC&MP idle.
+                now += Duration::from_millis(1);
                 emu.handle_datagram(
                     now,
                     Datagram {
@@ -92,6 +95,8 @@ fn requests(c: &mut Criterion) {
                         payload: payload.clone(),
                     },
                 );
+                let due = emu.poll_timeout().expect("the reply's time");
+                emu.handle_timeout(due);
                 black_box(emu.poll_transmit().expect("a reply"));
             })
         });

@@ -6,6 +6,12 @@
 //! three spI/O FPGAs through CMD_LINK_READ / CMD_LINK_WRITE (FLAG, STOP, counters, …), reports
 //! board information (CMD_BMP_INFO: serial, CAN status, voltages and temperatures, IP settings),
 //! resets chips (CMD_RESET) and drives LEDs (CMD_LED). Anything else is RC_CMD.
+//!
+//! Timing ([`crate::ScampTiming`]): one serial server per BMP. A datagram needs a receive
+//! buffer while the BMP is busy (else it is lost), a reply-wanted request with tag 0xFF one of
+//! the BMP's transient tags until its reply; the request is executed when it arrives and
+//! answered when its service completes (a power command no earlier than its own board's power
+//! sequence).
 
 use crate::{Datagram, Emulator, Pending, Source, Timer};
 use spinnbed_core::proto::scp::{
@@ -64,11 +70,21 @@ fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 impl Emulator {
     /// A datagram for a BMP (port 17893).
     pub(crate) fn bmp_datagram(&mut self, now: Instant, m: usize, f: usize, d: &Datagram) {
-        let bmp = &self.machines[m].bmps[f];
+        let timing = self.machines[m].scamp;
+        let bmp = &mut self.machines[m].bmps[f];
         if bmp.silent {
             self.stats.dropped_bmp_silent += 1;
             return;
         }
+        // While busy, the BMP holds only as many frames as it has receive buffers.
+        if timing.enabled
+            && bmp.server.free_at > now
+            && bmp.server.waiting_at(now) >= usize::from(timing.bmp_rx_buffers)
+        {
+            self.stats.dropped_bmp_busy += 1;
+            return;
+        }
+        let bmp = &self.machines[m].bmps[f];
         let Ok(packet) = sdp::parse_udp(&d.payload) else {
             self.stats.malformed += 1;
             return;
@@ -89,55 +105,110 @@ impl Emulator {
             dest: Address::new((frame >> 8) as u8, frame as u8, sdp::PORT_ETH, board_no),
             src: req.dest,
         };
+        let want = req.flags.reply_expected();
         let ctx = BmpCtx {
             m,
             f,
             b,
             board_no,
-            want: req.flags.reply_expected(),
+            want,
+            tagged: want && req.tag == sdp::TAG_NONE,
             header,
             d_src: d.src,
             d_dst: d.dst,
+            now,
+            request_len: packet.data().len() + sdp::HEADER_LEN,
         };
         let scp_bytes = packet.data();
         let seq = seq_of(scp_bytes);
-        if scp_bytes.len() < scp::HEADER_LEN {
+        let parsed = if scp_bytes.len() < scp::HEADER_LEN {
             if scp_bytes.len() >= 2 {
                 let cmd = Command::from_code(u16::from_le_bytes([scp_bytes[0], scp_bytes[1]]));
                 crate::Stats::count(&mut self.stats.bmp_commands, cmd);
             }
-            return self.bmp_error(&ctx, seq, ReturnCode::Len);
-        }
-        let Ok(scp_packet) = scp::Packet::new_checked(scp_bytes) else {
-            self.stats.malformed += 1;
+            Err(ReturnCode::Len)
+        } else {
+            let Ok(scp_packet) = scp::Packet::new_checked(scp_bytes) else {
+                self.stats.malformed += 1;
+                return;
+            };
+            crate::Stats::count(&mut self.stats.bmp_commands, scp_packet.command());
+            if req.dest.port != sdp::PORT_SCP {
+                Err(ReturnCode::Port)
+            } else {
+                scp::Request::parse(&scp_packet).map_err(|e| ReturnCode::for_parse_error(&e))
+            }
+        };
+        // A transient tag for the reply, taken when the request arrives.
+        if timing.enabled
+            && ctx.tagged
+            && self.machines[m].bmps[f].server.tags_at(now) >= usize::from(timing.bmp_transient_tags)
+        {
+            self.stats.dropped_bmp_tags_busy += 1;
             return;
-        };
-        crate::Stats::count(&mut self.stats.bmp_commands, scp_packet.command());
-        if req.dest.port != sdp::PORT_SCP {
-            return self.bmp_error(&ctx, seq, ReturnCode::Port);
         }
-        let request = match scp::Request::parse(&scp_packet) {
-            Ok(r) => r,
-            Err(e) => return self.bmp_error(&ctx, seq, ReturnCode::for_parse_error(&e)),
-        };
-        self.bmp_request(now, &ctx, seq, &request);
+        match parsed {
+            Ok(request) => self.bmp_request(now, &ctx, seq, &request),
+            Err(rc) => self.bmp_error(&ctx, seq, rc),
+        }
     }
 
     fn bmp_error(&mut self, ctx: &BmpCtx, seq: u16, rc: ReturnCode) {
         self.bmp_reply(ctx, seq, &Reply::Error { rc, body: &[] });
     }
 
-    /// Sends a BMP reply now (if the request wanted one).
+    /// Answers a BMP request when its service completes (if it wanted a reply).
     fn bmp_reply(&mut self, ctx: &BmpCtx, seq: u16, reply: &Reply<'_>) {
-        if !ctx.want {
+        self.bmp_reply_at(ctx, seq, reply, ctx.now);
+    }
+
+    /// Answers a BMP request when its service completes, but not before `not_before`.
+    fn bmp_reply_at(&mut self, ctx: &BmpCtx, seq: u16, reply: &Reply<'_>, not_before: Instant) {
+        let payload = ctx.want.then(|| encode(&ctx.header, seq, reply));
+        let reply_len = payload.as_ref().map_or(0, |p| p.len().saturating_sub(sdp::PADDING_LEN));
+        let at = self.bmp_serve(ctx, reply_len).max(not_before);
+        let Some(payload) = payload else {
             return;
+        };
+        if ctx.tagged && self.machines[ctx.m].scamp.enabled {
+            self.machines[ctx.m].bmps[ctx.f].server.tags.push(at);
         }
         let datagram = Datagram {
             src: ctx.d_dst,
             dst: ctx.d_src,
-            payload: encode(&ctx.header, seq, reply),
+            payload,
         };
-        self.send(datagram, Some(reply.return_code()));
+        if at <= ctx.now {
+            self.send(datagram, Some(reply.return_code()));
+        } else {
+            let pending = Pending {
+                datagram,
+                from: Source::Bmp { m: ctx.m, f: ctx.f },
+                rc: Some(reply.return_code()),
+            };
+            self.schedule(at, Timer::Send(Box::new(pending)));
+        }
+    }
+
+    /// Runs a request through its BMP's server: returns when its service completes.
+    fn bmp_serve(&mut self, ctx: &BmpCtx, reply_len: usize) -> Instant {
+        let t = self.machines[ctx.m].scamp;
+        if !t.enabled {
+            return ctx.now;
+        }
+        let service = t.bmp_service_time(ctx.board_no, ctx.request_len, reply_len);
+        let server = &mut self.machines[ctx.m].bmps[ctx.f].server;
+        let start = ctx.now.max(server.free_at);
+        let done = start + service;
+        server.free_at = done;
+        if start > ctx.now {
+            server.starts.push_back(start);
+        }
+        let waiting = server.waiting_at(ctx.now) as u64;
+        self.stats.bmp_waiting_max = self.stats.bmp_waiting_max.max(waiting);
+        self.stats.bmp_wait_us += start.saturating_duration_since(ctx.now).as_micros();
+        self.stats.bmp_busy_us += service.as_micros();
+        done
     }
 
     fn bmp_request(&mut self, now: Instant, ctx: &BmpCtx, seq: u16, request: &scp::Request<'_>) {
@@ -164,21 +235,7 @@ impl Emulator {
             }
             R::Power { on, delay_ms, boards } => {
                 let done = self.start_power(now, ctx.m, ctx.f, on, delay_ms, boards);
-                if done <= now {
-                    self.bmp_reply(ctx, seq, &Reply::Empty);
-                } else if ctx.want {
-                    let datagram = Datagram {
-                        src: ctx.d_dst,
-                        dst: ctx.d_src,
-                        payload: encode(&ctx.header, seq, &Reply::Empty),
-                    };
-                    let pending = Pending {
-                        datagram,
-                        from: Source::Bmp { m: ctx.m, f: ctx.f },
-                        rc: Some(ReturnCode::Ok),
-                    };
-                    self.schedule(done, Timer::Send(Box::new(pending)));
-                }
+                self.bmp_reply_at(ctx, seq, &Reply::Empty, done);
             }
             R::LinkRead { addr, len, link } => {
                 if link >= fpga::NUM_FPGAS || addr % 4 != 0 || len % 4 != 0 {
@@ -307,9 +364,15 @@ struct BmpCtx {
     /// Board number in the frame.
     board_no: u8,
     want: bool,
+    /// Wants a reply through a transient tag (tag 0xFF).
+    tagged: bool,
     header: sdp::Repr,
     d_src: SocketAddrV4,
     d_dst: SocketAddrV4,
+    /// When the request arrived.
+    now: Instant,
+    /// Its SDP length (header and SCP bytes).
+    request_len: usize,
 }
 
 /// Applies CMD_LED's two bits per LED (1 toggle, 2 off, 3 on) to a bit-per-LED state.

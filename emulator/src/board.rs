@@ -248,12 +248,19 @@ pub(crate) const NUM_TAGS: usize = 16;
 /// First transient tag.
 pub(crate) const POOL_FIRST: usize = 8;
 
-/// EIEIO streaming state of a board.
+/// EIEIO streaming state of a board (see `eieio.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stream {
     pub active: bool,
     pub generation: u32,
+    /// Datagrams sent since boot (the key counter advances by `keys` per datagram).
     pub packets: u32,
+    /// The running stream's settings, fixed when it started.
+    pub params: crate::eieio::StreamParams,
+    /// Events (keys) sent since boot.
+    pub events: u64,
+    /// UDP payload bytes sent since boot.
+    pub bytes: u64,
 }
 
 /// SC&MP's state on a booting or booted board.
@@ -272,6 +279,80 @@ pub(crate) struct Runtime {
     /// A CMD_COUNT is being answered until then.
     pub count_busy_until: Instant,
     pub stream: Stream,
+    /// The Ethernet chip's SC&MP server and the chips' P2P transmitters (see
+    /// [`crate::ScampTiming`]).
+    pub server: ScampServer,
+}
+
+/// SC&MP's server state on one board: when the Ethernet chip's monitor is free, when other
+/// chips' monitors finish sending P2P replies, and when the requests holding message buffers
+/// release them.
+#[derive(Debug, Default)]
+pub(crate) struct ScampServer {
+    /// The Ethernet chip's monitor is busy until then.
+    pub free_at: Instant,
+    /// Other chips of the board (local index) whose monitors are sending a P2P reply until
+    /// then; entries in the past are pruned.
+    pub chips: Vec<(u8, Instant)>,
+    /// When each request holding a message buffer releases it (its reply is sent, or its
+    /// service ends when it wants none); entries at or before `now` are free.
+    pub held: Vec<Instant>,
+}
+
+impl ScampServer {
+    /// When chip `local` (0: the Ethernet chip) is free to send.
+    pub(crate) fn chip_free_at(&self, local: u8) -> Instant {
+        if local == 0 {
+            return self.free_at;
+        }
+        self.chips
+            .iter()
+            .find(|(c, _)| *c == local)
+            .map_or(Instant::ZERO, |(_, t)| *t)
+    }
+
+    /// Chip `local` is busy until `until` (pruning chips idle at `now`).
+    pub(crate) fn set_chip_busy(&mut self, local: u8, until: Instant, now: Instant) {
+        if local == 0 {
+            self.free_at = until;
+            return;
+        }
+        self.chips.retain(|(c, t)| *c != local && *t > now);
+        self.chips.push((local, until));
+    }
+
+    /// Message buffers held at `now`.
+    pub(crate) fn held_at(&mut self, now: Instant) -> usize {
+        self.held.retain(|&t| t > now);
+        self.held.len()
+    }
+}
+
+/// A BMP's server state: when it is free, when the requests it took start being served (those
+/// still waiting occupy receive buffers) and when their transient tags are freed.
+#[derive(Debug, Default)]
+pub(crate) struct BmpServer {
+    pub free_at: Instant,
+    /// Service start times of the requests taken, in order; those after `now` are waiting.
+    pub starts: std::collections::VecDeque<Instant>,
+    /// When each held transient tag is freed (its reply is sent).
+    pub tags: Vec<Instant>,
+}
+
+impl BmpServer {
+    /// Requests waiting for the server at `now`.
+    pub(crate) fn waiting_at(&mut self, now: Instant) -> usize {
+        while self.starts.front().is_some_and(|&t| t <= now) {
+            self.starts.pop_front();
+        }
+        self.starts.len()
+    }
+
+    /// Transient tags held at `now`.
+    pub(crate) fn tags_at(&mut self, now: Instant) -> usize {
+        self.tags.retain(|&t| t > now);
+        self.tags.len()
+    }
 }
 
 impl Runtime {
@@ -285,6 +366,7 @@ impl Runtime {
             chips: Vec::new(),
             count_busy_until: Instant::ZERO,
             stream: Stream::default(),
+            server: ScampServer::default(),
         }
     }
 

@@ -26,10 +26,15 @@
 //!     dst: SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 3), 17893),
 //!     payload: sver,
 //! });
+//! // The BMP answers when it has served the request (`ScampTiming::bmp_service`, 100 µs).
+//! assert!(emu.poll_transmit().is_none());
+//! let due = emu.poll_timeout().unwrap();
+//! assert_eq!(due, Instant(100));
+//! emu.handle_timeout(due);
 //! let reply = emu.poll_transmit().unwrap();
 //! assert_eq!(reply.src, SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 3), 17893));
 //! while let Some(t) = emu.poll_timeout() {
-//!     emu.handle_timeout(t); // nothing pending here, but this is the loop
+//!     emu.handle_timeout(t); // nothing pending any more, but this is the loop
 //! }
 //! ```
 //!
@@ -52,7 +57,8 @@ mod scamp;
 pub mod stats;
 mod topology;
 
-pub use config::{Config, EieioConfig};
+pub use config::{Config, EieioConfig, ScampOp, ScampTiming};
+pub use eieio::{LIVE_MAGIC, LiveOutputStats, StreamParams, user_register_address};
 pub use stats::Stats;
 
 use board::{BoardSlot, BootPhase, Phase, Runtime, local_index};
@@ -141,9 +147,18 @@ enum Source {
         m: usize,
         b: usize,
         runtime_gen: u32,
-        /// A transient tag to free when sent: (tag, generation).
-        tag: Option<(u8, u32)>,
+        /// The IP tag the reply goes through.
+        tag: TagUse,
     },
+}
+
+/// What sending a board's reply does to the IP tag it goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagUse {
+    /// Frees transient tag (tag, generation) (if it is still that allocation).
+    Release(u8, u32),
+    /// Counts one more datagram sent through the tag.
+    Count(u8),
 }
 
 /// A datagram waiting for its time.
@@ -197,8 +212,16 @@ enum Timer {
 ///   sequence (FPGAs reloaded, chips reset). As BC&MP does, the BMP answers after its *own*
 ///   board's sequence (board 0: [`Config::power_on`] or [`Config::power_off`]) when the mask
 ///   holds board 0, and at once otherwise; the other boards are told over CAN and switch in the
-///   background. Boards not in the frame are ignored. A switched-off, reset or dead board loses all SC&MP state (tags, memory, apps).
-///   The BMP keeps answering other requests while a power command is pending.
+///   background. Boards not in the frame are ignored. A switched-off, reset or dead board loses
+///   all SC&MP state (tags, memory, apps, queued requests). The BMP keeps answering other
+///   requests while a power command is pending (the real BC&MP busy-waits through board 0's
+///   sequence and buffers four frames meanwhile; that is not modelled).
+/// - **Timing.** Each board's SC&MP and each frame's BMP is one FIFO server with a service
+///   time per request and bounded buffers ([`ScampTiming`], per machine: [`Config::scamp_of`]).
+///   A request is executed when it arrives (its effects are visible at once, in arrival order,
+///   which is the server's order) and its reply leaves when the model says its service (and, for
+///   another chip, its P2P transfers) completes. Requests the firmware would drop for want of a
+///   buffer or a tag are dropped unexecuted and counted in [`Stats`].
 /// - **BMP replies** carry tag 8, come from the requested board (port 0, cpu = board) and go to
 ///   port 7, cpu `0xE0 | board`, address = frame number, as BC&MP rewrites the source before
 ///   swapping. A request for a board number the frame does not have gets no answer. CMD_VER
@@ -212,7 +235,8 @@ enum Timer {
 ///   neighbour is unbooted. Unbooted boards do not broadcast HELLO packets.
 /// - **(255, 255)** means the Ethernet chip that received the request. Requests to another chip
 ///   of the booted set are forwarded if a path of usable board links exists from the receiving
-///   board, otherwise RC_ROUTE; the reply is delayed by 2 × hops × [`Config::hop_delay`]. Checks
+///   board, otherwise RC_ROUTE; the reply is delayed by the P2P transfers
+///   ([`ScampTiming::p2p_time`]; without the timing model 2 × hops × [`ScampTiming::p2p_hop`]). Checks
 ///   run in the order RC_LEN, RC_ROUTE, RC_CPU, RC_PORT (any non-zero port), then the command's
 ///   own RC_ARG / RC_CMD.
 /// - **Memory map.** SDRAM (0x6…/0x7…), SysRAM (0xE5…/0xF5…), ITCM, DTCM, router, system
@@ -221,8 +245,8 @@ enum Timer {
 ///   address and a multiple of 4 bytes (else RC_ARG). Halfword/word transfers move
 ///   `len / size` units, as SARK does. Past [`Config::memory_limit`], writes get RC_BUF.
 /// - **IP tags** are per board, whatever chip a CMD_IPTAG names. A reply-wanted request with tag
-///   0xFF takes a transient tag (8–15) when it arrives; when all eight are busy the request is
-///   dropped unexecuted. A request naming another tag is answered through that tag (dropped if
+///   0xFF takes a transient tag (8–15; [`ScampTiming::transient_tags`] of them) when it arrives
+///   and frees it when its reply is sent; when all are busy the request is dropped unexecuted. A request naming another tag is answered through that tag (dropped if
 ///   it is not set). Reverse tags on port 17893, 54321 or 0 are refused with RC_ARG.
 /// - **Applications.** CMD_AR (and APP_COPY_RUN, AS, flood-fill end) puts cores in READY (wait
 ///   flag) or RUNNING; signals START/SYNC0/SYNC1/PAUSE/CONT/STOP/EXIT move them as SARK would.
@@ -276,6 +300,7 @@ impl Emulator {
                 bmps: Vec::new(),
                 sets: BTreeMap::new(),
                 timing: config.timing_of(machine.name()),
+                scamp: config.scamp_of(machine.name()),
             };
             let n = usize::from(machine.width()) * usize::from(machine.height()) * 3;
             state.boards = (0..n).map(|_| None).collect();
@@ -287,6 +312,7 @@ impl Emulator {
                     ip,
                     silent: false,
                     boards: Vec::new(),
+                    server: Default::default(),
                 });
                 by_ip.entry(ip).or_insert(Owner::Bmp { m, f });
             }
@@ -718,11 +744,19 @@ impl Emulator {
                     self.stats.dropped_stale += 1;
                     return;
                 };
-                if let Some((tag, generation)) = tag
-                    && let Some(entry) = rt.tags.get_mut(usize::from(tag))
-                    && entry.generation == generation
-                {
-                    entry.clear();
+                match tag {
+                    TagUse::Release(t, generation) => {
+                        if let Some(entry) = rt.tags.get_mut(usize::from(t))
+                            && entry.generation == generation
+                        {
+                            entry.clear();
+                        }
+                    }
+                    TagUse::Count(t) => {
+                        if let Some(entry) = rt.tags.get_mut(usize::from(t)) {
+                            entry.count = entry.count.wrapping_add(1);
+                        }
+                    }
                 }
             }
         }

@@ -7,14 +7,19 @@
 //! are checked, then the command runs on the target chip. The reply swaps the SDP addresses,
 //! clears the reply-wanted flag, carries the transient tag and comes from the chip that handled
 //! it.
+//!
+//! Timing ([`crate::ScampTiming`]): the request takes a message buffer and (reply-wanted, tag
+//! 0xFF) a transient tag when it arrives, or is dropped; it is executed at once, and its reply is
+//! scheduled for when the board's server (and, for another chip, the P2P transfers) would have
+//! finished it.
 
 use crate::bmp::seq_of;
 use crate::board::{BootPhase, IpTag, NUM_TAGS, POOL_FIRST, Runtime, local_index};
 use crate::chip::{ChipState, NUM_CORES, RouterEntry, SvContext, physical_core, state};
-use crate::config::tag_lifetime;
+use crate::config::{ScampOp, tag_lifetime};
 use crate::memory::{self, Budget, ROUTER_ENTRIES};
 use crate::topology::{MachineState, chip_distance};
-use crate::{Datagram, Emulator, Pending, Source, Timer};
+use crate::{Datagram, Emulator, Pending, Source, TagUse, Timer};
 use spinnbed_core::geometry::{Chip, Link};
 use spinnbed_core::proto::scp::{
     self, AccessType, AllocOp, ChipInfo, Command, CoreLocation, IptagFlags, IptagRecord, IptagRecords, IptagRequest,
@@ -108,8 +113,11 @@ struct ScpCtx {
     dst: SocketAddrV4,
     /// Chip answering (P2P coordinates).
     handler: (u32, u32),
-    /// Extra delay before the reply.
-    delay: Duration,
+    /// The answering chip when it is not the receiving Ethernet chip: (board index, local chip
+    /// index), and its P2P distance from the receiving Ethernet chip.
+    remote: Option<(usize, u8, u32)>,
+    /// Extra delay of the reply after its service (CMD_COUNT's timer).
+    extra: Duration,
     booting: bool,
 }
 
@@ -123,10 +131,11 @@ fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x00, o[0], o[1], o[2], o[3]]
 }
 
-/// Takes a transient tag for a reply to `src`.
-fn alloc_transient(rt: &mut Runtime, now: Instant, src: SocketAddrV4) -> Option<(u8, u32)> {
+/// Takes one of the first `pool` transient tags for a reply to `src`.
+fn alloc_transient(rt: &mut Runtime, now: Instant, src: SocketAddrV4, pool: u8) -> Option<(u8, u32)> {
     let lifetime = tag_lifetime(rt.tto);
-    let t = (POOL_FIRST..NUM_TAGS).find(|&t| !rt.tags[t].valid(now))?;
+    let end = (POOL_FIRST + usize::from(pool)).min(NUM_TAGS);
+    let t = (POOL_FIRST..end).find(|&t| !rt.tags[t].valid(now))?;
     let generation = rt.tags[t].generation.wrapping_add(1);
     rt.tags[t] = IpTag {
         flags: (IptagFlags::VALID | IptagFlags::TRANSIENT).bits(),
@@ -178,11 +187,20 @@ impl Emulator {
         if let Some(c) = command {
             crate::Stats::count(&mut self.stats.scamp_commands, c);
         }
+        let timing = self.machines[m].scamp;
+        // A message buffer (`sark_msg_get`): none free, the frame is dropped.
+        if timing.enabled
+            && let Some(rt) = self.machines[m].slot_mut(b).and_then(|s| s.runtime.as_mut())
+            && rt.server.held_at(now) >= usize::from(timing.msg_buffers)
+        {
+            self.stats.dropped_buffers_full += 1;
+            return;
+        }
         let route = if !req.flags.reply_expected() {
             Route::None
         } else if req.tag == sdp::TAG_NONE {
             let rt = self.machines[m].slot_mut(b).and_then(|s| s.runtime.as_mut());
-            match rt.and_then(|rt| alloc_transient(rt, now, d.src)) {
+            match rt.and_then(|rt| alloc_transient(rt, now, d.src, timing.transient_tags)) {
                 Some((t, generation)) => Route::Transient(t, generation),
                 None => {
                     self.stats.dropped_tags_busy += 1;
@@ -205,18 +223,93 @@ impl Emulator {
             src: d.src,
             dst: d.dst,
             handler: recv_eth,
-            delay: Duration::ZERO,
+            remote: None,
+            extra: Duration::ZERO,
             booting,
         };
         let reply = self.scamp_execute(&mut ctx, scp_bytes);
-        self.scamp_finish(&ctx, &reply);
+        let (op, data_bytes) = classify(command, scp_bytes, &reply);
+        let reply_len = match ctx.route {
+            Route::None => 0,
+            _ => sdp::HEADER_LEN + reply.len,
+        };
+        let at = self.scamp_serve(&ctx, op, data_bytes, sdp::HEADER_LEN + scp_bytes.len(), reply_len);
+        // A CMD_COUNT is in progress until its answer goes out (`count_in_progress`).
+        if command == Some(Command::Count)
+            && reply.rc == ReturnCode::Ok
+            && let Some(rt) = self.machines[m]
+                .slot_mut(ctx.remote.map_or(b, |(tb, _, _)| tb))
+                .and_then(|s| s.runtime.as_mut())
+        {
+            rt.count_busy_until = rt.count_busy_until.max(at);
+        }
+        self.scamp_finish(&ctx, &reply, at);
     }
 
-    /// Sends (or schedules) the reply of a request.
-    fn scamp_finish(&mut self, ctx: &ScpCtx, reply: &ScpReply) {
+    /// Runs a request through the board's server (see [`crate::ScampTiming`]): returns when its
+    /// reply leaves (when its buffer is freed if it wants none) and books the time on the
+    /// servers it uses.
+    fn scamp_serve(
+        &mut self,
+        ctx: &ScpCtx,
+        op: ScampOp,
+        data_bytes: usize,
+        req_len: usize,
+        reply_len: usize,
+    ) -> Instant {
+        let t = self.machines[ctx.m].scamp;
+        let now = ctx.now;
+        if !t.enabled {
+            let hops = ctx.remote.map_or(0, |(_, _, h)| h);
+            let p2p = t.p2p_time(req_len, hops)
+                + if reply_len > 0 {
+                    t.p2p_time(reply_len, hops)
+                } else {
+                    Duration::ZERO
+                };
+            return now + p2p + ctx.extra;
+        }
+        let service = t.service_time(op, data_bytes);
+        let ms = &mut self.machines[ctx.m];
+        let Some(rt) = ms.slot_mut(ctx.b).and_then(|s| s.runtime.as_mut()) else {
+            return now;
+        };
+        let start = now.max(rt.server.free_at);
+        let mut done = start + service;
+        if let Some((_, _, hops)) = ctx.remote {
+            // Pushing the request over P2P holds the Ethernet chip's monitor.
+            done += t.p2p_time(req_len, hops);
+        }
+        rt.server.free_at = done;
+        self.stats.scamp_wait_us += start.saturating_duration_since(now).as_micros();
+        self.stats.scamp_busy_us += done.saturating_duration_since(start).as_micros();
+        let mut at = done;
+        if let Some((tb, local, hops)) = ctx.remote
+            && reply_len > 0
+        {
+            // The target chip's monitor pushes the reply back: one transmitter per chip.
+            if let Some(trt) = ms.slot_mut(tb).and_then(|s| s.runtime.as_mut()) {
+                let from = done.max(trt.server.chip_free_at(local));
+                let sent = from + t.p2p_time(reply_len, hops);
+                trt.server.set_chip_busy(local, sent, now);
+                self.stats.p2p_busy_us += sent.saturating_duration_since(from).as_micros();
+                at = sent;
+            }
+        }
+        at += ctx.extra;
+        if let Some(rt) = ms.slot_mut(ctx.b).and_then(|s| s.runtime.as_mut()) {
+            rt.server.held.push(at);
+            let held = rt.server.held_at(now) as u64;
+            self.stats.scamp_held_max = self.stats.scamp_held_max.max(held);
+        }
+        at
+    }
+
+    /// Sends the reply of a request at `at` (now or later).
+    fn scamp_finish(&mut self, ctx: &ScpCtx, reply: &ScpReply, at: Instant) {
         let (tag, dst, strip, release) = match ctx.route {
             Route::None => return,
-            Route::Transient(t, generation) => (t, ctx.src, false, Some((t, generation))),
+            Route::Transient(t, generation) => (t, ctx.src, false, TagUse::Release(t, generation)),
             Route::Tag(t) => {
                 let tag = self.machines[ctx.m]
                     .slot(ctx.b)
@@ -228,7 +321,7 @@ impl Emulator {
                     self.stats.dropped_no_tag += 1;
                     return;
                 };
-                (t, tag.target(), tag.has(IptagFlags::STRIP), None)
+                (t, tag.target(), tag.has(IptagFlags::STRIP), TagUse::Count(t))
             }
         };
         // While booting SC&MP's own address is still 0: both ends read (0, 0).
@@ -260,29 +353,20 @@ impl Emulator {
             dst,
             payload,
         };
-        if ctx.delay == Duration::ZERO {
-            if let Some(rt) = self.machines[ctx.m].slot_mut(ctx.b).and_then(|s| s.runtime.as_mut())
-                && let Some(entry) = rt.tags.get_mut(usize::from(tag))
-            {
-                match release {
-                    Some((_, generation)) if entry.generation == generation => entry.clear(),
-                    Some(_) => {}
-                    None => entry.count = entry.count.wrapping_add(1),
-                }
-            }
-            self.send(datagram, Some(reply.rc));
+        let pending = Pending {
+            datagram,
+            from: Source::Board {
+                m: ctx.m,
+                b: ctx.b,
+                runtime_gen: ctx.runtime_gen,
+                tag: release,
+            },
+            rc: Some(reply.rc),
+        };
+        if at <= ctx.now {
+            self.send_pending(pending);
         } else {
-            let pending = Pending {
-                datagram,
-                from: Source::Board {
-                    m: ctx.m,
-                    b: ctx.b,
-                    runtime_gen: ctx.runtime_gen,
-                    tag: release,
-                },
-                rc: Some(reply.rc),
-            };
-            self.schedule(ctx.now + ctx.delay, Timer::Send(Box::new(pending)));
+            self.schedule(at, Timer::Send(Box::new(pending)));
         }
     }
 
@@ -329,7 +413,11 @@ impl Emulator {
         };
         let hops = chip_distance(ctx.recv_eth, chip, set.dims, set.wrap);
         ctx.handler = chip;
-        ctx.delay = self.cfg.hop_delay.saturating_mul(2 * u64::from(hops));
+        if hops > 0
+            && let Some(i) = local_index(local.x, local.y)
+        {
+            ctx.remote = Some((tb, i as u8, hops));
+        }
         let target = Target {
             m: ctx.m,
             set: ctx.set,
@@ -653,7 +741,7 @@ impl Emulator {
                             .count() as u32
                     })
                     .sum();
-                ctx.delay = Duration(ctx.delay.0.saturating_add(delay.0));
+                ctx.extra = Duration(ctx.extra.0.saturating_add(delay.0));
                 ScpReply::new(seq, &Reply::Count(count))
             }
             Request::LinkRead { addr, len, link } => {
@@ -1056,6 +1144,25 @@ impl Emulator {
             Some(i) => ScpReply::new(seq, &Reply::Info(i)),
             None => ScpReply::error(seq, ReturnCode::Route),
         }
+    }
+}
+
+/// The kind of a request and the SCP data bytes it moves, for its service time: a read's reply
+/// data, a write's request data, a fill's length (when it was carried out).
+fn classify(command: Option<Command>, scp_bytes: &[u8], reply: &ScpReply) -> (ScampOp, usize) {
+    let arg = |i: usize| {
+        scp_bytes
+            .get(4 + 4 * i..8 + 4 * i)
+            .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize)
+    };
+    match command {
+        Some(Command::Ver) => (ScampOp::Ver, 0),
+        Some(Command::Read | Command::LinkRead) => (ScampOp::Read, reply.len.saturating_sub(scp::MIN_LEN)),
+        Some(Command::Write | Command::LinkWrite) => (ScampOp::Write, scp_bytes.len().saturating_sub(scp::HEADER_LEN)),
+        Some(Command::Fill) if reply.rc == ReturnCode::Ok => (ScampOp::Fill, arg(2)),
+        Some(Command::Fill) => (ScampOp::Fill, 0),
+        Some(Command::Iptag) => (ScampOp::Iptag, 0),
+        _ => (ScampOp::Other, 0),
     }
 }
 

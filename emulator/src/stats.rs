@@ -37,6 +37,14 @@ pub struct Stats {
     pub dropped_booting: u64,
     /// Reply-wanted requests dropped because all 8 transient IP tags were busy (as SC&MP does).
     pub dropped_tags_busy: u64,
+    /// SC&MP requests dropped because all of the board's message buffers were held (as SC&MP
+    /// does when `sark_msg_get` fails; [`crate::ScampTiming::msg_buffers`]).
+    pub dropped_buffers_full: u64,
+    /// BMP requests dropped because its receive buffers were full while it was busy
+    /// ([`crate::ScampTiming::bmp_rx_buffers`]).
+    pub dropped_bmp_busy: u64,
+    /// Reply-wanted BMP requests dropped because all its transient tags were held.
+    pub dropped_bmp_tags_busy: u64,
     /// Replies with nowhere to go (the request named an IP tag that is not set).
     pub dropped_no_tag: u64,
     /// Delayed replies dropped because their board was switched off, reset or died meanwhile.
@@ -65,6 +73,21 @@ pub struct Stats {
     pub memory_refused: u64,
     /// Boards switched on when the counters were read (a snapshot, not a counter).
     pub boards_powered: u64,
+    /// Microseconds the boards' Ethernet-chip SC&MP servers spent serving requests (pushing
+    /// forwarded requests over P2P included), summed over boards.
+    pub scamp_busy_us: u64,
+    /// Microseconds SC&MP requests waited for their board's server, summed over requests.
+    pub scamp_wait_us: u64,
+    /// Microseconds other chips' monitors spent sending P2P replies back, summed.
+    pub p2p_busy_us: u64,
+    /// Most SC&MP message buffers held at once on one board.
+    pub scamp_held_max: u64,
+    /// Microseconds the BMPs spent serving requests, summed over BMPs.
+    pub bmp_busy_us: u64,
+    /// Microseconds BMP requests waited for their BMP, summed over requests.
+    pub bmp_wait_us: u64,
+    /// Most requests waiting at once for one BMP.
+    pub bmp_waiting_max: u64,
 }
 
 impl Stats {
@@ -79,6 +102,9 @@ impl Stats {
             + self.dropped_unbooted
             + self.dropped_booting
             + self.dropped_tags_busy
+            + self.dropped_buffers_full
+            + self.dropped_bmp_busy
+            + self.dropped_bmp_tags_busy
             + self.dropped_no_tag
     }
 
@@ -127,6 +153,9 @@ impl fmt::Display for Stats {
             ("unbooted", self.dropped_unbooted),
             ("booting", self.dropped_booting),
             ("tags_busy", self.dropped_tags_busy),
+            ("buffers_full", self.dropped_buffers_full),
+            ("bmp_busy", self.dropped_bmp_busy),
+            ("bmp_tags_busy", self.dropped_bmp_tags_busy),
             ("no_tag", self.dropped_no_tag),
             ("stale", self.dropped_stale),
         ];
@@ -173,6 +202,26 @@ impl fmt::Display for Stats {
         }
         if self.memory_refused > 0 {
             write!(f, "\n  memory refused (RC_BUF): {}", self.memory_refused)?;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        if self.scamp_busy_us + self.p2p_busy_us > 0 {
+            write!(
+                f,
+                "\n  SC&MP servers: busy {:.3} ms, P2P replies {:.3} ms, requests waited {:.3} ms in all, at most {} buffers held on a board",
+                ms(self.scamp_busy_us),
+                ms(self.p2p_busy_us),
+                ms(self.scamp_wait_us),
+                self.scamp_held_max
+            )?;
+        }
+        if self.bmp_busy_us > 0 {
+            write!(
+                f,
+                "\n  BMP servers: busy {:.3} ms, requests waited {:.3} ms in all, at most {} waiting for a BMP",
+                ms(self.bmp_busy_us),
+                ms(self.bmp_wait_us),
+                self.bmp_waiting_max
+            )?;
         }
         Ok(())
     }

@@ -26,6 +26,8 @@ pub(crate) struct Bmp {
     pub silent: bool,
     /// Board index by board number within the frame.
     pub boards: Vec<Option<usize>>,
+    /// Its server: when it finishes the requests it has taken, and what they hold.
+    pub server: crate::board::BmpServer,
 }
 
 /// One booted P2P machine.
@@ -58,6 +60,8 @@ pub(crate) struct MachineState {
     pub sets: BTreeMap<u32, BootedSet>,
     /// This machine's power and boot times.
     pub timing: spinnbed_core::timing::MachineTiming,
+    /// This machine's SC&MP and BMP service times and buffers.
+    pub scamp: crate::config::ScampTiming,
 }
 
 impl MachineState {

@@ -95,9 +95,14 @@ fn staggered_power_off() {
     // spinnman SetPower(OFF, [5], delay 0.5 s): the mask does not hold the BMP's own board 0, so
     // BC&MP answers at once and board 5 switches off after 5 × 500 ms in the background.
     let req = hex("000087ff00ff00000000390034120000f4012000000000000000");
-    let out = rig.send(scp(BMP), req);
-    assert_eq!(out.len(), 1, "answered at once");
-    assert_eq!(to_hex(&out[0].payload[10..]), "80003412", "RC_OK, sequence 0x1234");
+    let sent = rig.now;
+    let out = rig.request_one(scp(BMP), req);
+    assert_eq!(
+        rig.now - sent,
+        spinnbed_emulator::ScampTiming::default().bmp_service,
+        "answered as soon as the BMP has served it"
+    );
+    assert_eq!(to_hex(&out.payload[10..]), "80003412", "RC_OK, sequence 0x1234");
     assert!(rig.emu.power("m", board_no(5)));
     assert!(rig.advance(Duration::from_millis(2_499)).is_empty());
     rig.advance(Duration::from_millis(1));
@@ -288,11 +293,7 @@ fn led_reset_errors_and_silence() {
         "silent: nothing received"
     );
     rig.emu.set_bmp_silent("m", FrameId { cabinet: 0, frame: 0 }, false);
-    assert_eq!(
-        rig.send(scp(BMP), hex("000087ff00ff0000000000000d00000000000000000000000000"))
-            .len(),
-        1
-    );
+    rig.request_one(scp(BMP), hex("000087ff00ff0000000000000d00000000000000000000000000"));
     // Reset puts a booted board back to its boot ROM.
     rig.power_all(0);
     let ip = rig.board_ip(0, board_no(0));

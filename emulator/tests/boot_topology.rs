@@ -14,8 +14,11 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 const BOARD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const SVER: &str = "000087ff00ffffff000000000000000000000000000000000000";
 
+/// The P2P address a board's CMD_VER reports, if it answers within a millisecond (SC&MP's
+/// service time).
 fn sver_p2p(rig: &mut Rig, ip: Ipv4Addr) -> Option<u16> {
-    let out = rig.send(scp(ip), hex(SVER));
+    let mut out = rig.send(scp(ip), hex(SVER));
+    out.extend(rig.advance(Duration::from_millis(1)));
     let d = out.first()?;
     let Reply::Version(v) = parse_as(&d.payload, ReplyKind::Version).reply else {
         panic!()

@@ -124,3 +124,54 @@ fn reverse_tag_receives_eieio() {
     rig.send(SocketAddrV4::new(BOARD, 12346), hex("0308010000000200000003000000"));
     assert_eq!(rig.emu.stats().dropped_unknown_dst, 1);
 }
+
+/// An application whose core's user registers hold [`spinnbed_emulator::LIVE_MAGIC`] streams
+/// with its own settings: rate, keys per datagram and a timestamp payload prefix holding the
+/// send time; the board counts what it sent.
+#[test]
+fn the_application_sets_its_own_stream_in_its_user_registers() {
+    use spinnbed_emulator::{StreamParams, user_register_address};
+    let mut rig = booted(100);
+    let params = StreamParams {
+        rate: 50,
+        keys_per_packet: 10,
+        timestamp: true,
+    };
+    let words: Vec<u8> = params.to_user_words().iter().flat_map(|w| w.to_le_bytes()).collect();
+    rig.call(
+        BOARD,
+        to_chip(0, 0, 0),
+        4,
+        Request::Write {
+            addr: user_register_address(1, 1),
+            access: spinnbed_core::proto::scp::AccessType::Word,
+            data: &words,
+        },
+    );
+    set_output_tag(&mut rig, true);
+    let before = rig.emu.live_output(BOARD).unwrap();
+    assert_eq!(before.datagrams, 0);
+    run_app(&mut rig);
+    let out = rig.advance(Duration::from_secs(1));
+    assert_eq!(out.len(), 50);
+    let mut last_stamp = None;
+    for (i, d) in out.iter().enumerate() {
+        let EieioMessage::Data(m) = EieioMessage::parse(&d.payload).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.count(), 10);
+        assert!(m.header.payload_is_timestamp);
+        let stamp = m.header.payload_prefix.unwrap();
+        // 20 ms apart, from the emulator's clock.
+        if let Some(last) = last_stamp {
+            assert_eq!(stamp - last, 20_000);
+        }
+        last_stamp = Some(stamp);
+        assert_eq!(m.events().next().unwrap().key, (i as u32 * 10) & 0xFFFF);
+    }
+    let after = rig.emu.live_output(BOARD).unwrap();
+    assert_eq!((after.datagrams, after.events), (50, 500));
+    assert_eq!(after.bytes, out.iter().map(|d| d.payload.len() as u64).sum::<u64>());
+    // Only booted boards have counters.
+    assert_eq!(rig.emu.live_output(Ipv4Addr::new(10, 9, 9, 9)), None);
+}

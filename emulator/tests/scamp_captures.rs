@@ -533,12 +533,13 @@ fn count_reply_is_delayed_and_busy_meanwhile() {
     );
     rig.request_one(scp(BOARD), hex("000087ff00ffffffffff16003412000000001eff0300ffff0000"));
     rig.send(scp(BOARD), count.clone());
-    let out = rig.advance(Duration::from_millis(10));
+    // 10 ms after SC&MP has served it.
+    let out = rig.advance(Duration::from_millis(11));
     assert_eq!(parse_reply(&count, &out[0].payload).reply, Reply::Count(2));
     // AppStop (CMD_NNP SIG0 STOP) puts them back to IDLE.
     rig.request_one(scp(BOARD), hex("000087ff00ffffffffff1400341200003f001eff0250003f0080"));
     rig.send(scp(BOARD), count.clone());
-    let out = rig.advance(Duration::from_millis(10));
+    let out = rig.advance(Duration::from_millis(11));
     assert_eq!(parse_reply(&count, &out[0].payload).reply, Reply::Count(0));
 }
 
@@ -619,7 +620,8 @@ fn transient_tag_exhaustion_drops_the_ninth_request() {
         assert!(out.is_empty());
     }
     assert_eq!(rig.emu.stats().dropped_tags_busy, 1);
-    let out = rig.advance(Duration::from_millis(1));
+    // SC&MP serves them one after the other, each pushing its request 7 hops over P2P.
+    let out = rig.advance(Duration::from_millis(5));
     let mut seqs: Vec<u16> = out.iter().map(|d| parse_as(&d.payload, ReplyKind::Data).seq).collect();
     seqs.sort();
     assert_eq!(seqs, (0..8).collect::<Vec<_>>(), "the ninth was dropped unexecuted");
@@ -648,7 +650,8 @@ fn replies_through_a_named_tag_and_strip() {
     );
     let mut h = to_chip(0, 0, 0);
     h.tag = 1;
-    let out = rig.send(scp(BOARD), encode(h, 2, Request::Version));
+    rig.send(scp(BOARD), encode(h, 2, Request::Version));
+    let out = rig.advance(Duration::from_millis(1));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].dst, listener);
     assert_eq!(&out[0].payload[..4], &[0x80, 0, 2, 0], "stripped: the SCP reply alone");

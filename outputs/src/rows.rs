@@ -321,9 +321,79 @@ impl Row for ScpJobRow {
     ];
 }
 
-/// One row of the SCP windowing study's `scp.csv`: one cell of the grid.
+/// One row of `live.csv`: one streaming job's live output (runs with `[host.live_output]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveRow {
+    /// The workload's job id.
+    pub id: u64,
+    /// The machine it ran on.
+    pub machine: String,
+    /// The board that streamed (the job's root board): triad x.
+    pub x: u16,
+    /// Triad y.
+    pub y: u16,
+    /// Board within the triad.
+    pub z: u8,
+    /// When the application was started (empty if it never was).
+    pub started_s: Option<Secs>,
+    /// When it was stopped (empty if it was not: the job ended under its user).
+    pub stopped_s: Option<Secs>,
+    /// Events the board sent (empty where that is not known: real hardware).
+    pub sent: Option<u64>,
+    /// Distinct events the host's listener received.
+    pub delivered: u64,
+    /// Events lost: sent − delivered where `sent` is known, else `detected`.
+    pub dropped: u64,
+    /// Events the listener found missing from gaps in the stream's counter (a loss at the very
+    /// end of a stream leaves no gap).
+    pub detected: u64,
+    /// Events received again (duplicated datagrams).
+    pub duplicates: u64,
+    /// Datagrams the listener received from the board.
+    pub datagrams: u64,
+    /// Their UDP payload bytes.
+    pub bytes: u64,
+    /// Median latency, board send to host arrival, ms (empty if not measured).
+    pub latency_p50_ms: Option<f64>,
+    /// 99th-percentile latency, ms.
+    pub latency_p99_ms: Option<f64>,
+    /// Largest latency, ms.
+    pub latency_max_ms: Option<f64>,
+    /// Starting or stopping the stream failed.
+    pub failed: Bit,
+}
+
+impl Row for LiveRow {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "machine",
+        "x",
+        "y",
+        "z",
+        "started_s",
+        "stopped_s",
+        "sent",
+        "delivered",
+        "dropped",
+        "detected",
+        "duplicates",
+        "datagrams",
+        "bytes",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "latency_max_ms",
+        "failed",
+    ];
+}
+
+/// One row of the SCP windowing study's `scp.csv`: one cell of the grid. Files written before
+/// the study had network conditions lack `network`, `goodput_sd_mbps`, `scamp_drops`,
+/// `paced_ms` and `failed`; they read as empty and zero.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowingRow {
+    /// Network condition (`[[study.network]]` name).
+    #[serde(default)]
+    pub network: String,
     /// SCP policy.
     pub policy: String,
     /// `read` or `write`.
@@ -334,24 +404,41 @@ pub struct WindowingRow {
     pub rtt_ms: f64,
     /// Mean goodput, Mbit/s.
     pub goodput_mbps: f64,
+    /// Standard deviation of the seeds' goodputs, Mbit/s.
+    #[serde(default)]
+    pub goodput_sd_mbps: f64,
     /// What a window of 8 could reach, Mbit/s.
     pub bound_mbps: f64,
     /// Mean resends per transfer.
     pub retries: f64,
     /// Mean timeouts per transfer.
     pub timeouts: f64,
+    /// Mean requests SC&MP dropped per transfer (transient tags or buffers full).
+    #[serde(default)]
+    pub scamp_drops: f64,
+    /// Mean time transmissions waited for a token bucket per transfer, ms.
+    #[serde(default)]
+    pub paced_ms: f64,
+    /// Transfers that failed.
+    #[serde(default)]
+    pub failed: u32,
 }
 
 impl Row for WindowingRow {
     const COLUMNS: &'static [&'static str] = &[
+        "network",
         "policy",
         "op",
         "loss",
         "rtt_ms",
         "goodput_mbps",
+        "goodput_sd_mbps",
         "bound_mbps",
         "retries",
         "timeouts",
+        "scamp_drops",
+        "paced_ms",
+        "failed",
     ];
 }
 
@@ -455,15 +542,43 @@ mod tests {
                 ScpJobRow::COLUMNS,
             ),
             (
+                header_of(LiveRow {
+                    id: 0,
+                    machine: String::new(),
+                    x: 0,
+                    y: 0,
+                    z: 0,
+                    started_s: None,
+                    stopped_s: None,
+                    sent: None,
+                    delivered: 0,
+                    dropped: 0,
+                    detected: 0,
+                    duplicates: 0,
+                    datagrams: 0,
+                    bytes: 0,
+                    latency_p50_ms: None,
+                    latency_p99_ms: None,
+                    latency_max_ms: None,
+                    failed: Bit(false),
+                }),
+                LiveRow::COLUMNS,
+            ),
+            (
                 header_of(WindowingRow {
+                    network: String::new(),
                     policy: String::new(),
                     op: String::new(),
                     loss: 0.0,
                     rtt_ms: 0.0,
                     goodput_mbps: 0.0,
+                    goodput_sd_mbps: 0.0,
                     bound_mbps: 0.0,
                     retries: 0.0,
                     timeouts: 0.0,
+                    scamp_drops: 0.0,
+                    paced_ms: 0.0,
+                    failed: 0,
                 }),
                 WindowingRow::COLUMNS,
             ),

@@ -8,6 +8,12 @@
 //! the emulator side, seeded, and the scenario's faults strike and heal at their times (counted
 //! from the start of serving). Reverse IP tags that clients set get their own sockets (the
 //! board's address, the tag's port) for as long as they are set.
+//!
+//! The emulator's timers are microsecond-precise (SC&MP answers a 256-byte read 65 µs after it
+//! started serving it), while tokio's timers fire on a 1 ms wheel: a window of 8 would then
+//! get 8 replies a millisecond instead of one every 65 µs, and an impaired path's 5 ms would
+//! come out up to 1.4 ms late. So the loop sleeps until [`SPIN_WINDOW`] before a deadline and
+//! then yields to the runtime (which polls the sockets each time) until it has passed.
 
 use crate::clock::Clock;
 use crate::error::RealtimeError;
@@ -50,6 +56,25 @@ pub struct EmulateOptions {
     )>,
     /// Leave Ctrl-C and SIGTERM to the embedding program (stop through `stop` only).
     pub embedded: bool,
+}
+
+/// Deadlines nearer than this are waited for by yielding instead of sleeping (tokio's timer
+/// resolution is 1 ms).
+pub const SPIN_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Waits until `until`: sleeps until [`SPIN_WINDOW`] before it (tokio's timer wheel wakes up
+/// to about 1.4 ms late, which on a 10 ms round trip would add 2.7 ms), then yields to the
+/// runtime (so socket tasks and other branches of a `select!` run) until it has passed, which
+/// keeps deadlines to within a few microseconds.
+pub async fn wait_until(until: tokio::time::Instant) {
+    if let Some(early) = until.checked_sub(SPIN_WINDOW)
+        && early > tokio::time::Instant::now()
+    {
+        tokio::time::sleep_until(early).await;
+    }
+    while tokio::time::Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Serves the scenario's machines until stopped.
@@ -211,7 +236,7 @@ pub async fn emulate(sc: &Scenario, opts: &EmulateOptions) -> Result<spinnbed_em
                     }
                 }
             }
-            _ = tokio::time::sleep_until(sleep_until) => {
+            _ = wait_until(sleep_until) => {
                 emu.handle_timeout(clock.now());
                 if stop_at.is_some_and(|s| tokio::time::Instant::now() >= s) { break; }
             }

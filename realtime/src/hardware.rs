@@ -8,6 +8,12 @@
 //! `sim emulate`. Before starting, every BMP is asked its version; if one does not answer, the
 //! run refuses to start and says which.
 //!
+//! With `[host.live_output]` the host also binds a second socket for its live-output listener
+//! (same address, its own port): the users' IP tags point at it, and what arrives there goes to
+//! the same core listener as in a simulated run. The boards' timestamps read their own clock,
+//! not the host's, so latency is not measured in real time; delivered events and the drops
+//! visible as gaps in each stream's counter are.
+//!
 //! However the run ends, no board of its jobs is left powered if it can be helped: at the stop
 //! time (horizon + drain limit) with jobs still live, on Ctrl-C or SIGTERM, every live job is
 //! destroyed and the run waits (up to two minutes) for the boards to be powered off before
@@ -19,6 +25,7 @@ use crate::driver::{bind_host_socket, local_addr, preflight};
 use crate::error::RealtimeError;
 use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::{Board, Machine};
+use spinnbed_core::host::SenderClock;
 use spinnbed_core::time::{Duration, Instant};
 use spinnbed_sim::hardware::{HostHardware, Transport};
 use spinnbed_sim::netsim::NetStats;
@@ -27,7 +34,8 @@ use spinnbed_sim::run::{RunSpec, build_service};
 use spinnbed_sim::scenario::FaultKind;
 use spinnbed_sim::world::{RunResult, World};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
+use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// How long a stopping run waits for the boards of its destroyed jobs to power off.
@@ -126,6 +134,42 @@ pub fn scaled(spec: &RunSpec, speed: f64) -> RunSpec {
     s
 }
 
+/// Binds the live-output listener's socket beside the host's at `host` (same IP, an ephemeral
+/// port). Its address is what the users' IP tags point at: when the host's socket listens on
+/// every interface, the IP the machines are reached from (that of a socket connected to the
+/// first board) stands in for the unspecified one.
+async fn bind_listener_socket(
+    host: SocketAddrV4,
+    machines: &[Machine],
+) -> Result<(UdpSocket, SocketAddrV4), RealtimeError> {
+    let addr = SocketAddrV4::new(*host.ip(), 0);
+    let sock = UdpSocket::bind(addr)
+        .await
+        .map_err(|source| RealtimeError::Bind { addr, source })?;
+    let mut bound = local_addr(&sock);
+    if bound.ip().is_unspecified()
+        && let Some(board) = machines.iter().find_map(|m| m.board_ips().next().map(|(_, ip)| ip))
+        && let Ok(probe) = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        && probe.connect((board, 17893)).is_ok()
+        && let Ok(SocketAddr::V4(seen)) = probe.local_addr()
+    {
+        bound = SocketAddrV4::new(*seen.ip(), bound.port());
+    }
+    Ok((sock, bound))
+}
+
+/// The next datagram on the listener's socket (never, without one). Receive errors (ICMP
+/// reports) are skipped.
+async fn recv_live(sock: Option<&(UdpSocket, SocketAddrV4)>, buf: &mut [u8]) -> Option<(usize, SocketAddrV4)> {
+    let Some((sock, _)) = sock else {
+        return std::future::pending().await;
+    };
+    match sock.recv_from(buf).await {
+        Ok((n, SocketAddr::V4(src))) => Some((n, src)),
+        _ => None,
+    }
+}
+
 /// What a real-time run hands back.
 #[derive(Debug)]
 pub struct RealtimeRun {
@@ -154,12 +198,21 @@ pub async fn run(
     let spec = scaled(spec, opts.speed);
     let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
     let sock = preflight(bind_host_socket(&machines).await?, &machines, opts.preflight_timeout).await?;
-    let hw = HostHardware::new(spec.host_side(local_addr(&sock)), UdpTransport::default());
-    let service = build_service(&spec)?;
-    let mut world = World::new(service, hw, spec.jobs.clone(), spec.limits()).with_users(spec.users);
-    let clock = Clock::start();
     let local = local_addr(&sock);
+    let live_sock = match spec.live_output {
+        Some(_) => Some(bind_listener_socket(local, &machines).await?),
+        None => None,
+    };
+    let listener = live_sock.as_ref().map_or(local, |(_, a)| *a);
+    let side = spec.host_side_with_listener(local, listener, SenderClock::Unknown);
+    let hw = HostHardware::new(side, UdpTransport::default());
+    let service = build_service(&spec)?;
+    let mut world = World::new(service, hw, spec.jobs.clone(), spec.limits())
+        .with_users(spec.users)
+        .with_live_output(spec.live_output, spec.seed);
+    let clock = Clock::start();
     let mut buf = vec![0u8; 2048];
+    let mut live_buf = vec![0u8; 2048];
     let mut last_progress = Instant::ZERO;
     let watch = |kind: SignalKind, name: &'static str| {
         signal(kind).map_err(|source| RealtimeError::Signal { signal: name, source })
@@ -218,6 +271,13 @@ pub async fn run(
                         }
                         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     }
+                }
+                false
+            }
+            r = recv_live(live_sock.as_ref(), &mut live_buf) => {
+                if let Some((n, src)) = r {
+                    let d = Datagram { src, dst: listener, payload: live_buf[..n].to_vec() };
+                    world.with_hardware(clock.now(), |hw, now| hw.handle_datagram(now, &d));
                 }
                 false
             }

@@ -78,6 +78,19 @@ pub struct Summary {
     pub machines: Vec<MachineSummary>,
     pub scp: Option<ScpSummary>,
     pub faults: Vec<FaultSummary>,
+    pub live: Option<LiveSummary>,
+}
+
+/// `summary.json` `live` (runs with live output only).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LiveSummary {
+    pub jobs: Option<u64>,
+    pub sent: Option<u64>,
+    pub delivered: Option<u64>,
+    pub dropped: Option<u64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
 }
 
 /// One entry of `summary.json` `faults`.
@@ -211,6 +224,9 @@ pub struct ScpRow {
 /// One row of the SCP windowing study file.
 pub use spinnbed_outputs::rows::WindowingRow;
 
+/// One row of `live.csv`.
+pub use spinnbed_outputs::rows::LiveRow;
+
 /// Everything the report needs from one run directory.
 #[derive(Debug, Clone)]
 pub struct RunData {
@@ -221,10 +237,13 @@ pub struct RunData {
     pub boards: Vec<Board>,
     /// `None` when the run has no `scp.csv`.
     pub scp: Option<Vec<ScpRow>>,
+    /// `None` when the run has no `live.csv` (no live output).
+    pub live: Option<Vec<LiveRow>>,
 }
 
 impl RunData {
-    /// Reads `summary.json`, `jobs.csv`, `timeline.csv`, `boards.csv` and, if present, `scp.csv`.
+    /// Reads `summary.json`, `jobs.csv`, `timeline.csv`, `boards.csv` and, if present, `scp.csv`
+    /// and `live.csv`.
     pub fn load(dir: &Path) -> Result<RunData, InputError> {
         let summary = read_summary(&dir.join("summary.json"))?;
         let jobs: Vec<Job> = read_csv_with(&dir.join("jobs.csv"), |record, headers| {
@@ -269,6 +288,18 @@ impl RunData {
         } else {
             None
         };
+        let live_path = dir.join("live.csv");
+        let live = if live_path.is_file() {
+            Some(read_csv(&live_path, |r: &LiveRow| {
+                finite(&[
+                    ("latency_p50_ms", r.latency_p50_ms.unwrap_or(0.0)),
+                    ("latency_p99_ms", r.latency_p99_ms.unwrap_or(0.0)),
+                    ("latency_max_ms", r.latency_max_ms.unwrap_or(0.0)),
+                ])
+            })?)
+        } else {
+            None
+        };
         Ok(RunData {
             dir: dir.to_path_buf(),
             summary,
@@ -276,6 +307,7 @@ impl RunData {
             timeline,
             boards,
             scp,
+            live,
         })
     }
 

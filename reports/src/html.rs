@@ -113,6 +113,24 @@ pub fn summary_rows(s: &Summary) -> Vec<(&'static str, Value, Better)> {
             ("SCP goodput (Mbit/s)", opt(scp.goodput_mbps, Value::Num), Higher),
         ]);
     }
+    if let Some(live) = &s.live {
+        rows.extend([
+            ("live output: streaming jobs", opt(live.jobs, Value::Int), Neither),
+            ("live output: events sent", opt(live.sent, Value::Int), Neither),
+            ("live output: events delivered", opt(live.delivered, Value::Int), Higher),
+            ("live output: events dropped", opt(live.dropped, Value::Int), Lower),
+            (
+                "live output: median latency (ms)",
+                opt(live.latency_p50_ms, Value::Num),
+                Lower,
+            ),
+            (
+                "live output: worst p99 latency (ms)",
+                opt(live.latency_p99_ms, Value::Num),
+                Lower,
+            ),
+        ]);
+    }
     rows
 }
 
@@ -527,45 +545,140 @@ is better, <span style=\"color:#D55E00;font-weight:600\">orange</span> is worse 
     page(&title, &body)
 }
 
-/// `index.html` of the SCP windowing study: its verdict (if the study wrote one), the chart and
-/// every cell as a table, goodput as a share of the bound.
+/// A number of a study's summary as shown: rounded to 3 decimals.
+fn study_number(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Bool(true) => "yes".to_string(),
+        serde_json::Value::Bool(false) => "NO".to_string(),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), |x| format!("{}", (x * 1000.0).round() / 1000.0)),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) if a.iter().all(|x| x.is_string()) => {
+            if a.is_empty() {
+                "none".to_string()
+            } else {
+                a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("; ")
+            }
+        }
+        other => json_text(other),
+    }
+}
+
+/// `index.html` of the SCP windowing study: its verdict (if the study wrote one), the winner of
+/// each network condition and operation, what pacing did, the charts and every cell as a table,
+/// goodput as a share of the bound.
 pub fn windowing_index(
     name: &str,
-    verdict: Option<&serde_json::Value>,
+    summary: &serde_json::Value,
     rows: &[crate::data::WindowingRow],
     figs: &[Figure],
 ) -> String {
     let mut body = format!("<h1>spinnbed SCP windowing study: {}</h1>\n", esc(name));
-    if let Some(v) = verdict.and_then(|v| v.as_object()) {
+    if let Some(v) = summary.get("verdict").and_then(|v| v.as_object()) {
         body.push_str("<h2>Verdict</h2>\n<table class=\"summary\">\n<tr><th>check</th><th>result</th></tr>\n");
         for (k, v) in v {
-            let shown = match v {
-                serde_json::Value::Bool(b) => {
-                    if *b {
-                        "yes".to_string()
-                    } else {
-                        "NO".to_string()
-                    }
-                }
-                serde_json::Value::Number(n) => n
-                    .as_f64()
-                    .map_or_else(|| n.to_string(), |x| format!("{}", (x * 1000.0).round() / 1000.0)),
-                other => json_text(other),
-            };
             let _ = writeln!(
                 body,
                 "<tr><td>{}</td><td>{}</td></tr>",
                 esc(&k.replace('_', " ")),
-                esc(&shown)
+                esc(&study_number(v))
+            );
+        }
+        body.push_str("</table>\n");
+        if let Some(t) = summary.get("noise_tolerance").and_then(|t| t.as_f64()) {
+            let _ = writeln!(
+                body,
+                "<p class=\"note\">A cell counts as worse than a reference when adaptive's mean goodput is below {} % of \
+                 the reference's (seed noise).</p>",
+                (t * 100.0).round()
+            );
+        }
+    }
+    if let Some(ws) = summary.get("winners").and_then(|w| w.as_array()) {
+        body.push_str(
+            "<h2>Winners</h2>\n<p class=\"note\">Per network condition and operation, the policy with the highest \
+geometric-mean goodput over the loss × RTT cells; “by” is its geometric mean over the runner-up's, then over the best \
+of the real clients' presets; the worst cell is where it does worst against the best other policy there.</p>\n<table class=\"classes\">\n<tr><th>network</th>\
+<th>op</th><th>winner</th><th>by</th><th>runner-up</th><th>vs the best real client</th><th>worst cell</th><th>there</th><th>standings (share of the \
+winner)</th></tr>\n",
+        );
+        for w in ws {
+            let f = |k: &str| w.get(k).map(study_number).unwrap_or_default();
+            let standings = w
+                .get("standings")
+                .and_then(|s| s.as_array())
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            format!(
+                                "{} {}",
+                                s.get("policy").and_then(|p| p.as_str()).unwrap_or(""),
+                                s.get("vs_winner").map(study_number).unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                body,
+                "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{}×</td>\
+<td class=\"text\">{}</td><td>{}</td><td class=\"text\">{}</td><td>{}×</td><td class=\"text\">{}</td></tr>",
+                esc(&f("network")),
+                esc(&f("op")),
+                esc(&f("winner")),
+                esc(&f("by")),
+                esc(&f("runner_up")),
+                esc(&match (f("best_reference").as_str(), f("vs_best_reference")) {
+                    ("", _) => String::new(),
+                    (r, x) => format!("{x}× {r}"),
+                }),
+                esc(&f("worst_cell")),
+                esc(&f("worst_cell_ratio")),
+                esc(&standings)
             );
         }
         body.push_str("</table>\n");
     }
-    body.push_str("<h2>Chart</h2>\n");
+    if let Some(ps) = summary.get("pacing").and_then(|p| p.as_array())
+        && !ps.is_empty()
+    {
+        body.push_str(
+            "<h2>Pacing</h2>\n<p class=\"note\">Each paced policy against the same policy unpaced: the cells where the \
+unpaced one lost requests in SC&amp;MP (all transient tags or buffers taken), the drops per transfer summed over them, \
+and the paced / unpaced goodput (geometric mean) there and in the other cells.</p>\n<table class=\"classes\">\n\
+<tr><th>paced</th><th>unpaced</th><th>network</th><th>op</th><th>overflow cells</th><th>drops unpaced</th>\
+<th>drops paced</th><th>goodput there</th><th>goodput elsewhere</th></tr>\n",
+        );
+        for p in ps {
+            let f = |k: &str| p.get(k).map(study_number).unwrap_or_default();
+            let _ = writeln!(
+                body,
+                "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td>\
+<td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}×</td><td>{}×</td></tr>",
+                esc(&f("policy")),
+                esc(&f("unpaced")),
+                esc(&f("network")),
+                esc(&f("op")),
+                esc(&f("overflow_cells")),
+                esc(&f("drops_unpaced")),
+                esc(&f("drops_paced")),
+                esc(&f("goodput_ratio_with_overflow")),
+                esc(&f("goodput_ratio_without_overflow"))
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    body.push_str("<h2>Charts</h2>\n");
+    if figs.len() > 1 {
+        chart_links(&mut body, figs);
+    }
     figures(&mut body, figs);
     body.push_str(
-        "<h2>Cells</h2>\n<table class=\"classes\">\n<tr><th>policy</th><th>op</th><th>loss</th><th>RTT</th>\
-<th>goodput</th><th>bound</th><th>of bound</th><th>retries</th><th>timeouts</th></tr>\n",
+        "<h2>Cells</h2>\n<table class=\"classes\">\n<tr><th>network</th><th>policy</th><th>op</th><th>loss</th>\
+<th>RTT</th><th>goodput</th><th>± sd</th><th>bound</th><th>of bound</th><th>retries</th><th>timeouts</th>\
+<th>SC&amp;MP drops</th><th>paced</th><th>failed</th></tr>\n",
     );
     for r in rows {
         let share = Some(r.bound_mbps)
@@ -573,16 +686,23 @@ pub fn windowing_index(
             .map_or_else(String::new, |b| format!("{:.1} %", 100.0 * r.goodput_mbps / b));
         let _ = writeln!(
             body,
-            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{} %</td><td>{} ms</td><td>{:.2} Mbit/s</td><td>{:.2} Mbit/s</td><td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{} %</td>\
+<td>{} ms</td><td>{:.2} Mbit/s</td><td>{:.2}</td><td>{:.2} Mbit/s</td><td>{}</td><td>{:.1}</td><td>{:.1}</td>\
+<td>{:.1}</td><td>{:.1} ms</td><td>{}</td></tr>",
+            esc(&r.network),
             esc(&r.policy),
             esc(&r.op),
             crate::format::tick(100.0 * r.loss),
             crate::format::tick(r.rtt_ms),
             r.goodput_mbps,
+            r.goodput_sd_mbps,
             r.bound_mbps,
             share,
             r.retries,
-            r.timeouts
+            r.timeouts,
+            r.scamp_drops,
+            r.paced_ms,
+            r.failed
         );
     }
     body.push_str("</table>\n");

@@ -27,12 +27,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use charts::live::Live;
 use charts::machine::{BoardsCompare, MachineMap};
 use charts::scp::{Scp, ScpCompare};
 use charts::sweep::SweepChart;
 use charts::utilisation::{Utilisation, UtilisationCompare};
 use charts::waits::{Waits, WaitsCompare};
-use charts::windowing::Windowing;
+use charts::windowing::{Windowing, WindowingWinners};
 pub use data::{InputError, RunData};
 use html::Figure;
 use style::render;
@@ -45,11 +46,12 @@ pub struct ReportSummary {
     pub files: Vec<PathBuf>,
 }
 
-/// Writes `run_dir/report/`: `utilisation`, `waits`, one `machine_<name>` per machine and (when
-/// the run has `scp.csv`) `scp`, each as PNG and SVG, and `index.html`.
+/// Writes `run_dir/report/`: `utilisation`, `waits`, one `machine_<name>` per machine, (when
+/// the run has `live.csv`) `live` and (when it has `scp.csv`) `scp`, each as PNG and SVG, and
+/// `index.html`.
 ///
 /// Reads `summary.json`, `jobs.csv`, `timeline.csv` and `boards.csv` (all required) and
-/// `scp.csv` (optional). Malformed input is an error naming the file and line.
+/// `scp.csv` and `live.csv` (optional). Malformed input is an error naming the file and line.
 pub fn generate(run_dir: &Path) -> Result<ReportSummary> {
     if let Some(summary) = study_summary(run_dir) {
         return generate_study(run_dir, &summary);
@@ -112,6 +114,14 @@ fn write_run_report(run: &RunData, out: &Path) -> Result<Vec<std::path::PathBuf>
             ),
         });
         stems.push(stem);
+    }
+    if let Some(rows) = &run.live {
+        render(&Live { run, rows }, &out, "live", &mut files)?;
+        figs.push(Figure {
+            stem: "live".into(),
+            alt: "Per streaming job: events delivered and dropped, and latency percentiles".into(),
+            caption: "Live output per streaming job: events delivered and dropped (top); latency from the board sending to the host receiving, median and 99th percentile with the maximum as a whisker (bottom).".into(),
+        });
     }
     if let Some(rows) = &run.scp {
         render(&Scp { run, rows }, &out, "scp", &mut files)?;
@@ -220,8 +230,8 @@ fn study_summary(dir: &Path) -> Option<serde_json::Value> {
     v.get("study").is_some().then_some(v)
 }
 
-/// Writes a study directory's `report/`: the windowing chart (PNG, SVG) and `index.html` with
-/// the verdict and every cell.
+/// Writes a study directory's `report/`: the windowing charts (PNG, SVG) and `index.html` with
+/// the verdict, the winner of each network condition, what pacing did and every cell.
 pub fn generate_study(dir: &Path, summary: &serde_json::Value) -> Result<ReportSummary> {
     let csv = dir.join("scp.csv");
     let rows = data::read_windowing(&csv)?;
@@ -229,33 +239,104 @@ pub fn generate_study(dir: &Path, summary: &serde_json::Value) -> Result<ReportS
     Ok(ReportSummary { files })
 }
 
-/// Writes a study's chart and `index.html` into `out`; returns the files written.
+/// A network condition's name as part of a file name: ASCII letters, digits, `-` and `_` kept,
+/// anything else `_`.
+fn file_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Draws a study's charts into `out`: `windowing` (the first network condition),
+/// `windowing-<i>-<condition>` for each further one, and `windowing-winners`; returns their
+/// figures.
+fn study_charts(rows: &[data::WindowingRow], out: &Path, files: &mut Vec<PathBuf>) -> Result<Vec<Figure>> {
+    let nets = charts::windowing::networks(rows);
+    let mut figs = Vec::new();
+    let first = nets.first().copied();
+    render(
+        &Windowing {
+            rows,
+            network: if nets.len() > 1 { first } else { None },
+        },
+        out,
+        "windowing",
+        files,
+    )?;
+    let about = |net: Option<&str>| match net {
+        Some(n) if nets.len() > 1 => format!(" (network condition \"{n}\")"),
+        _ => String::new(),
+    };
+    figs.push(Figure {
+        stem: "windowing".into(),
+        alt: format!(
+            "Goodput against packet loss for each SCP policy and round-trip time{}, with the bound of a window of 8",
+            about(first)
+        ),
+        caption: format!(
+            "Goodput of bulk reads and writes against packet loss{}: colour is the policy, the marker the round-trip \
+             time; dashed grey: the best any window of 8 could reach (SC&MP's service time and the frames' headers \
+             included).",
+            about(first)
+        ),
+    });
+    for (i, net) in nets.iter().enumerate().skip(1) {
+        let stem = format!("windowing-{i}-{}", file_part(net));
+        render(
+            &Windowing {
+                rows,
+                network: Some(net),
+            },
+            out,
+            &stem,
+            files,
+        )?;
+        figs.push(Figure {
+            stem,
+            alt: format!("Goodput against packet loss{}", about(Some(net))),
+            caption: format!("As above, for the network condition \"{net}\"."),
+        });
+    }
+    render(&WindowingWinners { rows }, out, "windowing-winners", files)?;
+    figs.push(Figure {
+        stem: "windowing-winners".into(),
+        alt:
+            "Each policy's geometric-mean goodput as a share of the best policy's, per network condition and operation"
+                .into(),
+        caption: "Which policy wins each network condition: geometric-mean goodput over the loss × RTT cells as a \
+share of the best policy's (1 = the winner)."
+            .into(),
+    });
+    Ok(figs)
+}
+
+/// Writes a study's charts and `index.html` into `out`; returns the files written.
 fn study_report(summary: &serde_json::Value, rows: &[data::WindowingRow], out: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    render(&Windowing { rows }, out, "windowing", &mut files)?;
-    let figs = [Figure {
-        stem: "windowing".into(),
-        alt: "Goodput against packet loss for each SCP policy and round-trip time, with the bound of a window of 8"
-            .into(),
-        caption: "Goodput of bulk reads and writes against packet loss: colour is the round-trip time, the marker the \
-policy; dashed: the best any window of 8 could reach."
-            .into(),
-    }];
+    let figs = study_charts(rows, out, &mut files)?;
     let name = summary.get("scenario").and_then(|v| v.as_str()).unwrap_or("study");
     let index = out.join("index.html");
-    fs::write(&index, html::windowing_index(name, summary.get("verdict"), rows, &figs))
+    fs::write(&index, html::windowing_index(name, summary, rows, &figs))
         .with_context(|| format!("writing {}", index.display()))?;
     files.push(index);
     Ok(files)
 }
 
-/// Draws the SCP windowing study (`policy,op,loss,rtt_ms,goodput_mbps,bound_mbps,retries,timeouts`)
-/// as `out_dir/windowing.{png,svg}`: goodput against loss, a line per (policy, RTT), bounds dashed.
+/// Draws the SCP windowing study (`scp.csv`: `network,policy,op,loss,rtt_ms,goodput_mbps,…`)
+/// into `out_dir`: `windowing.{png,svg}` (goodput against loss, a line per (policy, RTT),
+/// bounds dashed) for the first network condition, `windowing-<i>-<condition>` for the others
+/// and `windowing-winners` (each policy's standing per condition).
 pub fn windowing_chart(scp_study_csv: &Path, out_dir: &Path) -> Result<()> {
     let rows = data::read_windowing(scp_study_csv)?;
     fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut files = Vec::new();
-    render(&Windowing { rows: &rows }, out_dir, "windowing", &mut files)?;
+    study_charts(&rows, out_dir, &mut files)?;
     Ok(())
 }
 
@@ -302,6 +383,7 @@ mod tests {
             timeline: vec![],
             boards: vec![],
             scp: None,
+            live: None,
         }
     }
 

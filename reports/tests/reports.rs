@@ -425,7 +425,13 @@ fn windowing_study() {
     write(&s.root, "scp_windowing.csv", WINDOWING);
     let out = s.root.join("charts");
     spinnbed_reports::windowing_chart(&csv, &out).unwrap();
-    check_charts(&out, &["windowing"]);
+    check_charts(&out, &["windowing", "windowing-winners"]);
+    // A file from before network conditions has one chart per op and no per-condition charts.
+    assert!(
+        !fs::read_dir(&out)
+            .unwrap()
+            .any(|e| { e.unwrap().file_name().to_string_lossy().starts_with("windowing-1") })
+    );
     // Two operations → two panels; an empty study still renders.
     let two_ops = WINDOWING.to_string()
         + &WINDOWING
@@ -442,8 +448,39 @@ fn windowing_study() {
         "policy,op,loss,rtt_ms,goodput_mbps,bound_mbps,retries,timeouts\n",
     );
     spinnbed_reports::windowing_chart(&s.root.join("empty.csv"), &s.root.join("empty")).unwrap();
-    check_charts(&s.root.join("empty"), &["windowing"]);
+    check_charts(&s.root.join("empty"), &["windowing", "windowing-winners"]);
+    // Network conditions: a chart per condition (odd names made safe), the winners' chart
+    // naming each condition's winner.
+    let conditions = WINDOWING_HEADER.to_string()
+        + &WINDOWING
+            .lines()
+            .skip(1)
+            .flat_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                ["clean", "long tail/2"].map(|n| {
+                    format!(
+                        "{n},{},{},{},{},{},0.1,{},{},{},0,0,0\n",
+                        f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]
+                    )
+                })
+            })
+            .collect::<String>();
+    write(&s.root, "conditions.csv", &conditions);
+    spinnbed_reports::windowing_chart(&s.root.join("conditions.csv"), &s.root.join("conditions")).unwrap();
+    check_charts(
+        &s.root.join("conditions"),
+        &["windowing", "windowing-1-long_tail_2", "windowing-winners"],
+    );
+    let texts = svg_texts(&fs::read_to_string(s.root.join("conditions/windowing-winners.svg")).unwrap());
+    assert!(texts.iter().any(|t| t == "network: long tail/2"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "read: window-8"), "{texts:?}");
+    let texts = svg_texts(&fs::read_to_string(s.root.join("conditions/windowing-1-long_tail_2.svg")).unwrap());
+    assert!(texts.iter().any(|t| t.contains("\"long tail/2\"")), "{texts:?}");
 }
+
+/// The header of `scp.csv` since the study has network conditions.
+const WINDOWING_HEADER: &str = "network,policy,op,loss,rtt_ms,goodput_mbps,goodput_sd_mbps,bound_mbps,retries,\
+timeouts,scamp_drops,paced_ms,failed\n";
 
 /// A study directory (summary.json with "study", scp.csv): `generate` writes the chart and an
 /// index with the verdict and every cell.
@@ -458,8 +495,17 @@ fn study_directory_gets_chart_and_index() {
         r#"{"scenario": "scp-windowing", "study": "scp-windowing", "verdict": {"adaptive_vs_bound_at_zero_loss": 0.995}}"#,
     );
     let report = spinnbed_reports::generate(&dir).unwrap();
-    assert_eq!(names(&report.files), ["windowing.png", "windowing.svg", "index.html"]);
-    check_charts(&dir.join("report"), &["windowing"]);
+    assert_eq!(
+        names(&report.files),
+        [
+            "windowing.png",
+            "windowing.svg",
+            "windowing-winners.png",
+            "windowing-winners.svg",
+            "index.html"
+        ]
+    );
+    check_charts(&dir.join("report"), &["windowing", "windowing-winners"]);
     let html = fs::read_to_string(dir.join("report/index.html")).unwrap();
     assert!(
         html.contains("adaptive vs bound at zero loss") && html.contains("0.995"),
@@ -527,4 +573,61 @@ fn malformed_input_names_file_and_line() {
     write(&run, "scp.csv", "t_s,requests\n0,1\n");
     let err = spinnbed_reports::generate(&run).unwrap_err().to_string();
     assert!(err.contains("scp.csv") && err.contains("line 2"), "{err}");
+}
+
+const LIVE_HEADER: &str = "id,machine,x,y,z,started_s,stopped_s,sent,delivered,dropped,detected,duplicates,datagrams,bytes,latency_p50_ms,latency_p99_ms,latency_max_ms,failed\n";
+
+/// A run with `live.csv` gets the live-output chart (linked from the page, its summary rows in
+/// the table); a job whose stream never started and one without latency (real hardware) are
+/// drawn as such; a malformed `live.csv` is named with its line.
+#[test]
+fn live_output_chart() {
+    let s = scratch("live");
+    let run = s.root.join("run");
+    normal(&run, "live", true);
+    let summary = fs::read_to_string(run.join("summary.json")).unwrap();
+    let summary = summary.trim_end().trim_end_matches('}').to_string()
+        + ",\n  \"live\": { \"jobs\": 3, \"sent\": 1000, \"delivered\": 990, \"dropped\": 10, \"latency_p50_ms\": 0.214, \"latency_p99_ms\": 0.48 }\n}\n";
+    write(&run, "summary.json", &summary);
+    write(
+        &run,
+        "live.csv",
+        &format!(
+            "{LIVE_HEADER}1,Alpha,0,0,0,1.5,30,620,610,10,10,0,10,2540,0.214,0.395,0.481,0\n\
+             2,Alpha,0,1,0,,,,0,0,0,0,0,0,,,,0\n\
+             4,Alpha,1,0,0,2,40,380,380,0,0,0,7,1778,0.2,90.5,120,0\n"
+        ),
+    );
+    let files = spinnbed_reports::generate(&run).unwrap();
+    assert!(names(&files.files).contains(&"live.png".to_string()));
+    check_charts(
+        &run.join("report"),
+        &["utilisation", "waits", "machine_Alpha", "live", "scp"],
+    );
+    let html = fs::read_to_string(run.join("report/index.html")).unwrap();
+    assert!(html.contains("<img src=\"live.png\""), "{html}");
+    assert!(
+        html.contains("<tr><td>live output: events dropped</td><td>10</td></tr>"),
+        "{html}"
+    );
+    let svg = fs::read_to_string(run.join("report/live.svg")).unwrap();
+    assert!(svg.contains("streaming job (workload id)"));
+
+    // Latency not measured (a --hardware run): the panel says so.
+    write(
+        &run,
+        "live.csv",
+        &format!("{LIVE_HEADER}1,Alpha,0,0,0,1.5,30,,610,3,3,0,10,2540,,,,0\n"),
+    );
+    spinnbed_reports::generate(&run).unwrap();
+    let svg = fs::read_to_string(run.join("report/live.svg")).unwrap();
+    assert!(svg.contains("latency not measured"), "{svg}");
+
+    write(
+        &run,
+        "live.csv",
+        &format!("{LIVE_HEADER}1,Alpha,0,0,0,1.5,30,620,many,10,10,0,10,2540,,,,0\n"),
+    );
+    let err = spinnbed_reports::generate(&run).unwrap_err().to_string();
+    assert!(err.contains("live.csv") && err.contains("line 2"), "{err}");
 }

@@ -14,8 +14,11 @@
 //! - [`world`]: users, service and hardware under the event queue.
 //! - [`run`]: a resolved run, `simulate`, and its output files.
 //! - [`study`]: the SCP windowing study; [`replay`]: `sim replay`.
+//! - [`calibrate`]: what the simulator predicts for the real clients' transfers against
+//!   `sim emulate --impair` (the calibration test).
 #![forbid(unsafe_code)]
 
+pub mod calibrate;
 pub mod engine;
 pub mod hardware;
 pub mod input;

@@ -9,8 +9,10 @@
 //! every job and samples the machine for the outputs.
 
 use crate::engine::EventQueue;
-use crate::hardware::{Hardware, JobScp, ScpCounters, ScpSummary, Session, SessionEvent, SessionFailure};
-use crate::scenario::FaultConfig;
+use crate::hardware::{
+    Hardware, JobLive, JobScp, LiveSession, LiveTotals, ScpCounters, ScpSummary, Session, SessionEvent, SessionFailure,
+};
+use crate::scenario::{FaultConfig, LiveOutputConfig};
 use crate::workload::WorkloadJob;
 use spinnbed_core::geometry::{Board, Machine, Physical};
 use spinnbed_core::reason::{DestroyReason, JobEnd};
@@ -169,6 +171,8 @@ pub struct World<H: Hardware> {
     closing: bool,
     /// A copy of every service event, for a driver that also serves other clients.
     tap: Option<std::collections::VecDeque<(Instant, ServiceEvent)>>,
+    /// Live output: how users stream, and whether each workload job's user does.
+    live: Option<(LiveOutputConfig, Vec<bool>)>,
 }
 
 impl<H: Hardware> std::fmt::Debug for World<H> {
@@ -203,6 +207,10 @@ pub struct RunResult {
     pub scp_samples: Vec<Option<ScpCounters>>,
     /// Each record's SCP traffic (packet-level hardware; `None` for jobs the service refused).
     pub job_scp: Vec<Option<JobScp>>,
+    /// Each record's live output (`None` for jobs whose users did not stream).
+    pub job_live: Vec<Option<JobLive>>,
+    /// The live-output listener's counters (runs with live output only).
+    pub live: Option<LiveTotals>,
     /// Boards the health policy took out of service.
     pub retired_boards: Vec<(String, Board)>,
     /// When a board last stopped being allocated or powered: the last release or power-off, or
@@ -278,7 +286,22 @@ impl<H: Hardware> World<H> {
             running: 0,
             closing: false,
             tap: None,
+            live: None,
         }
+    }
+
+    /// Makes a share (`live.fraction`) of the users stream live output while their jobs run:
+    /// which ones is drawn once per workload job, in workload order, from the `live_output`
+    /// stream of `seed` (so it depends on nothing that happens during the run).
+    pub fn with_live_output(mut self, live: Option<LiveOutputConfig>, seed: u64) -> World<H> {
+        self.live = live.map(|cfg| {
+            let mut rng = crate::engine::stream(seed, "live_output");
+            let streams = (0..self.jobs.len())
+                .map(|_| crate::quantity::dist::unit(&mut rng) < cfg.fraction)
+                .collect();
+            (cfg, streams)
+        });
+        self
     }
 
     /// Starts the clock at `start` instead of zero (a live server's clock is the Unix time):
@@ -498,6 +521,12 @@ impl<H: Hardware> World<H> {
             .iter()
             .map(|r| r.service_id.and_then(|id| self.hw.job_scp(id)))
             .collect();
+        let job_live = self
+            .records
+            .iter()
+            .map(|r| r.service_id.and_then(|id| self.hw.job_live(id)))
+            .collect();
+        let live = self.live.as_ref().and_then(|_| self.hw.live_totals());
         RunResult {
             jobs: self.jobs,
             records: self.records,
@@ -509,6 +538,8 @@ impl<H: Hardware> World<H> {
             scp,
             scp_samples: self.scp_samples,
             job_scp,
+            job_live,
+            live,
             retired_boards: self.retired_boards,
             last_use: self.last_use,
         }
@@ -714,6 +745,16 @@ impl<H: Hardware> World<H> {
                         boot_tries: self.user.boot_tries,
                         data_in: j.data_in,
                         data_out: j.data_out,
+                        live: self
+                            .live
+                            .as_ref()
+                            .filter(|(_, streams)| streams.get(i).copied().unwrap_or(false))
+                            .map(|(cfg, _)| LiveSession {
+                                rate: cfg.rate,
+                                keys_per_packet: cfg.keys_per_packet,
+                                start: cfg.start,
+                                tag: cfg.tag,
+                            }),
                     };
                     self.hw.start_session(now, session);
                 }

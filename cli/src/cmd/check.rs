@@ -41,17 +41,18 @@ pub fn run(a: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What a study measures: "study scp-windowing: 3 policies x 2 ops x 5 losses x 3 rtts = 90
-/// cells, 3 seeds each, 256KiB per transfer".
+/// What a study measures: "study scp-windowing: 3 policies x 2 ops x 5 losses x 3 rtts x 1
+/// network = 90 cells, 3 seeds each, 256KiB per transfer".
 fn describe_study(st: &StudyConfig) -> String {
     let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
     format!(
-        "study scp-windowing: {} x {} x {} x {} = {} cells, {} each, {} per transfer",
-        n(st.policies.len(), "policy", "policies"),
+        "study scp-windowing: {} x {} x {} x {} x {} = {} cells, {} each, {} per transfer",
+        n(st.all_policies().len(), "policy", "policies"),
         n(st.ops.len(), "op", "ops"),
         n(st.losses.len(), "loss", "losses"),
         n(st.rtts.len(), "rtt", "rtts"),
-        st.policies.len() * st.ops.len() * st.losses.len() * st.rtts.len(),
+        n(st.networks.len(), "network", "networks"),
+        st.cells(),
         n(st.seeds as usize, "seed", "seeds"),
         format_bytes(st.bytes)
     )

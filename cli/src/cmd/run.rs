@@ -165,7 +165,7 @@ fn study(a: &Args, sc: &Scenario, dir: &Path) -> Result<(), Failure> {
     let staged = stage_outputs(dir).map_err(Failure::input)?;
     let bar = crate::progress::bar(a.quiet, 1, "{spinner} study cells [{wide_bar}] {pos}/{len} ({elapsed})");
     let t0 = std::time::Instant::now();
-    let (cells, verdict) = spinnbed_sim::study::run_into(sc, staged, |n, total| {
+    let found = spinnbed_sim::study::run_into(sc, staged, |n, total| {
         bar.set_length(total as u64);
         bar.set_position(n as u64);
     })
@@ -178,13 +178,16 @@ fn study(a: &Args, sc: &Scenario, dir: &Path) -> Result<(), Failure> {
         eprintln!("sim: warning: the study's report could not be written: {e:#}");
     }
     if !a.quiet {
+        let width = found.cells.iter().map(|c| c.policy.len()).max().unwrap_or(6).max(6);
+        let net_width = found.cells.iter().map(|c| c.network.len()).max().unwrap_or(7).max(7);
         println!(
-            "{:<9} {:<5} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8}",
-            "policy", "op", "loss", "rtt_ms", "goodput", "bound", "retries", "timeouts"
+            "{:<net_width$} {:<width$} {:<5} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>7}",
+            "network", "policy", "op", "loss", "rtt_ms", "goodput", "bound", "retries", "timeouts", "drops"
         );
-        for c in &cells {
+        for c in &found.cells {
             println!(
-                "{:<9} {:<5} {:>6} {:>7} {:>10.2} {:>8.2} {:>8.1} {:>8.1}{}",
+                "{:<net_width$} {:<width$} {:<5} {:>6} {:>7} {:>10.2} {:>8.2} {:>8.1} {:>8.1} {:>7.1}{}",
+                c.network,
                 c.policy,
                 c.op,
                 c.loss,
@@ -193,6 +196,7 @@ fn study(a: &Args, sc: &Scenario, dir: &Path) -> Result<(), Failure> {
                 c.bound_mbps,
                 c.retries,
                 c.timeouts,
+                c.scamp_drops,
                 if c.failed > 0 {
                     format!("  ({} failed)", c.failed)
                 } else {
@@ -200,11 +204,26 @@ fn study(a: &Args, sc: &Scenario, dir: &Path) -> Result<(), Failure> {
                 }
             );
         }
+        for w in &found.winners {
+            println!(
+                "{} {}: {} wins, {:.2}x {} and {:.2}x {} (geometric mean over loss x RTT); worst cell {} at {:.2}x the best other",
+                w.network,
+                w.op,
+                w.winner,
+                w.by,
+                w.runner_up,
+                w.vs_best_reference,
+                w.best_reference,
+                w.worst_cell,
+                w.worst_cell_ratio
+            );
+        }
+        let v = &found.verdict;
         println!(
             "adaptive: {:.0}% of the bound at 0 loss, {:.1}x spinnman at 5% loss, worse than a reference in {} cell(s); {:.1} s  ->  {}",
-            verdict.adaptive_vs_bound_at_zero_loss * 100.0,
-            verdict.adaptive_vs_spinnman_at_5pct,
-            verdict.cells_worse_than_a_reference.len(),
+            v.adaptive_vs_bound_at_zero_loss * 100.0,
+            v.adaptive_vs_spinnman_at_5pct,
+            v.cells_worse_than_a_reference.len(),
             t0.elapsed().as_secs_f64(),
             dir.display()
         );

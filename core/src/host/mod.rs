@@ -7,10 +7,14 @@
 //!   Queues typed SCP requests ([`ScpRequest`]), assigns sequence numbers, keeps as many in
 //!   flight as its [`Policy`] allows, retransmits, matches replies by sequence number and reports
 //!   [`ClientEvent::Done`] / [`ClientEvent::Failed`]. Per-client [`Stats`].
-//! - [`Policy`] ([`policy`]): the retry and windowing rules. `spinnman` (1!7.4.1's
-//!   `SCPRequestPipeLine`: window 8, resend *everything* after 1 s without any reply), `rig`
-//!   (2.4.1's stop-and-wait `send_scp_burst`) and `adaptive` (RACK loss detection backed by
-//!   RFC 6298 timers, selective resend, an AIMD window capped at SCAMP's 8 transient tags).
+//! - [`Policy`] ([`policy`]): the retry and windowing rules. spinnman's pipeline family
+//!   ([`PipelinePolicy`]; presets `spinnman`, 1!7.4.1's `SCPRequestPipeLine`: window 8, resend
+//!   *everything* after 1 s without any reply, and `spinnman-legacy`, the earlier stop-and-wait
+//!   pipeline), `rig` (2.4.1's stop-and-wait `send_scp_burst`) and `adaptive` (RACK loss
+//!   detection backed by RFC 6298 timers, selective resend, an AIMD window capped at SCAMP's 8
+//!   transient tags).
+//! - [`TokenBucket`] ([`pacer`]): spinnman's token bucket as a pacer of any client's
+//!   transmissions.
 //! - [`HostStack`] ([`stack`]): many clients behind one local address, dispatching incoming
 //!   datagrams by source address, plus fire-and-forget datagrams (boot packets).
 //! - Operations on top of the clients, each a sans-IO state machine that emits SCP requests
@@ -20,12 +24,18 @@
 //! - [`Host`] ([`runner`]): a [`HostStack`] plus running operations, so that a driver only
 //!   moves datagrams and timeouts: `handle_datagram`, `handle_timeout`, `poll_transmit`,
 //!   `poll_event`, `poll_timeout`.
+//! - [`Listener`] ([`listener`]): live output, spinnman's `ConnectionListener` without the
+//!   thread: EIEIO datagrams that applications stream through IP tags, parsed and handed to
+//!   registered [`Consumer`]s (e.g. a [`StreamMonitor`] counting delivered and dropped events and
+//!   latency).
 //!
 //! Nothing here reads a clock or touches a socket: every mutator takes `now`, and the same
 //! code runs under the discrete-event simulator and a real-time driver.
 
 pub mod bmp;
 pub mod boot;
+pub mod listener;
+pub mod pacer;
 pub mod policy;
 pub mod runner;
 pub mod scp;
@@ -37,7 +47,12 @@ pub(crate) mod testkit;
 
 pub use bmp::{AttemptFailure, BmpConfig, BmpController, BmpEvent};
 pub use boot::{BootConfig, BootEvent, BootOutcome, BootSequencer, stand_in_image};
-pub use policy::{AdaptivePolicy, Policy, RigPolicy, RttEstimator, SpinnmanPolicy};
+pub use listener::{
+    BoxedConsumer, Consumer, ConsumerId, ConsumerStats, Delivery, Framing, LatencySummary, Listener, ListenerStats,
+    SenderClock, Source, StreamMonitor, StreamReport,
+};
+pub use pacer::{Charge, Pacer, TokenBucket};
+pub use policy::{AdaptivePolicy, PipelinePolicy, Policy, RetryCodes, RigPolicy, RttEstimator, SpinnmanPolicy};
 pub use runner::{Host, HostConfig, HostError, HostEvent, OpId};
 pub use scp::{ClientEvent, RttStats, ScpClient, Stats};
 pub use stack::{HostStack, StackEvent, StackStats};

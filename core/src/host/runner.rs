@@ -13,6 +13,7 @@
 
 use super::bmp::{AttemptFailure, BmpConfig, BmpController, BmpEvent};
 use super::boot::{BootConfig, BootEvent, BootSequencer};
+use super::pacer::TokenBucket;
 use super::policy::Policy;
 use super::stack::{HostStack, StackStats};
 use super::transfer::{Transfer, TransferEvent};
@@ -43,6 +44,9 @@ pub struct HostConfig {
     /// The host's own address: the source of the datagrams it sends (`0.0.0.0:0` when the
     /// driver's socket decides).
     pub local: SocketAddrV4,
+    /// A token bucket pacing each client's transmissions, whatever the policy (`None`:
+    /// unpaced; see [`super::pacer`]).
+    pub pacing: Option<TokenBucket>,
 }
 
 impl HostConfig {
@@ -53,6 +57,7 @@ impl HostConfig {
             bmp: BmpConfig::for_policy(&policy),
             scp_port: SCP_PORT,
             local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            pacing: None,
         }
     }
 
@@ -169,9 +174,11 @@ pub struct Host {
 impl Host {
     /// An idle host.
     pub fn new(config: HostConfig) -> Host {
+        let mut stack = HostStack::new(config.policy);
+        stack.set_pacing(config.pacing);
         Host {
             config,
-            stack: HostStack::new(config.policy),
+            stack,
             ops: BTreeMap::new(),
             bmps: BTreeMap::new(),
             bmp_configs: BTreeMap::new(),
@@ -189,6 +196,13 @@ impl Host {
     /// The SCP clients.
     pub fn stack(&self) -> &HostStack {
         &self.stack
+    }
+
+    /// Paces the clients created from now on (`None`: unpaced); clients that already exist
+    /// keep theirs.
+    pub fn set_pacing(&mut self, pacing: Option<TokenBucket>) {
+        self.config.pacing = pacing;
+        self.stack.set_pacing(pacing);
     }
 
     /// Counters of every client.

@@ -15,8 +15,16 @@
 //! at 65536 and skipping any number still outstanding; they are assigned when a request enters
 //! the window. A reply whose sequence number is not outstanding (a late duplicate) is counted
 //! and ignored.
+//!
+//! With a token bucket ([`ScpClient::with_pacing`], [`super::pacer`]) every transmission the
+//! policy makes — first sends and resends — waits in order until the bucket has its tokens; the
+//! request holds its place in the window meanwhile, its timers start when it is really sent,
+//! and [`ScpClient::poll_timeout`] includes the bucket's release time. spinnman's receive
+//! timeout does not run while a transmission waits (spinnman is asleep in `consume`, not
+//! receiving).
 
-use super::policy::{AdaptivePolicy, Policy, RttEstimator, SpinnmanPolicy};
+use super::pacer::{Pacer, TokenBucket};
+use super::policy::{AdaptivePolicy, PipelinePolicy, Policy, RttEstimator};
 use super::{FailReason, Outcome, OwnedReply, ScpRequest};
 use crate::proto::scp::{self as wire, ReturnCode};
 use crate::proto::sdp;
@@ -143,6 +151,10 @@ pub struct Stats {
     pub rc_ignored: u64,
     /// Window reductions (`adaptive`).
     pub window_reductions: u64,
+    /// Transmissions a token bucket held back.
+    pub paced: u64,
+    /// Their total wait, µs.
+    pub pacing_wait_us: u64,
     /// UDP payload bytes sent.
     pub bytes_sent: u64,
     /// UDP payload bytes received.
@@ -174,6 +186,8 @@ impl Stats {
         self.spurious_resends += o.spurious_resends;
         self.rc_ignored += o.rc_ignored;
         self.window_reductions += o.window_reductions;
+        self.paced += o.paced;
+        self.pacing_wait_us += o.pacing_wait_us;
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
         self.datagrams_received += o.datagrams_received;
@@ -210,6 +224,8 @@ struct Outstanding {
     /// (and the window halved) only when the reply answers the retransmission; a reply to the
     /// original means the network merely reordered.
     suspect: Option<u64>,
+    /// Waiting for the token bucket since this time, under this ticket.
+    paced: Option<(Instant, u64)>,
 }
 
 /// The SCP client of one remote endpoint. See the module documentation.
@@ -224,6 +240,14 @@ pub struct ScpClient {
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
     stats: Stats,
+    // pacing
+    pacing: Option<TokenBucket>,
+    pacer: Option<Pacer>,
+    /// Transmissions waiting for tokens, in order: (sequence number, ticket).
+    pace_queue: VecDeque<(u16, u64)>,
+    pace_ticket: u64,
+    /// When the first of them may go.
+    pace_at: Option<Instant>,
     // spinnman
     last_activity: Instant,
     paused_until: Option<Instant>,
@@ -280,6 +304,11 @@ impl ScpClient {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            pacing: None,
+            pacer: None,
+            pace_queue: VecDeque::new(),
+            pace_ticket: 0,
+            pace_at: None,
             last_activity: Instant::ZERO,
             paused_until: None,
             blocked: false,
@@ -295,6 +324,19 @@ impl ScpClient {
             resent_done: VecDeque::new(),
             confirmed_losses: 0,
         }
+    }
+
+    /// The same client with its transmissions paced by a token bucket (`None`: unpaced). The
+    /// bucket starts full at the first transmission.
+    pub fn with_pacing(mut self, pacing: Option<TokenBucket>) -> ScpClient {
+        self.pacing = pacing;
+        self.pacer = None;
+        self
+    }
+
+    /// The token bucket pacing this client, if any.
+    pub fn pacing(&self) -> Option<&TokenBucket> {
+        self.pacing.as_ref()
     }
 
     fn min_window(p: &AdaptivePolicy) -> usize {
@@ -379,17 +421,22 @@ impl ScpClient {
 
     /// When [`ScpClient::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.policy {
+        let policy = match &self.policy {
             Policy::Spinnman(_) => match self.paused_until {
                 Some(p) => Some(p),
-                None if self.outstanding.is_empty() => None,
+                None if self.outstanding.is_empty() || !self.pace_queue.is_empty() => None,
                 None => Some(self.last_activity + self.spinnman_timeout()),
             },
             Policy::Rig(_) | Policy::Adaptive(_) => self
                 .outstanding
                 .values()
+                .filter(|o| o.paced.is_none())
                 .map(|o| o.resend_at.unwrap_or_else(|| self.deadline_of(o)))
                 .min(),
+        };
+        match (policy, self.pace_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -453,7 +500,7 @@ impl ScpClient {
             return true;
         }
         let retried = match &self.policy {
-            Policy::Spinnman(_) | Policy::Adaptive(_) => rc.is_retried_by_spinnman(),
+            Policy::Spinnman(_) | Policy::Adaptive(_) => self.policy.retries_on(rc),
             Policy::Rig(_) => {
                 if rc.is_lost_for_rig() {
                     self.stats.rc_ignored += 1;
@@ -471,8 +518,12 @@ impl ScpClient {
         true
     }
 
-    /// Lets time pass: resends, gives up, and refills the window.
+    /// Lets time pass: sends what the token bucket now allows, resends, gives up, and refills
+    /// the window.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.pacing.is_some() {
+            self.release_paced(now);
+        }
         match self.policy {
             Policy::Spinnman(p) => self.spinnman_timeout_at(now, &p),
             Policy::Rig(_) | Policy::Adaptive(_) => self.per_request_timeouts(now),
@@ -574,7 +625,7 @@ impl ScpClient {
     fn may_send(&mut self) -> bool {
         let n = self.outstanding.len();
         match self.policy {
-            Policy::Spinnman(SpinnmanPolicy {
+            Policy::Spinnman(PipelinePolicy {
                 intermediate_channel_waits,
                 ..
             }) => {
@@ -627,6 +678,7 @@ impl ScpClient {
                 resend_at: None,
                 last_rc: None,
                 suspect: None,
+                paced: None,
             };
             self.outstanding.insert(seq, o);
             self.transmit(now, seq);
@@ -634,8 +686,64 @@ impl ScpClient {
         }
     }
 
-    /// Sends (or resends) the outstanding request `seq`.
+    /// Sends (or resends) the outstanding request `seq`, or, with a token bucket, queues the
+    /// transmission until the bucket allows it.
     fn transmit(&mut self, now: Instant, seq: u16) {
+        if self.pacing.is_some() {
+            let ticket = self.pace_ticket;
+            let Some(o) = self.outstanding.get_mut(&seq) else {
+                return;
+            };
+            if o.paced.is_some() {
+                // Already waiting for tokens: that transmission is this one.
+                return;
+            }
+            o.paced = Some((now, ticket));
+            o.resend_at = None;
+            self.pace_ticket += 1;
+            self.pace_queue.push_back((seq, ticket));
+            self.release_paced(now);
+            return;
+        }
+        self.send_now(now, seq);
+    }
+
+    /// Sends the waiting transmissions the token bucket allows at `now`, in order, and notes when
+    /// the next may go.
+    fn release_paced(&mut self, now: Instant) {
+        let Some(bucket) = self.pacing else { return };
+        while let Some(&(seq, ticket)) = self.pace_queue.front() {
+            let waiting = self.outstanding.get(&seq).and_then(|o| {
+                o.paced
+                    .filter(|(_, t)| *t == ticket)
+                    .map(|(since, _)| (since, o.request.udp_len()))
+            });
+            let Some((since, len)) = waiting else {
+                // Answered, failed or cancelled meanwhile.
+                self.pace_queue.pop_front();
+                continue;
+            };
+            let cost = bucket.cost(len);
+            let pacer = self.pacer.get_or_insert_with(|| Pacer::new(bucket, now));
+            if !pacer.try_consume(now, cost) {
+                self.pace_at = Some(pacer.ready_at(now, cost));
+                return;
+            }
+            self.pace_queue.pop_front();
+            if let Some(o) = self.outstanding.get_mut(&seq) {
+                o.paced = None;
+            }
+            if now > since {
+                self.stats.paced += 1;
+                self.stats.pacing_wait_us += (now - since).as_micros();
+            }
+            self.send_now(now, seq);
+        }
+        self.pace_at = None;
+    }
+
+    /// Puts the datagram of `seq` on the wire now.
+    fn send_now(&mut self, now: Instant, seq: u16) {
         let spinnman = matches!(self.policy, Policy::Spinnman(_));
         self.tx_counter += 1;
         let Some(o) = self.outstanding.get_mut(&seq) else {
@@ -721,6 +829,14 @@ impl ScpClient {
         let last_tx = o.last_tx;
         self.stats.retry_code_resends += 1;
         let at = match self.policy {
+            Policy::Spinnman(p) if p.retry_code_pause == Duration::ZERO => {
+                // The earlier pipeline resent at once, without sleeping.
+                if let Some(o) = self.outstanding.get_mut(&seq) {
+                    o.last_rc = Some(rc);
+                }
+                self.transmit(now, seq);
+                return;
+            }
             Policy::Spinnman(p) => {
                 // The whole pipeline sleeps (one sleep after another if several arrive).
                 let start = self.paused_until.map_or(now, |t| t.max(now));
@@ -763,7 +879,7 @@ impl ScpClient {
         self.complete(now, seq, Err(reason));
     }
 
-    fn spinnman_timeout_at(&mut self, now: Instant, _p: &SpinnmanPolicy) {
+    fn spinnman_timeout_at(&mut self, now: Instant, _p: &PipelinePolicy) {
         if let Some(p) = self.paused_until {
             if p > now {
                 return;
@@ -783,7 +899,10 @@ impl ScpClient {
             self.last_activity = self.last_activity.max(now);
             return;
         }
-        if self.outstanding.is_empty() || now < self.last_activity + self.spinnman_timeout() {
+        if self.outstanding.is_empty()
+            || !self.pace_queue.is_empty()
+            || now < self.last_activity + self.spinnman_timeout()
+        {
             return;
         }
         // No reply for a whole receive timeout: resend everything outstanding, in the order it
@@ -806,6 +925,7 @@ impl ScpClient {
         let mut due: Vec<(u64, u16, bool)> = self
             .outstanding
             .iter()
+            .filter(|(_, o)| o.paced.is_none())
             .filter_map(|(s, o)| match o.resend_at {
                 Some(t) if t <= now => Some((o.order, *s, true)),
                 None if self.deadline_of(o) <= now => Some((o.order, *s, false)),
@@ -1208,6 +1328,205 @@ mod tests {
         assert_eq!(min_window, 4);
         assert_eq!(c.window(), 8);
         assert_eq!(c.stats().window_reductions, 1);
+    }
+
+    #[test]
+    fn the_legacy_pipeline_is_stop_and_wait_and_resends_retry_codes_at_once() {
+        // spinnman-legacy: 1 channel, 0.5 s receive timeout, 3 retries, no sleep on a retry
+        // code, RC_P2P_BUSY not among its codes.
+        let legacy = Policy::spinnman_legacy();
+        assert_eq!(legacy.name(), "spinnman-legacy");
+        assert_eq!((legacy.max_window(), legacy.default_retries()), (1, 3));
+        let mut c = client(legacy);
+        let mut net = Net::new().with_delay(Duration::from_millis(1)).with_rcs([
+            ReturnCode::P2pNoReply,
+            ReturnCode::Ok,
+            ReturnCode::P2pBusy,
+        ]);
+        c.submit(Instant::ZERO, sver_request(), 1);
+        c.submit(Instant::ZERO, sver_request(), 2);
+        run_until_idle(&mut c, &mut net, Instant::from_secs(10));
+        let sent = net.sent_seqs();
+        // Seq 0 at t = 0, its RC_P2P_NOREPLY at 1 ms resent at once, the OK at 2 ms, then seq 1.
+        assert_eq!(
+            sent,
+            vec![
+                (Instant::ZERO, 0),
+                (Instant::from_millis(1), 0),
+                (Instant::from_millis(2), 1)
+            ]
+        );
+        let ev = drain(&mut c);
+        assert!(matches!(&ev[0], ClientEvent::Done { token: 1, .. }));
+        match &ev[1] {
+            ClientEvent::Failed { token: 2, reason } => assert_eq!(reason.to_string(), "return code RC_P2P_BUSY"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.stats().retry_code_resends, 1);
+
+        // Silence: 4 attempts 0.5 s apart, then the next request.
+        let mut c = client(legacy);
+        let mut net = Net::new().silent();
+        c.submit(Instant::ZERO, write_request(0x7000_0000, 256), 1);
+        c.submit(Instant::ZERO, write_request(0x7000_0100, 256), 2);
+        let end = run_until_idle(&mut c, &mut net, Instant::from_secs(100));
+        let times: Vec<(u64, u16)> = net.sent_seqs().iter().map(|(t, s)| (t.as_millis(), *s)).collect();
+        assert_eq!(
+            times,
+            vec![
+                (0, 0),
+                (500, 0),
+                (1000, 0),
+                (1500, 0),
+                (2000, 1),
+                (2500, 1),
+                (3000, 1),
+                (3500, 1)
+            ]
+        );
+        assert_eq!(end, Instant::from_secs(4));
+        assert_eq!(c.stats().timeouts, 8);
+    }
+
+    #[test]
+    fn the_pipeline_retries_the_codes_it_is_given() {
+        use crate::host::{PipelinePolicy, RetryCodes};
+        let codes: RetryCodes = [ReturnCode::Route].into_iter().collect();
+        assert_eq!(format!("{codes:?}"), "{\"RC_ROUTE\"}");
+        assert_eq!(RetryCodes::SPINNMAN.len(), 5);
+        assert_eq!(
+            RetryCodes::SPINNMAN_LEGACY
+                .iter()
+                .map(ReturnCode::name)
+                .collect::<Vec<_>>(),
+            ["RC_LEN", "RC_TIMEOUT", "RC_P2P_NOREPLY", "RC_P2P_TIMEOUT"]
+        );
+        assert_eq!(RetryCodes::code_named("p2p_busy"), Some(ReturnCode::P2pBusy));
+        assert_eq!(RetryCodes::code_named("RC_LEN"), Some(ReturnCode::Len));
+        assert_eq!(RetryCodes::code_named("OK"), None);
+        assert_eq!(RetryCodes::code_named("RC_NOPE"), None);
+        assert!(!RetryCodes::EMPTY.with(ReturnCode::Ok).contains(ReturnCode::Ok));
+        for rc in (0x81..=0x8F).map(ReturnCode::from_code) {
+            assert_eq!(RetryCodes::SPINNMAN.contains(rc), rc.is_retried_by_spinnman(), "{rc}");
+        }
+        let p = Policy::Spinnman(PipelinePolicy {
+            retry_codes: codes,
+            ..PipelinePolicy::spinnman()
+        });
+        assert_eq!(p.name(), "pipeline");
+        // RC_ROUTE is now retried after the pause; RC_P2P_BUSY fails at once.
+        let mut c = client(p);
+        let mut net = Net::new().with_delay(Duration::from_millis(1)).with_rcs([
+            ReturnCode::Route,
+            ReturnCode::P2pBusy,
+            ReturnCode::Ok,
+        ]);
+        c.submit(Instant::ZERO, sver_request(), 1);
+        c.submit(Instant::ZERO, sver_request(), 2);
+        run_until_idle(&mut c, &mut net, Instant::from_secs(10));
+        let ev = drain(&mut c);
+        assert!(
+            matches!(
+                &ev[0],
+                ClientEvent::Failed {
+                    token: 2,
+                    reason: FailReason::ReturnCode {
+                        rc: ReturnCode::P2pBusy,
+                        attempts: 1
+                    }
+                }
+            ),
+            "{ev:?}"
+        );
+        assert!(matches!(&ev[1], ClientEvent::Done { token: 1, .. }), "{ev:?}");
+        assert_eq!(net.sent_seqs()[2], (Instant::from_millis(101), 0));
+    }
+
+    #[test]
+    fn pacing_spaces_every_policys_transmissions() {
+        use crate::host::{Charge, TokenBucket};
+        // 3 packets of burst, then one per 100 µs.
+        let bucket = TokenBucket {
+            tokens: 300,
+            fill_rate: 1_000_000,
+            charge: Charge::Flat(100),
+        };
+        for policy in [
+            Policy::spinnman(),
+            Policy::spinnman_legacy(),
+            Policy::rig(),
+            Policy::adaptive(),
+        ] {
+            let mut c = client(policy).with_pacing(Some(bucket));
+            assert_eq!(c.pacing(), Some(&bucket));
+            let mut net = Net::new().with_delay(Duration::from_micros(10));
+            for t in 0..20 {
+                c.submit(Instant::ZERO, write_request(0x7000_0000 + 256 * t as u32, 256), t);
+            }
+            run_until_idle(&mut c, &mut net, Instant::from_secs(100));
+            assert_eq!(c.stats().completed, 20, "{}", policy.name());
+            let times: Vec<u64> = net.sent_seqs().iter().map(|(t, _)| t.as_micros()).collect();
+            assert_eq!(times.len(), 20, "{}", policy.name());
+            // Never more than the burst plus what the fill allows: by time t, 3 + t/100 µs.
+            for (i, t) in times.iter().enumerate() {
+                assert!(
+                    i as u64 <= 2 + t / 100,
+                    "{}: send {i} at {t} µs: {times:?}",
+                    policy.name()
+                );
+            }
+            if policy.max_window() > 1 {
+                // A window of 8 is held back by the bucket: the 20 go out in 1.7 ms, not at once.
+                assert_eq!(times[..3], [0, 0, 0], "{}", policy.name());
+                assert_eq!(times[3], 100, "{}", policy.name());
+                assert!(c.stats().paced >= 10, "{}: {:?}", policy.name(), c.stats());
+            }
+            assert_eq!(c.stats().retries, 0, "{}: pacing is no loss", policy.name());
+            // RTTs are measured from the real send, not from when the policy chose to send.
+            assert_eq!(c.stats().rtt.max_us, 10, "{}", policy.name());
+        }
+    }
+
+    #[test]
+    fn paced_resends_wait_for_tokens_and_timers_start_at_the_send() {
+        use crate::host::{Charge, TokenBucket};
+        // One token per 50 ms: spinnman's resend-everything after a silent second goes out
+        // 50 ms apart, and its receive timeout starts after the last of them.
+        let bucket = TokenBucket {
+            tokens: 1,
+            fill_rate: 20,
+            charge: Charge::Flat(1),
+        };
+        let mut c = client(Policy::spinnman()).with_pacing(Some(bucket));
+        for t in 0..3 {
+            c.submit(Instant::ZERO, write_request(0x7000_0000 + 256 * t as u32, 256), t);
+        }
+        assert_eq!(
+            c.poll_timeout(),
+            Some(Instant::from_millis(50)),
+            "the bucket's release time"
+        );
+        let mut times = Vec::new();
+        while c.poll_transmit().is_some() {
+            times.push(Instant::ZERO);
+        }
+        for _ in 0..5 {
+            let t = c.poll_timeout().unwrap();
+            c.handle_timeout(t);
+            while c.poll_transmit().is_some() {
+                times.push(t);
+            }
+        }
+        // Sends at 0, 50, 100 ms; silence for 1 s after the last; resends at 1.1, 1.15, 1.2 s.
+        assert_eq!(
+            times.iter().map(|t| t.as_millis()).collect::<Vec<_>>(),
+            [0, 50, 100, 1100, 1150, 1200]
+        );
+        assert_eq!(c.stats().transmissions, 6);
+        assert_eq!(c.stats().timeouts, 1);
+        assert_eq!(c.poll_timeout(), Some(Instant::from_millis(2200)));
+        assert_eq!(c.stats().paced, 4);
+        assert_eq!(c.stats().pacing_wait_us, 50_000 + 100_000 + 50_000 + 100_000);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! Deadlines live in an index ordered by (time, address): the next one is found in O(log n) and
 //! only clients whose deadline has come are woken.
 
+use super::pacer::TokenBucket;
 use super::policy::Policy;
 use super::scp::{ClientEvent, ScpClient, Stats};
 use super::{ScpRequest, TimerIndex};
@@ -45,6 +46,7 @@ pub struct StackStats {
 #[derive(Debug, Clone, Default)]
 pub struct HostStack {
     default_policy: Policy,
+    pacing: Option<TokenBucket>,
     clients: BTreeMap<SocketAddrV4, ScpClient>,
     timers: TimerIndex<SocketAddrV4>,
     transmits: VecDeque<(SocketAddrV4, Vec<u8>)>,
@@ -68,13 +70,25 @@ impl HostStack {
         &self.default_policy
     }
 
+    /// Paces every client created from now on with its own token bucket of these settings
+    /// (`None`: unpaced), whatever its policy.
+    pub fn set_pacing(&mut self, pacing: Option<TokenBucket>) {
+        self.pacing = pacing;
+    }
+
+    /// The token bucket settings of clients created from now on.
+    pub fn pacing(&self) -> Option<&TokenBucket> {
+        self.pacing.as_ref()
+    }
+
     /// Adds a client for `remote` with its own policy; returns false (and changes nothing) if
     /// there already is one.
     pub fn add_client(&mut self, remote: SocketAddrV4, policy: Policy) -> bool {
         if self.clients.contains_key(&remote) {
             return false;
         }
-        self.clients.insert(remote, ScpClient::new(remote, policy));
+        self.clients
+            .insert(remote, ScpClient::new(remote, policy).with_pacing(self.pacing));
         true
     }
 
@@ -90,11 +104,11 @@ impl HostStack {
 
     /// Queues a request to `remote` (creating its client with the default policy if needed).
     pub fn submit(&mut self, now: Instant, remote: SocketAddrV4, request: ScpRequest, token: u64) {
-        let policy = self.default_policy;
+        let (policy, pacing) = (self.default_policy, self.pacing);
         let client = self
             .clients
             .entry(remote)
-            .or_insert_with(|| ScpClient::new(remote, policy));
+            .or_insert_with(|| ScpClient::new(remote, policy).with_pacing(pacing));
         client.submit(now, request, token);
         self.sync(remote);
     }

@@ -104,9 +104,21 @@ impl Rig {
         out
     }
 
-    /// Sends a request and expects exactly one immediate reply, parsed as `kind`.
+    /// Sends a request and expects exactly one reply, as soon as the emulator sends it (when
+    /// SC&MP's or the BMP's service of it completes; the clock moves to then).
     pub fn request_one(&mut self, dst: SocketAddrV4, payload: Vec<u8>) -> Datagram {
-        let out = self.send(dst, payload.clone());
+        let mut out = self.send(dst, payload.clone());
+        let give_up = self.now + Duration::from_secs(1);
+        while out.is_empty() {
+            match self.emu.poll_timeout() {
+                Some(t) if t <= give_up => {
+                    self.now = self.now.max(t);
+                    self.emu.handle_timeout(t);
+                    out.extend(self.drain());
+                }
+                _ => break,
+            }
+        }
         assert_eq!(out.len(), 1, "one reply to {} (got {out:?})", to_hex(&payload));
         let d = out.into_iter().next().unwrap();
         assert_eq!(d.src, dst, "reply from where the request went");

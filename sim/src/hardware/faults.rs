@@ -68,7 +68,12 @@ mod tests {
         let m = Machine::new(MachineSpec::new("m", 1, 1)).unwrap();
         let frame = FrameId { cabinet: 0, frame: 0 };
         let bmp = SocketAddrV4::new(m.bmp_ip(frame).unwrap(), 17893);
-        let mut emu = Emulator::new(std::slice::from_ref(&m), spinnbed_emulator::Config::default());
+        // Answers at once (no SC&MP/BMP service times): only silence is under test.
+        let config = spinnbed_emulator::Config {
+            scamp: spinnbed_emulator::ScampTiming::ideal(),
+            ..spinnbed_emulator::Config::default()
+        };
+        let mut emu = Emulator::new(std::slice::from_ref(&m), config);
         let mut faults = ActiveFaults::default();
         let silent = FaultKind::BmpSilent {
             machine: "m".into(),

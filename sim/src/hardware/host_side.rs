@@ -8,15 +8,30 @@
 //! (power, FPGA FLAG checks, STOP bits) under the scenario's retry and windowing policy;
 //! users' sessions boot their job's boards (boot packets, then CMD_VER polls), write their
 //! input to SDRAM and read their results back.
+//!
+//! Live output: a streaming user (a [`Session`] with `live`) writes its application's stream
+//! settings into the user registers of core 1 of its root board's Ethernet chip (CMD_WRITE),
+//! sets a user IP tag (STRIP) pointing at the host's listener (CMD_IPTAG), and starts the
+//! application there (CMD_AR) — after loading its input, or before with
+//! [`LiveStart::Booted`](crate::scenario::LiveStart::Booted) — and registers a
+//! [`StreamMonitor`] for its board on the core's [`Listener`]. When its run is over it stops
+//! the application (CMD_SIG STOP) and clears the tag before reading its results back. Datagrams
+//! to the listener's address go to the listener, the rest to the SCP host.
 
 use super::transport::HostEnd;
-use super::{Completion, JobScp, ScpCounters, ScpSummary, Session, SessionEvent, SessionFailure};
+use super::{
+    Completion, JobLive, JobScp, LiveSession, LiveTotals, ScpCounters, ScpSummary, Session, SessionEvent,
+    SessionFailure,
+};
 use crate::netsim::NetStats;
+use crate::scenario::LiveStart;
 use spinnbed_core::datagram::Datagram;
 use spinnbed_core::geometry::{Board, Machine};
 use spinnbed_core::host::{
-    BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, OpId, Policy, Stats, Transfer, TransferEvent,
+    BootConfig, BootEvent, BootOutcome, ConsumerId, Framing, Host, HostConfig, HostEvent, Listener, OpId, Outcome,
+    Policy, ScpRequest, SenderClock, Source, Stats, StreamMonitor, Transfer, TransferEvent,
 };
+use spinnbed_core::proto::scp::{AccessType, IptagConfig, IptagFlags, IptagRequest, Request, SignalKind};
 use spinnbed_core::proto::sdp::Address;
 use spinnbed_core::sched::JobId;
 use spinnbed_core::service::{BatchId, BmpBatch};
@@ -27,6 +42,14 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Where the simulated host sits.
 pub const HOST_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 50_000);
+/// Where the simulated host's live-output listener sits (the users' IP tags point here).
+pub const LISTENER_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 50_001);
+/// The application id streaming users start their application with.
+pub const LIVE_APP_ID: u8 = 30;
+/// The virtual core the streaming application runs on (chip (0, 0) of the root board).
+const LIVE_CORE: u8 = 1;
+/// SARK's SIG_STOP.
+const SIG_STOP: u32 = 2;
 /// SDRAM address users write their input to and read results from.
 pub const USER_SDRAM: u32 = 0x6000_0000;
 /// Largest transfer a simulated user makes (bigger data volumes are capped: packet-level
@@ -36,9 +59,40 @@ pub const MAX_TRANSFER: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Booting,
+    /// Setting up live output (then writing, or running).
+    LiveStarting,
     Writing,
     Running,
+    /// Stopping live output (then reading).
+    LiveStopping,
     Reading,
+}
+
+/// The SCP steps of starting and stopping a stream, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LiveStep {
+    /// CMD_WRITE of the stream settings into the core's user registers.
+    Params,
+    /// CMD_IPTAG SET of the output tag.
+    Tag,
+    /// CMD_AR on the core.
+    Start,
+    /// CMD_SIG STOP to the application.
+    Stop,
+    /// CMD_IPTAG CLEAR of the output tag.
+    ClearTag,
+}
+
+/// A streaming user's live output.
+#[derive(Debug, Clone)]
+struct LiveState {
+    params: LiveSession,
+    consumer: ConsumerId,
+    started: Option<Instant>,
+    stopped: Option<Instant>,
+    /// What the board had sent when the stream stopped (filled in by the hardware).
+    sent: Option<spinnbed_emulator::LiveOutputStats>,
+    failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +107,7 @@ struct UserSession {
     data_out: u64,
     /// The root board's client counters when the session started.
     mark: Stats,
+    live: Option<LiveState>,
 }
 
 /// The host side of a run (see the module documentation).
@@ -76,6 +131,17 @@ pub struct HostSide {
     /// Each BMP client's counters when its last batch finished. A BMP runs one batch at a time,
     /// so what its counters grew by since then is the finished batch's traffic.
     bmp_marks: BTreeMap<Ipv4Addr, Stats>,
+    /// The live-output listener (runs with live output only).
+    listener: Option<Listener<StreamMonitor>>,
+    /// Whose clock the streams' timestamps read.
+    listener_clock: SenderClock,
+    /// Bare live-output requests in flight: token → (job, step).
+    live_requests: BTreeMap<u32, (JobId, LiveStep)>,
+    next_token: u32,
+    /// Each streaming job's live output, once its stream has ended (or its session closed).
+    job_live: BTreeMap<JobId, JobLive>,
+    /// Streams that just stopped, whose sent counts the transport should fill in: (job, board).
+    stopped_streams: VecDeque<(JobId, Ipv4Addr)>,
 }
 
 impl std::fmt::Debug for HostSide {
@@ -126,7 +192,30 @@ impl HostSide {
             transfer_us: 0,
             job_scp: BTreeMap::new(),
             bmp_marks: BTreeMap::new(),
+            listener: None,
+            listener_clock: SenderClock::Shared,
+            live_requests: BTreeMap::new(),
+            next_token: 0,
+            job_live: BTreeMap::new(),
+            stopped_streams: VecDeque::new(),
         }
+    }
+
+    /// Gives the host a live-output listener at `local` (the address users' IP tags point at;
+    /// with an unspecified IP the boards use the address their IP tag request came from).
+    /// `clock` says whether the streams' timestamps read the host's clock (simulation) or
+    /// another one (real time).
+    pub fn with_listener(mut self, local: SocketAddrV4, clock: SenderClock) -> HostSide {
+        self.listener = Some(Listener::new(local, Framing::Stripped));
+        self.listener_clock = clock;
+        self
+    }
+
+    /// Paces the host's SCP clients with a token bucket each (`None`: unpaced), whatever the
+    /// policy (`[host] scp_policy` with `pacing`).
+    pub fn with_pacing(mut self, pacing: Option<spinnbed_core::host::TokenBucket>) -> HostSide {
+        self.host.set_pacing(pacing);
+        self
     }
 
     /// Changes the machines (a server reloading its configuration): their BMPs get their own
@@ -180,11 +269,198 @@ impl HostSide {
         ScpSummary::new(self.counters(), self.transfer_us, net)
     }
 
-    /// Ends a job's session: its board traffic since the start is the job's.
+    /// Ends a job's session: its board traffic since the start is the job's; its live output
+    /// (if it streamed) is recorded and its consumer unregistered.
     fn close_session(&mut self, job: JobId) {
-        if let Some(s) = self.sessions.remove(&job) {
+        if let Some(mut s) = self.sessions.remove(&job) {
             let now = self.client_stats(s.root);
             self.job_scp.entry(job).or_default().add_delta(&s.mark, &now);
+            if let Some(live) = s.live.take() {
+                if live.started.is_some() && live.stopped.is_none() {
+                    // Still streaming (the job was destroyed under its user): what the board has
+                    // sent so far is all that counts.
+                    self.stopped_streams.push_back((job, *s.root.ip()));
+                }
+                let (report, received) = self
+                    .listener
+                    .as_mut()
+                    .and_then(|l| l.unregister(live.consumer))
+                    .map(|(m, stats)| (m.report(), stats))
+                    .unwrap_or_default();
+                let entry = self.job_live.entry(job).or_insert(JobLive {
+                    board: s.root_board,
+                    started: None,
+                    stopped: None,
+                    sent: None,
+                    received,
+                    report,
+                    failed: false,
+                });
+                entry.started = live.started;
+                entry.stopped = live.stopped;
+                entry.sent = entry.sent.or(live.sent);
+                entry.received = received;
+                entry.report = report;
+                entry.failed = live.failed;
+            }
+        }
+    }
+
+    /// One job's live output (`None` if its user did not stream): as recorded when its session
+    /// closed, or so far.
+    pub fn job_live(&self, job: JobId) -> Option<JobLive> {
+        if let Some(j) = self.job_live.get(&job) {
+            return Some(*j);
+        }
+        let s = self.sessions.get(&job)?;
+        let live = s.live.as_ref()?;
+        let listener = self.listener.as_ref()?;
+        Some(JobLive {
+            board: s.root_board,
+            started: live.started,
+            stopped: live.stopped,
+            sent: live.sent,
+            received: listener.consumer_stats(live.consumer).unwrap_or_default(),
+            report: listener.consumer(live.consumer).map(|m| m.report()).unwrap_or_default(),
+            failed: live.failed,
+        })
+    }
+
+    /// The root board of a job whose stream is live (started, not yet stopped).
+    pub fn streaming_board(&self, job: JobId) -> Option<Ipv4Addr> {
+        let s = self.sessions.get(&job)?;
+        let live = s.live.as_ref()?;
+        (live.started.is_some() && live.stopped.is_none()).then(|| *s.root.ip())
+    }
+
+    /// The next stream that stopped (or whose session closed while streaming): the hardware
+    /// reads what the board sent and hands it to [`HostSide::set_live_sent`].
+    pub fn poll_stopped_stream(&mut self) -> Option<(JobId, Ipv4Addr)> {
+        self.stopped_streams.pop_front()
+    }
+
+    /// What a job's board sent, read when its stream stopped.
+    pub fn set_live_sent(&mut self, job: JobId, sent: Option<spinnbed_emulator::LiveOutputStats>) {
+        if let Some(live) = self.sessions.get_mut(&job).and_then(|s| s.live.as_mut()) {
+            live.sent = sent;
+        } else if let Some(j) = self.job_live.get_mut(&job) {
+            j.sent = sent;
+        }
+    }
+
+    /// The listener's counters, if the host has one.
+    pub fn live_totals(&self) -> Option<LiveTotals> {
+        self.listener.as_ref().map(|l| LiveTotals { listener: l.stats() })
+    }
+
+    /// The listener's address, if the host has one.
+    pub fn listener_addr(&self) -> Option<SocketAddrV4> {
+        self.listener.as_ref().map(|l| l.local())
+    }
+
+    /// Sends one live-output request for `job`'s root board.
+    fn live_request(&mut self, now: Instant, job: JobId, step: LiveStep) {
+        let Some(s) = self.sessions.get(&job) else { return };
+        let Some(live) = s.live.as_ref() else { return };
+        let root = s.root;
+        let tag = live.params.tag;
+        let words: Vec<u8> = spinnbed_emulator::StreamParams {
+            rate: live.params.rate,
+            keys_per_packet: live.params.keys_per_packet,
+            timestamp: true,
+        }
+        .to_user_words()
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+        let target = self
+            .listener_addr()
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        let request = match step {
+            LiveStep::Params => Request::Write {
+                addr: spinnbed_emulator::user_register_address(LIVE_CORE, 1),
+                access: AccessType::Word,
+                data: &words,
+            },
+            LiveStep::Tag => Request::Iptag(IptagRequest::Set {
+                tag,
+                config: IptagConfig {
+                    flags: IptagFlags::STRIP,
+                    ..IptagConfig::forward(*target.ip(), target.port())
+                },
+            }),
+            LiveStep::Start => Request::ApplicationRun {
+                app_id: LIVE_APP_ID,
+                flags: 0,
+                cores: 1 << LIVE_CORE,
+            },
+            LiveStep::Stop => Request::Signal {
+                kind: SignalKind::Multicast,
+                data: (SIG_STOP << 16) | (0xFF << 8) | u32::from(LIVE_APP_ID),
+                cores: 0xFFFF,
+            },
+            LiveStep::ClearTag => Request::Iptag(IptagRequest::Clear { tag }),
+        };
+        let Ok(request) = ScpRequest::new(Address::ROOT_MONITOR, &request) else {
+            return;
+        };
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1);
+        self.live_requests.insert(token, (job, step));
+        self.host.submit(now, root, request, token);
+    }
+
+    /// A streaming user starts its live output: registers its consumer and sends the first
+    /// request.
+    fn start_live(&mut self, now: Instant, job: JobId) {
+        let clock = self.listener_clock;
+        let Some(s) = self.sessions.get_mut(&job) else { return };
+        s.phase = Phase::LiveStarting;
+        let board = *s.root.ip();
+        if let (Some(live), Some(listener)) = (s.live.as_mut(), self.listener.as_mut()) {
+            live.consumer = listener.register(Source::Ip(board), StreamMonitor::new(clock));
+        }
+        self.live_request(now, job, LiveStep::Params);
+    }
+
+    /// The outcome of a live-output request.
+    fn on_live_outcome(&mut self, now: Instant, job: JobId, step: LiveStep, outcome: Outcome) {
+        let Some(s) = self.sessions.get_mut(&job) else { return };
+        let board = *s.root.ip();
+        let Some(live) = s.live.as_mut() else { return };
+        let start = live.params.start;
+        if let Err(why) = &outcome {
+            live.failed = true;
+            if matches!(step, LiveStep::Params | LiveStep::Tag | LiveStep::Start) {
+                let why = why.to_string();
+                self.fail(job, SessionFailure::LiveOutputFailed(why));
+                return;
+            }
+        }
+        match step {
+            LiveStep::Params => self.live_request(now, job, LiveStep::Tag),
+            LiveStep::Tag => self.live_request(now, job, LiveStep::Start),
+            LiveStep::Start => {
+                live.started = Some(now);
+                match start {
+                    LiveStart::Booted => self.write_input(now, job),
+                    LiveStart::Running => self.run(job),
+                }
+            }
+            LiveStep::Stop => self.live_request(now, job, LiveStep::ClearTag),
+            LiveStep::ClearTag => {
+                live.stopped = Some(now);
+                self.stopped_streams.push_back((job, board));
+                self.read_output(now, job);
+            }
+        }
+    }
+
+    /// The user's application runs from now.
+    fn run(&mut self, job: JobId) {
+        if let Some(s) = self.sessions.get_mut(&job) {
+            s.phase = Phase::Running;
+            self.session_events.push_back((job, SessionEvent::Running));
         }
     }
 
@@ -258,8 +534,12 @@ impl HostSide {
                         let Some(s) = self.sessions.get_mut(&job) else { return };
                         match s.phase {
                             Phase::Writing => {
-                                s.phase = Phase::Running;
-                                self.session_events.push_back((job, SessionEvent::Running));
+                                let live_now = s.live.as_ref().is_some_and(|l| l.params.start == LiveStart::Running);
+                                if live_now {
+                                    self.start_live(now, job);
+                                } else {
+                                    self.run(job);
+                                }
                             }
                             Phase::Reading => {
                                 self.close_session(job);
@@ -271,6 +551,11 @@ impl HostSide {
                     Err(e) => self.fail(job, SessionFailure::TransferFailed(e)),
                 }
             }
+            HostEvent::Scp { token, outcome, .. } => {
+                if let Some((job, step)) = self.live_requests.remove(&token) {
+                    self.on_live_outcome(now, job, step, outcome);
+                }
+            }
             _ => {}
         }
     }
@@ -279,15 +564,30 @@ impl HostSide {
         let board = self.sessions.get(&job).map(|s| s.root_board);
         self.close_session(job);
         self.ops.retain(|_, j| *j != job);
+        self.live_requests.retain(|_, (j, _)| *j != job);
         self.session_events
             .push_back((job, SessionEvent::Failed { why, board }));
     }
 
     fn after_boot(&mut self, now: Instant, job: JobId) {
+        let Some(s) = self.sessions.get(&job) else { return };
+        if s.live.as_ref().is_some_and(|l| l.params.start == LiveStart::Booted) {
+            self.start_live(now, job);
+            return;
+        }
+        self.write_input(now, job);
+    }
+
+    /// Writes the user's input (then runs, or starts live output first).
+    fn write_input(&mut self, now: Instant, job: JobId) {
         let Some(s) = self.sessions.get_mut(&job) else { return };
         if s.data_in == 0 {
-            s.phase = Phase::Running;
-            self.session_events.push_back((job, SessionEvent::Running));
+            let live_now = s.live.as_ref().is_some_and(|l| l.started.is_none());
+            if live_now {
+                self.start_live(now, job);
+            } else {
+                self.run(job);
+            }
             return;
         }
         s.phase = Phase::Writing;
@@ -321,6 +621,17 @@ impl HostSide {
             data_in: session.data_in,
             data_out: session.data_out,
             mark: self.client_stats(root),
+            live: session
+                .live
+                .filter(|_| session.boot && self.listener.is_some())
+                .map(|params| LiveState {
+                    params,
+                    consumer: ConsumerId(u32::MAX),
+                    started: None,
+                    stopped: None,
+                    sent: None,
+                    failed: false,
+                }),
         };
         if !session.boot {
             self.sessions.insert(session.job, s);
@@ -344,12 +655,26 @@ impl HostSide {
         }
     }
 
-    /// A job's run is over: read its results back.
+    /// A job's run is over: stop its live output, if any, then read its results back.
     pub fn finish_session(&mut self, now: Instant, job: JobId) {
         let Some(s) = self.sessions.get_mut(&job) else {
             self.session_events.push_back((job, SessionEvent::Finished));
             return;
         };
+        if s.live
+            .as_ref()
+            .is_some_and(|l| l.started.is_some() && l.stopped.is_none())
+        {
+            s.phase = Phase::LiveStopping;
+            self.live_request(now, job, LiveStep::Stop);
+            return;
+        }
+        self.read_output(now, job);
+    }
+
+    /// Reads the user's results back (then the session is over).
+    fn read_output(&mut self, now: Instant, job: JobId) {
+        let Some(s) = self.sessions.get_mut(&job) else { return };
         if s.data_out == 0 || !s.boots {
             self.close_session(job);
             self.session_events.push_back((job, SessionEvent::Finished));
@@ -366,6 +691,7 @@ impl HostSide {
     pub fn end_session(&mut self, job: JobId) {
         self.close_session(job);
         self.ops.retain(|_, j| *j != job);
+        self.live_requests.retain(|_, (j, _)| *j != job);
         self.session_events.retain(|(j, _)| *j != job);
     }
 }
@@ -387,7 +713,12 @@ impl HostEnd for HostSide {
     }
 
     fn handle_datagram(&mut self, now: Instant, d: &Datagram) {
-        self.host.handle_datagram(now, d);
+        match self.listener.as_mut() {
+            Some(l) if d.dst == l.local() => {
+                l.handle_datagram(now, d);
+            }
+            _ => self.host.handle_datagram(now, d),
+        }
     }
 
     fn poll_transmit(&mut self) -> Option<Datagram> {

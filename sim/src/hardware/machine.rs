@@ -11,8 +11,9 @@ use spinnbed_core::time::Instant;
 use spinnbed_emulator::Emulator;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// The simulated network and the emulated machine behind it; datagrams to `host` are the
-/// host's, every other one goes to the machine.
+/// The simulated network and the emulated machine behind it; datagrams to `host`'s address (any
+/// port: its SCP socket and its live-output listener) are the host's, every other one goes to
+/// the machine.
 pub struct SimulatedMachine {
     emu: Emulator,
     net: Network,
@@ -74,7 +75,7 @@ impl Transport for SimulatedMachine {
             moved = true;
         }
         while let Some(d) = self.net.poll_deliver(now) {
-            if d.dst == self.host {
+            if d.dst.ip() == self.host.ip() {
                 deliver(&d);
             } else {
                 self.emu.handle_datagram(now, d);
@@ -112,6 +113,10 @@ impl Transport for SimulatedMachine {
 
     fn net_stats(&self) -> Option<NetStats> {
         Some(self.net.stats())
+    }
+
+    fn live_output(&self, board: Ipv4Addr) -> Option<spinnbed_emulator::LiveOutputStats> {
+        self.emu.live_output(board)
     }
 }
 

@@ -134,6 +134,59 @@ pub struct Session {
     pub data_in: u64,
     /// Bytes to read back after running.
     pub data_out: u64,
+    /// The user's application streams live output to the host.
+    pub live: Option<LiveSession>,
+}
+
+/// How a streaming user's application streams (from `[host.live_output]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveSession {
+    /// Datagrams per second.
+    pub rate: u32,
+    /// Events per datagram.
+    pub keys_per_packet: u8,
+    /// When the stream starts.
+    pub start: crate::scenario::LiveStart,
+    /// The IP tag it goes through.
+    pub tag: u8,
+}
+
+/// One job's live output: what its board sent (simulation only) and what the host's listener
+/// made of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLive {
+    /// The board that streamed (the job's root board).
+    pub board: Board,
+    /// When the application was started (its start acknowledged).
+    pub started: Option<Instant>,
+    /// When it was stopped (the stop acknowledged).
+    pub stopped: Option<Instant>,
+    /// What the board sent, where the transport can tell (the emulator in simulated runs).
+    pub sent: Option<spinnbed_emulator::LiveOutputStats>,
+    /// What the listener received from the board.
+    pub received: spinnbed_core::host::ConsumerStats,
+    /// Delivered, duplicated and dropped events, latency.
+    pub report: spinnbed_core::host::StreamReport,
+    /// Setting the stream up or stopping it failed.
+    pub failed: bool,
+}
+
+impl JobLive {
+    /// Events lost: what the board sent and the listener never got where the sent count is
+    /// known, else the gaps the listener saw.
+    pub fn dropped(&self) -> u64 {
+        match self.sent {
+            Some(s) => s.events.saturating_sub(self.report.delivered),
+            None => self.report.dropped,
+        }
+    }
+}
+
+/// The listener's own counters in a packet-level run with live output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveTotals {
+    /// What the listener received.
+    pub listener: spinnbed_core::host::ListenerStats,
 }
 
 /// Why a user gave up on its boards.
@@ -147,6 +200,8 @@ pub enum SessionFailure {
     BootFailed(String),
     /// Writing the input or reading the results failed.
     TransferFailed(String),
+    /// Setting up live output (user registers, IP tag, application start) failed.
+    LiveOutputFailed(String),
 }
 
 impl std::fmt::Display for SessionFailure {
@@ -156,6 +211,7 @@ impl std::fmt::Display for SessionFailure {
             SessionFailure::CannotBoot(e) => write!(f, "cannot boot: {e}"),
             SessionFailure::BootFailed(why) => write!(f, "boot failed: {why}"),
             SessionFailure::TransferFailed(e) => write!(f, "data transfer failed: {e}"),
+            SessionFailure::LiveOutputFailed(e) => write!(f, "live output setup failed: {e}"),
         }
     }
 }
@@ -214,6 +270,14 @@ pub trait Hardware {
     }
     /// A scheduled fault strikes (`on`) or heals.
     fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool);
+    /// One job's live output, if its user streamed.
+    fn job_live(&self, _job: JobId) -> Option<JobLive> {
+        None
+    }
+    /// The live-output listener's counters, if this hardware has one.
+    fn live_totals(&self) -> Option<LiveTotals> {
+        None
+    }
 }
 
 /// Rounds to 3 decimals.

@@ -8,7 +8,7 @@
 //! transport.
 
 use super::host_side::HostSide;
-use super::{Completion, Hardware, JobScp, ScpCounters, ScpSummary, Session, SessionEvent};
+use super::{Completion, Hardware, JobLive, JobScp, LiveTotals, ScpCounters, ScpSummary, Session, SessionEvent};
 use crate::netsim::NetStats;
 use crate::scenario::FaultKind;
 use spinnbed_core::datagram::Datagram;
@@ -37,6 +37,11 @@ pub trait Transport {
     fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool);
     /// What the network carried and lost, for transports that count it.
     fn net_stats(&self) -> Option<NetStats> {
+        None
+    }
+    /// What the board at `board` has streamed since it booted, for transports that can tell
+    /// (the emulator; not real hardware).
+    fn live_output(&self, _board: std::net::Ipv4Addr) -> Option<spinnbed_emulator::LiveOutputStats> {
         None
     }
 }
@@ -136,6 +141,15 @@ impl<T: Transport> HostHardware<T> {
 
     fn settle(&mut self, now: Instant) {
         settle(&mut self.side, &mut self.transport, now);
+        self.collect_sent();
+    }
+
+    /// Reads what the boards of streams that just stopped sent.
+    fn collect_sent(&mut self) {
+        while let Some((job, board)) = self.side.poll_stopped_stream() {
+            let sent = self.transport.live_output(board);
+            self.side.set_live_sent(job, sent);
+        }
     }
 }
 
@@ -176,6 +190,7 @@ impl<T: Transport> Hardware for HostHardware<T> {
 
     fn end_session(&mut self, job: JobId) {
         self.side.end_session(job);
+        self.collect_sent();
     }
 
     fn poll_session(&mut self) -> Option<(JobId, SessionEvent)> {
@@ -196,5 +211,20 @@ impl<T: Transport> Hardware for HostHardware<T> {
 
     fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
         self.transport.apply_fault(now, kind, on);
+    }
+
+    fn job_live(&self, job: JobId) -> Option<JobLive> {
+        let mut j = self.side.job_live(job)?;
+        if j.sent.is_none()
+            && let Some(board) = self.side.streaming_board(job)
+        {
+            // Still streaming when the run stopped: what the board has sent so far.
+            j.sent = self.transport.live_output(board);
+        }
+        Some(j)
+    }
+
+    fn live_totals(&self) -> Option<LiveTotals> {
+        self.side.live_totals()
     }
 }

@@ -8,9 +8,9 @@
 
 pub mod outputs;
 
-use crate::hardware::host_side::HOST_ADDR;
+use crate::hardware::host_side::{HOST_ADDR, LISTENER_ADDR};
 use crate::hardware::{FixedDelays, HostSide, PacketHardware, SimulatedMachine};
-use crate::scenario::{FaultConfig, NetworkConfig, ScpPolicy};
+use crate::scenario::{FaultConfig, NetworkConfig, ScpChoice};
 use crate::workload::WorkloadJob;
 use crate::world::{Limits, RunResult, World};
 use outputs::RunMeta;
@@ -127,12 +127,14 @@ pub struct RunSpec {
     /// Scheduled faults.
     pub faults: Vec<FaultConfig>,
     /// The host's SCP retry and windowing policy at packet level.
-    pub scp_policy: ScpPolicy,
+    pub scp_policy: ScpChoice,
     /// Host wait after powering boards on, at packet level.
     pub post_power_on_delay: Duration,
     /// BMP timing recorded by a live server, replayed by fixed-delay hardware (from a journal
     /// workload; empty otherwise).
     pub recorded_bmp: crate::hardware::fixed::RecordedBmp,
+    /// Live output (`[host.live_output]`; packet level only).
+    pub live_output: Option<crate::scenario::LiveOutputConfig>,
 }
 
 /// The hardware of a simulated run.
@@ -183,9 +185,10 @@ impl RunSpec {
                 avoid_after: (sc.policy.avoid_failing_boards > 0).then_some(sc.policy.avoid_failing_boards),
             },
             faults: sc.faults.clone(),
-            scp_policy: sc.host.scp_policy,
+            scp_policy: sc.host.scp_policy.clone(),
             post_power_on_delay: sc.host.post_power_on_delay,
             recorded_bmp: Default::default(),
+            live_output: sc.host.live_output,
         }
     }
 }
@@ -216,7 +219,8 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
         HardwareChoice::Emulator { emulator, network } => {
             let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
             let machine = SimulatedMachine::new(&machines, (**emulator).clone(), network.clone(), spec.seed, HOST_ADDR);
-            let hw: PacketHardware = crate::hardware::HostHardware::new(spec.host_side(HOST_ADDR), machine);
+            let side = spec.host_side_with_listener(HOST_ADDR, LISTENER_ADDR, spinnbed_core::host::SenderClock::Shared);
+            let hw: PacketHardware = crate::hardware::HostHardware::new(side, machine);
             run_world(spec, service, hw, limits, progress)
         }
     };
@@ -227,12 +231,25 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
 impl RunSpec {
     /// The host side of a packet-level run of this spec, at `local`.
     pub fn host_side(&self, local: std::net::SocketAddrV4) -> HostSide {
-        HostSide::new(
-            local,
-            &self.machines,
-            self.scp_policy.policy(),
-            self.post_power_on_delay,
-        )
+        HostSide::new(local, &self.machines, self.scp_policy.policy, self.post_power_on_delay)
+            .with_pacing(self.scp_policy.pacing)
+    }
+
+    /// The host side of a packet-level run of this spec at `local`, with its live-output
+    /// listener at `listener` if the spec has live output (`clock`: whether the streams'
+    /// timestamps read the host's clock).
+    pub fn host_side_with_listener(
+        &self,
+        local: std::net::SocketAddrV4,
+        listener: std::net::SocketAddrV4,
+        clock: spinnbed_core::host::SenderClock,
+    ) -> HostSide {
+        let side = self.host_side(local);
+        if self.live_output.is_some() {
+            side.with_listener(listener, clock)
+        } else {
+            side
+        }
     }
 }
 
@@ -399,6 +416,7 @@ fn run_world<H: crate::hardware::Hardware>(
 ) -> RunResult {
     World::new(service, hw, spec.jobs.clone(), limits)
         .with_users(spec.users)
+        .with_live_output(spec.live_output, spec.seed)
         .with_faults(spec.faults.clone())
         .run(progress)
 }
@@ -505,6 +523,9 @@ pub fn write_outputs(
         write("scp.csv", &outputs::scp_csv(result)?)?;
         write("scp_jobs.csv", &outputs::scp_jobs_csv(result)?)?;
     }
+    if result.live.is_some() {
+        write("live.csv", &outputs::live_csv(result)?)?;
+    }
     write("scenario.toml", resolved_scenario.as_bytes())?;
     write("perf.json", &outputs::json(perf))?;
     staged.commit()?;
@@ -558,9 +579,10 @@ mod tests {
             hardware: HardwareChoice::FixedDelay,
             users: Default::default(),
             faults: Vec::new(),
-            scp_policy: ScpPolicy::Spinnman,
+            scp_policy: crate::scenario::ScpPolicy::Spinnman.into(),
             post_power_on_delay: Duration::from_secs(5),
             recorded_bmp: Default::default(),
+            live_output: None,
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use spinnbed_core::alloc::{Request, Shape};
 use spinnbed_core::geometry::Link;
 use spinnbed_core::time::{Duration, Instant};
-use spinnbed_outputs::rows::{Bit, BoardRow, JobRow, ScpJobRow, ScpRow, Secs, TimelineRow, to_csv};
+use spinnbed_outputs::rows::{Bit, BoardRow, JobRow, LiveRow, ScpJobRow, ScpRow, Secs, TimelineRow, to_csv};
 use std::collections::BTreeSet;
 
 /// Run facts that are not in the result itself.
@@ -172,6 +172,103 @@ pub struct Summary {
     /// Faults injected during the run, in time order (absent when none were).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultSummary>,
+    /// Live output totals (runs with `[host.live_output]` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSummary>,
+}
+
+/// `summary.json` `live`: the streaming jobs' live output together (keys in alphabetical
+/// order).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LiveSummary {
+    /// UDP payload bytes the listener received from the streaming boards.
+    pub bytes: u64,
+    /// Datagrams it received from them.
+    pub datagrams: u64,
+    /// Distinct events delivered.
+    pub delivered: u64,
+    /// Events found missing from gaps in the streams' counters.
+    pub detected: u64,
+    /// Events lost (sent − delivered where the sent count is known, else detected).
+    pub dropped: u64,
+    /// Events received more than once.
+    pub duplicates: u64,
+    /// Streaming jobs whose stream could not be started or stopped.
+    pub failed_jobs: usize,
+    /// Jobs whose users streamed.
+    pub jobs: usize,
+    /// The largest latency of any event, ms (`null`: not measured).
+    pub latency_max_ms: Option<f64>,
+    /// The median over the jobs of each job's median latency, ms.
+    pub latency_p50_ms: Option<f64>,
+    /// The worst job's 99th-percentile latency, ms.
+    pub latency_p99_ms: Option<f64>,
+    /// Datagrams to the listener that were not EIEIO.
+    pub malformed: u64,
+    /// Events the boards sent (`null` where not known: real hardware).
+    pub sent: Option<u64>,
+    /// Datagrams to the listener that no job's consumer wanted (a stream still running after
+    /// its job ended, say).
+    pub unmatched: u64,
+}
+
+/// Microseconds as milliseconds with three decimals.
+fn ms(us: u64) -> f64 {
+    r3(us as f64 / 1000.0)
+}
+
+/// `summary.json` `live`, from the jobs' live output and the listener's counters.
+fn live_summary(r: &RunResult) -> Option<LiveSummary> {
+    let totals = r.live?;
+    let jobs: Vec<&crate::hardware::JobLive> = r.job_live.iter().flatten().collect();
+    let lat: Vec<spinnbed_core::host::LatencySummary> = jobs.iter().filter_map(|j| j.report.latency).collect();
+    let mut p50: Vec<f64> = lat.iter().map(|l| l.p50_us as f64).collect();
+    p50.sort_by(f64::total_cmp);
+    let sent: Vec<u64> = jobs.iter().filter_map(|j| j.sent.map(|s| s.events)).collect();
+    Some(LiveSummary {
+        bytes: jobs.iter().map(|j| j.received.bytes).sum(),
+        datagrams: jobs.iter().map(|j| j.received.datagrams).sum(),
+        delivered: jobs.iter().map(|j| j.report.delivered).sum(),
+        detected: jobs.iter().map(|j| j.report.dropped).sum(),
+        dropped: jobs.iter().map(|j| j.dropped()).sum(),
+        duplicates: jobs.iter().map(|j| j.report.duplicates).sum(),
+        failed_jobs: jobs.iter().filter(|j| j.failed).count(),
+        jobs: jobs.len(),
+        latency_max_ms: lat.iter().map(|l| l.max_us).max().map(ms),
+        latency_p50_ms: spinnbed_core::stats::percentile(&p50, 0.5).map(|v| ms(v as u64)),
+        latency_p99_ms: lat.iter().map(|l| l.p99_us).max().map(ms),
+        malformed: totals.listener.malformed,
+        sent: (!sent.is_empty()).then(|| sent.iter().sum()),
+        unmatched: totals.listener.unmatched,
+    })
+}
+
+/// `live.csv`: each streaming job's live output (rows in `jobs.csv` order, streaming jobs only).
+pub fn live_csv(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
+    to_csv(r.records.iter().zip(&r.job_live).filter_map(|(x, jl)| {
+        let jl = jl.as_ref()?;
+        let lat = jl.report.latency;
+        Some(LiveRow {
+            id: r.jobs[x.index].id,
+            machine: x.machine.clone().unwrap_or_default(),
+            x: jl.board.x,
+            y: jl.board.y,
+            z: jl.board.z,
+            started_s: jl.started.map(at),
+            stopped_s: jl.stopped.map(at),
+            sent: jl.sent.map(|s| s.events),
+            delivered: jl.report.delivered,
+            dropped: jl.dropped(),
+            detected: jl.report.dropped,
+            duplicates: jl.report.duplicates,
+            datagrams: jl.received.datagrams,
+            bytes: jl.received.bytes,
+            latency_p50_ms: lat.map(|l| ms(l.p50_us)),
+            latency_p99_ms: lat.map(|l| ms(l.p99_us)),
+            latency_max_ms: lat.map(|l| ms(l.max_us)),
+            failed: Bit(jl.failed),
+        })
+    }))
 }
 
 /// Rounds to 3 decimals (stable JSON numbers).
@@ -350,6 +447,7 @@ pub fn summary(r: &RunResult, meta: &RunMeta) -> Summary {
             f.sort_by_key(|f| f.at);
             f.into_iter().map(FaultSummary::of).collect()
         },
+        live: live_summary(r),
     }
 }
 

@@ -84,11 +84,83 @@ fn frame(f: FrameId) -> Tuple<(i64, i64)> {
     Tuple((int(f.cabinet), int(f.frame)))
 }
 
-fn scp(p: ScpPolicy) -> RawScp {
+fn preset(p: ScpPolicy) -> RawScp {
     match p {
         ScpPolicy::Spinnman => RawScp::Spinnman,
+        ScpPolicy::SpinnmanLegacy => RawScp::SpinnmanLegacy,
         ScpPolicy::Rig => RawScp::Rig,
         ScpPolicy::Adaptive => RawScp::Adaptive,
+    }
+}
+
+/// A preset under its own name and unpaced as its name; anything else as a table with every
+/// pipeline parameter written.
+fn scp(c: &ScpChoice) -> RawScpChoice {
+    if let Some(p) = c.as_preset() {
+        return RawScpChoice::Named(preset(p));
+    }
+    let same_as = ScpPolicy::ALL.into_iter().find(|p| p.policy() == c.policy);
+    let pipeline = match (same_as, c.policy) {
+        (None, spinnbed_core::host::Policy::Spinnman(p)) => Some(RawPipeline {
+            from: None,
+            n_channels: Some(int(p.n_channels)),
+            intermediate_channel_waits: Some(int(p.intermediate_channel_waits)),
+            n_retries: Some(int(p.n_retries)),
+            packet_timeout: Some(q(p.packet_timeout)),
+            retry_pause: Some(q(p.retry_code_pause)),
+            retry_codes: Some(p.retry_codes.iter().map(|rc| rc.name().to_string()).collect()),
+        }),
+        _ => None,
+    };
+    RawScpChoice::Spec(RawScpSpec {
+        name: Some(c.name.clone()),
+        policy: if pipeline.is_some() { None } else { same_as.map(preset) },
+        pipeline,
+        pacing: c.pacing.as_ref().map(pacing),
+    })
+}
+
+fn pacing(b: &spinnbed_core::host::TokenBucket) -> RawPacing {
+    RawPacing {
+        tokens: int(b.tokens),
+        fill_rate: int(b.fill_rate),
+        per_packet: Some(match b.charge {
+            spinnbed_core::host::Charge::Flat(n) => RawCharge::Flat(i64::from(n)),
+            spinnbed_core::host::Charge::Bytes => RawCharge::Bytes,
+        }),
+    }
+}
+
+fn pipeline_grid(g: &PipelineGrid) -> RawPipelineGrid {
+    RawPipelineGrid {
+        from: Some(preset(g.from)),
+        n_channels: g.n_channels.as_ref().map(|v| v.iter().map(|c| int(*c)).collect()),
+        intermediate_channel_waits: g
+            .intermediate_channel_waits
+            .as_ref()
+            .map(|v| v.iter().map(|c| int(*c)).collect()),
+        n_retries: g.n_retries.as_ref().map(|v| v.iter().map(|c| int(*c)).collect()),
+        packet_timeout: g.packet_timeout.as_ref().map(|v| v.iter().map(|t| q(*t)).collect()),
+        retry_pause: g.retry_pause.as_ref().map(|v| v.iter().map(|t| q(*t)).collect()),
+        pacing: g.pacing.as_ref().map(|v| {
+            v.iter()
+                .map(|p| match p {
+                    Some(b) => RawPacingChoice::Bucket(pacing(b)),
+                    None => RawPacingChoice::None,
+                })
+                .collect()
+        }),
+    }
+}
+
+fn study_network(n: &StudyNetwork) -> RawStudyNetwork {
+    RawStudyNetwork {
+        name: n.name.clone(),
+        jitter: n.jitter.clone(),
+        reorder: Some(n.reorder),
+        duplicate: Some(n.duplicate),
+        burst: n.burst.as_ref().map(burst),
+        bandwidth_mbps: n.bandwidth_mbps,
     }
 }
 
@@ -195,6 +267,21 @@ fn machine(m: &MachineConfig) -> RawMachine {
             boot: Some(q(t.boot)),
             bmp_retry_delay: Some(q(t.bmp_retry_delay)),
             bmp_tries: Some(int(t.bmp_tries)),
+        }),
+        scamp: Some(RawScamp {
+            enabled: Some(m.scamp.enabled),
+            service_base: Some(q(m.scamp.service_base)),
+            service_read_256: Some(q(m.scamp.service_read_256)),
+            service_write_256: Some(q(m.scamp.service_write_256)),
+            service_fill_per_kib: Some(q(m.scamp.service_fill_per_kib)),
+            transient_tags: Some(int(m.scamp.transient_tags)),
+            msg_buffers: Some(int(m.scamp.msg_buffers)),
+            p2p_per_packet: Some(q(m.scamp.p2p_per_packet)),
+            p2p_hop: Some(q(m.scamp.p2p_hop)),
+            bmp_service: Some(q(m.scamp.bmp_service)),
+            bmp_can_frame: Some(q(m.scamp.bmp_can_frame)),
+            bmp_transient_tags: Some(int(m.scamp.bmp_transient_tags)),
+            bmp_rx_buffers: Some(int(m.scamp.bmp_rx_buffers)),
         }),
     }
 }
@@ -360,7 +447,7 @@ fn class(c: &JobClass) -> RawClass {
 fn study(st: &StudyConfig) -> RawStudy {
     RawStudy {
         kind: RawStudyKind::ScpWindowing,
-        policies: Some(st.policies.iter().map(|p| scp(*p)).collect()),
+        policies: Some(st.policies.iter().map(scp).collect()),
         ops: Some(
             st.ops
                 .iter()
@@ -374,6 +461,8 @@ fn study(st: &StudyConfig) -> RawStudy {
         rtts: Some(st.rtts.iter().map(|r| q(*r)).collect()),
         bytes: Some(Q(ByteSize(st.bytes))),
         seeds: Some(int(st.seeds)),
+        pipeline_grid: st.pipeline_grid.as_ref().map(pipeline_grid),
+        network: st.networks.iter().map(study_network).collect(),
     }
 }
 
@@ -407,9 +496,20 @@ fn host(h: &HostConfig) -> RawHost {
             HardwareModel::Emulator => RawHardware::Emulator,
         }),
         post_power_on_delay: Some(q(h.post_power_on_delay)),
-        scp_policy: Some(scp(h.scp_policy)),
+        scp_policy: Some(scp(&h.scp_policy)),
         boot_users: Some(h.boot_users),
         boot_tries: Some(int(h.boot_tries)),
+        // Written only when set, so resolved copies without it stay as they were.
+        live_output: h.live_output.map(|l| RawLiveOutput {
+            fraction: Some(l.fraction),
+            rate: Some(i64::from(l.rate)),
+            keys_per_packet: Some(i64::from(l.keys_per_packet)),
+            start: Some(match l.start {
+                LiveStart::Running => RawLiveStart::Running,
+                LiveStart::Booted => RawLiveStart::Booted,
+            }),
+            tag: Some(i64::from(l.tag)),
+        }),
     }
 }
 

@@ -126,6 +126,10 @@ pub const MIN_SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 /// hardware and the host's BMP retries).
 pub use spinnbed_core::timing::MachineTiming;
 
+/// `[machine.scamp]`: how long SC&MP and the BMP take per request and how much they buffer (the
+/// emulator's timing model, used by packet-level runs, `sim emulate` and `sim serve`).
+pub use spinnbed_emulator::ScampTiming;
+
 /// One `[[machine]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MachineConfig {
@@ -136,6 +140,8 @@ pub struct MachineConfig {
     pub spec: MachineSpec,
     /// Hardware timings.
     pub timing: MachineTiming,
+    /// SC&MP and BMP service times and buffers.
+    pub scamp: ScampTiming,
     /// `random_dead_boards`: how many more boards are dead, chosen at random.
     pub random_dead_boards: u32,
     /// The boards chosen for `random_dead_boards` under the run's seed, in board order (dead
@@ -295,15 +301,55 @@ impl Default for PolicyConfig {
     }
 }
 
-/// The host's SCP retry and window policy.
+/// A preset SCP retry and window policy, by its name in scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScpPolicy {
-    /// As SpiNNMan does.
+    /// As SpiNNMan 1!7.4.1 does.
     Spinnman,
+    /// As SpiNNMan's earlier pipeline did (one request at a time, 0.5 s, 3 retries).
+    SpinnmanLegacy,
     /// As Rig does.
     Rig,
     /// Adapting to the observed loss.
     Adaptive,
+}
+
+/// A named SCP policy of a scenario (`[host] scp_policy`, an entry of `[study] policies` or a
+/// point of `[study.pipeline_grid]`): a preset, or spinnman's pipeline with other parameters,
+/// optionally paced by a token bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScpChoice {
+    /// Its name in outputs (a preset's own name unless the scenario names it).
+    pub name: String,
+    /// The host-side policy.
+    pub policy: spinnbed_core::host::Policy,
+    /// The token bucket pacing every client's transmissions, if any.
+    pub pacing: Option<spinnbed_core::host::TokenBucket>,
+}
+
+impl ScpChoice {
+    /// A preset, unpaced, under its own name.
+    pub fn preset(p: ScpPolicy) -> ScpChoice {
+        ScpChoice {
+            name: p.name().to_string(),
+            policy: p.policy(),
+            pacing: None,
+        }
+    }
+
+    /// The preset this is, if it is one exactly (same policy, unpaced, under the preset's name):
+    /// the real clients the study compares against.
+    pub fn as_preset(&self) -> Option<ScpPolicy> {
+        ScpPolicy::ALL
+            .into_iter()
+            .find(|p| p.name() == self.name && p.policy() == self.policy && self.pacing.is_none())
+    }
+}
+
+impl From<ScpPolicy> for ScpChoice {
+    fn from(p: ScpPolicy) -> ScpChoice {
+        ScpChoice::preset(p)
+    }
 }
 
 /// What carries out the service's hardware work in a simulated run.
@@ -326,10 +372,19 @@ impl HardwareModel {
 }
 
 impl ScpPolicy {
+    /// Every preset, in the order scenarios list them.
+    pub const ALL: [ScpPolicy; 4] = [
+        ScpPolicy::Spinnman,
+        ScpPolicy::SpinnmanLegacy,
+        ScpPolicy::Rig,
+        ScpPolicy::Adaptive,
+    ];
+
     /// The name in scenarios (and of the host-side policy).
     pub fn name(self) -> &'static str {
         match self {
             ScpPolicy::Spinnman => "spinnman",
+            ScpPolicy::SpinnmanLegacy => "spinnman-legacy",
             ScpPolicy::Rig => "rig",
             ScpPolicy::Adaptive => "adaptive",
         }
@@ -340,6 +395,7 @@ impl ScpPolicy {
         use spinnbed_core::host::Policy;
         match self {
             ScpPolicy::Spinnman => Policy::spinnman(),
+            ScpPolicy::SpinnmanLegacy => Policy::spinnman_legacy(),
             ScpPolicy::Rig => Policy::rig(),
             ScpPolicy::Adaptive => Policy::adaptive(),
         }
@@ -365,11 +421,151 @@ impl TransferOp {
     }
 }
 
+/// `[study.pipeline_grid]`: points of spinnman's pipeline family, the cross product of the
+/// lists (a list not written keeps the `from` preset's value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineGrid {
+    /// The preset every point starts from (`spinnman` or `spinnman-legacy`).
+    pub from: ScpPolicy,
+    /// `n_channels` values.
+    pub n_channels: Option<Vec<usize>>,
+    /// `intermediate_channel_waits` values (not written: `n_channels − 1` at each point).
+    pub intermediate_channel_waits: Option<Vec<usize>>,
+    /// `n_retries` values.
+    pub n_retries: Option<Vec<u32>>,
+    /// `packet_timeout` values.
+    pub packet_timeout: Option<Vec<Duration>>,
+    /// `retry_pause` values.
+    pub retry_pause: Option<Vec<Duration>>,
+    /// Token buckets (`None`: unpaced) each point is run with.
+    pub pacing: Option<Vec<Option<spinnbed_core::host::TokenBucket>>>,
+}
+
+impl PipelineGrid {
+    /// The points, in order (the last list varies fastest), each named after the values of the
+    /// lists written: `pipe c16 w15 t0.2s paced`. Points whose waits are not below their
+    /// channels (other than 1 channel, 0 waits) are left out.
+    pub fn points(&self) -> Vec<ScpChoice> {
+        use spinnbed_core::host::Policy;
+        let base = match self.from.policy() {
+            Policy::Spinnman(p) => p,
+            _ => spinnbed_core::host::PipelinePolicy::spinnman(),
+        };
+        let one = |v: &Option<Vec<usize>>, d: usize| v.clone().unwrap_or_else(|| vec![d]);
+        let channels = one(&self.n_channels, base.n_channels);
+        let waits: Vec<Option<usize>> = match &self.intermediate_channel_waits {
+            Some(v) => v.iter().copied().map(Some).collect(),
+            None if self.n_channels.is_some() => vec![None],
+            None => vec![Some(base.intermediate_channel_waits)],
+        };
+        let retries = self.n_retries.clone().unwrap_or_else(|| vec![base.n_retries]);
+        let timeouts = self.packet_timeout.clone().unwrap_or_else(|| vec![base.packet_timeout]);
+        let pauses = self.retry_pause.clone().unwrap_or_else(|| vec![base.retry_code_pause]);
+        let pacings = self.pacing.clone().unwrap_or_else(|| vec![None]);
+        let buckets = pacings.iter().filter(|p| p.is_some()).count();
+        let mut out = Vec::new();
+        for &c in &channels {
+            for &w in &waits {
+                let w = w.unwrap_or(c.saturating_sub(1));
+                if w >= c && !(c <= 1 && w == 0) {
+                    continue;
+                }
+                for &r in &retries {
+                    for &t in &timeouts {
+                        for &pause in &pauses {
+                            let mut k = 0;
+                            for pacing in &pacings {
+                                let mut name = String::from("pipe");
+                                if self.n_channels.is_some() {
+                                    name.push_str(&format!(" c{c}"));
+                                }
+                                if self.intermediate_channel_waits.is_some() || self.n_channels.is_some() {
+                                    name.push_str(&format!(" w{w}"));
+                                }
+                                if self.n_retries.is_some() {
+                                    name.push_str(&format!(" r{r}"));
+                                }
+                                if self.packet_timeout.is_some() {
+                                    name.push_str(&format!(" t{}", units::format_duration(t)));
+                                }
+                                if self.retry_pause.is_some() {
+                                    name.push_str(&format!(" p{}", units::format_duration(pause)));
+                                }
+                                if pacing.is_some() {
+                                    k += 1;
+                                    name.push_str(" paced");
+                                    if buckets > 1 {
+                                        name.push_str(&k.to_string());
+                                    }
+                                }
+                                if name == "pipe" {
+                                    name = format!("pipe {}", self.from.name());
+                                }
+                                out.push(ScpChoice {
+                                    name,
+                                    policy: Policy::Spinnman(spinnbed_core::host::PipelinePolicy {
+                                        n_channels: c,
+                                        intermediate_channel_waits: w,
+                                        n_retries: r,
+                                        packet_timeout: t,
+                                        retry_code_pause: pause,
+                                        ..base
+                                    }),
+                                    pacing: *pacing,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One network condition of the study (`[[study.network]]`): what the path does besides the
+/// cell's round-trip time, loss and the scenario's bandwidth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyNetwork {
+    /// Its name in outputs.
+    pub name: String,
+    /// Extra one-way delay per datagram, drawn independently (so datagrams may overtake each
+    /// other), on top of the cell's half round trip; `None`: none.
+    pub jitter: Option<Dist<Duration>>,
+    /// Reordering probability (a datagram held back by one more one-way delay).
+    pub reorder: f64,
+    /// Duplication probability.
+    pub duplicate: f64,
+    /// Gilbert–Elliott burst loss on top of the cell's independent loss.
+    pub burst: Option<BurstLoss>,
+    /// The board link's bandwidth, in place of `[network] bandwidth_mbps`.
+    pub bandwidth_mbps: Option<f64>,
+}
+
+impl StudyNetwork {
+    /// The network of a study without `[[study.network]]`: nothing but the cells' RTT and loss.
+    pub fn clean() -> StudyNetwork {
+        StudyNetwork {
+            name: "clean".into(),
+            jitter: None,
+            reorder: 0.0,
+            duplicate: 0.0,
+            burst: None,
+            bandwidth_mbps: None,
+        }
+    }
+}
+
 /// `[study]`: instead of a workload, a measurement grid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StudyConfig {
-    /// SCP policies compared.
-    pub policies: Vec<ScpPolicy>,
+    /// SCP policies compared (the grid's points come after them, see
+    /// [`StudyConfig::all_policies`]).
+    pub policies: Vec<ScpChoice>,
+    /// `[study.pipeline_grid]`, if any.
+    pub pipeline_grid: Option<PipelineGrid>,
+    /// Network conditions, each cell run under each (default: one, `clean`).
+    pub networks: Vec<StudyNetwork>,
     /// Transfer directions.
     pub ops: Vec<TransferOp>,
     /// Packet loss probabilities (each direction).
@@ -382,6 +578,22 @@ pub struct StudyConfig {
     pub seeds: u32,
 }
 
+impl StudyConfig {
+    /// The policies measured: `policies`, then the pipeline grid's points.
+    pub fn all_policies(&self) -> Vec<ScpChoice> {
+        let mut all = self.policies.clone();
+        if let Some(g) = &self.pipeline_grid {
+            all.extend(g.points());
+        }
+        all
+    }
+
+    /// Cells of the study (policies × ops × losses × RTTs × network conditions).
+    pub fn cells(&self) -> usize {
+        self.all_policies().len() * self.ops.len() * self.losses.len() * self.rtts.len() * self.networks.len()
+    }
+}
+
 /// `[host]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostConfig {
@@ -391,11 +603,14 @@ pub struct HostConfig {
     /// (spinnman sleeps 5 s).
     pub post_power_on_delay: Duration,
     /// SCP policy.
-    pub scp_policy: ScpPolicy,
+    pub scp_policy: ScpChoice,
     /// Simulated users boot their boards and move their data.
     pub boot_users: bool,
     /// Boot attempts before giving up.
     pub boot_tries: u32,
+    /// `[host.live_output]`: users whose applications stream EIEIO to the host (`None`: none
+    /// do).
+    pub live_output: Option<LiveOutputConfig>,
 }
 
 impl Default for HostConfig {
@@ -403,9 +618,63 @@ impl Default for HostConfig {
         HostConfig {
             hardware: HardwareModel::FixedDelay,
             post_power_on_delay: Duration::from_secs(5),
-            scp_policy: ScpPolicy::Spinnman,
+            scp_policy: ScpChoice::preset(ScpPolicy::Spinnman),
             boot_users: false,
             boot_tries: 3,
+            live_output: None,
+        }
+    }
+}
+
+/// When a streaming user starts its application (and so its live output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveStart {
+    /// Once its input is loaded, when the job's runtime starts (the usual order).
+    Running,
+    /// As soon as its boards have booted, before loading its input: the stream then shares the
+    /// board's Ethernet link (and SC&MP) with the job's own SCP loading.
+    Booted,
+}
+
+impl LiveStart {
+    /// The name in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveStart::Running => "running",
+            LiveStart::Booted => "booted",
+        }
+    }
+}
+
+/// `[host.live_output]`: live output (spinnman's live event connections) in packet-level runs.
+/// A share of the jobs' users set an IP tag on their root board pointing at the host's
+/// listener, start their application with its stream settings in its core's user registers,
+/// and the emulated application streams timestamped EIEIO events through the tag until the
+/// user stops it (before reading its results back).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiveOutputConfig {
+    /// Share of the jobs whose users stream, 0..=1 (default 1), drawn per job from the run's
+    /// `live_output` stream.
+    pub fraction: f64,
+    /// Datagrams per second per streaming job (default 1000).
+    pub rate: u32,
+    /// Events (32-bit keys) per datagram, 1..=62 (default 62: a full 256-byte message beside its
+    /// timestamp).
+    pub keys_per_packet: u8,
+    /// When the stream starts (default [`LiveStart::Running`]).
+    pub start: LiveStart,
+    /// The IP tag used, 0..=7 (default 1).
+    pub tag: u8,
+}
+
+impl Default for LiveOutputConfig {
+    fn default() -> LiveOutputConfig {
+        LiveOutputConfig {
+            fraction: 1.0,
+            rate: 1000,
+            keys_per_packet: 62,
+            start: LiveStart::Running,
+            tag: 1,
         }
     }
 }
@@ -832,11 +1101,13 @@ impl Scenario {
         self.run.horizon + self.run.drain_limit
     }
 
-    /// The emulator settings the scenario implies: each machine's power and boot times.
+    /// The emulator settings the scenario implies: each machine's power and boot times and its
+    /// SC&MP and BMP timing.
     pub fn emulator_config(&self) -> spinnbed_emulator::Config {
         let mut c = spinnbed_emulator::Config::default();
         for m in &self.machines {
             c.machine_timing.insert(m.machine.name().to_string(), m.timing);
+            c.machine_scamp.insert(m.machine.name().to_string(), m.scamp);
         }
         c
     }

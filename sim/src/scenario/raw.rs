@@ -125,12 +125,188 @@ pub enum RawOp {
 #[serde(deny_unknown_fields)]
 pub struct RawStudy {
     pub kind: RawStudyKind,
-    pub policies: Option<Vec<RawScp>>,
+    pub policies: Option<Vec<RawScpChoice>>,
     pub ops: Option<Vec<RawOp>>,
     pub losses: Option<Vec<f64>>,
     pub rtts: Option<Vec<Q<Duration>>>,
     pub bytes: Option<Q<ByteSize>>,
     pub seeds: Option<i64>,
+    pub pipeline_grid: Option<RawPipelineGrid>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<RawStudyNetwork>,
+}
+
+/// An SCP policy: a preset's name, or a table (`{ name, policy | pipeline, pacing }`).
+pub enum RawScpChoice {
+    Named(RawScp),
+    Spec(RawScpSpec),
+}
+
+impl Serialize for RawScpChoice {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RawScpChoice::Named(n) => n.serialize(s),
+            RawScpChoice::Spec(t) => t.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawScpChoice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawScpChoice;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a policy name (\"spinnman\", \"spinnman-legacy\", \"rig\", \"adaptive\") or a table \
+                     { name, policy or pipeline, pacing }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawScpChoice, E> {
+                RawScp::deserialize(de::value::StrDeserializer::<E>::new(v)).map(RawScpChoice::Named)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, m: M) -> Result<RawScpChoice, M::Error> {
+                RawScpSpec::deserialize(de::value::MapAccessDeserializer::new(m)).map(RawScpChoice::Spec)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `{ name = "…", policy = "rig" | pipeline = { … }, pacing = { … } }`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScpSpec {
+    pub name: Option<String>,
+    pub policy: Option<RawScp>,
+    pub pipeline: Option<RawPipeline>,
+    pub pacing: Option<RawPacing>,
+}
+
+/// spinnman's pipeline: a preset (`from`) with parameters changed.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub from: Option<RawScp>,
+    pub n_channels: Option<i64>,
+    pub intermediate_channel_waits: Option<i64>,
+    pub n_retries: Option<i64>,
+    pub packet_timeout: Option<Q<Duration>>,
+    pub retry_pause: Option<Q<Duration>>,
+    pub retry_codes: Option<Vec<String>>,
+}
+
+/// A token bucket: spinnman's `TokenBucket(tokens, fill_rate)` and the tokens a packet costs.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPacing {
+    pub tokens: i64,
+    pub fill_rate: i64,
+    pub per_packet: Option<RawCharge>,
+}
+
+/// Tokens per packet: a number, or `"bytes"` (the datagram's size).
+pub enum RawCharge {
+    Flat(i64),
+    Bytes,
+}
+
+impl Serialize for RawCharge {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RawCharge::Flat(n) => s.serialize_i64(*n),
+            RawCharge::Bytes => s.serialize_str("bytes"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawCharge {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawCharge;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of tokens per packet, or \"bytes\" (one token per byte of the datagram)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawCharge, E> {
+                Ok(RawCharge::Flat(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawCharge, E> {
+                Ok(RawCharge::Flat(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawCharge, E> {
+                if v == "bytes" {
+                    Ok(RawCharge::Bytes)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `"none"` or a token bucket.
+pub enum RawPacingChoice {
+    None,
+    Bucket(RawPacing),
+}
+
+impl Serialize for RawPacingChoice {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RawPacingChoice::None => s.serialize_str("none"),
+            RawPacingChoice::Bucket(b) => b.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPacingChoice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPacingChoice;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"none\" or a token bucket { tokens, fill_rate, per_packet }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPacingChoice, E> {
+                if v == "none" {
+                    Ok(RawPacingChoice::None)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_map<M: MapAccess<'de>>(self, m: M) -> Result<RawPacingChoice, M::Error> {
+                RawPacing::deserialize(de::value::MapAccessDeserializer::new(m)).map(RawPacingChoice::Bucket)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[study.pipeline_grid]`: lists of pipeline parameters, crossed.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipelineGrid {
+    pub from: Option<RawScp>,
+    pub n_channels: Option<Vec<i64>>,
+    pub intermediate_channel_waits: Option<Vec<i64>>,
+    pub n_retries: Option<Vec<i64>>,
+    pub packet_timeout: Option<Vec<Q<Duration>>>,
+    pub retry_pause: Option<Vec<Q<Duration>>>,
+    pub pacing: Option<Vec<RawPacingChoice>>,
+}
+
+/// `[[study.network]]`: a network condition.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStudyNetwork {
+    pub name: String,
+    pub jitter: Option<Dist<Duration>>,
+    pub reorder: Option<f64>,
+    pub duplicate: Option<f64>,
+    pub burst: Option<RawBurst>,
+    pub bandwidth_mbps: Option<f64>,
 }
 
 /// A seed: a TOML integer, or a string of digits for seeds above 2^63 − 1.
@@ -208,6 +384,7 @@ pub struct RawMachine {
     pub layout: Option<RawLayout>,
     pub ip: Option<RawIp>,
     pub timing: Option<RawTiming>,
+    pub scamp: Option<RawScamp>,
 }
 
 /// `"standard"`, `{ spinner_csv = "path" }` or `{ boards = [[x, y, z, c, f, b], …] }`.
@@ -290,6 +467,25 @@ pub struct RawTiming {
     pub boot: Option<Q<Duration>>,
     pub bmp_retry_delay: Option<Q<Duration>>,
     pub bmp_tries: Option<i64>,
+}
+
+/// `[machine.scamp]`: SC&MP's and the BMP's service times and buffers.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScamp {
+    pub enabled: Option<bool>,
+    pub service_base: Option<Q<Duration>>,
+    pub service_read_256: Option<Q<Duration>>,
+    pub service_write_256: Option<Q<Duration>>,
+    pub service_fill_per_kib: Option<Q<Duration>>,
+    pub transient_tags: Option<i64>,
+    pub msg_buffers: Option<i64>,
+    pub p2p_per_packet: Option<Q<Duration>>,
+    pub p2p_hop: Option<Q<Duration>>,
+    pub bmp_service: Option<Q<Duration>>,
+    pub bmp_can_frame: Option<Q<Duration>>,
+    pub bmp_transient_tags: Option<i64>,
+    pub bmp_rx_buffers: Option<i64>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
@@ -520,6 +716,8 @@ pub enum RawHardware {
 #[serde(rename_all = "snake_case")]
 pub enum RawScp {
     Spinnman,
+    #[serde(rename = "spinnman-legacy")]
+    SpinnmanLegacy,
     Rig,
     Adaptive,
 }
@@ -529,9 +727,29 @@ pub enum RawScp {
 pub struct RawHost {
     pub hardware: Option<RawHardware>,
     pub post_power_on_delay: Option<Q<Duration>>,
-    pub scp_policy: Option<RawScp>,
+    pub scp_policy: Option<RawScpChoice>,
     pub boot_users: Option<bool>,
     pub boot_tries: Option<i64>,
+    pub live_output: Option<RawLiveOutput>,
+}
+
+/// When a streaming user starts its application.
+#[derive(Deserialize, Serialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawLiveStart {
+    Running,
+    Booted,
+}
+
+/// `[host.live_output]`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLiveOutput {
+    pub fraction: Option<f64>,
+    pub rate: Option<i64>,
+    pub keys_per_packet: Option<i64>,
+    pub start: Option<RawLiveStart>,
+    pub tag: Option<i64>,
 }
 
 #[derive(Deserialize, Serialize)]

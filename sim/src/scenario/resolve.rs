@@ -347,6 +347,7 @@ impl Ctx<'_> {
             Some(ip) => self.addressing(&format!("{p}.ip"), ip, width, height)?,
         };
         let timing = self.timing(&format!("{p}.timing"), m.timing)?;
+        let scamp = self.scamp(&format!("{p}.scamp"), m.scamp)?;
         let random_dead_boards = match m.random_dead_boards {
             Some(n) => self.int(&format!("{p}.random_dead_boards"), n, 0, u32::MAX as i64)?,
             None => 0,
@@ -390,6 +391,7 @@ impl Ctx<'_> {
             machine,
             spec,
             timing,
+            scamp,
             random_dead_boards,
             random_dead: Vec::new(),
         })
@@ -500,6 +502,39 @@ impl Ctx<'_> {
             bmp_tries: match t.bmp_tries {
                 Some(v) => self.int(&format!("{p}.bmp_tries"), v, 1, 1000)?,
                 None => d.bmp_tries,
+            },
+        })
+    }
+
+    fn scamp(&self, p: &str, t: Option<RawScamp>) -> R<ScampTiming> {
+        let d = ScampTiming::default();
+        let Some(t) = t else { return Ok(d) };
+        let dur = |v: Option<crate::quantity::dist::Q<Duration>>, d: Duration| v.map_or(d, |v| v.0);
+        Ok(ScampTiming {
+            enabled: t.enabled.unwrap_or(d.enabled),
+            service_base: dur(t.service_base, d.service_base),
+            service_read_256: dur(t.service_read_256, d.service_read_256),
+            service_write_256: dur(t.service_write_256, d.service_write_256),
+            service_fill_per_kib: dur(t.service_fill_per_kib, d.service_fill_per_kib),
+            transient_tags: match t.transient_tags {
+                Some(v) => self.int(&format!("{p}.transient_tags"), v, 1, 8)?,
+                None => d.transient_tags,
+            },
+            msg_buffers: match t.msg_buffers {
+                Some(v) => self.int(&format!("{p}.msg_buffers"), v, 1, 65_535)?,
+                None => d.msg_buffers,
+            },
+            p2p_per_packet: dur(t.p2p_per_packet, d.p2p_per_packet),
+            p2p_hop: dur(t.p2p_hop, d.p2p_hop),
+            bmp_service: dur(t.bmp_service, d.bmp_service),
+            bmp_can_frame: dur(t.bmp_can_frame, d.bmp_can_frame),
+            bmp_transient_tags: match t.bmp_transient_tags {
+                Some(v) => self.int(&format!("{p}.bmp_transient_tags"), v, 1, 255)?,
+                None => d.bmp_transient_tags,
+            },
+            bmp_rx_buffers: match t.bmp_rx_buffers {
+                Some(v) => self.int(&format!("{p}.bmp_rx_buffers"), v, 1, 65_535)?,
+                None => d.bmp_rx_buffers,
             },
         })
     }
@@ -1053,19 +1088,337 @@ impl Ctx<'_> {
         })
     }
 
-    fn study(&self, st: RawStudy) -> R<StudyConfig> {
-        let RawStudyKind::ScpWindowing = st.kind;
-        let scp = |p: RawScp| match p {
+    /// A preset's name in scenarios.
+    fn preset(p: RawScp) -> ScpPolicy {
+        match p {
             RawScp::Spinnman => ScpPolicy::Spinnman,
+            RawScp::SpinnmanLegacy => ScpPolicy::SpinnmanLegacy,
             RawScp::Rig => ScpPolicy::Rig,
             RawScp::Adaptive => ScpPolicy::Adaptive,
+        }
+    }
+
+    /// The pipeline preset a `from` key names (spinnman or spinnman-legacy).
+    fn pipeline_from(&self, path: &str, from: Option<RawScp>) -> R<(ScpPolicy, spinnbed_core::host::PipelinePolicy)> {
+        use spinnbed_core::host::Policy;
+        let preset = from.map_or(ScpPolicy::Spinnman, Self::preset);
+        match preset.policy() {
+            Policy::Spinnman(p) => Ok((preset, p)),
+            _ => Err(self.err(
+                path,
+                format!(
+                    "a pipeline starts from \"spinnman\" or \"spinnman-legacy\" (got \"{}\")",
+                    preset.name()
+                ),
+            )),
+        }
+    }
+
+    /// `n_channels` and `intermediate_channel_waits` of a pipeline (waits must be below the
+    /// channels, except 0 waits with 1 channel).
+    fn channels(&self, path: &str, channels: i64) -> R<usize> {
+        self.int(path, channels, 1, 1024)
+    }
+
+    fn waits(&self, path: &str, waits: i64, channels: usize) -> R<usize> {
+        let hi = channels.saturating_sub(1) as i64;
+        if waits < 0 || waits > hi {
+            return Err(self.err(
+                path,
+                format!("must be an integer from 0 to n_channels − 1 = {hi} (got {waits})"),
+            ));
+        }
+        Ok(waits as usize)
+    }
+
+    fn pipeline(&self, path: &str, p: RawPipeline) -> R<spinnbed_core::host::PipelinePolicy> {
+        use spinnbed_core::host::RetryCodes;
+        let key = |k: &str| format!("{path}.{k}");
+        let (_, mut out) = self.pipeline_from(&key("from"), p.from)?;
+        if let Some(c) = p.n_channels {
+            out.n_channels = self.channels(&key("n_channels"), c)?;
+            out.intermediate_channel_waits = out.n_channels - 1;
+        }
+        if let Some(w) = p.intermediate_channel_waits {
+            out.intermediate_channel_waits = self.waits(&key("intermediate_channel_waits"), w, out.n_channels)?;
+        } else if out.intermediate_channel_waits >= out.n_channels {
+            out.intermediate_channel_waits = out.n_channels - 1;
+        }
+        if let Some(r) = p.n_retries {
+            out.n_retries = self.int(&key("n_retries"), r, 0, 1000)?;
+        }
+        if let Some(t) = p.packet_timeout {
+            out.packet_timeout = self.nonzero(&key("packet_timeout"), t.0)?;
+        }
+        if let Some(t) = p.retry_pause {
+            out.retry_code_pause = t.0;
+        }
+        if let Some(codes) = p.retry_codes {
+            let mut set = RetryCodes::EMPTY;
+            for (i, name) in codes.iter().enumerate() {
+                let rc = RetryCodes::code_named(name).ok_or_else(|| {
+                    let known: Vec<&str> = (0x81..=0x8F)
+                        .map(|c| spinnbed_core::proto::scp::ReturnCode::from_code(c).name())
+                        .collect();
+                    self.err(
+                        &format!("{path}.retry_codes[{i}]"),
+                        format!(
+                            "unknown return code {name:?}: give one of {} (the RC_ may be left out)",
+                            known.join(", ")
+                        ),
+                    )
+                })?;
+                set = set.with(rc);
+            }
+            out.retry_codes = set;
+        }
+        Ok(out)
+    }
+
+    fn pacing(&self, path: &str, p: RawPacing) -> R<spinnbed_core::host::TokenBucket> {
+        use spinnbed_core::host::{Charge, TokenBucket};
+        let key = |k: &str| format!("{path}.{k}");
+        let tokens: u64 = self.int(&key("tokens"), p.tokens, 1, 1 << 40)?;
+        let fill_rate: u64 = self.int(&key("fill_rate"), p.fill_rate, 1, 1 << 40)?;
+        let charge = match p.per_packet {
+            None => Charge::Flat(TokenBucket::SPINNMAN_CHARGE),
+            Some(RawCharge::Flat(n)) => Charge::Flat(self.int(&key("per_packet"), n, 1, u32::MAX as i64)?),
+            Some(RawCharge::Bytes) => Charge::Bytes,
         };
-        let policies: Vec<ScpPolicy> = match st.policies {
-            Some(v) => v.into_iter().map(scp).collect(),
-            None => vec![ScpPolicy::Spinnman, ScpPolicy::Rig, ScpPolicy::Adaptive],
+        // spinnman: "It is an error to consume more tokens than the bucket capacity."
+        let most = match charge {
+            Charge::Flat(n) => u64::from(n),
+            Charge::Bytes => {
+                (spinnbed_core::proto::sdp::PADDING_LEN
+                    + spinnbed_core::proto::sdp::HEADER_LEN
+                    + spinnbed_core::proto::scp::MAX_LEN) as u64
+            }
         };
-        if policies.is_empty() {
+        if most > tokens {
+            return Err(self.err(
+                &key("tokens"),
+                format!("the bucket must hold a whole packet: at least {most} tokens (got {tokens})"),
+            ));
+        }
+        Ok(TokenBucket {
+            tokens,
+            fill_rate,
+            charge,
+        })
+    }
+
+    /// A policy: a preset's name or `{ name, policy | pipeline, pacing }`.
+    fn scp_choice(&self, path: &str, c: RawScpChoice) -> R<ScpChoice> {
+        use spinnbed_core::host::Policy;
+        let spec = match c {
+            RawScpChoice::Named(p) => return Ok(ScpChoice::preset(Self::preset(p))),
+            RawScpChoice::Spec(spec) => spec,
+        };
+        let (policy, default_name) = match (spec.policy, spec.pipeline) {
+            (Some(p), None) => (Self::preset(p).policy(), Self::preset(p).name().to_string()),
+            (None, Some(pl)) => (
+                Policy::Spinnman(self.pipeline(&format!("{path}.pipeline"), pl)?),
+                "pipeline".to_string(),
+            ),
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    &format!("{path}.pipeline"),
+                    "give `policy` (a preset) or `pipeline` (spinnman's pipeline with its parameters), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    path,
+                    "give `policy` (a preset: \"spinnman\", \"spinnman-legacy\", \"rig\", \"adaptive\") or \
+                     `pipeline` (spinnman's pipeline with its parameters)",
+                ));
+            }
+        };
+        let pacing = match spec.pacing {
+            Some(p) => Some(self.pacing(&format!("{path}.pacing"), p)?),
+            None => None,
+        };
+        let name = match spec.name {
+            Some(n) if n.trim().is_empty() || n.contains(['\n', '\r']) => {
+                return Err(self.err(&format!("{path}.name"), "a policy's name must be one non-empty line"));
+            }
+            Some(n) => n,
+            None if pacing.is_some() => format!("{default_name} paced"),
+            None => default_name,
+        };
+        Ok(ScpChoice { name, policy, pacing })
+    }
+
+    fn pipeline_grid(&self, g: RawPipelineGrid) -> R<PipelineGrid> {
+        let at = "study.pipeline_grid";
+        let key = |k: &str| format!("{at}.{k}");
+        let (from, _) = self.pipeline_from(&key("from"), g.from)?;
+        let list = |k: &str, n: usize| -> R<()> {
+            if n == 0 {
+                Err(self.err(&key(k), "give at least one value (or leave the key out)"))
+            } else {
+                Ok(())
+            }
+        };
+        let mut grid = PipelineGrid {
+            from,
+            n_channels: None,
+            intermediate_channel_waits: None,
+            n_retries: None,
+            packet_timeout: None,
+            retry_pause: None,
+            pacing: None,
+        };
+        if let Some(v) = g.n_channels {
+            list("n_channels", v.len())?;
+            let mut out = Vec::new();
+            for (i, c) in v.into_iter().enumerate() {
+                out.push(self.channels(&format!("{at}.n_channels[{i}]"), c)?);
+            }
+            grid.n_channels = Some(out);
+        }
+        if let Some(v) = g.intermediate_channel_waits {
+            list("intermediate_channel_waits", v.len())?;
+            let mut out = Vec::new();
+            for (i, w) in v.into_iter().enumerate() {
+                out.push(self.int(&format!("{at}.intermediate_channel_waits[{i}]"), w, 0, 1023)?);
+            }
+            grid.intermediate_channel_waits = Some(out);
+        }
+        if let Some(v) = g.n_retries {
+            list("n_retries", v.len())?;
+            let mut out = Vec::new();
+            for (i, r) in v.into_iter().enumerate() {
+                out.push(self.int(&format!("{at}.n_retries[{i}]"), r, 0, 1000)?);
+            }
+            grid.n_retries = Some(out);
+        }
+        if let Some(v) = g.packet_timeout {
+            list("packet_timeout", v.len())?;
+            let mut out = Vec::new();
+            for (i, t) in v.into_iter().enumerate() {
+                out.push(self.nonzero(&format!("{at}.packet_timeout[{i}]"), t.0)?);
+            }
+            grid.packet_timeout = Some(out);
+        }
+        if let Some(v) = g.retry_pause {
+            list("retry_pause", v.len())?;
+            grid.retry_pause = Some(v.into_iter().map(|q| q.0).collect());
+        }
+        if let Some(v) = g.pacing {
+            list("pacing", v.len())?;
+            let mut out = Vec::new();
+            for (i, p) in v.into_iter().enumerate() {
+                out.push(match p {
+                    RawPacingChoice::None => None,
+                    RawPacingChoice::Bucket(b) => Some(self.pacing(&format!("{at}.pacing[{i}]"), b)?),
+                });
+            }
+            grid.pacing = Some(out);
+        }
+        if grid.points().is_empty() {
+            return Err(self.err(
+                &key("intermediate_channel_waits"),
+                "no point of the grid has fewer intermediate_channel_waits than n_channels",
+            ));
+        }
+        Ok(grid)
+    }
+
+    fn study_network(&self, i: usize, n: RawStudyNetwork) -> R<StudyNetwork> {
+        use crate::quantity::dist::Law;
+        let at = format!("study.network[{i}]");
+        let key = |k: &str| format!("{at}.{k}");
+        if n.name.trim().is_empty() || n.name.contains(['\n', '\r']) {
+            return Err(self.err(&key("name"), "a network condition's name must be one non-empty line"));
+        }
+        let jitter = match n.jitter {
+            None => None,
+            Some(d) => {
+                let d = self.dist(&key("jitter"), d)?;
+                if !matches!(d.law, Law::Fixed(_) | Law::Uniform | Law::Choice { .. }) {
+                    return Err(self.err(
+                        &key("jitter"),
+                        format!(
+                            "the jitter is added to each cell's one-way delay, which keeps its law only for fixed, uniform and choice (got {}); approximate a long tail with a choice",
+                            d.name()
+                        ),
+                    ));
+                }
+                Some(d)
+            }
+        };
+        Ok(StudyNetwork {
+            name: n.name,
+            jitter,
+            reorder: self.prob(&key("reorder"), n.reorder.unwrap_or(0.0), true)?,
+            duplicate: self.prob(&key("duplicate"), n.duplicate.unwrap_or(0.0), true)?,
+            burst: match n.burst {
+                Some(b) => Some(self.burst(&key("burst"), b)?),
+                None => None,
+            },
+            bandwidth_mbps: match n.bandwidth_mbps {
+                Some(v) => Some(self.positive(&key("bandwidth_mbps"), v)?),
+                None => None,
+            },
+        })
+    }
+
+    fn study(&self, st: RawStudy) -> R<StudyConfig> {
+        let RawStudyKind::ScpWindowing = st.kind;
+        let policies: Vec<ScpChoice> = match st.policies {
+            Some(v) => {
+                let mut out = Vec::new();
+                for (i, c) in v.into_iter().enumerate() {
+                    out.push(self.scp_choice(&format!("study.policies[{i}]"), c)?);
+                }
+                out
+            }
+            None => [ScpPolicy::Spinnman, ScpPolicy::Rig, ScpPolicy::Adaptive]
+                .into_iter()
+                .map(ScpChoice::preset)
+                .collect(),
+        };
+        let pipeline_grid = match st.pipeline_grid {
+            Some(g) => Some(self.pipeline_grid(g)?),
+            None => None,
+        };
+        if policies.is_empty() && pipeline_grid.is_none() {
             return Err(self.err("study.policies", "give at least one policy"));
+        }
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let grid_points = pipeline_grid.as_ref().map(PipelineGrid::points).unwrap_or_default();
+        let named = policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), format!("study.policies[{i}]")))
+            .chain(
+                grid_points
+                    .iter()
+                    .map(|p| (p.name.clone(), "study.pipeline_grid".to_string())),
+            );
+        for (name, at) in named {
+            if let Some(first) = seen.get(&name) {
+                return Err(self.err(
+                    &at,
+                    format!("two policies are called {name:?} (the other is {first}): give one a `name`"),
+                ));
+            }
+            seen.insert(name, at);
+        }
+        let mut networks = Vec::new();
+        for (i, n) in st.network.into_iter().enumerate() {
+            let n = self.study_network(i, n)?;
+            if networks.iter().any(|m: &StudyNetwork| m.name == n.name) {
+                return Err(self.err(
+                    &format!("study.network[{i}].name"),
+                    format!("two network conditions are called {:?}", n.name),
+                ));
+            }
+            networks.push(n);
+        }
+        if networks.is_empty() {
+            networks.push(StudyNetwork::clean());
         }
         let ops: Vec<TransferOp> = match st.ops {
             Some(v) => v
@@ -1116,6 +1469,8 @@ impl Ctx<'_> {
         };
         Ok(StudyConfig {
             policies,
+            pipeline_grid,
+            networks,
             ops,
             losses,
             rtts,
@@ -1134,14 +1489,61 @@ impl Ctx<'_> {
             },
             post_power_on_delay: h.post_power_on_delay.map_or(d.post_power_on_delay, |q| q.0),
             scp_policy: match h.scp_policy {
-                None | Some(RawScp::Spinnman) => ScpPolicy::Spinnman,
-                Some(RawScp::Rig) => ScpPolicy::Rig,
-                Some(RawScp::Adaptive) => ScpPolicy::Adaptive,
+                None => d.scp_policy.clone(),
+                Some(c) => self.scp_choice("host.scp_policy", c)?,
             },
             boot_users: h.boot_users.unwrap_or(d.boot_users),
             boot_tries: match h.boot_tries {
                 Some(v) => self.int("host.boot_tries", v, 1, 1000)?,
                 None => d.boot_tries,
+            },
+            live_output: match h.live_output {
+                Some(l) => Some(self.live_output(l, h.hardware, h.boot_users)?),
+                None => None,
+            },
+        })
+    }
+
+    /// `[host.live_output]`: needs packet-level hardware and users that boot their boards.
+    fn live_output(
+        &self,
+        l: RawLiveOutput,
+        hardware: Option<RawHardware>,
+        boot_users: Option<bool>,
+    ) -> R<LiveOutputConfig> {
+        let d = LiveOutputConfig::default();
+        if !matches!(hardware, Some(RawHardware::Emulator)) {
+            return Err(self.err(
+                "host.live_output",
+                "live output needs packet-level hardware: set [host] hardware = \"emulator\"",
+            ));
+        }
+        if boot_users != Some(true) {
+            return Err(self.err(
+                "host.live_output",
+                "live output needs users that boot their boards: set [host] boot_users = true",
+            ));
+        }
+        Ok(LiveOutputConfig {
+            fraction: match l.fraction {
+                Some(f) => self.prob("host.live_output.fraction", f, false)?,
+                None => d.fraction,
+            },
+            rate: match l.rate {
+                Some(v) => self.int("host.live_output.rate", v, 1, 100_000)?,
+                None => d.rate,
+            },
+            keys_per_packet: match l.keys_per_packet {
+                Some(v) => self.int("host.live_output.keys_per_packet", v, 1, 62)?,
+                None => d.keys_per_packet,
+            },
+            start: match l.start {
+                None | Some(RawLiveStart::Running) => LiveStart::Running,
+                Some(RawLiveStart::Booted) => LiveStart::Booted,
+            },
+            tag: match l.tag {
+                Some(v) => self.int("host.live_output.tag", v, 0, 7)?,
+                None => d.tag,
             },
         })
     }

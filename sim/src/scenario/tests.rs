@@ -110,6 +110,11 @@ board_stride = "0.0.0.4"
 [machine.timing]
 power_on = "7.5s"
 bmp_tries = 4
+[machine.scamp]
+service_read_256 = "0.08ms"
+transient_tags = 4
+p2p_per_packet = "5us"
+bmp_rx_buffers = 2
 
 [[machine]]
 name = "small"
@@ -239,6 +244,21 @@ fn every_key_is_read_and_printed_back() {
     );
     assert_eq!(big.timing.power_on, Duration::from_millis(7500));
     assert_eq!(big.timing.bmp_tries, 4);
+    assert_eq!(
+        big.scamp,
+        ScampTiming {
+            service_read_256: Duration::from_micros(80),
+            transient_tags: 4,
+            p2p_per_packet: Duration::from_micros(5),
+            bmp_rx_buffers: 2,
+            ..ScampTiming::default()
+        }
+    );
+    assert_eq!(sc.machines[1].scamp, ScampTiming::default());
+    // Each machine's setting reaches the emulator.
+    let emu = sc.emulator_config();
+    assert_eq!(emu.scamp_of("big"), big.scamp);
+    assert_eq!(emu.scamp_of("small"), ScampTiming::default());
     assert!(
         big.machine
             .dead_links()
@@ -278,7 +298,7 @@ fn every_key_is_read_and_printed_back() {
     assert_eq!(w.classes[3].duration, Dist::fixed(Duration::from_secs(600)));
     assert_eq!(sc.policy.packer, PackerKind::Anywhere);
     assert_eq!(sc.policy.seconds_before_free, Duration::from_millis(500));
-    assert_eq!(sc.host.scp_policy, ScpPolicy::Adaptive);
+    assert_eq!(sc.host.scp_policy, ScpChoice::preset(ScpPolicy::Adaptive));
     assert_eq!(
         sc.network.burst,
         Some(BurstLoss {
@@ -503,6 +523,30 @@ fn malformed_cases() -> Vec<(String, Option<&'static str>, Option<&'static str>,
             Some("bmp_tries"),
             Some("machine[0].timing.bmp_tries"),
             "from 1 to 1000",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\n[machine.scamp]\nservice_read_256 = \"65xs\""),
+            Some("service_read_256"),
+            Some("machine[0].scamp.service_read_256"),
+            "expected a duration like",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\n[machine.scamp]\nservice_read = \"65us\""),
+            Some("service_read ="),
+            Some("machine[0].scamp.service_read"),
+            "unknown field `service_read`",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\n[machine.scamp]\ntransient_tags = 9"),
+            Some("transient_tags"),
+            Some("machine[0].scamp.transient_tags"),
+            "from 1 to 8",
+        ),
+        (
+            w("").replace("height = 2", "height = 2\n[machine.scamp]\nenabled = \"yes\""),
+            Some("enabled"),
+            Some("machine[0].scamp.enabled"),
+            "invalid type",
         ),
         (
             format!("{BASE}\n[workload]\nrate_per_hour = -5\n"),
@@ -2028,5 +2072,273 @@ fn load_scale_compresses_a_job_log_from_its_first_create() {
                 ..b.clone()
             }
         );
+    }
+}
+
+/// `[host.live_output]`: defaults, the resolved round trip, and mistakes named by key and line.
+#[test]
+fn live_output_keys() {
+    let host = "[host]\nhardware = \"emulator\"\nboot_users = true\n";
+    let sc = parse_ok(&format!(
+        "{BASE}\n{host}\n[host.live_output]\n\n[workload]\njobs = 10\n"
+    ));
+    assert_eq!(sc.host.live_output, Some(LiveOutputConfig::default()));
+    round_trip(&sc);
+    let sc = parse_ok(&format!(
+        "{BASE}\n{host}\n[host.live_output]\nfraction = 0.25\nrate = 50\nkeys_per_packet = 8\nstart = \"booted\"\ntag = 3\n\n[workload]\njobs = 10\n"
+    ));
+    let l = sc.host.live_output.unwrap();
+    assert_eq!(
+        (l.fraction, l.rate, l.keys_per_packet, l.start, l.tag),
+        (0.25, 50, 8, LiveStart::Booted, 3)
+    );
+    round_trip(&sc);
+    // Without it, the resolved copy does not mention it (older outputs stay byte-identical).
+    let plain = parse_ok(&format!("{BASE}\n{host}\n[workload]\njobs = 10\n"));
+    assert!(!plain.to_resolved_toml().contains("live_output"));
+    for (extra, line, key, msg) in [
+        ("rate = 0", "rate", "host.live_output.rate", "1"),
+        (
+            "keys_per_packet = 63",
+            "keys_per_packet",
+            "host.live_output.keys_per_packet",
+            "62",
+        ),
+        ("tag = 8", "tag", "host.live_output.tag", "7"),
+        ("fraction = 1.5", "fraction", "host.live_output.fraction", "probability"),
+    ] {
+        let text = format!("{BASE}\n{host}\n[host.live_output]\n{extra}\n\n[workload]\njobs = 10\n");
+        let e = parse_err(&text);
+        assert_eq!(e.field.as_deref(), Some(key), "{e}");
+        assert_eq!(
+            e.line,
+            text.lines().position(|l| l.starts_with(line)).map(|i| i + 1),
+            "{e}"
+        );
+        assert!(e.to_string().contains(msg), "{e}");
+    }
+    let e = parse_err(&format!(
+        "{BASE}\n[host.live_output]\nrate = 10\n\n[workload]\njobs = 10\n"
+    ));
+    assert_eq!(e.field.as_deref(), Some("host.live_output"));
+    assert!(e.to_string().contains("hardware = \"emulator\""), "{e}");
+    let e = parse_err(&format!(
+        "{BASE}\n[host]\nhardware = \"emulator\"\n\n[host.live_output]\n\n[workload]\njobs = 10\n"
+    ));
+    assert!(e.to_string().contains("boot_users = true"), "{e}");
+    let e = parse_err(&format!(
+        "{BASE}\n{host}\n[host.live_output]\nspeed = 3\n\n[workload]\njobs = 10\n"
+    ));
+    assert!(e.to_string().contains("speed"), "{e}");
+}
+
+/// `[study] policies`: presets by name, tables with a preset or spinnman's pipeline and a token
+/// bucket; `[study.pipeline_grid]` crossed and named after its values; `[[study.network]]`
+/// conditions; all read back from the resolved copy. `[host] scp_policy` takes the same forms.
+#[test]
+fn study_policies_grids_and_network_conditions() {
+    use spinnbed_core::host::{Charge, PipelinePolicy, Policy, RetryCodes, TokenBucket};
+    use spinnbed_core::proto::scp::ReturnCode;
+    let text = format!(
+        "{BASE}
+[study]
+kind = \"scp-windowing\"
+policies = [
+  \"spinnman-legacy\",
+  {{ policy = \"adaptive\", pacing = {{ tokens = 1136, fill_rate = 4375000 }} }},
+  {{ name = \"fast\", pipeline = {{ from = \"spinnman-legacy\", n_channels = 4, packet_timeout = \"0.1s\", retry_codes = [\"p2p_busy\", \"RC_TIMEOUT\"] }} }},
+]
+seeds = 1
+
+[study.pipeline_grid]
+n_channels = [1, 16]
+packet_timeout = [\"0.2s\", \"1s\"]
+pacing = [\"none\", {{ tokens = 600, fill_rate = 1000000, per_packet = \"bytes\" }}]
+
+[[study.network]]
+name = \"lan\"
+jitter = {{ dist = \"uniform\", min = \"0ms\", max = \"0.2ms\" }}
+reorder = 0.01
+
+[[study.network]]
+name = \"wan\"
+burst = {{ p_enter = 0.01, p_leave = 0.5, loss = 0.3 }}
+duplicate = 0.001
+bandwidth_mbps = 10
+
+[host]
+scp_policy = {{ name = \"paced rig\", policy = \"rig\", pacing = {{ tokens = 284, fill_rate = 28400 }} }}
+"
+    );
+    let sc = parse_ok(&text);
+    round_trip(&sc);
+    let st = sc.study().unwrap();
+    assert_eq!(st.policies[0], ScpChoice::preset(ScpPolicy::SpinnmanLegacy));
+    assert_eq!(st.policies[1].name, "adaptive paced");
+    assert_eq!(st.policies[1].policy, Policy::adaptive());
+    assert_eq!(
+        st.policies[1].pacing,
+        Some(TokenBucket {
+            tokens: 1136,
+            fill_rate: 4_375_000,
+            charge: Charge::Flat(284)
+        })
+    );
+    assert_eq!(
+        st.policies[2].policy,
+        Policy::Spinnman(PipelinePolicy {
+            n_channels: 4,
+            intermediate_channel_waits: 3,
+            packet_timeout: Duration::from_millis(100),
+            retry_codes: [ReturnCode::P2pBusy, ReturnCode::Timeout]
+                .into_iter()
+                .collect::<RetryCodes>(),
+            ..PipelinePolicy::spinnman_legacy()
+        })
+    );
+    let all = st.all_policies();
+    let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "spinnman-legacy",
+            "adaptive paced",
+            "fast",
+            "pipe c1 w0 t200ms",
+            "pipe c1 w0 t200ms paced",
+            "pipe c1 w0 t1s",
+            "pipe c1 w0 t1s paced",
+            "pipe c16 w15 t200ms",
+            "pipe c16 w15 t200ms paced",
+            "pipe c16 w15 t1s",
+            "pipe c16 w15 t1s paced",
+        ]
+    );
+    assert_eq!(all[4].pacing.unwrap().charge, Charge::Bytes);
+    assert_eq!(st.networks.len(), 2);
+    assert_eq!(st.networks[1].bandwidth_mbps, Some(10.0));
+    assert_eq!(st.cells(), 11 * 2 * 5 * 3 * 2);
+    assert_eq!(sc.host.scp_policy.name, "paced rig");
+    assert_eq!(sc.host.scp_policy.policy, Policy::rig());
+    assert!(sc.host.scp_policy.pacing.is_some());
+    // Without [[study.network]]: one clean condition; a preset under its own name is a preset.
+    let sc = parse_ok(&format!("{BASE}\n{STUDY}"));
+    assert_eq!(sc.study().unwrap().networks, vec![StudyNetwork::clean()]);
+    assert!(sc.study().unwrap().policies.iter().all(|p| p.as_preset().is_some()));
+    round_trip(&sc);
+}
+
+/// Mistakes in the study's policies and conditions name their line and key.
+#[test]
+fn study_policy_mistakes_name_line_and_key() {
+    let study = |body: &str| format!("{BASE}\n[study]\nkind = \"scp-windowing\"\n{body}\n");
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            study("policies = [\"spinnman\", \"tcp\"]"),
+            "policies",
+            "study.policies[1]",
+            "unknown variant `tcp`",
+        ),
+        (
+            study("policies = [{ name = \"x\" }]"),
+            "policies",
+            "study.policies[0]",
+            "give `policy`",
+        ),
+        (
+            study("policies = [{ policy = \"rig\", pipeline = { n_channels = 2 } }]"),
+            "policies",
+            "study.policies[0].pipeline",
+            "not both",
+        ),
+        (
+            study("policies = [{ pipeline = { n_channels = 4, intermediate_channel_waits = 4 } }]"),
+            "policies",
+            "study.policies[0].pipeline.intermediate_channel_waits",
+            "from 0 to n_channels − 1 = 3",
+        ),
+        (
+            study("policies = [{ pipeline = { retry_codes = [\"RC_TIMEOUT\", \"RC_NOPE\"] } }]"),
+            "policies",
+            "study.policies[0].pipeline.retry_codes[1]",
+            "unknown return code \"RC_NOPE\"",
+        ),
+        (
+            study("policies = [{ pipeline = { from = \"rig\" } }]"),
+            "policies",
+            "study.policies[0].pipeline.from",
+            "a pipeline starts from",
+        ),
+        (
+            study("policies = [{ policy = \"rig\", pacing = { tokens = 100, fill_rate = 1000 } }]"),
+            "policies",
+            "study.policies[0].pacing.tokens",
+            "at least 284 tokens",
+        ),
+        (
+            study(
+                "policies = [{ policy = \"rig\", pacing = { tokens = 1000, fill_rate = 1000, per_packet = \"some\" } }]",
+            ),
+            "policies",
+            "study.policies[0].pacing.per_packet",
+            "or \"bytes\"",
+        ),
+        (
+            study("policies = [\"rig\", { policy = \"rig\" }]"),
+            "policies",
+            "study.policies[1]",
+            "two policies are called \"rig\"",
+        ),
+        (
+            study("policies = [\"rig\"]\n[study.pipeline_grid]\nn_channels = []"),
+            "n_channels",
+            "study.pipeline_grid.n_channels",
+            "at least one value",
+        ),
+        (
+            study("policies = [\"rig\"]\n[study.pipeline_grid]\nn_channels = [2]\nintermediate_channel_waits = [5]"),
+            "intermediate_channel_waits",
+            "study.pipeline_grid.intermediate_channel_waits",
+            "no point of the grid",
+        ),
+        (
+            study("[[study.network]]\nname = \"a\"\njitter = { dist = \"exponential\", mean = \"1ms\" }"),
+            "jitter",
+            "study.network[0].jitter",
+            "fixed, uniform and choice",
+        ),
+        (
+            study("[[study.network]]\nname = \"a\"\n[[study.network]]\nname = \"a\""),
+            "name = \"a\"",
+            "study.network[1].name",
+            "two network conditions",
+        ),
+        (
+            study("[[study.network]]\nname = \"a\"\nreorder = 1.5"),
+            "reorder",
+            "study.network[0].reorder",
+            "probability",
+        ),
+        (
+            format!("{BASE}\n[host]\nscp_policy = {{ pipeline = {{ n_channels = 0 }} }}\n\n{STUDY}"),
+            "scp_policy",
+            "host.scp_policy.pipeline.n_channels",
+            "from 1 to 1024",
+        ),
+    ];
+    for (text, needle, field, msg) in cases {
+        let e = parse_err(&text);
+        let lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert!(
+            e.line.is_some_and(|l| lines.contains(&l)),
+            "{e}: line not one of {lines:?}\n{text}"
+        );
+        assert_eq!(e.field.as_deref(), Some(field), "{e}\n{text}");
+        assert!(e.message.contains(msg), "{e}: lacks {msg:?}\n{text}");
     }
 }
