@@ -3,7 +3,11 @@
 //! with a Rust client, so that the figure is the server's and not a Python client's.
 //!
 //!     cargo bench -p spinnbed-tests --bench proxy_load [-- --quick | --seconds S] [--window W]
-//!         [--only FIGURE]
+//!         [--only FIGURE] [--scamp]
+//!
+//! `--scamp` keeps the emulated board's SC&MP timing model on (a real board's pace: one request
+//! at a time, 38 µs per CMD_VER), so that direct and proxied are compared on the board a user
+//! would have; without it the board answers at once and the figures are the server's own cost.
 //!
 //! `sim serve` runs in this process ([`Served::start_with_rest`]) on the 1 x 1-triad machine of
 //! `scripts/bench-rest.sh` (`tests/spalloc/bench_rest.toml`) moved to 127.61.0.0; the client
@@ -55,6 +59,9 @@ struct Options {
     window: usize,
     /// Only the figure of this name (for profiling one path).
     only: Option<String>,
+    /// Keep the emulated board's SC&MP timing model on (`[machine.scamp]`'s defaults: a real
+    /// board's pace, 38 µs per CMD_VER) instead of the scenario's zero-time board.
+    scamp: bool,
 }
 
 impl Options {
@@ -68,6 +75,7 @@ fn options() -> Result<Options, String> {
         seconds: 5.0,
         window: 8,
         only: None,
+        scamp: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -76,6 +84,7 @@ fn options() -> Result<Options, String> {
             // `cargo bench` passes --bench to a harness-less target.
             "--bench" => {}
             "--quick" => o.seconds = 1.0,
+            "--scamp" => o.scamp = true,
             "--seconds" => {
                 let v = value("--seconds")?;
                 o.seconds = v
@@ -101,7 +110,7 @@ fn options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (--quick, --seconds S, --window W, --only FIGURE)"
+                    "unknown argument {other:?} (--quick, --seconds S, --window W, --only FIGURE, --scamp)"
                 ));
             }
         }
@@ -337,7 +346,13 @@ fn main() {
     let text = std::fs::read_to_string(repo_root().join("tests/spalloc/bench_rest.toml")).expect("the scenario");
     assert!(text.contains("base = \"127.60.0.0\""), "the scenario's base moved");
     let scenario = dir.path().join("bench_rest.toml");
-    std::fs::write(&scenario, text.replace("127.60.0.0", BASE)).expect("write the scenario");
+    let mut text = text.replace("127.60.0.0", BASE);
+    if o.scamp {
+        let off = "[machine.scamp]\nenabled = false\n";
+        assert!(text.contains(off), "the scenario no longer turns the SC&MP model off");
+        text = text.replace(off, "");
+    }
+    std::fs::write(&scenario, text).expect("write the scenario");
     let state = dir.path().join("state");
     let mut accounts = Accounts::default();
     accounts.set_user(USER.0, USER.1, false).expect("a user");

@@ -286,15 +286,16 @@ impl Tolerance {
     }
 }
 
-/// Transfer time where timeouts dominate (5 % loss): within 25 % of the model.
-const LOSSY_TIME: Tolerance = Tolerance::within(0.25, 0.0);
+/// Transfer time where timeouts dominate (5 % loss): within 10 % of the model (measured:
+/// 0.6–1 % over it).
+const LOSSY_TIME: Tolerance = Tolerance::within(0.10, 0.0);
 /// Transfer time without loss, where the round trips set it: at most 5 % under the model (the
-/// real path cannot be faster than the modelled one) and at most 150 % over it. Every round
-/// trip waits for the emulator's and the client's threads to be scheduled, so a busy host
-/// stretches this time, and nothing bounds by how much (see README.md, "Calibration").
+/// real path cannot be faster than the modelled one) and at most 50 % over it (measured: 3–8 %
+/// over it). Every round trip waits for the emulator's and the client's threads to be
+/// scheduled, so a busy host stretches this time (see README.md, "Calibration").
 const LOSSLESS_TIME: Tolerance = Tolerance {
     below: 0.05,
-    above: 1.5,
+    above: 0.5,
     abs: 0.0,
 };
 /// Resends and timeouts of rig: exactly the model's. With one request in flight the order of
