@@ -26,10 +26,9 @@
 
 use crate::hardware::SimulatedMachine;
 use crate::hardware::host_side::{HOST_ADDR, USER_SDRAM};
-use crate::hardware::transport::{Transport, settle};
 use crate::scenario::{Scenario, ScpPolicy, TransferOp};
 use spinnbed_core::geometry::Board;
-use spinnbed_core::host::{BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, Transfer, TransferEvent};
+use spinnbed_core::host::{BootConfig, Host, HostConfig, HostEvent, Transfer};
 use spinnbed_core::proto::scp::Request;
 use spinnbed_core::proto::sdp::Address;
 use spinnbed_core::time::Instant;
@@ -127,42 +126,15 @@ pub enum CalibrateError {
     },
 }
 
-/// The host and the simulated machine, in virtual time.
-struct Bench {
-    host: Host,
-    machine: SimulatedMachine,
-    now: Instant,
+/// A host with `policy` at the simulated host's address.
+fn host_for(policy: spinnbed_core::host::Policy) -> Host {
+    Host::new(HostConfig {
+        local: HOST_ADDR,
+        ..HostConfig::for_policy(policy)
+    })
 }
 
-impl Bench {
-    /// Runs until `f` says an event finishes the step (true), or nothing is left to do
-    /// (false).
-    fn run_until(&mut self, mut f: impl FnMut(&HostEvent) -> bool) -> bool {
-        loop {
-            settle(&mut self.host, &mut self.machine, self.now);
-            while let Some(ev) = self.host.poll_event() {
-                if f(&ev) {
-                    return true;
-                }
-            }
-            let next = [self.host.poll_timeout(), self.machine.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(t) => self.now = self.now.max(t),
-                None => return false,
-            }
-        }
-    }
-
-    fn host_for(policy: spinnbed_core::host::Policy) -> Host {
-        Host::new(HostConfig {
-            local: HOST_ADDR,
-            ..HostConfig::for_policy(policy)
-        })
-    }
-}
+type Bench = crate::hardware::bench::Bench<SimulatedMachine>;
 
 /// Runs `plan` on `sc`'s machine in simulated time, the network seeded with `seed` (`sim
 /// emulate` seeds it with `[run] seed`), and returns each session's operations.
@@ -189,30 +161,11 @@ pub fn predict(sc: &Scenario, plan: &Plan, seed: u64) -> Result<Vec<SessionResul
             .emulator_mut()
             .restore_power(Instant::ZERO, &plan.machine, b, true, &[]);
     }
-    let mut bench = Bench {
-        host: Bench::host_for(spinnbed_core::host::Policy::rig()),
-        machine,
-        now: Instant::ZERO,
-    };
+    let mut bench = Bench::new(host_for(spinnbed_core::host::Policy::rig()), machine);
     // Boot through the boot board (any boot does: the sessions' paths see none of it).
     let boot_ip = ip_of(plan.boot_board)?;
     let image = spinnbed_core::host::boot::stand_in_image(8 * 1024);
-    bench
-        .host
-        .start_boot(bench.now, boot_ip, BootConfig::rig(image))
-        .map_err(|_| CalibrateError::BootFailed(plan.boot_board))?;
-    let mut booted = false;
-    bench.run_until(|e| match e {
-        HostEvent::Boot {
-            event: BootEvent::Done(o),
-            ..
-        } => {
-            booted = matches!(o, BootOutcome::Booted { .. });
-            true
-        }
-        _ => false,
-    });
-    if !booted {
+    if !bench.boot(boot_ip, BootConfig::rig(image)) {
         return Err(CalibrateError::BootFailed(plan.boot_board));
     }
     let mut out = Vec::new();
@@ -228,7 +181,7 @@ pub fn predict(sc: &Scenario, plan: &Plan, seed: u64) -> Result<Vec<SessionResul
             _ => return Err(CalibrateError::NotBooted(s.board)),
         };
         let remote = SocketAddrV4::new(ip, spinnbed_emulator::SCP_PORT);
-        bench.host = Bench::host_for(s.policy.policy());
+        bench.host = host_for(s.policy.policy());
         if s.probe_version {
             probe(&mut bench, remote).map_err(|why| CalibrateError::Probe { board: s.board, why })?;
         }
@@ -280,18 +233,7 @@ fn transfer(b: &mut Bench, remote: SocketAddrV4, dest: Address, op: TransferOp, 
         }
         TransferOp::Read => Transfer::read(start, remote, dest, USER_SDRAM, bytes),
     };
-    b.host.start_transfer(t);
-    let mut result = None;
-    b.run_until(|e| match e {
-        HostEvent::Transfer {
-            event: TransferEvent::Done(r),
-            ..
-        } => {
-            result = Some(r.clone());
-            true
-        }
-        _ => false,
-    });
+    let result = b.transfer(t);
     let after = b.host.stats().scp;
     let (seconds, ok) = match result {
         Some(Ok(report)) => (report.duration().as_secs_f64(), true),

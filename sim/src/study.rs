@@ -26,18 +26,14 @@
 //! paced policy with the same policy unpaced.
 
 use crate::hardware::SimulatedMachine;
+use crate::hardware::bench::Bench;
 use crate::hardware::host_side::{HOST_ADDR, USER_SDRAM};
-use crate::hardware::transport::{Transport, settle};
 use crate::quantity::dist::{Dist, Law};
 use crate::scenario::{NetworkConfig, Scenario, ScpChoice, ScpPolicy, StudyConfig, StudyNetwork, TransferOp};
-use spinnbed_core::geometry::{FrameId, Machine};
-use spinnbed_core::host::{
-    BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, Policy, Transfer, TransferEvent,
-};
+use spinnbed_core::geometry::Machine;
+use spinnbed_core::host::{BootConfig, Host, HostConfig, Policy, Transfer};
 use spinnbed_core::proto::sdp::Address;
-use spinnbed_core::sched::JobId;
-use spinnbed_core::service::{BatchId, BmpBatch};
-use spinnbed_core::time::{Duration, Instant};
+use spinnbed_core::time::Duration;
 use spinnbed_emulator::{ScampOp, ScampTiming};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -115,40 +111,10 @@ impl Run {
     }
 }
 
-/// The host and the simulated machine of one cell, in virtual time.
-struct Bench {
-    host: Host,
-    machine: SimulatedMachine,
-    now: Instant,
-}
-
-impl Bench {
-    /// Runs until `f` says an event finishes the step (true), or nothing is left to do
-    /// (false).
-    fn run_until(&mut self, mut f: impl FnMut(&HostEvent) -> bool) -> bool {
-        loop {
-            settle(&mut self.host, &mut self.machine, self.now);
-            while let Some(ev) = self.host.poll_event() {
-                if f(&ev) {
-                    return true;
-                }
-            }
-            let next = [self.host.poll_timeout(), self.machine.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(t) => self.now = self.now.max(t),
-                None => return false,
-            }
-        }
-    }
-
-    /// Requests SC&MP dropped so far.
-    fn scamp_drops(&mut self) -> u64 {
-        let s = self.machine.emulator_mut().stats();
-        s.dropped_tags_busy + s.dropped_buffers_full
-    }
+/// Requests SC&MP dropped so far.
+fn scamp_drops(b: &mut Bench<SimulatedMachine>) -> u64 {
+    let s = b.machine.emulator_mut().stats();
+    s.dropped_tags_busy + s.dropped_buffers_full
 }
 
 fn perfect_network() -> NetworkConfig {
@@ -279,46 +245,16 @@ fn measure(
         seed,
         HOST_ADDR,
     );
-    let mut b = Bench {
-        host: Host::new(HostConfig {
+    let mut b = Bench::new(
+        Host::new(HostConfig {
             local: HOST_ADDR,
             ..HostConfig::for_policy(Policy::adaptive())
         }),
         machine,
-        now: Instant::ZERO,
-    };
+    );
     // Power on and boot over a perfect network.
-    let batch = BmpBatch {
-        id: BatchId(1),
-        job: JobId(1),
-        machine: "study".into(),
-        frame: FrameId { cabinet: 0, frame: 0 },
-        bmp: BMP_IP,
-        power_on: vec![0],
-        power_off: Vec::new(),
-        links: Vec::new(),
-    };
-    b.host.submit_bmp_batch(b.now, batch);
-    if !b.run_until(|e| matches!(e, HostEvent::BatchDone { .. })) {
-        return Run::failed();
-    }
     let image = spinnbed_core::host::boot::stand_in_image(8 * 1024);
-    if b.host.start_boot(b.now, BOARD_IP, BootConfig::adaptive(image)).is_err() {
-        return Run::failed();
-    }
-    let mut booted = false;
-    b.run_until(|e| {
-        if let HostEvent::Boot {
-            event: BootEvent::Done(o),
-            ..
-        } = e
-        {
-            booted = matches!(o, BootOutcome::Booted { .. });
-            return true;
-        }
-        false
-    });
-    if !booted {
+    if !b.power_on("study", BMP_IP, vec![0]) || !b.boot(BOARD_IP, BootConfig::adaptive(image)) {
         return Run::failed();
     }
     // The measurement: a fresh host with the cell's policy and pacing over the cell's network.
@@ -326,7 +262,7 @@ fn measure(
         cell_network(net, loss, rtt, bandwidth),
         seed.wrapping_mul(0x9E37_79B9).wrapping_add(1),
     );
-    let drops_before = b.scamp_drops();
+    let drops_before = scamp_drops(&mut b);
     b.host = Host::new(HostConfig {
         local: HOST_ADDR,
         pacing: policy.pacing,
@@ -340,24 +276,12 @@ fn measure(
         }
         TransferOp::Read => Transfer::read(b.now, remote, Address::ROOT_MONITOR, USER_SDRAM, bytes as usize),
     };
-    b.host.start_transfer(t);
-    let mut result = None;
-    b.run_until(|e| {
-        if let HostEvent::Transfer {
-            event: TransferEvent::Done(r),
-            ..
-        } = e
-        {
-            result = Some(r.clone());
-            return true;
-        }
-        false
-    });
+    let result = b.transfer(t);
     let s = b.host.stats().scp;
     let mut run = Run {
         retries: s.retries,
         timeouts: s.timeouts,
-        drops: b.scamp_drops() - drops_before,
+        drops: scamp_drops(&mut b) - drops_before,
         paced_us: s.pacing_wait_us,
         ..Run::default()
     };

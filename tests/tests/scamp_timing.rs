@@ -12,18 +12,13 @@
 //! about 255 µs before SC&MP's service (the fact sheet's "ybug-like" RTT1 of about 300-320 µs
 //! with the service).
 
-use spinnbed_core::geometry::{FrameId, Machine};
-use spinnbed_core::host::{
-    BootConfig, BootEvent, BootOutcome, Host, HostConfig, HostEvent, Policy, Transfer, TransferEvent,
-};
+use spinnbed_core::geometry::Machine;
+use spinnbed_core::host::{BootConfig, Host, HostConfig, Policy, Transfer};
 use spinnbed_core::proto::sdp::Address;
-use spinnbed_core::sched::JobId;
-use spinnbed_core::service::{BatchId, BmpBatch};
-use spinnbed_core::time::{Duration, Instant};
+use spinnbed_core::time::Duration;
 use spinnbed_emulator::{ScampOp, ScampTiming};
 use spinnbed_sim::hardware::SimulatedMachine;
 use spinnbed_sim::hardware::host_side::HOST_ADDR;
-use spinnbed_sim::hardware::transport::{Transport, settle};
 use spinnbed_sim::quantity::dist::Dist;
 use spinnbed_sim::scenario::NetworkConfig;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -35,32 +30,15 @@ const MIB: usize = 1 << 20;
 /// The one-way delay standing for host and LAN (see the module documentation).
 const LAN: Duration = Duration::from_micros(110);
 
-struct Bench {
-    host: Host,
-    machine: SimulatedMachine,
-    now: Instant,
+type Bench = spinnbed_sim::hardware::bench::Bench<SimulatedMachine>;
+
+/// The bench's steps for these tests.
+trait Steps {
+    fn booted(one_way: Duration, emulator: spinnbed_emulator::Config) -> Bench;
+    fn transfer_mibit(&mut self, policy: Policy, write: bool) -> f64;
 }
 
-impl Bench {
-    fn run_until(&mut self, mut f: impl FnMut(&HostEvent) -> bool) -> bool {
-        loop {
-            settle(&mut self.host, &mut self.machine, self.now);
-            while let Some(ev) = self.host.poll_event() {
-                if f(&ev) {
-                    return true;
-                }
-            }
-            let next = [self.host.poll_timeout(), self.machine.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(t) => self.now = self.now.max(t),
-                None => return false,
-            }
-        }
-    }
-
+impl Steps for Bench {
     /// A powered, booted single board emulated with `emulator`, `one_way` away at 100 Mbit/s.
     fn booted(one_way: Duration, emulator: spinnbed_emulator::Config) -> Bench {
         let board = Machine::single_board("b", BMP_IP, BOARD_IP).unwrap();
@@ -74,44 +52,15 @@ impl Bench {
             local: HOST_ADDR,
             ..HostConfig::for_policy(Policy::spinnman())
         };
-        let mut b = Bench {
-            host: Host::new(config),
-            machine,
-            now: Instant::ZERO,
-        };
-        b.host.submit_bmp_batch(
-            b.now,
-            BmpBatch {
-                id: BatchId(1),
-                job: JobId(1),
-                machine: "b".into(),
-                frame: FrameId { cabinet: 0, frame: 0 },
-                bmp: BMP_IP,
-                power_on: vec![0],
-                power_off: Vec::new(),
-                links: Vec::new(),
-            },
-        );
-        assert!(b.run_until(|e| matches!(e, HostEvent::BatchDone { .. })));
+        let mut b = Bench::new(Host::new(config), machine);
+        assert!(b.power_on("b", BMP_IP, vec![0]), "the board powers on");
         let image = spinnbed_core::host::boot::stand_in_image(8 * 1024);
-        b.host.start_boot(b.now, BOARD_IP, BootConfig::spinnman(image)).unwrap();
-        let mut booted = false;
-        b.run_until(|e| match e {
-            HostEvent::Boot {
-                event: BootEvent::Done(o),
-                ..
-            } => {
-                booted = matches!(o, BootOutcome::Booted { .. });
-                true
-            }
-            _ => false,
-        });
-        assert!(booted, "the board boots");
+        assert!(b.boot(BOARD_IP, BootConfig::spinnman(image)), "the board boots");
         b
     }
 
     /// Mibit/s of one 1 MiB read or write with `policy` (a fresh host, as the study does).
-    fn transfer(&mut self, policy: Policy, write: bool) -> f64 {
+    fn transfer_mibit(&mut self, policy: Policy, write: bool) -> f64 {
         self.host = Host::new(HostConfig {
             local: HOST_ADDR,
             ..HostConfig::for_policy(policy)
@@ -123,19 +72,10 @@ impl Bench {
         } else {
             Transfer::read(self.now, remote, Address::ROOT_MONITOR, SDRAM, MIB)
         };
-        self.host.start_transfer(t);
-        let mut result = None;
-        self.run_until(|e| match e {
-            HostEvent::Transfer {
-                event: TransferEvent::Done(r),
-                ..
-            } => {
-                result = Some(r.clone());
-                true
-            }
-            _ => false,
-        });
-        let report = result.expect("the transfer ends").expect("the transfer succeeds");
+        let report = self
+            .transfer(t)
+            .expect("the transfer ends")
+            .expect("the transfer succeeds");
         let stats = self.host.stats().scp;
         assert_eq!((stats.retries, stats.timeouts), (0, 0), "no loss, no resends");
         report.bytes as f64 * 8.0 / (1u64 << 20) as f64 / report.duration().as_secs_f64()
@@ -152,8 +92,8 @@ fn near(measured: f64, published: f64, tolerance: f64, what: &str) {
 #[test]
 fn a_window_of_8_lands_on_rig_scps_figures() {
     let mut b = Bench::booted(LAN, spinnbed_emulator::Config::default());
-    let read = b.transfer(Policy::spinnman(), false);
-    let write = b.transfer(Policy::spinnman(), true);
+    let read = b.transfer_mibit(Policy::spinnman(), false);
+    let write = b.transfer_mibit(Policy::spinnman(), true);
     eprintln!("window 8 on the LAN path: read {read:.2}, write {write:.2} Mibit/s");
     near(read, 29.8, 0.10, "spinnman-like window-8 read");
     near(write, 32.1, 0.10, "spinnman-like window-8 write");
@@ -178,8 +118,8 @@ fn a_window_of_8_lands_on_rig_scps_figures() {
 #[test]
 fn a_window_of_1_is_round_trip_bound_near_the_sequential_tools() {
     let mut b = Bench::booted(LAN, spinnbed_emulator::Config::default());
-    let read = b.transfer(Policy::rig(), false);
-    let write = b.transfer(Policy::rig(), true);
+    let read = b.transfer_mibit(Policy::rig(), false);
+    let write = b.transfer_mibit(Policy::rig(), true);
     // rig (window 1) measured 6.1 / 6.1, ybug 6.5 / 6.4: with this path's host-and-LAN round
     // trip the rig-like client lands between them.
     eprintln!("window 1 on the LAN path: read {read:.2}, write {write:.2} Mibit/s");
@@ -192,7 +132,7 @@ fn a_window_of_1_is_round_trip_bound_near_the_sequential_tools() {
         ..spinnbed_emulator::Config::default()
     };
     let mut b = Bench::booted(LAN, ideal);
-    let ideal_read = b.transfer(Policy::rig(), false);
+    let ideal_read = b.transfer_mibit(Policy::rig(), false);
     let per_request = |mibit: f64| 256.0 * 8.0 / (1u64 << 20) as f64 / mibit * 1e6;
     let extra = per_request(read) - per_request(ideal_read);
     let s = ScampTiming::default().service_time(ScampOp::Read, 256).as_micros() as f64;
@@ -203,7 +143,7 @@ fn a_window_of_1_is_round_trip_bound_near_the_sequential_tools() {
     // And a window of 8 is several times a window of 1 (rig PR #117: about 30 against 12
     // Mbit/s on their host).
     let mut b = Bench::booted(LAN, spinnbed_emulator::Config::default());
-    let window8 = b.transfer(Policy::spinnman(), false);
+    let window8 = b.transfer_mibit(Policy::spinnman(), false);
     assert!(
         window8 > 4.0 * read,
         "window 8 ({window8:.1}) against window 1 ({read:.1})"

@@ -12,6 +12,7 @@
 //!   [`transport::settle`] is the one loop that moves datagrams between a host and a
 //!   transport until both are quiet.
 
+pub mod bench;
 pub mod faults;
 pub mod fixed;
 pub mod host_side;
