@@ -134,6 +134,116 @@ where
     })
 }
 
+/// `sim emulate` in-process on its own thread and current-thread tokio runtime, for tests whose
+/// clients are other processes; stopped (its future dropped, its sockets closed) by
+/// [`EmulatorThread::stop`] or when dropped.
+pub struct EmulatorThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl EmulatorThread {
+    /// Starts serving `scenario` with `opts`, whose `ready_file` must be set, and waits (up to
+    /// 20 s) until every socket is bound.
+    pub fn start(scenario: &Path, opts: spinnbed_realtime::emulate::EmulateOptions) -> EmulatorThread {
+        let sc = spinnbed_sim::scenario::load(scenario).expect("load the scenario");
+        let ready_file = opts.ready_file.clone().expect("EmulatorThread needs a ready file");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start tokio: {e}"))?;
+            rt.block_on(async {
+                tokio::select! {
+                    r = spinnbed_realtime::emulate::emulate(&sc, &opts) =>
+                        r.map(|_| ()).map_err(|e| format!("sim emulate: {e:#}")),
+                    _ = stopped => Ok(()),
+                }
+            })
+        });
+        let mut emu = EmulatorThread {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ready_file.exists() {
+            if emu.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                let r = emu.thread.take().unwrap().join().expect("emulator thread panicked");
+                panic!("the emulator stopped before it was ready: {r:?}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the emulator was not ready within 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        emu
+    }
+
+    /// Stops the emulator and reports whether it had failed.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| "emulator thread panicked".to_string())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EmulatorThread {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Runs a command with a deadline (killed when it passes); returns (success, stdout, stderr,
+/// wall time).
+pub fn run_with_deadline(
+    mut cmd: Command,
+    deadline: std::time::Duration,
+) -> (bool, String, String, std::time::Duration) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the client");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the client") {
+            break Some(s);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    let err = match status {
+        None => format!("{err}\n(killed: no result within {deadline:?})"),
+        Some(_) => err,
+    };
+    (status.is_some_and(|s| s.success()), out, err, start.elapsed())
+}
+
 /// The name of the threads of a [`Served`] server (its loop and its runtime's workers), so that
 /// a profile of a test or benchmark tells them from the client's (`perf report --comm sim-serve`).
 pub const SERVE_THREAD: &str = "sim-serve";

@@ -21,13 +21,12 @@
 //! `cargo test -p spinnbed-tests --test calibration -- --nocapture` shows the table.
 
 use spinnbed_core::geometry::Board;
-use spinnbed_realtime::emulate::{EmulateOptions, emulate};
+use spinnbed_realtime::emulate::EmulateOptions;
 use spinnbed_sim::calibrate::{OpResult, Plan, Session, SessionResult, predict};
 use spinnbed_sim::scenario::ScpPolicy;
-use spinnbed_tests::{clients_python, repo_root};
-use std::io::Read;
+use spinnbed_tests::{EmulatorThread, clients_python, repo_root, run_with_deadline};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SCENARIO: &str = "tests/calibration/calibration.toml";
@@ -106,109 +105,18 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// `sim emulate --impair` in-process on its own thread; stopped when dropped.
-struct Emulator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
-}
-
-impl Emulator {
-    fn start(scenario: &Path, powered: &[Board], ready_file: &Path) -> Emulator {
-        let sc = spinnbed_sim::scenario::load(scenario).expect("load the scenario");
-        let opts = EmulateOptions {
-            impair: true,
-            ready_file: Some(ready_file.to_path_buf()),
-            duration: Some(EMULATOR_CAP),
-            quiet: true,
-            embedded: true,
-            powered: powered.iter().map(|&b| (MACHINE.to_string(), b, Vec::new())).collect(),
-            ..EmulateOptions::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || -> Result<(), String> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start tokio: {e}"))?;
-            rt.block_on(async {
-                tokio::select! {
-                    r = emulate(&sc, &opts) => r.map(|_| ()).map_err(|e| format!("sim emulate: {e:#}")),
-                    _ = stopped => Ok(()),
-                }
-            })
-        });
-        let mut emu = Emulator {
-            stop: Some(stop),
-            thread: Some(thread),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready_file.exists() {
-            if emu.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let r = emu.thread.take().unwrap().join().expect("emulator thread panicked");
-                panic!("the emulator stopped before it was ready: {r:?}");
-            }
-            assert!(Instant::now() < deadline, "the emulator was not ready within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        emu
-    }
-
-    fn shutdown(&mut self) -> Result<(), String> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| "emulator thread panicked".to_string())?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.shutdown();
-    }
-}
-
 /// Runs a client script to completion (or kills it at the deadline); returns its JSON output.
 fn run_client(args: &[String], dir: &Path) -> serde_json::Value {
-    let py = clients_python();
-    let start = Instant::now();
-    let mut child = Command::new(&py)
-        .args(args)
+    let mut cmd = Command::new(clients_python());
+    cmd.args(args)
         .current_dir(dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the client");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for the client") {
-            break Some(s);
-        }
-        if start.elapsed() > CLIENT_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+        .env("PYTHONUNBUFFERED", "1");
+    let (ok, out, err, took) = run_with_deadline(cmd, CLIENT_DEADLINE);
     assert!(
-        status.is_some_and(|s| s.success()),
-        "{args:?} failed ({}) after {:.1} s\n--- stdout\n{out}\n--- stderr\n{err}",
-        status.map_or("killed at the deadline".to_string(), |s| s.to_string()),
-        start.elapsed().as_secs_f64()
+        ok,
+        "{args:?} failed after {:.1} s\n--- stdout\n{out}\n--- stderr\n{err}",
+        took.as_secs_f64()
     );
     let line = out.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{args:?}: no JSON ({e}) in\n{out}\n--- stderr\n{err}"))
@@ -343,7 +251,18 @@ fn real_clients_agree_with_the_model() {
     let m = &sc.machines[0].machine;
     let ip = |b: Board| m.board_ip(b).expect("the board has an address").to_string();
     let dir = tempfile::tempdir().unwrap();
-    let mut emu = Emulator::start(&scenario, &powered, &dir.path().join("ready"));
+    let emu = EmulatorThread::start(
+        &scenario,
+        EmulateOptions {
+            impair: true,
+            ready_file: Some(dir.path().join("ready")),
+            duration: Some(EMULATOR_CAP),
+            quiet: true,
+            embedded: true,
+            powered: powered.iter().map(|&b| (MACHINE.to_string(), b, Vec::new())).collect(),
+            ..EmulateOptions::default()
+        },
+    );
     let rig = root.join("tests/clients/calib_rig.py").display().to_string();
     let spinnman = root.join("tests/clients/calib_spinnman.py").display().to_string();
     let booted = run_client(&[rig.clone(), "--boot".into(), ip(BOOT_BOARD)], dir.path());
@@ -371,7 +290,7 @@ fn real_clients_agree_with_the_model() {
         );
         measured.push(measured_ops(&v));
     }
-    let emu_result = emu.shutdown();
+    let emu_result = emu.stop();
     assert!(emu_result.is_ok(), "the emulator failed: {emu_result:?}");
 
     // The table, then the checks (all of them, so that one failure shows the others).

@@ -14,12 +14,10 @@
 //! real_clients -- --nocapture` shows them).
 
 use spinnbed_core::geometry::Board;
-use spinnbed_realtime::emulate::{EmulateOptions, emulate};
-use spinnbed_tests::{clients_python, repo_root};
-use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use spinnbed_realtime::emulate::EmulateOptions;
+use spinnbed_tests::{EmulatorThread, clients_python, repo_root, run_with_deadline};
+use std::process::Command;
+use std::time::Duration;
 
 /// The steps `spinnman_client.py` must report, in order.
 const SPINNMAN_STEPS: &[&str] = &[
@@ -60,110 +58,6 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
 /// The emulator stops by itself after this long even if the test is stuck.
 const EMULATOR_CAP: Duration = Duration::from_secs(300);
 
-/// `sim emulate` in-process on its own thread; stopped (its future dropped, its sockets closed)
-/// when this is dropped.
-struct Emulator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
-}
-
-impl Emulator {
-    /// Starts serving `scenario` and waits until every socket is bound.
-    fn start(scenario: &Path, ready_file: &Path) -> Emulator {
-        let sc = spinnbed_sim::scenario::load(scenario).expect("load the scenario");
-        let opts = EmulateOptions {
-            ready_file: Some(ready_file.to_path_buf()),
-            duration: Some(EMULATOR_CAP),
-            quiet: false,
-            ..EmulateOptions::default()
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || -> Result<(), String> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start tokio: {e}"))?;
-            rt.block_on(async {
-                tokio::select! {
-                    r = emulate(&sc, &opts) => r.map(|_| ()).map_err(|e| format!("sim emulate: {e:#}")),
-                    _ = stopped => Ok(()),
-                }
-            })
-        });
-        let mut emu = Emulator {
-            stop: Some(stop),
-            thread: Some(thread),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready_file.exists() {
-            if emu.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let r = emu.thread.take().unwrap().join().expect("emulator thread panicked");
-                panic!("the emulator stopped before it was ready: {r:?}");
-            }
-            assert!(Instant::now() < deadline, "the emulator was not ready within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        emu
-    }
-
-    /// Stops the emulator and reports whether it had failed.
-    fn stop(mut self) -> Result<(), String> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Result<(), String> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| "emulator thread panicked".to_string())?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.shutdown();
-    }
-}
-
-/// Runs a command with a deadline; returns (success, stdout, stderr, wall time).
-fn run_with_deadline(mut cmd: Command, deadline: Duration) -> (bool, String, String, Duration) {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the client");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for the client") {
-            break Some(s);
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    let err = match status {
-        None => format!("{err}\n(killed: no result within {deadline:?})"),
-        Some(_) => err,
-    };
-    (status.is_some_and(|s| s.success()), out, err, start.elapsed())
-}
-
 /// Serves `scenario` with the emulator, runs `script` against board (0, 0, 0) of its first
 /// machine and checks that the client reports `steps`, in order, within a minute.
 fn drive_board_0(scenario: &str, script: &str, extra: &[&str], steps: &[&str]) {
@@ -183,7 +77,15 @@ fn drive_board_0(scenario: &str, script: &str, extra: &[&str], steps: &[&str]) {
     assert_ne!(board_ip.to_string(), "127.0.0.1", "spinnman special-cases 127.0.0.1");
 
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(&scenario, &dir.path().join("ready"));
+    let emu = EmulatorThread::start(
+        &scenario,
+        EmulateOptions {
+            ready_file: Some(dir.path().join("ready")),
+            duration: Some(EMULATOR_CAP),
+            quiet: false,
+            ..EmulateOptions::default()
+        },
+    );
 
     let mut cmd = Command::new(&py);
     cmd.arg(root.join(script))
