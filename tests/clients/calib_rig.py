@@ -54,6 +54,7 @@ if not hasattr(inspect, "getargspec"):
     inspect.getargspec = _getargspec
 
 from rig.machine_control import MachineController  # noqa: E402
+from steps import package_version  # noqa: E402
 
 
 class CountingSocket:
@@ -158,14 +159,6 @@ def main():
         "seed": seed,
         "ops": ops,
     }), flush=True)
-
-
-def package_version(name):
-    try:
-        from importlib.metadata import version
-        return version(name)
-    except Exception:  # noqa: BLE001
-        return "?"
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ set_config("Machine", "version", "5")
 from spinnman.connections import SCPRequestPipeLine  # noqa: E402
 from spinnman.connections.udp_packet_connections import SCAMPConnection  # noqa: E402
 from spinnman.transceiver import create_transceiver_from_connections  # noqa: E402
+from steps import package_version  # noqa: E402
 
 #: Pipelines made since the last reset (see the module docstring).
 PIPELINES = []
@@ -139,14 +140,6 @@ def main():
         "seed": seed,
         "ops": ops,
     }), flush=True)
-
-
-def package_version(name):
-    try:
-        from importlib.metadata import version
-        return version(name)
-    except Exception:  # noqa: BLE001
-        return "?"
 
 
 if __name__ == "__main__":

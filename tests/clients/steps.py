@@ -1,4 +1,5 @@
-"""Step runner shared by the real-client scripts (spinnman_client.py, rig_client.py).
+"""Step runner (and package_version) shared by the real-client scripts (spinnman_client.py,
+rig_client.py, calib_spinnman.py, calib_rig.py).
 
 Each step prints one "ok: <name>: <detail> [<wall time>]" line; the first failure prints
 "FAIL: <name>: <why>" (with a traceback on stderr unless it is a StepFailed) and exits 1.
@@ -39,3 +40,11 @@ class Steps:
             sys.exit(1)
         took = time.monotonic() - start
         print(f"ok: {name}{': ' + detail if detail else ''} [{took:.2f} s]", flush=True)
+
+
+def package_version(name):
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:  # noqa: BLE001
+        return "?"
