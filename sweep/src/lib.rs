@@ -12,7 +12,7 @@
 //! - `points/pNNNN.toml` — each valid point's scenario (the base with its overrides), frozen
 //!   when the sweep was planned;
 //! - `results/pNNNN-sSEED.json` — one per finished task (temporary files start with `.`);
-//! - `logs/` — each attempt's output (local: `tTASK.aATTEMPT.log`; Slurm: `slurm-JOB_INDEX.out`);
+//! - `logs/` — each attempt's output (local: `tTASK.aATTEMPT.log`, never overwritten; Slurm: `slurm-JOB_INDEX.out`);
 //! - `slurm/sweep.sbatch` — the batch script (Slurm executor);
 //! - `sweep.csv`, `points.csv`, `sweep.json`, `report/` — the collected outputs, written once
 //!   every task has its result.

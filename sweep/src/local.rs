@@ -1,5 +1,6 @@
 //! The local executor: up to N worker processes (`sim sweep-task DIR --task T`) at a time, each
-//! attempt's output in `logs/tTASK.aATTEMPT.log`; a task whose worker ended without its result
+//! attempt's output in `logs/tTASK.aATTEMPT.log` (`tTASK.aATTEMPT.K.log` if a run before a
+//! `--resume` left that name: no log is overwritten); a task whose worker ended without its result
 //! in place is run again, up to `retries` more times.
 
 use crate::plan::Plan;
@@ -99,8 +100,7 @@ pub fn run(
                 let Some((task, attempt)) = pending.pop_front() else {
                     break;
                 };
-                let log = logs_dir(dir).join(format!("t{task}.a{attempt}.log"));
-                let out = std::fs::File::create(&log).map_err(|e| SweepError::io(&log, e))?;
+                let (log, out) = new_log(&logs_dir(dir), task, attempt)?;
                 let err = out.try_clone().map_err(|e| SweepError::io(&log, e))?;
                 let child = Command::new(&opts.exe)
                     .arg("sweep-task")
@@ -182,4 +182,29 @@ pub fn run(
     result?;
     outcome.failed.sort_by_key(|f| f.task);
     Ok(outcome)
+}
+
+/// Creates the log of `task`'s `attempt` in `logs`: `tTASK.aATTEMPT.log`, or if an earlier run of
+/// the sweep (resumed since) left that file, `tTASK.aATTEMPT.K.log` with the first free K — a
+/// worker orphaned by a killed sweep may still be writing the earlier one.
+fn new_log(
+    logs: &std::path::Path,
+    task: usize,
+    attempt: u32,
+) -> Result<(std::path::PathBuf, std::fs::File), SweepError> {
+    for k in 1..=u32::MAX {
+        let name = if k == 1 {
+            format!("t{task}.a{attempt}.log")
+        } else {
+            format!("t{task}.a{attempt}.{k}.log")
+        };
+        let path = logs.join(name);
+        match std::fs::File::create_new(&path) {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(SweepError::io(&path, e)),
+        }
+    }
+    let path = logs.join(format!("t{task}.a{attempt}.log"));
+    Err(SweepError::io(&path, std::io::ErrorKind::AlreadyExists.into()))
 }
