@@ -195,6 +195,13 @@ pub async fn run(
             opts.speed
         )));
     }
+    if spec.transfers == spinnbed_sim::scenario::TransferModel::Flow {
+        return Err(RealtimeError::Option(
+            "[host] transfers = \"flow\" approximates transfers in simulated runs; a --hardware run moves \
+             every byte: set transfers = \"packets\" (or leave it out)"
+                .to_string(),
+        ));
+    }
     let spec = scaled(spec, opts.speed);
     let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
     let sock = preflight(bind_host_socket(&machines).await?, &machines, opts.preflight_timeout).await?;

@@ -294,6 +294,27 @@ impl Network {
         }
     }
 
+    /// Draws the burst state of the path to `ip` (each direction) from its stationary
+    /// distribution: where the many datagrams of a flow-level transfer, which never crossed
+    /// the network, would have left its Gilbert–Elliott chain. Paths without burst loss are
+    /// left alone (no draw).
+    pub fn redraw_burst_state(&mut self, ip: Ipv4Addr) {
+        let Some(&cfg) = self.endpoints.get(&ip) else { return };
+        let Some(BurstLoss { p_enter, p_leave, .. }) = self.cfgs[cfg].burst else {
+            return;
+        };
+        let total = p_enter + p_leave;
+        let bad = if total > 0.0 { p_enter / total } else { 0.0 };
+        let seed = self.seed;
+        let path = self
+            .paths
+            .entry(ip)
+            .or_insert_with(|| Path::new(seed, cfg, &ip.to_string()));
+        for dir in 0..2 {
+            path.bad[dir] = Self::unit(&mut path.loss) < bad;
+        }
+    }
+
     /// When the next datagram arrives.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.in_flight.peek().map(|f| f.at)

@@ -284,6 +284,13 @@ pub async fn serve(sc: &Scenario, opts: &ServeOptions) -> Result<ServeReport, Re
     {
         return Err(RealtimeError::ListenNotLoopback(r));
     }
+    if sc.host.transfers == spinnbed_sim::scenario::TransferModel::Flow {
+        return Err(RealtimeError::Option(
+            "[host] transfers = \"flow\" approximates transfers in simulated runs; a live server's users \
+             move every byte: set transfers = \"packets\" (or leave it out)"
+                .to_string(),
+        ));
+    }
     let spec = serve_spec(sc, opts.background, opts.speed)?;
     let policy = spec.policy();
     let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();

@@ -18,6 +18,7 @@
 //! the application (CMD_SIG STOP) and clears the tag before reading its results back. Datagrams
 //! to the listener's address go to the listener, the rest to the SCP host.
 
+use super::flow::{FlowOp, Flows};
 use super::transport::HostEnd;
 use super::{
     Completion, JobLive, JobScp, LiveSession, LiveTotals, ScpCounters, ScpSummary, Session, SessionEvent,
@@ -97,6 +98,8 @@ struct LiveState {
 
 #[derive(Debug, Clone)]
 struct UserSession {
+    /// The job's machine.
+    machine: String,
     root: SocketAddrV4,
     /// The board at `root`.
     root_board: Board,
@@ -142,6 +145,15 @@ pub struct HostSide {
     job_live: BTreeMap<JobId, JobLive>,
     /// Streams that just stopped, whose sent counts the transport should fill in: (job, board).
     stopped_streams: VecDeque<(JobId, Ipv4Addr)>,
+    /// Flow-level transfers (`[host] transfers = "flow"`; `None`: every transfer packet by
+    /// packet).
+    flows: Option<Box<Flows>>,
+    /// Packet-level transfers that finish a flow transfer cut short by a fault: op → (bytes
+    /// the flow had moved, when the flow started).
+    resumed: BTreeMap<OpId, (u64, Instant)>,
+    /// Boards whose paths just carried a flow transfer, for the transport to bring up to
+    /// date ([`super::transport::Transport::after_flow`]).
+    flowed: VecDeque<Ipv4Addr>,
 }
 
 impl std::fmt::Debug for HostSide {
@@ -198,7 +210,97 @@ impl HostSide {
             next_token: 0,
             job_live: BTreeMap::new(),
             stopped_streams: VecDeque::new(),
+            flows: None,
+            resumed: BTreeMap::new(),
+            flowed: VecDeque::new(),
         }
+    }
+
+    /// Simulates the users' bulk transfers at flow level where `calibrator`'s models hold
+    /// ([`super::flow`]; approximate).
+    pub fn with_flow(mut self, calibrator: super::flow::Calibrator) -> HostSide {
+        self.flows = Some(Box::new(Flows::new(calibrator)));
+        self
+    }
+
+    /// The flow transfers, if the run has them.
+    pub fn flows(&self) -> Option<&Flows> {
+        self.flows.as_deref()
+    }
+
+    /// The next board whose path just carried a flow transfer.
+    pub fn poll_flowed(&mut self) -> Option<Ipv4Addr> {
+        self.flowed.pop_front()
+    }
+
+    /// A fault strikes or heals: flow transfers it disturbs carry on packet by packet.
+    pub fn on_fault(&mut self, now: Instant, kind: &crate::scenario::FaultKind, on: bool) -> bool {
+        let Some(flows) = self.flows.as_mut() else { return false };
+        let jobs = flows.on_fault(kind, on);
+        let any = !jobs.is_empty();
+        for job in jobs {
+            let Some((x, done)) = self.flows.as_mut().and_then(|f| f.interrupt(now, job)) else {
+                continue;
+            };
+            self.start_packets(now, job, x.op, x.root, x.offset + done, x.offset + x.bytes, x.started);
+        }
+        any
+    }
+
+    /// Moves bytes `from..to` of `job`'s transfer packet by packet (the part of a flow transfer
+    /// a fault cut short, `started` when the flow started).
+    #[allow(clippy::too_many_arguments)]
+    fn start_packets(
+        &mut self,
+        now: Instant,
+        job: JobId,
+        op: FlowOp,
+        root: SocketAddrV4,
+        from: u64,
+        to: u64,
+        started: Instant,
+    ) {
+        let len = to.saturating_sub(from) as usize;
+        let addr = USER_SDRAM.wrapping_add(from as u32);
+        let t = match op {
+            FlowOp::Write => {
+                let all = pattern(job, to as usize);
+                Transfer::write(now, root, Address::ROOT_MONITOR, addr, all[from as usize..].to_vec())
+            }
+            FlowOp::Read => Transfer::read(now, root, Address::ROOT_MONITOR, addr, len),
+        };
+        let op_id = self.host.start_transfer(t);
+        self.ops.insert(op_id, job);
+        self.resumed.insert(op_id, (from, started));
+    }
+
+    /// Starts `job`'s transfer of `bytes`: as a flow where the model holds, otherwise packet
+    /// by packet.
+    fn start_transfer(&mut self, now: Instant, job: JobId, op: FlowOp, bytes: u64) {
+        let Some(s) = self.sessions.get(&job) else { return };
+        let (root, board) = (s.root, s.root_board);
+        let streaming = s
+            .live
+            .as_ref()
+            .is_some_and(|l| l.started.is_some() && l.stopped.is_none());
+        if let Some(flows) = self.flows.as_mut() {
+            if !streaming && flows.start(now, job, op, &s.machine, board, root, bytes) {
+                return;
+            }
+            flows.packet_transfers += 1;
+        }
+        let t = match op {
+            FlowOp::Write => Transfer::write(
+                now,
+                root,
+                Address::ROOT_MONITOR,
+                USER_SDRAM,
+                pattern(job, bytes as usize),
+            ),
+            FlowOp::Read => Transfer::read(now, root, Address::ROOT_MONITOR, USER_SDRAM, bytes as usize),
+        };
+        let op_id = self.host.start_transfer(t);
+        self.ops.insert(op_id, job);
     }
 
     /// Gives the host a live-output listener at `local` (the address users' IP tags point at;
@@ -260,13 +362,23 @@ impl HostSide {
 
     /// Counters of the client for `remote` (zero if it never had one).
     fn client_stats(&self, remote: SocketAddrV4) -> Stats {
-        self.host.stack().client(remote).map(|c| *c.stats()).unwrap_or_default()
+        let mut s = self.host.stack().client(remote).map(|c| *c.stats()).unwrap_or_default();
+        if let Some(o) = self.flows.as_ref().and_then(|f| f.overlay(remote)) {
+            s.merge(o);
+        }
+        s
     }
 
     /// Run-level SCP statistics for `summary.json`, with the network's counters if there is a
     /// simulated network.
     pub fn summary(&self, net: Option<NetStats>) -> ScpSummary {
-        ScpSummary::new(self.counters(), self.transfer_us, net)
+        let mut s = ScpSummary::new(self.counters(), self.transfer_us, net);
+        s.transfers = self.flows.as_ref().map(|f| super::FlowSummary {
+            calibrations: f.calibrator().models().count() as u64,
+            flow: f.flow_transfers,
+            packets: f.packet_transfers,
+        });
+        s
     }
 
     /// Ends a job's session: its board traffic since the start is the job's; its live output
@@ -466,7 +578,10 @@ impl HostSide {
 
     /// SCP counters so far.
     pub fn counters(&self) -> ScpCounters {
-        let s = self.host.stats().scp;
+        let mut s = self.host.stats().scp;
+        if let Some(f) = &self.flows {
+            s.merge(f.total());
+        }
         ScpCounters {
             requests: s.requests,
             retries: s.retries,
@@ -523,30 +638,12 @@ impl HostSide {
                 event: TransferEvent::Done(result),
             } => {
                 let Some(job) = self.ops.remove(&op) else { return };
+                let resumed = self.resumed.remove(&op);
                 match result {
                     Ok(report) => {
-                        self.user_bytes += report.bytes as u64;
-                        let took = report.finished.saturating_duration_since(report.started).as_micros();
-                        self.transfer_us += took;
-                        let js = self.job_scp.entry(job).or_default();
-                        js.data_bytes += report.bytes as u64;
-                        js.transfer_us += took;
-                        let Some(s) = self.sessions.get_mut(&job) else { return };
-                        match s.phase {
-                            Phase::Writing => {
-                                let live_now = s.live.as_ref().is_some_and(|l| l.params.start == LiveStart::Running);
-                                if live_now {
-                                    self.start_live(now, job);
-                                } else {
-                                    self.run(job);
-                                }
-                            }
-                            Phase::Reading => {
-                                self.close_session(job);
-                                self.session_events.push_back((job, SessionEvent::Finished));
-                            }
-                            _ => {}
-                        }
+                        let (moved_before, started) = resumed.unwrap_or((0, report.started));
+                        let took = report.finished.saturating_duration_since(started).as_micros();
+                        self.transfer_done(now, job, report.bytes as u64 + moved_before, took);
                     }
                     Err(e) => self.fail(job, SessionFailure::TransferFailed(e)),
                 }
@@ -560,10 +657,35 @@ impl HostSide {
         }
     }
 
+    /// `job`'s transfer has moved `bytes` in `took` µs: the user goes on.
+    fn transfer_done(&mut self, now: Instant, job: JobId, bytes: u64, took: u64) {
+        self.user_bytes += bytes;
+        self.transfer_us += took;
+        let js = self.job_scp.entry(job).or_default();
+        js.data_bytes += bytes;
+        js.transfer_us += took;
+        let Some(s) = self.sessions.get_mut(&job) else { return };
+        match s.phase {
+            Phase::Writing => {
+                let live_now = s.live.as_ref().is_some_and(|l| l.params.start == LiveStart::Running);
+                if live_now {
+                    self.start_live(now, job);
+                } else {
+                    self.run(job);
+                }
+            }
+            Phase::Reading => {
+                self.close_session(job);
+                self.session_events.push_back((job, SessionEvent::Finished));
+            }
+            _ => {}
+        }
+    }
+
     fn fail(&mut self, job: JobId, why: SessionFailure) {
         let board = self.sessions.get(&job).map(|s| s.root_board);
         self.close_session(job);
-        self.ops.retain(|_, j| *j != job);
+        self.forget_ops(job);
         self.live_requests.retain(|_, (j, _)| *j != job);
         self.session_events
             .push_back((job, SessionEvent::Failed { why, board }));
@@ -591,10 +713,8 @@ impl HostSide {
             return;
         }
         s.phase = Phase::Writing;
-        let data = pattern(job, s.data_in.min(MAX_TRANSFER) as usize);
-        let t = Transfer::write(now, s.root, Address::ROOT_MONITOR, USER_SDRAM, data);
-        let op = self.host.start_transfer(t);
-        self.ops.insert(op, job);
+        let bytes = s.data_in.min(MAX_TRANSFER);
+        self.start_transfer(now, job, FlowOp::Write, bytes);
     }
 
     /// A job's user starts: boot its boards, then write its input.
@@ -614,6 +734,7 @@ impl HostSide {
         };
         let phase = if session.boot { Phase::Booting } else { Phase::Running };
         let s = UserSession {
+            machine: session.machine.clone(),
             root,
             root_board,
             boots: session.boot,
@@ -681,16 +802,24 @@ impl HostSide {
             return;
         }
         s.phase = Phase::Reading;
-        let len = s.data_out.min(MAX_TRANSFER) as usize;
-        let t = Transfer::read(now, s.root, Address::ROOT_MONITOR, USER_SDRAM, len);
-        let op = self.host.start_transfer(t);
-        self.ops.insert(op, job);
+        let bytes = s.data_out.min(MAX_TRANSFER);
+        self.start_transfer(now, job, FlowOp::Read, bytes);
+    }
+
+    /// Forgets `job`'s operations and flow transfer.
+    fn forget_ops(&mut self, job: JobId) {
+        let ops = &mut self.ops;
+        self.resumed.retain(|op, _| ops.get(op) != Some(&job));
+        ops.retain(|_, j| *j != job);
+        if let Some(f) = self.flows.as_mut() {
+            f.cancel(job);
+        }
     }
 
     /// Forgets a job's session (the job was destroyed).
     pub fn end_session(&mut self, job: JobId) {
         self.close_session(job);
-        self.ops.retain(|_, j| *j != job);
+        self.forget_ops(job);
         self.live_requests.retain(|_, (j, _)| *j != job);
         self.session_events.retain(|(j, _)| *j != job);
     }
@@ -705,11 +834,19 @@ fn pattern(job: JobId, len: usize) -> Vec<u8> {
 
 impl HostEnd for HostSide {
     fn poll_timeout(&self) -> Option<Instant> {
-        self.host.poll_timeout()
+        let flow = self.flows.as_ref().and_then(|f| f.next_due());
+        [self.host.poll_timeout(), flow].into_iter().flatten().min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        self.host.handle_timeout(now);
+        if self.flows.is_none() || self.host.poll_timeout().is_some_and(|t| t <= now) {
+            self.host.handle_timeout(now);
+        }
+        while let Some((job, x)) = self.flows.as_mut().and_then(|f| f.pop_due(now)) {
+            self.flowed.push_back(*x.root.ip());
+            let took = x.ends.saturating_duration_since(x.started).as_micros();
+            self.transfer_done(now, job, x.offset + x.bytes, took);
+        }
     }
 
     fn handle_datagram(&mut self, now: Instant, d: &Datagram) {

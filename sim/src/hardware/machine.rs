@@ -115,6 +115,10 @@ impl Transport for SimulatedMachine {
         Some(self.net.stats())
     }
 
+    fn after_flow(&mut self, board: Ipv4Addr) {
+        self.net.redraw_burst_state(board);
+    }
+
     fn live_output(&self, board: Ipv4Addr) -> Option<spinnbed_emulator::LiveOutputStats> {
         self.emu.live_output(board)
     }
@@ -188,5 +192,75 @@ mod tests {
             let s = now.as_micros() as f64 / 1e6;
             assert!((s - fails_at_s as f64).abs() < 0.01, "{tries} tries: failed at {s} s");
         }
+    }
+
+    /// A loss burst that strikes while a flow transfer is under way sends the rest of it
+    /// packet by packet: the user's whole input still arrives, the transfer counts once as a
+    /// flow and once as packets, and its SCP requests cover every packet.
+    #[test]
+    fn a_fault_under_a_flow_transfer_sends_the_rest_packet_by_packet() {
+        use crate::hardware::flow::{Calibrator, packets};
+        use crate::hardware::{Session, SessionEvent};
+        use spinnbed_core::geometry::Board;
+        let m = Machine::new(MachineSpec::new("m", 1, 1)).unwrap();
+        let board = Board::new(0, 0, 0);
+        let net = NetworkConfig::default();
+        let emu = spinnbed_emulator::Config::default();
+        let policy = crate::scenario::ScpPolicy::Adaptive;
+        let side = HostSide::new(
+            HOST_ADDR,
+            &[(m.clone(), MachineTiming::default())],
+            Policy::adaptive(),
+            Duration::ZERO,
+        )
+        .with_flow(Calibrator::new(emu.clone(), net.clone(), policy.into(), 1));
+        let mut machine = SimulatedMachine::new(std::slice::from_ref(&m), emu, net, 1, HOST_ADDR);
+        machine
+            .emulator_mut()
+            .restore_power(Instant::ZERO, "m", board, true, &[]);
+        let mut hw = HostHardware::new(side, machine);
+        let bytes = 4 * 1024 * 1024;
+        hw.start_session(
+            Instant::ZERO,
+            Session {
+                job: JobId(1),
+                machine: "m".into(),
+                boards: vec![board],
+                boot: true,
+                boot_tries: 3,
+                data_in: bytes,
+                data_out: 0,
+                live: None,
+            },
+        );
+        // Until the flow transfer starts (the boot is packet level).
+        let mut now = Instant::ZERO;
+        while hw.side().flows().unwrap().flow_transfers == 0 {
+            now = hw.poll_timeout().expect("booting");
+            hw.handle_timeout(now);
+        }
+        let burst = FaultKind::LossBurst {
+            loss: 0.01,
+            machine: None,
+        };
+        let mid = now + Duration::from_millis(500);
+        hw.apply_fault(mid, &burst, true);
+        let event = loop {
+            if let Some((_, e)) = hw.poll_session() {
+                break e;
+            }
+            now = hw.poll_timeout().expect("loading");
+            hw.handle_timeout(now);
+        };
+        assert_eq!(event, SessionEvent::Running);
+        let flows = hw.side().flows().unwrap();
+        assert_eq!((flows.flow_transfers, flows.packet_transfers), (1, 1));
+        let scp = hw.job_scp(JobId(1)).unwrap();
+        assert_eq!(scp.data_bytes, bytes);
+        assert!(scp.requests >= packets(bytes), "{scp:?}");
+        // The flow part took 500 ms of the transfer; the rest at SC&MP's pace plus the burst's
+        // resends: about 1.1 s for 4 MiB in all.
+        let took = scp.transfer_us as f64 / 1e6;
+        assert!((1.0..1.5).contains(&took), "{took} s");
     }
 }

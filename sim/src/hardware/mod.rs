@@ -15,6 +15,7 @@
 pub mod bench;
 pub mod faults;
 pub mod fixed;
+pub mod flow;
 pub mod host_side;
 pub mod machine;
 pub mod transport;
@@ -75,6 +76,20 @@ pub struct ScpSummary {
     pub retries: u64,
     /// Receive timeouts.
     pub timeouts: u64,
+    /// Flow-level transfers (`[host] transfers = "flow"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<FlowSummary>,
+}
+
+/// `summary.json` `scp.transfers` of a flow run: how its users' transfers were simulated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowSummary {
+    /// Calibrations made (distinct path, SC&MP settings and direction).
+    pub calibrations: u64,
+    /// Transfers done as flows.
+    pub flow: u64,
+    /// Transfers (or the rest of a flow a fault cut short) moved packet by packet.
+    pub packets: u64,
 }
 
 /// One job's SCP traffic in a packet-level run: its BMP batches (power on, FPGA checks, link
@@ -302,6 +317,7 @@ impl ScpSummary {
             lost: net.map(|n| n.lost),
             requests: c.requests,
             retries: c.retries,
+            transfers: None,
             timeouts: c.timeouts,
         }
     }

@@ -39,6 +39,11 @@ pub trait Transport {
     fn net_stats(&self) -> Option<NetStats> {
         None
     }
+    /// The path to `board` has just carried a flow transfer (`[host] transfers = "flow"`): its
+    /// thousands of datagrams did not cross the transport, which brings the path's state to
+    /// where they would have left it, as far as it can (the simulated network redraws its
+    /// burst state).
+    fn after_flow(&mut self, _board: std::net::Ipv4Addr) {}
     /// What the board at `board` has streamed since it booted, for transports that can tell
     /// (the emulator; not real hardware).
     fn live_output(&self, _board: std::net::Ipv4Addr) -> Option<spinnbed_emulator::LiveOutputStats> {
@@ -142,6 +147,9 @@ impl<T: Transport> HostHardware<T> {
     fn settle(&mut self, now: Instant) {
         settle(&mut self.side, &mut self.transport, now);
         self.collect_sent();
+        while let Some(board) = self.side.poll_flowed() {
+            self.transport.after_flow(board);
+        }
     }
 
     /// Reads what the boards of streams that just stopped sent.
@@ -211,6 +219,10 @@ impl<T: Transport> Hardware for HostHardware<T> {
 
     fn apply_fault(&mut self, now: Instant, kind: &FaultKind, on: bool) {
         self.transport.apply_fault(now, kind, on);
+        if self.side.on_fault(now, kind, on) {
+            // Flow transfers the fault cut short carry on packet by packet from now.
+            self.settle(now);
+        }
     }
 
     fn job_live(&self, job: JobId) -> Option<JobLive> {

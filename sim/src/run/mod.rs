@@ -135,6 +135,8 @@ pub struct RunSpec {
     pub recorded_bmp: crate::hardware::fixed::RecordedBmp,
     /// Live output (`[host.live_output]`; packet level only).
     pub live_output: Option<crate::scenario::LiveOutputConfig>,
+    /// How users' bulk transfers are simulated (`[host] transfers`; packet level only).
+    pub transfers: crate::scenario::TransferModel,
 }
 
 /// The hardware of a simulated run.
@@ -189,6 +191,7 @@ impl RunSpec {
             post_power_on_delay: sc.host.post_power_on_delay,
             recorded_bmp: Default::default(),
             live_output: sc.host.live_output,
+            transfers: sc.host.transfers,
         }
     }
 }
@@ -219,7 +222,16 @@ pub fn simulate(spec: &RunSpec, progress: impl FnMut(Instant)) -> Result<(RunRes
         HardwareChoice::Emulator { emulator, network } => {
             let machines: Vec<Machine> = spec.machines.iter().map(|(m, _)| m.clone()).collect();
             let machine = SimulatedMachine::new(&machines, (**emulator).clone(), network.clone(), spec.seed, HOST_ADDR);
-            let side = spec.host_side_with_listener(HOST_ADDR, LISTENER_ADDR, spinnbed_core::host::SenderClock::Shared);
+            let mut side =
+                spec.host_side_with_listener(HOST_ADDR, LISTENER_ADDR, spinnbed_core::host::SenderClock::Shared);
+            if spec.transfers == crate::scenario::TransferModel::Flow {
+                side = side.with_flow(crate::hardware::flow::Calibrator::new(
+                    (**emulator).clone(),
+                    network.clone(),
+                    spec.scp_policy.clone(),
+                    spec.seed,
+                ));
+            }
             let hw: PacketHardware = crate::hardware::HostHardware::new(side, machine);
             run_world(spec, service, hw, limits, progress)
         }
@@ -583,6 +595,7 @@ mod tests {
             post_power_on_delay: Duration::from_secs(5),
             recorded_bmp: Default::default(),
             live_output: None,
+            transfers: Default::default(),
         }
     }
 

@@ -499,6 +499,8 @@ fn host(h: &HostConfig) -> RawHost {
         scp_policy: Some(scp(&h.scp_policy)),
         boot_users: Some(h.boot_users),
         boot_tries: Some(int(h.boot_tries)),
+        // Written only when flow, so resolved copies of exact runs stay as they were.
+        transfers: (h.transfers == TransferModel::Flow).then_some(RawTransfers::Flow),
         // Written only when set, so resolved copies without it stay as they were.
         live_output: h.live_output.map(|l| RawLiveOutput {
             fraction: Some(l.fraction),

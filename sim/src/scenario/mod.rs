@@ -611,6 +611,33 @@ pub struct HostConfig {
     /// `[host.live_output]`: users whose applications stream EIEIO to the host (`None`: none
     /// do).
     pub live_output: Option<LiveOutputConfig>,
+    /// How the users' bulk data transfers are simulated.
+    pub transfers: TransferModel,
+}
+
+/// How a packet-level run simulates the users' bulk SDRAM transfers (`[host] transfers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferModel {
+    /// Exact: every SCP request and reply of every transfer goes through the simulated network
+    /// and the emulated board.
+    #[default]
+    Packets,
+    /// Approximate (opt-in): a transfer on a path in its steady state takes the time and SCP
+    /// counts of a model fitted, at the run's start, to exact packet-level transfers of the
+    /// same policy over the same path and SC&MP settings
+    /// ([`crate::hardware::flow`]); under a fault, or beside a live stream, it falls back to
+    /// packets.
+    Flow,
+}
+
+impl TransferModel {
+    /// The name in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferModel::Packets => "packets",
+            TransferModel::Flow => "flow",
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -622,6 +649,7 @@ impl Default for HostConfig {
             boot_users: false,
             boot_tries: 3,
             live_output: None,
+            transfers: TransferModel::Packets,
         }
     }
 }

@@ -731,6 +731,16 @@ pub struct RawHost {
     pub boot_users: Option<bool>,
     pub boot_tries: Option<i64>,
     pub live_output: Option<RawLiveOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<RawTransfers>,
+}
+
+/// `[host] transfers`.
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawTransfers {
+    Packets,
+    Flow,
 }
 
 /// When a streaming user starts its application.

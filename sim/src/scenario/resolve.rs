@@ -1501,6 +1501,26 @@ impl Ctx<'_> {
                 Some(l) => Some(self.live_output(l, h.hardware, h.boot_users)?),
                 None => None,
             },
+            transfers: match h.transfers {
+                None | Some(RawTransfers::Packets) => TransferModel::Packets,
+                Some(RawTransfers::Flow) => {
+                    if !matches!(h.hardware, Some(RawHardware::Emulator)) {
+                        return Err(self.err(
+                            "host.transfers",
+                            "transfers = \"flow\" approximates packet-level transfers: set [host] \
+                             hardware = \"emulator\"",
+                        ));
+                    }
+                    if h.boot_users != Some(true) {
+                        return Err(self.err(
+                            "host.transfers",
+                            "transfers = \"flow\" changes how users move their data, and these users move \
+                             none: set [host] boot_users = true",
+                        ));
+                    }
+                    TransferModel::Flow
+                }
+            },
         })
     }
 

@@ -2342,3 +2342,39 @@ fn study_policy_mistakes_name_line_and_key() {
         assert!(e.message.contains(msg), "{e}: lacks {msg:?}\n{text}");
     }
 }
+
+/// `[host] transfers`: packets by default (and then absent from the resolved copy), `flow`
+/// kept through the round trip, and refused where it cannot apply, naming the key and line.
+#[test]
+fn transfers_key() {
+    let host = "[host]\nhardware = \"emulator\"\nboot_users = true\n";
+    let plain = parse_ok(&format!("{BASE}\n{host}\n[workload]\njobs = 10\n"));
+    assert_eq!(plain.host.transfers, TransferModel::Packets);
+    assert!(!plain.to_resolved_toml().contains("transfers"));
+    let sc = parse_ok(&format!(
+        "{BASE}\n{host}transfers = \"flow\"\n\n[workload]\njobs = 10\n"
+    ));
+    assert_eq!(sc.host.transfers, TransferModel::Flow);
+    assert!(sc.to_resolved_toml().contains("transfers = \"flow\""));
+    round_trip(&sc);
+    for (host, msg) in [
+        ("[host]\ntransfers = \"flow\"\n", "hardware = \"emulator\""),
+        (
+            "[host]\nhardware = \"emulator\"\ntransfers = \"flow\"\n",
+            "boot_users = true",
+        ),
+        (
+            "[host]\nhardware = \"emulator\"\nboot_users = true\ntransfers = \"fluid\"\n",
+            "fluid",
+        ),
+    ] {
+        let text = format!("{BASE}\n{host}\n[workload]\njobs = 10\n");
+        let e = parse_err(&text);
+        assert!(e.to_string().contains(msg), "{e}");
+        assert_eq!(
+            e.line,
+            text.lines().position(|l| l.starts_with("transfers")).map(|i| i + 1),
+            "{e}"
+        );
+    }
+}
