@@ -226,12 +226,12 @@ impl Network {
     pub fn send(&mut self, now: Instant, d: Datagram) {
         self.stats.sent += 1;
         // The path: the machine-side endpoint, whose link serialises the datagram.
-        let (endpoint, towards) = if self.endpoints.contains_key(d.dst.ip()) {
-            (Some(*d.dst.ip()), 1)
-        } else if self.endpoints.contains_key(d.src.ip()) {
-            (Some(*d.src.ip()), 0)
+        let (endpoint, towards, cfg) = if let Some(&c) = self.endpoints.get(d.dst.ip()) {
+            (Some(*d.dst.ip()), 1, c)
+        } else if let Some(&c) = self.endpoints.get(d.src.ip()) {
+            (Some(*d.src.ip()), 0, c)
         } else {
-            (None, 0)
+            (None, 0, 0)
         };
         // Scheduled bursts covering this path, combined.
         let pass = self
@@ -242,12 +242,10 @@ impl Network {
         let extra = 1.0 - pass;
         let seed = self.seed;
         let path = match endpoint {
-            Some(ip) => {
-                let cfg = self.endpoints[&ip];
-                self.paths
-                    .entry(ip)
-                    .or_insert_with(|| Path::new(seed, cfg, &ip.to_string()))
-            }
+            Some(ip) => self
+                .paths
+                .entry(ip)
+                .or_insert_with(|| Path::new(seed, cfg, &ip.to_string())),
             None => &mut self.other,
         };
         let cfg = &self.cfgs[path.cfg];
@@ -272,7 +270,14 @@ impl Network {
         };
         self.stats.duplicated += copies - 1;
         let wire = Self::wire_time(cfg.bandwidth_mbps, d.payload.len());
-        for _ in 0..copies {
+        let mut d = Some(d);
+        for copy in 0..copies {
+            // The last copy takes the datagram itself.
+            let d = if copy + 1 == copies {
+                d.take().expect("one datagram per copy")
+            } else {
+                d.clone().expect("one datagram per copy")
+            };
             let mut start = now;
             if endpoint.is_some() {
                 let free = &mut path.free[towards];
@@ -285,11 +290,7 @@ impl Network {
                 self.stats.reordered += 1;
                 at += cfg.latency.sample(&mut path.reorder);
             }
-            self.in_flight.push(InFlight {
-                at,
-                seq: self.seq,
-                d: d.clone(),
-            });
+            self.in_flight.push(InFlight { at, seq: self.seq, d });
             self.seq += 1;
         }
     }

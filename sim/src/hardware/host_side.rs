@@ -834,8 +834,11 @@ fn pattern(job: JobId, len: usize) -> Vec<u8> {
 
 impl HostEnd for HostSide {
     fn poll_timeout(&self) -> Option<Instant> {
-        let flow = self.flows.as_ref().and_then(|f| f.next_due());
-        [self.host.poll_timeout(), flow].into_iter().flatten().min()
+        let host = self.host.poll_timeout();
+        match self.flows.as_ref().and_then(|f| f.next_due()) {
+            Some(f) => Some(host.map_or(f, |h| h.min(f))),
+            None => host,
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant) {
