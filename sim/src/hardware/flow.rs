@@ -506,12 +506,7 @@ impl Flows {
             return false;
         };
         let expected = model.predict(packets(bytes));
-        let mut counts = [0u64; FIELDS];
-        for f in 1..FIELDS {
-            let x = self.carry[f] + expected[f];
-            counts[f] = x.floor() as u64;
-            self.carry[f] = x - counts[f] as f64;
-        }
+        let counts = self.whole(&expected, 1.0);
         let ends = now + Duration(expected[DURATION].round().max(1.0) as u64);
         self.under_way.insert(
             job,
@@ -531,6 +526,18 @@ impl Flows {
         self.due.insert((ends, job));
         self.flow_transfers += 1;
         true
+    }
+
+    /// `share` of the counts in `expected` (fields 1..) as whole numbers, the fractions carried
+    /// over to the next transfer.
+    fn whole(&mut self, expected: &[f64; FIELDS], share: f64) -> [u64; FIELDS] {
+        let mut counts = [0u64; FIELDS];
+        for ((count, carry), x) in counts.iter_mut().zip(&mut self.carry).zip(expected).skip(1) {
+            let v = *carry + x * share;
+            *count = v.floor() as u64;
+            *carry = v - *count as f64;
+        }
+        counts
     }
 
     /// When the next flow transfer ends.
@@ -607,12 +614,7 @@ impl Flows {
         let share = elapsed as f64 / total as f64;
         let done = (packets(x.bytes) as f64 * share).floor() as u64 * PACKET_BYTES;
         let done = done.min(x.bytes);
-        let mut counts = [0u64; FIELDS];
-        for f in 1..FIELDS {
-            let v = self.carry[f] + x.expected[f] * share;
-            counts[f] = v.floor() as u64;
-            self.carry[f] = v - counts[f] as f64;
-        }
+        let counts = self.whole(&x.expected, share);
         self.add(x.root, &counts);
         self.packet_transfers += 1;
         Some((x, done))
