@@ -48,34 +48,70 @@ pub fn area_to_rect(area: u32, bound_w: u32, bound_h: u32, min_ratio: f64) -> Re
     if area == 0 || bound_w == 0 || bound_h == 0 {
         return Err(AreaError::Empty);
     }
-    if min_ratio.is_nan() || min_ratio < 0.0 {
-        return Err(AreaError::BadRatio(min_ratio));
+    AreaShape::new(area, min_ratio)?.within(bound_w, bound_h)
+}
+
+/// [`area_to_rect`] for one area and ratio within many bounds: the unbounded rectangle (the
+/// costly part) is found once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AreaShape {
+    area: u32,
+    /// The ratio as `area_to_rect` uses it (at most 1).
+    min_ratio: f64,
+    /// The rectangle before the bounds are applied.
+    w: u32,
+    h: u32,
+}
+
+impl AreaShape {
+    /// The shape for `area` cells at `min_ratio`.
+    pub fn new(area: u32, min_ratio: f64) -> Result<AreaShape, AreaError> {
+        if area == 0 {
+            return Err(AreaError::Empty);
+        }
+        if min_ratio.is_nan() || min_ratio < 0.0 {
+            return Err(AreaError::BadRatio(min_ratio));
+        }
+        let min_ratio = if min_ratio > 1.0 { 1.0 / min_ratio } else { min_ratio };
+        let (mut w, mut h) = squarest_rectangle(area);
+        if (h as f64) / (w as f64) < min_ratio {
+            (w, h) = rectangle_with_aspect_ratio(area, min_ratio);
+        }
+        Ok(AreaShape { area, min_ratio, w, h })
     }
-    if area as u64 > bound_w as u64 * bound_h as u64 {
-        return Ok(None);
-    }
-    let min_ratio = if min_ratio > 1.0 { 1.0 / min_ratio } else { min_ratio };
-    let (mut w, mut h) = squarest_rectangle(area);
-    if (h as f64) / (w as f64) < min_ratio {
-        (w, h) = rectangle_with_aspect_ratio(area, min_ratio);
-    }
-    if bound_w > bound_h && w > h {
-        (w, h) = (h, w);
-    }
-    if w <= bound_w && h <= bound_h {
-        return Ok(Some((w, h)));
-    }
-    if w > bound_w {
-        w = bound_w;
-        h = (area as f64 / w as f64).ceil() as u32;
-    } else if h > bound_h {
-        h = bound_h;
-        w = (area as f64 / h as f64).ceil() as u32;
-    }
-    if (w.min(h) as f64) / (w.max(h) as f64) >= min_ratio {
-        Ok(Some((w, h)))
-    } else {
-        Ok(None)
+
+    /// Exactly `area_to_rect(area, bound_w, bound_h, min_ratio)`.
+    pub fn within(&self, bound_w: u32, bound_h: u32) -> Result<Option<(u32, u32)>, AreaError> {
+        if bound_w == 0 || bound_h == 0 {
+            return Err(AreaError::Empty);
+        }
+        let AreaShape {
+            area,
+            min_ratio,
+            mut w,
+            mut h,
+        } = *self;
+        if area as u64 > bound_w as u64 * bound_h as u64 {
+            return Ok(None);
+        }
+        if bound_w > bound_h && w > h {
+            (w, h) = (h, w);
+        }
+        if w <= bound_w && h <= bound_h {
+            return Ok(Some((w, h)));
+        }
+        if w > bound_w {
+            w = bound_w;
+            h = (area as f64 / w as f64).ceil() as u32;
+        } else if h > bound_h {
+            h = bound_h;
+            w = (area as f64 / h as f64).ceil() as u32;
+        }
+        if (w.min(h) as f64) / (w.max(h) as f64) >= min_ratio {
+            Ok(Some((w, h)))
+        } else {
+            Ok(None)
+        }
     }
 }
 

@@ -8,7 +8,6 @@
 //! dropped whenever the machine's faults change.
 
 use crate::geometry::{Board, Link, WrapAround, board_down_link};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// One step across a link.
@@ -31,6 +30,9 @@ pub struct Topology {
     /// Bit `l` set: leaving this board through link `l` is impossible.
     dead_links: Vec<u8>,
     live_count: usize,
+    /// Triads with a dead board or a board with a dead link, summed over `[0, x) × [0, y)` at
+    /// `x · (height + 1) + y`.
+    faulty: Vec<u32>,
 }
 
 impl Topology {
@@ -49,6 +51,7 @@ impl Topology {
             dead: vec![false; n],
             dead_links: vec![0; n],
             live_count: 0,
+            faulty: Vec::new(),
         };
         for i in 0..n {
             let b = t.board(i as u32);
@@ -77,7 +80,28 @@ impl Topology {
             }
         }
         t.live_count = t.dead.iter().filter(|d| !**d).count();
+        let (w, h) = (width as usize, height as usize);
+        t.faulty = vec![0; (w + 1) * (h + 1)];
+        for x in 0..w {
+            for y in 0..h {
+                let b = (x * h + y) * 3;
+                let bad = (b..b + 3).any(|i| t.dead[i] || t.dead_links[i] != 0);
+                t.faulty[(x + 1) * (h + 1) + y + 1] =
+                    u32::from(bad) + t.faulty[x * (h + 1) + y + 1] + t.faulty[(x + 1) * (h + 1) + y]
+                        - t.faulty[x * (h + 1) + y];
+            }
+        }
         t
+    }
+
+    /// True if the rectangle lies on the machine (without wrapping around) and none of its
+    /// triads holds a dead board or a board with a dead link.
+    fn fault_free(&self, x: u16, y: u16, w: u16, h: u16) -> bool {
+        let (x0, y0, x1, y1) = (x as usize, y as usize, x as usize + w as usize, y as usize + h as usize);
+        let stride = self.height as usize + 1;
+        let on = w > 0 && h > 0 && x1 <= self.width as usize && y1 <= self.height as usize;
+        on && self.faulty[x1 * stride + y1] + self.faulty[x0 * stride + y0]
+            == self.faulty[x0 * stride + y1] + self.faulty[x1 * stride + y0]
     }
 
     /// Width in triads.
@@ -223,11 +247,20 @@ impl Stats {
     }
 }
 
-/// Per shape (w, h): the stats of every position, index `x · height + y`.
-type StatsCache = BTreeMap<(u16, u16), Vec<Stats>>;
+/// The member boards of a rectangle that is not entirely live, once searched.
+type Members = Option<Box<[Board]>>;
 
-/// Member boards of searched rectangles, by (x, y, w, h).
-type MembersCache = BTreeMap<(u16, u16, u16, u16), Arc<Vec<Board>>>;
+/// What is known of the rectangles of one shape, by position `x · height + y` (filled in as
+/// positions are asked about).
+#[derive(Debug, Clone)]
+struct ShapeCache {
+    stats: Box<[Stats]>,
+    /// Member boards of rectangles that are not entirely live (found by search).
+    members: Option<Box<[Members]>>,
+}
+
+/// Per shape `(w, h)` that fits the machine, at index `(w - 1) · height + h - 1`.
+type Cache = Vec<Option<ShapeCache>>;
 
 /// Evaluates candidates against a machine's [`Topology`], caching what each rectangle holds.
 ///
@@ -237,10 +270,7 @@ type MembersCache = BTreeMap<(u16, u16, u16, u16), Arc<Vec<Board>>>;
 #[derive(Debug, Clone)]
 pub struct CandidateFilter {
     topo: Arc<Topology>,
-    cache: Arc<Mutex<StatsCache>>,
-    /// Member boards of rectangles that are not entirely live (found by search), by
-    /// (x, y, w, h).
-    members_cache: Arc<Mutex<MembersCache>>,
+    cache: Arc<Mutex<Cache>>,
     stamp: Vec<u32>,
     current: u32,
     queue: Vec<u32>,
@@ -251,9 +281,8 @@ impl CandidateFilter {
     /// A filter for a machine.
     pub fn new(topo: Topology) -> CandidateFilter {
         CandidateFilter {
+            cache: Arc::new(Mutex::new(Self::empty_cache(&topo))),
             topo: Arc::new(topo),
-            cache: Arc::new(Mutex::new(BTreeMap::new())),
-            members_cache: Arc::new(Mutex::new(BTreeMap::new())),
             stamp: Vec::new(),
             current: 0,
             queue: Vec::new(),
@@ -268,32 +297,103 @@ impl CandidateFilter {
 
     /// Replaces the machine's graph (new faults) and forgets every cached result.
     pub fn set_topology(&mut self, topo: Topology) {
+        self.cache = Arc::new(Mutex::new(Self::empty_cache(&topo)));
         self.topo = Arc::new(topo);
-        self.cache = Arc::new(Mutex::new(BTreeMap::new()));
-        self.members_cache = Arc::new(Mutex::new(BTreeMap::new()));
+    }
+
+    /// A cache with room for every shape that fits the machine.
+    fn empty_cache(topo: &Topology) -> Cache {
+        vec![None; topo.width as usize * topo.height as usize]
+    }
+
+    /// Where the cache keeps `(x, y, w, h)`: its shape's index and its position's; `None` for
+    /// a rectangle that does not fit the machine.
+    fn cache_key(&self, x: u16, y: u16, w: u16, h: u16) -> Option<(usize, usize)> {
+        let (width, height) = (self.topo.width, self.topo.height);
+        let fits = w > 0 && h > 0 && w <= width && h <= height && x < width && y < height;
+        let height = height as usize;
+        fits.then(|| {
+            (
+                (w as usize - 1) * height + h as usize - 1,
+                x as usize * height + y as usize,
+            )
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn stats(&mut self, x: u16, y: u16, w: u16, h: u16) -> Stats {
-        let topo = &self.topo;
-        let slot = x as usize * topo.height as usize + y as usize;
-        let n = topo.width as usize * topo.height as usize;
+        let Some((shape, slot)) = self.cache_key(x, y, w, h) else {
+            return self.compute(x, y, w, h);
+        };
+        if let Some(c) = &self.lock()[shape]
+            && c.stats[slot].known
         {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = cache.get(&(w, h))
-                && v[slot].known
-            {
-                return v[slot];
-            }
+            return c.stats[slot];
         }
         let st = self.compute(x, y, w, h);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let v = cache.entry((w, h)).or_insert_with(|| vec![Stats::default(); n]);
-        v[slot] = st;
+        let positions = self.topo.width as usize * self.topo.height as usize;
+        let mut cache = self.lock();
+        let c = cache[shape].get_or_insert_with(|| ShapeCache {
+            stats: vec![Stats::default(); positions].into_boxed_slice(),
+            members: None,
+        });
+        c.stats[slot] = st;
         st
     }
 
     /// Enumerates the rectangle and classifies its members' links.
     fn compute(&mut self, x: u16, y: u16, w: u16, h: u16) -> Stats {
+        if self.topo.fault_free(x, y, w, h) {
+            return self.compute_fault_free(x, y, w, h);
+        }
+        self.search(x, y, w, h)
+    }
+
+    /// [`CandidateFilter::compute`] of a rectangle with neither dead boards nor dead links:
+    /// such a rectangle is connected, so the search would reach all its boards, and no link
+    /// between them is dead. It wraps where a wrap-around link joins two of its boards; only a
+    /// board on its border can have a link that wraps around (the link leaves the machine's
+    /// edge, which the rectangle does not cross), so only those are looked at.
+    fn compute_fault_free(&self, x: u16, y: u16, w: u16, h: u16) -> Stats {
+        let topo = &self.topo;
+        let inside = |s: &Step| s.x >= x && s.x - x < w && s.y >= y && s.y - y < h;
+        let mut torus = WrapAround::NONE;
+        let mut border = |xx: u16, yy: u16| {
+            let base = (xx as usize * topo.height as usize + yy as usize) * 3;
+            for steps in &topo.neighbours[base..base + 3] {
+                for s in steps {
+                    if s.wrap.any() && inside(s) {
+                        torus = torus.union(s.wrap);
+                    }
+                }
+            }
+        };
+        for xx in x..x + w {
+            border(xx, y);
+            if h > 1 {
+                border(xx, y + h - 1);
+            }
+        }
+        for yy in y + 1..(y + h).saturating_sub(1) {
+            border(x, yy);
+            if w > 1 {
+                border(x + w - 1, yy);
+            }
+        }
+        Stats {
+            known: true,
+            torus,
+            alive: (3 * w as usize * h as usize) as u32,
+            dead_links: 0,
+            dead_wrap_links: 0,
+        }
+    }
+
+    /// [`CandidateFilter::compute`] by search.
+    fn search(&mut self, x: u16, y: u16, w: u16, h: u16) -> Stats {
         self.enumerate(x, y, w, h);
         let topo = &self.topo;
         let mut st = Stats {
@@ -342,14 +442,13 @@ impl CandidateFilter {
             }
             return Some(Accepted { boards, torus });
         }
-        if let Some(m) = self
-            .members_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(x, y, w, h))
+        let key = self.cache_key(x, y, w, h);
+        if let Some((shape, slot)) = key
+            && let Some(c) = &self.lock()[shape]
+            && let Some(m) = c.members.as_ref().and_then(|m| m[slot].as_ref())
         {
             return Some(Accepted {
-                boards: m.as_ref().clone(),
+                boards: m.to_vec(),
                 torus,
             });
         }
@@ -368,10 +467,16 @@ impl CandidateFilter {
                 }
             }
         }
-        self.members_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((x, y, w, h), Arc::new(boards.clone()));
+        if let Some((shape, slot)) = key {
+            let positions = self.topo.width as usize * self.topo.height as usize;
+            let mut cache = self.lock();
+            if let Some(c) = &mut cache[shape] {
+                let members = c
+                    .members
+                    .get_or_insert_with(|| vec![None; positions].into_boxed_slice());
+                members[slot] = Some(boards.as_slice().into());
+            }
+        }
         Some(Accepted { boards, torus })
     }
 
@@ -466,6 +571,53 @@ mod tests {
         let mut f = CandidateFilter::new(Topology::new(1, 1, [Board::new(0, 0, 1), Board::new(0, 0, 2)], []));
         let a = f.evaluate(0, 0, 1, 1, &any()).unwrap();
         assert_eq!((a.boards.len(), t_periphery(&f, &a), a.torus), (1, 6, WrapAround::NONE));
+    }
+
+    /// The shortcut for rectangles without faults gives what the search gives, for every
+    /// rectangle of machines of several shapes, with and without faults.
+    #[test]
+    fn fault_free_rectangles_are_judged_as_by_search() {
+        let spinnaker1m_dead = [(3, 4, 1), (10, 10, 0), (19, 0, 2), (0, 19, 0), (7, 7, 2), (15, 3, 1)];
+        let spinnaker1m_links = [
+            (5, 5, 0, Link::North),
+            (5, 6, 2, Link::South),
+            (12, 1, 1, Link::East),
+            (13, 1, 0, Link::West),
+        ];
+        let machines = [
+            Topology::new(1, 1, [], []),
+            Topology::new(1, 4, [], []),
+            Topology::new(3, 1, [], []),
+            Topology::new(2, 2, [], []),
+            Topology::new(5, 3, [Board::new(2, 1, 1)], [(Board::new(0, 0, 0), Link::East)]),
+            Topology::new(8, 8, [], []),
+            Topology::new(
+                20,
+                20,
+                spinnaker1m_dead.map(|(x, y, z)| Board::new(x, y, z)),
+                spinnaker1m_links.map(|(x, y, z, l)| (Board::new(x, y, z), l)),
+            ),
+        ];
+        for t in machines {
+            let (mw, mh) = (t.width(), t.height());
+            let mut f = CandidateFilter::new(t);
+            let mut shortcuts = 0;
+            for w in 1..=mw {
+                for h in 1..=mh {
+                    for x in 0..=mw - w {
+                        for y in 0..=mh - h {
+                            let searched = f.search(x, y, w, h);
+                            let computed = f.compute(x, y, w, h);
+                            assert_eq!(computed, searched, "{mw}x{mh}: ({x}, {y}, {w}, {h})");
+                            if f.topo.fault_free(x, y, w, h) {
+                                shortcuts += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(shortcuts > 0, "{mw}x{mh}");
+        }
     }
 
     #[test]

@@ -230,14 +230,16 @@ impl PackTree {
         if area == 0 {
             return None;
         }
-        self.alloc_area_at(ROOT, area, min_ratio, filter)
+        // A bad ratio fails in every leaf alike.
+        let shape = super::area::AreaShape::new(area, min_ratio).ok()?;
+        self.alloc_area_at(ROOT, area, &shape, filter)
     }
 
     fn alloc_area_at(
         &mut self,
         id: NodeId,
         area: u32,
-        min_ratio: f64,
+        shape: &super::area::AreaShape,
         filter: &mut impl FnMut(u16, u16, u16, u16) -> bool,
     ) -> Option<(u16, u16, u16, u16)> {
         let n = *self.n(id);
@@ -246,13 +248,13 @@ impl PackTree {
         }
         if n.children != NO_CHILDREN {
             for c in self.ordered_children(id) {
-                if let Some(r) = self.alloc_area_at(c, area, min_ratio, filter) {
+                if let Some(r) = self.alloc_area_at(c, area, shape, filter) {
                     return Some(r);
                 }
             }
             return None;
         }
-        let (w, h) = super::area::area_to_rect(area, n.w as u32, n.h as u32, min_ratio).ok()??;
+        let (w, h) = shape.within(n.w as u32, n.h as u32).ok()??;
         let (w, h) = (w as u16, h as u16);
         let (x, y) = self.alloc_at(id, w, h, filter)?;
         Some((x, y, w, h))

@@ -152,7 +152,9 @@ struct QJob {
     seq: u64,
     pending: bool,
     machine_name: Option<String>,
-    tags: BTreeSet<String>,
+    /// Tags a machine must have; `None` for the default `{"default"}` (kept without a set of
+    /// its own, as almost every job has it).
+    tags: Option<BTreeSet<String>>,
     request: Request,
     /// Runtime estimate in µs (for backfilling disciplines).
     estimate: Option<u64>,
@@ -167,7 +169,8 @@ pub struct JobQueue {
     machines: Vec<QMachine>,
     /// Machine name → index in `machines`.
     names: BTreeMap<String, usize>,
-    jobs: BTreeMap<JobId, QJob>,
+    /// Boxed: the map moves its entries about as jobs come and go, and a job is large.
+    jobs: BTreeMap<JobId, Box<QJob>>,
     /// Job creation order (sequence → id), for queue regeneration.
     order: BTreeMap<u64, JobId>,
     next_seq: u64,
@@ -415,16 +418,16 @@ impl JobQueue {
         if spec.machine.is_some() && spec.tags.is_some() {
             return Err(QueueError::MachineAndTags);
         }
-        let tags: BTreeSet<String> = match (&spec.machine, spec.tags) {
-            (Some(_), _) => BTreeSet::new(),
-            (None, Some(t)) => t.into_iter().collect(),
-            (None, None) => [DEFAULT_TAG.to_string()].into_iter().collect(),
+        let tags: Option<BTreeSet<String>> = match (&spec.machine, spec.tags) {
+            (Some(_), _) => Some(BTreeSet::new()),
+            (None, Some(t)) => Some(t.into_iter().collect()),
+            (None, None) => None,
         };
         let seq = self.next_seq;
         self.next_seq += 1;
         self.jobs.insert(
             id,
-            QJob {
+            Box::new(QJob {
                 seq,
                 pending: true,
                 machine_name: spec.machine,
@@ -434,7 +437,7 @@ impl JobQueue {
                 machine: None,
                 allocation: None,
                 started: None,
-            },
+            }),
         );
         self.order.insert(seq, id);
         self.pending_count += 1;
@@ -450,16 +453,15 @@ impl JobQueue {
             return;
         };
         let request = job.request;
-        let candidates: Vec<usize> = match &job.machine_name {
-            Some(name) => self.machine_index(name).into_iter().collect(),
-            None => (0..self.machines.len())
-                .filter(|&i| job.tags.is_subset(&self.machines[i].tags))
-                .collect(),
-        };
+        let named = job.machine_name.as_ref().map(|name| self.names.get(name).copied());
         let mut found = false;
-        for i in candidates {
-            let m = &mut self.machines[i];
-            if m.allocator.alloc_possible(&request) {
+        for (i, m) in self.machines.iter_mut().enumerate() {
+            let candidate = match (named, &job.tags) {
+                (Some(named), _) => named == Some(i),
+                (None, None) => m.tags.contains(DEFAULT_TAG),
+                (None, Some(tags)) => tags.is_subset(&m.tags),
+            };
+            if candidate && m.allocator.alloc_possible(&request) {
                 m.queue.push_back(id);
                 found = true;
             }
