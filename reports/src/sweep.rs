@@ -50,6 +50,22 @@ pub struct Axis {
     /// The values as numbers, when every value is a JSON number (the axis is then drawn to
     /// scale; otherwise its values are evenly spaced categories).
     pub numbers: Option<Vec<f64>>,
+    /// A condition (the workload, machine or network the settings are compared under) rather
+    /// than a choice (a policy): the best setting is found for each combination of the
+    /// conditions' values, among the choices.
+    pub condition: bool,
+}
+
+/// Whether a scenario key is, unless a sweep says otherwise, a condition rather than a choice:
+/// a key of `[workload]`, `[machine]`, `[network]` or `[run]`, or of the users' side of
+/// `[host]` (`boot_users`, `boot_tries`, `live_output`). Every other key (`[policy]`,
+/// `host.scp_policy`, …) is a choice.
+pub fn is_condition_key(key: &str) -> bool {
+    let first = key.split('.').next().unwrap_or("");
+    let host_users = ["host.boot_users", "host.boot_tries", "host.live_output"]
+        .iter()
+        .any(|k| key == *k || key.strip_prefix(k).is_some_and(|rest| rest.starts_with('.')));
+    matches!(first, "workload" | "machine" | "network" | "run") || host_users
 }
 
 impl Axis {
@@ -199,6 +215,9 @@ struct RawSweep {
 struct RawAxis {
     key: String,
     values: Vec<serde_json::Value>,
+    /// `"condition"` or `"choice"`; by [`is_condition_key`] when absent.
+    #[serde(default)]
+    role: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -275,10 +294,22 @@ impl Sweep {
                 }
                 values.push(text);
             }
+            let condition = match a.role.as_deref() {
+                None => is_condition_key(&a.key),
+                Some("condition") => true,
+                Some("choice") => false,
+                Some(other) => {
+                    return Err(format!(
+                        "axis `{}`: \"role\" is {other:?}, not \"condition\" or \"choice\"",
+                        a.key
+                    ));
+                }
+            };
             axes.push(Axis {
                 key: a.key,
                 values,
                 numbers,
+                condition,
             });
         }
         let mut metrics: Vec<Metric> = Vec::new();
@@ -368,11 +399,41 @@ impl Sweep {
         if shown.is_empty() {
             return "(no axes)".to_string();
         }
-        shown
-            .iter()
+        self.describe(p, &shown)
+    }
+
+    /// `key = value` over some axes, joined by ", ".
+    fn describe(&self, p: &Point, axes: &[usize]) -> String {
+        axes.iter()
             .map(|&i| format!("{} = {}", self.axes[i].key, self.value(p, i)))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The axes the points differ in that are conditions.
+    pub fn varied_conditions(&self) -> Vec<usize> {
+        self.varied().filter(|(_, a)| a.condition).map(|(i, _)| i).collect()
+    }
+
+    /// The axes the points differ in that are choices.
+    pub fn varied_choices(&self) -> Vec<usize> {
+        self.varied().filter(|(_, a)| !a.condition).map(|(i, _)| i).collect()
+    }
+
+    /// The points grouped by their values of the conditions the points differ in: one group
+    /// per combination that some point has, in the order of those values (axis by axis), each
+    /// group's points in point order. One group of every point when no condition varies.
+    pub fn condition_groups(&self) -> Vec<Vec<usize>> {
+        let conditions = self.varied_conditions();
+        let mut groups: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
+        for (i, p) in self.points.iter().enumerate() {
+            let key = conditions
+                .iter()
+                .map(|&a| p.values.get(a).copied().unwrap_or(0))
+                .collect();
+            groups.entry(key).or_default().push(i);
+        }
+        groups.into_values().collect()
     }
 
     /// The text of a point's value on axis `a`.
@@ -393,16 +454,19 @@ impl Sweep {
     /// point order on a tie), and the others whose intervals overlap its interval. `None` for a
     /// metric with no better direction or no point with a result.
     pub fn best(&self, m: usize) -> Option<Best> {
+        self.best_among(m, &(0..self.points.len()).collect::<Vec<_>>())
+    }
+
+    /// [`Sweep::best`] among some of the points (indices into `points`, in point order).
+    pub fn best_among(&self, m: usize, among: &[usize]) -> Option<Best> {
         let better = self.metrics.get(m)?.better;
         if better == Better::Neither {
             return None;
         }
-        let with: Vec<(usize, f64, (f64, f64))> = self
-            .points
+        let with: Vec<(usize, f64, (f64, f64))> = among
             .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                let e = p.estimate(m)?;
+            .filter_map(|&i| {
+                let e = self.points.get(i)?.estimate(m)?;
                 Some((i, e.mean?, e.interval()?))
             })
             .collect();
@@ -689,7 +753,7 @@ fn with_unit(x: f64, unit: &str) -> String {
 }
 
 /// The "against the rest" cell of the best-setting table.
-fn verdict(sweep: &Sweep, b: &Best) -> (String, &'static str) {
+fn verdict(sweep: &Sweep, b: &Best, shown: &dyn Fn(&Point) -> String) -> (String, &'static str) {
     let best = &sweep.points[b.point];
     if b.others == 0 {
         return ("the only setting with a result".into(), "");
@@ -706,7 +770,7 @@ fn verdict(sweep: &Sweep, b: &Best) -> (String, &'static str) {
         .iter()
         .map(|&i| {
             let p = &sweep.points[i];
-            format!("{} (point {})", sweep.setting(p), p.id)
+            format!("{} (point {})", shown(p), p.id)
         })
         .collect();
     (
@@ -719,7 +783,9 @@ fn verdict(sweep: &Sweep, b: &Best) -> (String, &'static str) {
     )
 }
 
-/// The table of the best setting per metric (metrics with a better direction).
+/// The table of the best setting per metric (metrics with a better direction): with conditions
+/// that vary, one row per metric and combination of their values, the best among the choices
+/// under it.
 fn best_table(sweep: &Sweep) -> String {
     let ranked: Vec<usize> = (0..sweep.metrics.len())
         .filter(|&m| sweep.metrics[m].better != Better::Neither)
@@ -727,10 +793,30 @@ fn best_table(sweep: &Sweep) -> String {
     if ranked.is_empty() {
         return "<p class=\"note\">No metric has a better direction.</p>\n".to_string();
     }
-    let mut out = String::from(
-        "<table class=\"best\">\n<tr><th>metric</th><th>better</th><th>best setting</th><th>mean</th>\
-<th>95 % interval</th><th>against the rest</th></tr>\n",
-    );
+    let conditions = sweep.varied_conditions();
+    let choices = sweep.varied_choices();
+    if !conditions.is_empty() && choices.is_empty() {
+        let keys: Vec<&str> = conditions.iter().map(|&a| sweep.axes[a].key.as_str()).collect();
+        return format!(
+            "<p class=\"note\">Every axis that varies is a condition ({}): there is no setting to choose \
+between. The points table has every value.</p>\n",
+            esc(&keys.join(", "))
+        );
+    }
+    let groups = sweep.condition_groups();
+    let grouped = !conditions.is_empty();
+    let shown = |p: &Point| {
+        if grouped {
+            sweep.describe(p, &choices)
+        } else {
+            sweep.setting(p)
+        }
+    };
+    let mut out = String::from("<table class=\"best\">\n<tr><th>metric</th><th>better</th>");
+    if grouped {
+        out.push_str("<th>under</th>");
+    }
+    out.push_str("<th>best setting</th><th>mean</th><th>95 % interval</th><th>against the rest</th></tr>\n");
     for m in ranked {
         let metric = &sweep.metrics[m];
         let dir = if metric.better == Better::Lower {
@@ -738,40 +824,50 @@ fn best_table(sweep: &Sweep) -> String {
         } else {
             "higher"
         };
-        let _ = write!(out, "<tr><td>{}</td><td class=\"text\">{dir}</td>", esc(&metric.label));
-        let Some(b) = sweep.best(m) else {
-            out.push_str("<td class=\"text\">no point has a result</td><td>–</td><td>–</td><td></td></tr>\n");
-            continue;
-        };
-        let p = &sweep.points[b.point];
-        let e = p.metrics[m];
-        let (lo, hi) = e.interval().unwrap_or((f64::NAN, f64::NAN));
-        let mean = e.mean.map_or("–".to_string(), |x| with_unit(x, &metric.unit));
-        let interval = if p.seeds >= 2 {
-            let u = if metric.unit.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", metric.unit)
+        for group in &groups {
+            let _ = write!(out, "<tr><td>{}</td><td class=\"text\">{dir}</td>", esc(&metric.label));
+            if grouped {
+                let first = &sweep.points[group[0]];
+                let _ = write!(
+                    out,
+                    "<td class=\"text\">{}</td>",
+                    esc(&sweep.describe(first, &conditions))
+                );
+            }
+            let Some(b) = sweep.best_among(m, group) else {
+                out.push_str("<td class=\"text\">no point has a result</td><td>–</td><td>–</td><td></td></tr>\n");
+                continue;
             };
-            format!("[{}, {}]{u}", format::sig3(lo), format::sig3(hi))
-        } else {
-            "–".to_string()
-        };
-        let (v, class) = verdict(sweep, &b);
-        let class = if class.is_empty() {
-            "text".to_string()
-        } else {
-            format!("text {class}")
-        };
-        let _ = writeln!(
-            out,
-            "<td class=\"text\">{} (point {})</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
-            esc(&sweep.setting(p)),
-            p.id,
-            esc(&mean),
-            esc(&interval),
-            esc(&v)
-        );
+            let p = &sweep.points[b.point];
+            let e = p.metrics[m];
+            let (lo, hi) = e.interval().unwrap_or((f64::NAN, f64::NAN));
+            let mean = e.mean.map_or("–".to_string(), |x| with_unit(x, &metric.unit));
+            let interval = if p.seeds >= 2 {
+                let u = if metric.unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", metric.unit)
+                };
+                format!("[{}, {}]{u}", format::sig3(lo), format::sig3(hi))
+            } else {
+                "–".to_string()
+            };
+            let (v, class) = verdict(sweep, &b, &shown);
+            let class = if class.is_empty() {
+                "text".to_string()
+            } else {
+                format!("text {class}")
+            };
+            let _ = writeln!(
+                out,
+                "<td class=\"text\">{} (point {})</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
+                esc(&shown(p)),
+                p.id,
+                esc(&mean),
+                esc(&interval),
+                esc(&v)
+            );
+        }
     }
     out.push_str("</table>\n");
     out
@@ -861,9 +957,22 @@ pub fn index(sweep: &Sweep, figs: &[Figure]) -> String {
         html::figures(&mut body, figs);
     }
     body.push_str("<h2>Best setting per metric</h2>\n");
-    body.push_str(
-        "<p class=\"note\">The point with the lowest or highest mean. Other settings whose 95 % intervals overlap \
-the best one's are within noise: these seeds cannot tell them apart.</p>\n",
+    let conditions = sweep.varied_conditions();
+    let under = if conditions.is_empty() {
+        String::new()
+    } else {
+        let keys: Vec<&str> = conditions.iter().map(|&a| sweep.axes[a].key.as_str()).collect();
+        format!(
+            " under each combination of the conditions' values ({}): conditions are what the settings are \
+compared under, not settings to choose",
+            keys.join(", ")
+        )
+    };
+    let _ = writeln!(
+        body,
+        "<p class=\"note\">The point with the lowest or highest mean{}. Other settings whose 95 % intervals overlap \
+the best one's are within noise: these seeds cannot tell them apart.</p>",
+        esc(&under)
     );
     body.push_str("<div class=\"scroll\">\n");
     body.push_str(&best_table(sweep));
@@ -989,6 +1098,38 @@ mod tests {
     }
 
     #[test]
+    fn conditions_group_the_points() {
+        for (key, condition) in [
+            ("workload.load_scale", true),
+            ("machine.0.random_dead_boards", true),
+            ("network.loss", true),
+            ("run.horizon", true),
+            ("host.boot_users", true),
+            ("host.live_output.fraction", true),
+            ("policy.packer", false),
+            ("host.scp_policy", false),
+            ("host.boot_users_x", false),
+            ("workloads", false),
+        ] {
+            assert_eq!(is_condition_key(key), condition, "{key}");
+        }
+        let mut s = sweep();
+        s.axes[1].condition = true;
+        // `one` is a condition too, but has one value: it splits nothing.
+        s.axes[2].condition = true;
+        s.points = (0..6)
+            .map(|i| point(i as u64, [i % 2, [2, 0, 1][i / 2], 0], 5, (1.0, 1.0, 1.0)))
+            .collect();
+        assert_eq!((s.varied_conditions(), s.varied_choices()), (vec![1], vec![0]));
+        assert_eq!(s.condition_groups(), [vec![2, 3], vec![4, 5], vec![0, 1]]);
+        s.points[3].metrics[0].mean = Some(0.5);
+        let b = s.best_among(0, &[2, 3]).unwrap();
+        assert_eq!((b.point, b.others), (3, 1));
+        s.axes[1].condition = false;
+        assert_eq!(s.condition_groups(), [(0..6).collect::<Vec<_>>()]);
+    }
+
+    #[test]
     fn best_and_noise() {
         let mut s = sweep();
         s.points = vec![
@@ -1001,7 +1142,7 @@ mod tests {
         let b = s.best(0).unwrap();
         assert_eq!((b.point, b.others, b.within_noise.clone()), (0, 3, vec![1, 4]));
         assert_eq!(
-            verdict(&s, &b).0,
+            verdict(&s, &b, &|p| s.setting(p)).0,
             "2 others within noise: q = easy, load = 0.5 (point 1); q = fifo, load = 1.5 (point 4)"
         );
         s.points[4].metrics[0] = Estimate {
@@ -1011,7 +1152,10 @@ mod tests {
         };
         s.points.remove(1);
         let b = s.best(0).unwrap();
-        assert_eq!(verdict(&s, &b), ("clear winner".to_string(), "better"));
+        assert_eq!(
+            verdict(&s, &b, &|p| s.setting(p)),
+            ("clear winner".to_string(), "better")
+        );
         // No result, no direction.
         assert_eq!(s.best(1), None);
         assert_eq!(s.best(2), None);

@@ -140,15 +140,22 @@ fn full_sweep_report() {
         "<p class=\"sub\">base scenarios/busy-week.toml · 5 seeds (1, 2, 3, 4, 5) · 12 points · 1 without results</p>",
         "<tr><td>workload.load_scale</td><td class=\"text\">0.5, 1.0, 1.5</td></tr>",
         "<tr><td>machine.dead_boards</td><td class=\"text\">0</td></tr>",
-        // Within noise: points 0 and 6 overlap the best, point 9 does not.
-        "<tr><td>mean wait</td><td class=\"text\">lower</td><td class=\"text\">policy.packer = spalloc, \
-policy.queue = easy, workload.load_scale = 0.5 (point 3)</td><td>100 s</td><td>[92.0, 108] s</td>\
-<td class=\"text\">2 others within noise: policy.packer = spalloc, policy.queue = fifo, workload.load_scale = 0.5 \
-(point 0); policy.packer = anywhere, policy.queue = fifo, workload.load_scale = 0.5 (point 6)</td></tr>",
-        // A clear winner.
-        "<tr><td>utilisation</td><td class=\"text\">higher</td><td class=\"text\">policy.packer = anywhere, \
-policy.queue = easy, workload.load_scale = 1.5 (point 11)</td><td>0.930</td><td>[0.910, 0.950]</td>\
+        // The load is a condition: the best packer and queue under each load. Within noise at
+        // 0.5: points 0 and 6 overlap the best, point 9 does not.
+        "<th>metric</th><th>better</th><th>under</th><th>best setting</th>",
+        "<tr><td>mean wait</td><td class=\"text\">lower</td><td class=\"text\">workload.load_scale = 0.5</td>\
+<td class=\"text\">policy.packer = spalloc, policy.queue = easy (point 3)</td><td>100 s</td><td>[92.0, 108] s</td>\
+<td class=\"text\">2 others within noise: policy.packer = spalloc, policy.queue = fifo (point 0); \
+policy.packer = anywhere, policy.queue = fifo (point 6)</td></tr>",
+        "<tr><td>mean wait</td><td class=\"text\">lower</td><td class=\"text\">workload.load_scale = 1.0</td>\
+<td class=\"text\">policy.packer = spalloc, policy.queue = easy (point 4)</td><td>240 s</td><td>[220, 260] s</td>\
+<td class=\"text\">1 other within noise: policy.packer = anywhere, policy.queue = easy (point 10)</td></tr>",
+        // A clear winner; the invalid point 5 is not counted.
+        "<tr><td>utilisation</td><td class=\"text\">higher</td><td class=\"text\">workload.load_scale = 1.5</td>\
+<td class=\"text\">policy.packer = anywhere, policy.queue = easy (point 11)</td><td>0.930</td><td>[0.910, 0.950]</td>\
 <td class=\"text better\">clear winner</td></tr>",
+        "The point with the lowest or highest mean under each combination of the conditions&#39; values \
+(workload.load_scale)",
         // The points table: mean ± half-width; missing values as dashes.
         "<tr><td>3</td><td class=\"text\">spalloc</td><td class=\"text\">easy</td><td class=\"text\">0.5</td>\
 <td class=\"text\">0</td><td>5</td><td>100 ± 8.00</td><td>0.520 ± 0.0200</td><td>41.0 ± 1.00</td></tr>",
@@ -166,14 +173,43 @@ policy.queue = easy, workload.load_scale = 1.5 (point 11)</td><td>0.930</td><td>
     ] {
         assert!(html.contains(cell), "missing {cell:?} in\n{html}");
     }
-    // A metric without a better direction has no best setting.
+    // A metric without a better direction has no best setting; each other metric has a row per load.
     assert!(!html.contains("<tr><td>board-hours allocated</td>"));
+    assert_eq!(html.matches("<tr><td>mean wait</td>").count(), 3);
+    assert_eq!(html.matches("<tr><td>utilisation</td>").count(), 3);
     assert!(!html.contains("<more>"));
     // Order: charts, then best settings, then points, then invalid points.
     let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s}"));
     assert!(at("<h2>Charts</h2>") < at("<h2>Best setting per metric</h2>"));
     assert!(at("<h2>Best setting per metric</h2>") < at("<h2>Points</h2>"));
     assert!(at("<h2>Points</h2>") < at("<h2>Invalid points and errors</h2>"));
+}
+
+/// With every axis placed as a choice, the best setting is chosen among all points, as by a
+/// sweep file with `conditions = []`.
+#[test]
+fn every_axis_a_choice() {
+    let s = scratch("sweep-choices");
+    let dir = s.root.join("sweep");
+    let json = SWEEP_JSON.replace(r#""values""#, r#""role": "choice", "values""#);
+    write_sweep(&dir, &json, &format!("{HEADER}{POINTS_CSV}"));
+    spinnbed_reports::generate_sweep(&dir).unwrap();
+    let html = fs::read_to_string(dir.join("index.html")).unwrap();
+    for cell in [
+        // Within noise: points 0 and 6 overlap the best, point 9 does not.
+        "<tr><td>mean wait</td><td class=\"text\">lower</td><td class=\"text\">policy.packer = spalloc, \
+policy.queue = easy, workload.load_scale = 0.5 (point 3)</td><td>100 s</td><td>[92.0, 108] s</td>\
+<td class=\"text\">2 others within noise: policy.packer = spalloc, policy.queue = fifo, workload.load_scale = 0.5 \
+(point 0); policy.packer = anywhere, policy.queue = fifo, workload.load_scale = 0.5 (point 6)</td></tr>",
+        "<tr><td>utilisation</td><td class=\"text\">higher</td><td class=\"text\">policy.packer = anywhere, \
+policy.queue = easy, workload.load_scale = 1.5 (point 11)</td><td>0.930</td><td>[0.910, 0.950]</td>\
+<td class=\"text better\">clear winner</td></tr>",
+        "<p class=\"note\">The point with the lowest or highest mean. Other settings",
+    ] {
+        assert!(html.contains(cell), "missing {cell:?} in\n{html}");
+    }
+    assert!(!html.contains("<th>under</th>"));
+    assert_eq!(html.matches("<tr><td>mean wait</td>").count(), 1);
 }
 
 #[test]
@@ -226,13 +262,27 @@ fn one_axis_one_seed() {
     for cell in [
         "One seed per point, so no confidence bands: lines only.",
         "<p class=\"sub\">base quick.toml · 1 seed (7) · 3 points</p>",
-        "<td class=\"text\">workload.load_scale = 0.5 (point 0)</td><td>10.0 s</td><td>–</td>\
-<td class=\"text\">not assessed: one seed, so no interval</td></tr>",
+        "Every axis that varies is a condition (workload.load_scale): there is no setting to choose between.",
         "<tr><td>2</td><td class=\"text\">2</td><td>1</td><td>80.0</td></tr>",
     ] {
         assert!(html.contains(cell), "missing {cell:?} in\n{html}");
     }
+    assert!(!html.contains("<table class=\"best\">"));
     assert!(!html.contains("Invalid points"));
+    // Placed as a choice (as `[sweep] conditions = []` writes it), the load is chosen among.
+    write_sweep(
+        &dir,
+        &json.replace(
+            r#""key": "workload.load_scale","#,
+            r#""key": "workload.load_scale", "role": "choice","#,
+        ),
+        csv,
+    );
+    spinnbed_reports::generate_sweep(&dir).unwrap();
+    let html = fs::read_to_string(dir.join("index.html")).unwrap();
+    let cell = "<td class=\"text\">workload.load_scale = 0.5 (point 0)</td><td>10.0 s</td><td>–</td>\
+<td class=\"text\">not assessed: one seed, so no interval</td></tr>";
+    assert!(html.contains(cell), "missing {cell:?} in\n{html}");
 }
 
 #[test]
@@ -291,11 +341,21 @@ empty_mean,empty_ci95_lo,empty_ci95_hi,error\n\
     assert!(html.contains("<h1>spinnbed sweep: odd &lt;sweep&gt;</h1>"));
     assert!(html.contains("<td class=\"text\">&lt;rig&gt;</td>"));
     assert!(!html.contains("<rig>"));
+    // network.enabled is a condition: the policies are compared with the network on, and off.
     assert!(html.contains(
-        "<tr><td>never measured</td><td class=\"text\">lower</td><td class=\"text\">no point has a result</td>"
+        "<tr><td>never measured</td><td class=\"text\">lower</td><td class=\"text\">network.enabled = true</td>\
+<td class=\"text\">no point has a result</td>"
     ));
-    // 4.1 [3.2, 5.0] overlaps 3.6 [3.3, 3.9] and 3.5 [3.0, 4.0] but not 2.5 [2.0, 3.0].
-    assert!(html.contains("<td class=\"text\">2 others within noise: "), "{html}");
+    // 4.1 [3.2, 5.0] overlaps 3.5 [3.0, 4.0] but not 2.5 [2.0, 3.0]; 3.6 is under the other
+    // condition, where it is the only setting.
+    assert!(
+        html.contains("<td class=\"text\">1 other within noise: host.scp_policy = a-very-long"),
+        "{html}"
+    );
+    assert!(html.contains(
+        "<td class=\"text\">network.enabled = false</td><td class=\"text\">host.scp_policy = adaptive (point 2)</td>\
+<td>3.60 Mbit/s</td><td>[3.30, 3.90] Mbit/s</td><td class=\"text\">the only setting with a result</td>"
+    ));
 }
 
 #[test]
@@ -360,6 +420,20 @@ fn bad_input_names_the_file() {
             SWEEP_JSON.replace(r#""better": "higher""#, r#""better": "more""#),
             Some(full.clone()),
             &["sweep.json", "\"more\""],
+        ),
+        (
+            "role",
+            SWEEP_JSON.replace(
+                r#"{"key": "policy.queue","#,
+                r#"{"key": "policy.queue", "role": "setting","#,
+            ),
+            Some(full.clone()),
+            &[
+                "sweep.json",
+                "axis `policy.queue`",
+                "\"setting\"",
+                "\"condition\" or \"choice\"",
+            ],
         ),
         (
             "header",

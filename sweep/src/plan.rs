@@ -6,6 +6,9 @@
 //! base = "../busy-week.toml"      # required; relative to this file
 //! seeds = 5                       # N seeds from the base's seed on, or a list [1, 7, 9]
 //! metrics = ["wait_mean_s"]       # optional: the metrics the report charts
+//! conditions = ["workload.load_scale"]  # optional: the axes the report's best settings are
+//!                                 # found under (default: workload, machine, network, run and
+//!                                 # the users' side of host); the other axes are choices
 //!
 //! [axes]                          # each key a scenario key, each value a list of values
 //! policy.packer = ["spalloc", "anywhere"]
@@ -44,6 +47,33 @@ pub struct Axis {
     pub key: String,
     /// Its values, in the file's order.
     pub values: Vec<serde_json::Value>,
+    /// What the report does with it: compares the choices under each condition.
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// An axis's part in the report's best setting per metric.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A policy or setting to choose: the best is found among the choices.
+    #[default]
+    Choice,
+    /// What the choices are compared under (the workload, machine, network): the best is found
+    /// for each combination of the conditions' values.
+    Condition,
+}
+
+impl Role {
+    /// The role of an axis the sweep file does not place: see
+    /// [`spinnbed_reports::sweep::is_condition_key`].
+    pub fn of_key(key: &str) -> Role {
+        if spinnbed_reports::sweep::is_condition_key(key) {
+            Role::Condition
+        } else {
+            Role::Choice
+        }
+    }
 }
 
 /// One point of the sweep.
@@ -272,6 +302,7 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
     let mut base: Option<(String, usize)> = None;
     let mut seeds_spec: Option<(&toml::Spanned<DeValue>, usize)> = None;
     let mut report_metrics = Vec::new();
+    let mut conditions: Option<(Vec<String>, usize)> = None;
     for (k, v) in sweep.iter() {
         let key = format!("sweep.{}", k.get_ref());
         let at = Some(k.span().start);
@@ -320,9 +351,23 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
                     }
                 }
             }
-            ("name" | "base" | "metrics", _) => {
+            ("conditions", DeValue::Array(a)) => {
+                let mut keys: Vec<String> = Vec::new();
+                for x in a.iter() {
+                    let DeValue::String(s) = x.get_ref() else {
+                        return Err(doc.err(at, &key, "must be a list of axis keys").into());
+                    };
+                    if keys.iter().any(|k| k == s.as_ref()) {
+                        return Err(doc.err(at, &key, format!("{s:?} is listed twice")).into());
+                    }
+                    keys.push(s.to_string());
+                }
+                conditions = Some((keys, k.span().start));
+            }
+            ("name" | "base" | "metrics" | "conditions", _) => {
                 let want = match k.get_ref().as_ref() {
                     "metrics" => "a list of metric names",
+                    "conditions" => "a list of axis keys",
                     "base" => "a non-empty path (string)",
                     _ => "a string",
                 };
@@ -333,7 +378,7 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
                     .err(
                         at,
                         &key,
-                        format!("unknown key {other:?} (known: name, base, seeds, metrics)"),
+                        format!("unknown key {other:?} (known: name, base, seeds, metrics, conditions)"),
                     )
                     .into());
             }
@@ -463,7 +508,12 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
             if axes.iter().any(|ax| ax.key == path) {
                 return Err(doc.err(Some(at), &key, "is given twice").into());
             }
-            axes.push(Axis { key: path, values });
+            let role = Role::of_key(&path);
+            axes.push(Axis {
+                key: path,
+                values,
+                role,
+            });
             axis_at.push(at);
         }
     }
@@ -530,6 +580,7 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
                     axes.push(Axis {
                         key: path.clone(),
                         values: vec![value.clone()],
+                        role: Role::of_key(&path),
                     });
                     axis_at.push(at);
                 }
@@ -605,6 +656,30 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
     }
     if points.len() > MAX_POINTS {
         return Err(doc.err(None, "point", format!("more than {MAX_POINTS} points")).into());
+    }
+    // `[sweep] conditions` places every axis: those it lists are conditions, the rest choices.
+    if let Some((keys, at)) = conditions {
+        for k in &keys {
+            if !axes.iter().any(|a| a.key == *k) {
+                return Err(doc
+                    .err(
+                        Some(at),
+                        "sweep.conditions",
+                        format!(
+                            "{k:?} is not an axis (axes: {})",
+                            axes.iter().map(|a| a.key.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                    .into());
+            }
+        }
+        for a in &mut axes {
+            a.role = if keys.contains(&a.key) {
+                Role::Condition
+            } else {
+                Role::Choice
+            };
+        }
     }
     if points.len().saturating_mul(seeds.len()) > MAX_TASKS {
         return Err(doc
@@ -912,6 +987,38 @@ mod tests {
         assert!(e.contains("machine.width.x"), "{e}");
         let e = err(&d, "[sweep\n");
         assert!(e.contains("line 1") && e.contains("not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn axes_are_conditions_or_choices() {
+        let d = base_dir();
+        let axes = "[axes]\npolicy.queue = [\"fifo\", \"easy\"]\nworkload.load_scale = [0.5, 1]\nhost.scp_policy = [\"rig\"]\nhost.boot_users = [false]\n";
+        let roles =
+            |text: &str| -> Vec<Role> { plan_text(&d, text).unwrap().plan.axes.iter().map(|a| a.role).collect() };
+        let b = "[sweep]\nbase = \"base.toml\"\n";
+        use Role::{Choice, Condition};
+        assert_eq!(roles(&format!("{b}{axes}")), [Choice, Condition, Choice, Condition]);
+        assert_eq!(
+            roles(&format!("{b}conditions = [\"host.scp_policy\"]\n{axes}")),
+            [Choice, Choice, Condition, Choice]
+        );
+        assert_eq!(roles(&format!("{b}conditions = []\n{axes}")), [Choice; 4]);
+        // Written into sweep.json for the report.
+        let p = plan_text(&d, &format!("{b}{axes}")).unwrap();
+        let json = serde_json::to_string(&p.plan.axes[1]).unwrap();
+        assert!(json.contains("\"role\":\"condition\""), "{json}");
+        let e = err(&d, &format!("{b}conditions = [\"workload.load\"]\n{axes}"));
+        assert!(
+            e.contains("line 3: sweep.conditions: \"workload.load\" is not an axis (axes: policy.queue,"),
+            "{e}"
+        );
+        let e = err(&d, &format!("{b}conditions = \"workload.load_scale\"\n{axes}"));
+        assert!(
+            e.contains("line 3: sweep.conditions: must be a list of axis keys"),
+            "{e}"
+        );
+        let e = err(&d, &format!("{b}conditions = [\"a\", \"a\"]\n{axes}"));
+        assert!(e.contains("\"a\" is listed twice"), "{e}");
     }
 
     #[test]
