@@ -152,10 +152,22 @@ impl Discipline for Easy {
             record(&mut self.seen);
             return Vec::new();
         };
+        // Requests found not to fit now, and (request, estimate) pairs that fit now but would
+        // delay the head: every trial starts from the same allocator, and placement depends on
+        // nothing else, so a later job asking the same fares the same (most queued jobs share a
+        // few shapes) and needs no copy of the allocator.
+        let mut no_room: Vec<&crate::alloc::Request> = Vec::new();
+        let mut delays_head: Vec<(&crate::alloc::Request, u64)> = Vec::new();
         for &(id, req, estimate) in view.queue.iter().skip(1 + skip).take(candidates.saturating_sub(skip)) {
             let Some(estimate) = estimate else { continue };
+            if no_room.contains(&req) || delays_head.contains(&(req, estimate)) {
+                continue;
+            }
             let mut trial = view.allocator.clone();
-            let Some(a) = trial.alloc(view.now, req) else { continue };
+            let Some(a) = trial.alloc(view.now, req) else {
+                no_room.push(req);
+                continue;
+            };
             let mut rel = releases.clone();
             rel.push((a.id, a.boards.len(), view.now + Duration(estimate)));
             rel.sort_by_key(|&(id, _, end)| (end, id));
@@ -170,6 +182,7 @@ impl Discipline for Easy {
             if trial.alloc(shadow, head).is_some() {
                 return vec![id];
             }
+            delays_head.push((req, estimate));
         }
         record(&mut self.seen);
         Vec::new()
@@ -243,6 +256,21 @@ mod tests {
                 assert_eq!(s, vec![1]);
             }
         }
+    }
+
+    #[test]
+    fn a_job_asking_what_an_earlier_one_asked_is_still_judged_by_its_own_estimate() {
+        let mut q = queue(true);
+        submit(&mut q, 0, 1, Shape::Triads { w: 1, h: 1 }, 100);
+        submit(&mut q, 0, 2, Shape::Triads { w: 2, h: 1 }, 100);
+        // Jobs 3 and 4 cannot start now (no room); jobs 5 and 6 would delay the head; job 7
+        // asks what they ask but ends before job 1 does, so it backfills.
+        submit(&mut q, 0, 3, Shape::Triads { w: 2, h: 1 }, 10);
+        submit(&mut q, 0, 4, Shape::Triads { w: 2, h: 1 }, 10);
+        submit(&mut q, 0, 5, Shape::Triads { w: 1, h: 1 }, 500);
+        submit(&mut q, 0, 6, Shape::Triads { w: 1, h: 1 }, 500);
+        submit(&mut q, 0, 7, Shape::Triads { w: 1, h: 1 }, 50);
+        assert_eq!(started(&mut q), vec![1, 7]);
     }
 
     #[test]
