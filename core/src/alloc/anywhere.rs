@@ -432,8 +432,9 @@ pub struct AnywherePacker {
     rebuild: bool,
     /// Clean verdicts and reachable counts.
     shared: Arc<Mutex<Shared>>,
-    /// Board indices of every live allocation.
-    allocations: BTreeMap<AllocId, Vec<u32>>,
+    /// Board indices of every live allocation (shared, so that a copy of the packer — EASY
+    /// plans on many — does not copy them).
+    allocations: BTreeMap<AllocId, Arc<[u32]>>,
     next_id: AllocId,
     generation: u64,
     allocated_boards: usize,
@@ -925,7 +926,7 @@ impl AnywherePacker {
         self.allocated_boards += boards.len();
         let topo = self.filter.topology();
         let out = boards.iter().map(|&i| topo.board(i)).collect();
-        self.allocations.insert(id, boards);
+        self.allocations.insert(id, boards.into());
         Allocation {
             id,
             boards: out,
@@ -1356,7 +1357,7 @@ impl Packer for AnywherePacker {
             return;
         };
         let topo = self.filter.topology();
-        for &i in &boards {
+        for &i in boards.iter() {
             let t = i as usize / 3;
             self.busy[i as usize] = false;
             self.triad_busy[t] -= 1;
