@@ -410,6 +410,14 @@ impl Sweep {
             .join(", ")
     }
 
+    /// Some axes' keys, joined by ", ".
+    fn keys(&self, axes: &[usize]) -> String {
+        axes.iter()
+            .map(|&a| self.axes[a].key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The axes the points differ in that are conditions.
     pub fn varied_conditions(&self) -> Vec<usize> {
         self.varied().filter(|(_, a)| a.condition).map(|(i, _)| i).collect()
@@ -796,11 +804,10 @@ fn best_table(sweep: &Sweep) -> String {
     let conditions = sweep.varied_conditions();
     let choices = sweep.varied_choices();
     if !conditions.is_empty() && choices.is_empty() {
-        let keys: Vec<&str> = conditions.iter().map(|&a| sweep.axes[a].key.as_str()).collect();
         return format!(
             "<p class=\"note\">Every axis that varies is a condition ({}): there is no setting to choose \
 between. The points table has every value.</p>\n",
-            esc(&keys.join(", "))
+            esc(&sweep.keys(&conditions))
         );
     }
     let groups = sweep.condition_groups();
@@ -961,11 +968,10 @@ pub fn index(sweep: &Sweep, figs: &[Figure]) -> String {
     let under = if conditions.is_empty() {
         String::new()
     } else {
-        let keys: Vec<&str> = conditions.iter().map(|&a| sweep.axes[a].key.as_str()).collect();
         format!(
             " under each combination of the conditions' values ({}): conditions are what the settings are \
 compared under, not settings to choose",
-            keys.join(", ")
+            sweep.keys(&conditions)
         )
     };
     let _ = writeln!(

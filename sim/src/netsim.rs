@@ -273,11 +273,7 @@ impl Network {
         let mut d = Some(d);
         for copy in 0..copies {
             // The last copy takes the datagram itself.
-            let d = if copy + 1 == copies {
-                d.take().expect("one datagram per copy")
-            } else {
-                d.clone().expect("one datagram per copy")
-            };
+            let d = if copy + 1 == copies { d.take() } else { d.clone() }.expect("one datagram per copy");
             let mut start = now;
             if endpoint.is_some() {
                 let free = &mut path.free[towards];

@@ -206,6 +206,11 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// The axes' keys, for messages: `policy.queue, workload.load_scale`.
+fn axis_keys(axes: &[Axis]) -> String {
+    axes.iter().map(|a| a.key.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 /// A flattened table leaf: dotted path, value, its key's offset.
 type Leaf<'a> = (String, &'a toml::Spanned<DeValue<'a>>, usize);
 
@@ -552,10 +557,7 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
                             .err(
                                 Some(at),
                                 &key,
-                                format!(
-                                    "{path} is not an axis (axes: {})",
-                                    axes.iter().map(|a| a.key.as_str()).collect::<Vec<_>>().join(", ")
-                                ),
+                                format!("{path} is not an axis (axes: {})", axis_keys(&axes)),
                             )
                             .into());
                     };
@@ -665,10 +667,7 @@ pub fn plan(file: &str, text: &str, dir: &Path, stem: &str) -> Result<Planned, S
                     .err(
                         Some(at),
                         "sweep.conditions",
-                        format!(
-                            "{k:?} is not an axis (axes: {})",
-                            axes.iter().map(|a| a.key.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
+                        format!("{k:?} is not an axis (axes: {})", axis_keys(&axes)),
                     )
                     .into());
             }

@@ -453,7 +453,7 @@ impl JobQueue {
             return;
         };
         let request = job.request;
-        let named = job.machine_name.as_ref().map(|name| self.names.get(name).copied());
+        let named = job.machine_name.as_deref().map(|name| self.machine_index(name));
         let mut found = false;
         for (i, m) in self.machines.iter_mut().enumerate() {
             let candidate = match (named, &job.tags) {
